@@ -1,0 +1,29 @@
+# Two commands do everything: `make demo` and `make test`. Both are idempotent.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install lint clean
+
+# uv installs the several-GB torch stack in seconds from its cache; pip alone takes minutes.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip uv
+	$(VENV)/bin/uv pip install --python $(PYTHON) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) manage.py setup_demo
+	$(PYTHON) manage.py runserver 127.0.0.1:8000 --noreload
+
+test: $(STAMP)
+	$(PYTHON) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) var

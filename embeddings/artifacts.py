@@ -1,0 +1,89 @@
+"""A model version on disk: one directory of artifacts with a manifest (format version,
+checksums, the facts of its making), written under a temporary name and renamed into place so a
+reader sees a whole version or none; checked against its manifest when loaded."""
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """A model version directory is missing, incomplete, corrupt or of another format."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ModelVersionWriter:
+    """Use as a context manager: write files under `.directory`, then `commit(**facts)`.
+    Leaving the block without committing (an error, a cancelled run) removes everything."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.name = name
+        self.final_directory = root / name
+        self.directory = root / f".incomplete-{name}-{uuid.uuid4().hex[:8]}"
+        self.committed = False
+
+    def __enter__(self) -> "ModelVersionWriter":
+        if self.final_directory.exists():
+            raise ArtifactError(f"Model version directory {self.final_directory} already exists")
+        self.directory.mkdir(parents=True)
+        return self
+
+    def commit(self, **facts: Any) -> Path:
+        files = sorted(p for p in self.directory.rglob("*") if p.is_file())
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "created_at": datetime.now(UTC).isoformat(),
+            **facts,
+            "files": {
+                str(p.relative_to(self.directory)): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+                for p in files
+            },
+        }
+        (self.directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str))
+        os.replace(self.directory, self.final_directory)
+        self.committed = True
+        return self.final_directory
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if not self.committed:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def read_manifest(directory: Path, verify_checksums: bool = True) -> dict[str, Any]:
+    """The manifest of a model version, after checking its format and every file's checksum."""
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ArtifactError(f"{directory} is not a model version: {MANIFEST_NAME} is missing")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory} has format version {manifest.get('format_version')}; this code reads "
+            f"version {FORMAT_VERSION}. Retrain to produce a current model version."
+        )
+    for relative, expected in manifest["files"].items():
+        file = directory / relative
+        if not file.is_file():
+            raise ArtifactError(f"{file} listed in the manifest is missing")
+        if verify_checksums and file_sha256(file) != expected["sha256"]:
+            raise ArtifactError(f"{file} does not match its checksum in the manifest")
+    return manifest

@@ -1,0 +1,106 @@
+"""The serving side of a model version: item vectors of the compatibility space in one FAISS
+index per category, and which categories complement which. Needs numpy and faiss, not torch,
+so web processes can serve matches without loading a neural network."""
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import permutations
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+ITEMS_FILE = "items.json"
+VECTORS_FILE = "item_vectors.npy"
+INDEX_DIR = "indexes"
+
+
+def complementary_categories(
+    outfits: Sequence[Sequence[int]], item_categories: Sequence[str]
+) -> dict[str, list[str]]:
+    """For each category, the other categories stylists combine it with, most frequent first.
+    Categories that never share an outfit (a dress and a skirt) are not complementary."""
+    pair_counts: Counter[tuple[str, str]] = Counter()
+    for outfit in outfits:
+        categories = {item_categories[item] for item in outfit}
+        pair_counts.update(permutations(categories, 2))
+    complements: dict[str, list[str]] = {}
+    for (category, other), _count in pair_counts.most_common():
+        complements.setdefault(category, []).append(other)
+    return complements
+
+
+def build_flat_index(vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
+    """Exact inner-product search (cosine on unit vectors), returning our own row ids."""
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
+    return index
+
+
+@dataclass
+class CompatibilityIndex:
+    skus: list[str]
+    categories: list[str]
+    vectors: np.ndarray  # (N, D) unit vectors; row i is skus[i]
+    indexes: dict[str, faiss.Index]
+    complements: dict[str, list[str]]
+
+    def __post_init__(self) -> None:
+        self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
+
+    @classmethod
+    def build(
+        cls, skus: Sequence[str], categories: Sequence[str], vectors: np.ndarray,
+        outfits: Sequence[Sequence[int]],
+    ) -> "CompatibilityIndex":
+        categories = list(categories)
+        rows_by_category: dict[str, list[int]] = {}
+        for row, category in enumerate(categories):
+            rows_by_category.setdefault(category, []).append(row)
+        indexes = {
+            category: build_flat_index(vectors[rows], np.asarray(rows))
+            for category, rows in rows_by_category.items()
+        }
+        return cls(list(skus), categories, vectors, indexes,
+                   complementary_categories(outfits, categories))
+
+    def complements_of(self, category: str) -> list[str]:
+        """Complementary categories; a category seen in no outfit gets every other one."""
+        if category in self.complements:
+            return self.complements[category]
+        return sorted(c for c in self.indexes if c != category)
+
+    def nearest(self, sku: str, category: str, count: int) -> list[tuple[str, float]]:
+        """The `count` items of `category` most compatible with `sku`, best first, never `sku`."""
+        row = self.row_of_sku.get(sku)
+        index = self.indexes.get(category)
+        if row is None or index is None or count <= 0:
+            return []
+        scores, rows = index.search(self.vectors[row : row + 1], min(count + 1, index.ntotal))
+        return [
+            (self.skus[found], float(score))
+            for score, found in zip(scores[0], rows[0], strict=True)
+            if found >= 0 and found != row
+        ][:count]
+
+    def save(self, directory: Path) -> None:
+        (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
+        np.save(directory / VECTORS_FILE, self.vectors.astype(np.float32))
+        category_files = {category: f"{INDEX_DIR}/{number:04d}.faiss"
+                          for number, category in enumerate(sorted(self.indexes))}
+        for category, relative in category_files.items():
+            faiss.write_index(self.indexes[category], str(directory / relative))
+        (directory / ITEMS_FILE).write_text(json.dumps({
+            "skus": self.skus, "categories": self.categories,
+            "index_files": category_files, "complements": self.complements,
+        }))
+
+    @classmethod
+    def load(cls, directory: Path) -> "CompatibilityIndex":
+        items = json.loads((directory / ITEMS_FILE).read_text())
+        vectors = np.load(directory / VECTORS_FILE)
+        indexes = {category: faiss.read_index(str(directory / relative))
+                   for category, relative in items["index_files"].items()}
+        return cls(items["skus"], items["categories"], vectors, indexes, items["complements"])

@@ -1,0 +1,37 @@
+"""manage.py pretrain_backbone [--epochs N] [--output FILE]"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from embeddings.progress import TerminalProgress
+from embeddings.services import pretrain_backbone
+
+
+class Command(BaseCommand):
+    help = (
+        "Build the offline backbone: train the project's small open_clip model contrastively on "
+        "catalog images and titles, and save it as an open_clip checkpoint."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--epochs", type=int, default=20)
+        parser.add_argument(
+            "--output", type=Path, default=Path(settings.OUTFITS_PRETRAINED),
+            help="Checkpoint to write (default: OUTFITS_PRETRAINED).",
+        )
+
+    def handle(self, *args, epochs: int, output: Path, **options) -> None:
+        if epochs < 1:
+            raise CommandError("--epochs must be at least 1")
+        bar = TerminalProgress()
+        try:
+            losses = pretrain_backbone(output, epochs, progress=bar)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        finally:
+            bar.close()
+        self.stdout.write(self.style.SUCCESS(
+            f"Backbone saved to {output} (contrastive loss {losses[0]:.3f} -> {losses[-1]:.3f})."
+        ))

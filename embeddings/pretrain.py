@@ -1,0 +1,108 @@
+"""Contrastive image–text training of a backbone (the CLIP objective). This is how the project
+builds its own backbone offline, on catalog images and their titles or on any image–caption
+pairs from a related domain, when no pretrained CLIP weights can be downloaded."""
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from open_clip.loss import ClipLoss
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from .backbone import Backbone
+from .progress import Progress, no_progress
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite: the weights are unusable."""
+
+
+@dataclass(frozen=True)
+class PretrainingConfig:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.1
+    seed: int = 0
+
+
+class ImageCaptionPairs(Dataset):
+    def __init__(self, image_paths: Sequence[Path], captions: Sequence[str], backbone: Backbone):
+        if len(image_paths) != len(captions):
+            raise ValueError(f"{len(image_paths)} images but {len(captions)} captions")
+        self.image_paths = list(image_paths)
+        self.tokens = backbone.tokenizer(list(captions))
+        self.preprocess = backbone.train_preprocess
+
+    def __len__(self) -> int:
+        return len(self.image_paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with Image.open(self.image_paths[index]) as image:
+            return self.preprocess(image.convert("RGB")), self.tokens[index]
+
+
+def pretrain_contrastive(
+    backbone: Backbone,
+    image_paths: Sequence[Path],
+    captions: Sequence[str],
+    config: PretrainingConfig = PretrainingConfig(),
+    progress: Progress = no_progress,
+) -> list[float]:
+    """Train the whole backbone so each image is closest to its own caption; returns the mean
+    loss of every epoch. The model is left in eval mode."""
+    pairs = ImageCaptionPairs(image_paths, captions, backbone)
+    generator = torch.Generator().manual_seed(config.seed)
+    # drop_last keeps every batch a real contrastive problem (a batch of one has no negatives).
+    loader = DataLoader(
+        pairs, batch_size=min(config.batch_size, len(pairs)), shuffle=True, drop_last=True,
+        generator=generator,
+    )
+    model = backbone.model
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    total_steps = max(1, config.epochs * len(loader))
+    warmup_steps = max(1, int(config.warmup_fraction * total_steps))
+
+    def learning_rate_factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (total_steps - warmup_steps)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
+    loss_function = ClipLoss()
+    epoch_losses: list[float] = []
+    model.train()
+    try:
+        for epoch in range(config.epochs):
+            losses = []
+            for images, tokens in loader:
+                image_features, text_features, logit_scale = model(images, tokens)[:3]
+                loss = loss_function(image_features, text_features, logit_scale)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"Backbone pretraining diverged at epoch {epoch + 1} (loss {loss.item()}); "
+                        f"lower the learning rate ({config.learning_rate})."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                with torch.no_grad():  # CLIP clamps the temperature the same way
+                    model.logit_scale.clamp_(0, math.log(100))
+                losses.append(loss.item())
+            epoch_losses.append(sum(losses) / max(1, len(losses)))
+            logger.info("pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs,
+                        epoch_losses[-1])
+            progress("pretraining backbone", epoch + 1, config.epochs, loss=epoch_losses[-1])
+    finally:
+        model.eval()
+    return epoch_losses

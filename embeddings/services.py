@@ -1,0 +1,229 @@
+"""The Django side of the engine: gather products and outfits, run training, write and activate
+model versions, and hand web processes the active compatibility index."""
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Product
+from outfits.models import OutfitItem
+
+from .artifacts import ModelVersionWriter, file_sha256, read_manifest
+from .index import CompatibilityIndex
+from .models import ModelVersion, TrainingRun
+from .progress import Progress, no_progress
+
+logger = logging.getLogger(__name__)
+
+VALIDATION_FRACTION = 0.15
+SEED = 0
+
+
+def start_training_run(requested_by=None, **options: Any) -> TrainingRun:
+    """Record a run and enqueue its task once the row is committed (a worker must see it)."""
+    from .tasks import retrain
+
+    run = TrainingRun.objects.create(
+        requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
+        options=options,
+    )
+    transaction.on_commit(lambda: retrain.delay(run.pk))
+    return run
+
+
+class RunProgress:
+    """Progress written to the TrainingRun row, at most a few times a second."""
+
+    def __init__(self, run: TrainingRun, also: Progress = no_progress) -> None:
+        self.run = run
+        self.also = also
+        self.last_write = 0.0
+
+    def __call__(self, stage: str, done: int, total: int, **info: float) -> None:
+        self.also(stage, done, total, **info)
+        now = time.monotonic()
+        if stage == self.run.stage and done < total and now - self.last_write < 0.5:
+            return
+        self.last_write = now
+        details = ", ".join(f"{key} {value:.4f}" for key, value in info.items())
+        TrainingRun.objects.filter(pk=self.run.pk).update(
+            stage=stage, progress_done=done, progress_total=total,
+            message=f"{stage}: {done}/{total}" + (f" ({details})" if details else ""),
+        )
+        self.run.stage = stage
+
+
+def execute_training_run(run_id: int, progress: Progress = no_progress) -> TrainingRun:
+    """Carry out a queued run. Safe to call twice: a run that is not queued is left alone.
+    Failures are recorded on the run (and logged); the active model is then untouched."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.status != TrainingRun.Status.QUEUED:
+            logger.info("training run %s is %s; not starting it again", run_id, run.status)
+            return run
+        run.status, run.started_at = TrainingRun.Status.RUNNING, timezone.now()
+        run.save(update_fields=["status", "started_at"])
+    try:
+        version = train_model_version(
+            epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
+            progress=RunProgress(run, also=progress),
+        )
+    except Exception as error:
+        logger.exception("training run %s failed", run_id)
+        run.status, run.message = TrainingRun.Status.FAILED, f"{type(error).__name__}: {error}"
+    else:
+        run.status, run.model_version, run.metrics = (
+            TrainingRun.Status.SUCCEEDED, version, version.metrics
+        )
+        run.message = f"Model version {version.name} trained and activated."
+    run.finished_at = timezone.now()
+    run.save()
+    return run
+
+
+def training_data() -> tuple[list[Product], list[list[int]]]:
+    """Active products (rows) and outfits as lists of row numbers, in a stable order."""
+    products = list(Product.objects.filter(active=True).select_related("category").order_by("pk"))
+    row_of = {product.pk: row for row, product in enumerate(products)}
+    outfits: dict[int, list[int]] = {}
+    for outfit_id, product_id in OutfitItem.objects.order_by("outfit_id", "position").values_list(
+        "outfit_id", "product_id"
+    ):
+        if product_id in row_of:
+            outfits.setdefault(outfit_id, []).append(row_of[product_id])
+    return products, [items for items in outfits.values() if len(items) >= 2]
+
+
+def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelVersion:
+    """Embed the catalog, train the compatibility head on outfit triplets, evaluate FITB on
+    held-out outfits, build the per-category indexes, write a model version and activate it."""
+    from .backbone import load_backbone
+    from .encode import encode_items
+    from .evaluate import fitb_accuracy, make_fitb_questions, split_outfits
+    from .train import HeadTrainingConfig, project, save_head, train_compatibility_head
+
+    products, outfits = training_data()
+    if len(outfits) < 2:
+        raise ValueError(
+            f"Training needs at least 2 outfits of 2+ active products; found {len(outfits)}. "
+            "Import outfits first (manage.py import_outfits)."
+        )
+    backbone = load_backbone(settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED)
+    item_vectors = encode_items(
+        backbone, [Path(p.image.path) for p in products], [p.title for p in products], progress
+    )
+    category_names = [p.category.name for p in products]
+    category_codes = np.unique(category_names, return_inverse=True)[1]
+
+    rng = np.random.default_rng(SEED)
+    train_rows, validation_rows = split_outfits(len(outfits), VALIDATION_FRACTION, rng)
+    train_outfits = [outfits[i] for i in train_rows]
+    validation_outfits = [outfits[i] for i in validation_rows]
+    config = HeadTrainingConfig(epochs=epochs, seed=SEED)
+    head, losses = train_compatibility_head(
+        item_vectors, train_outfits, category_codes, config, progress
+    )
+    progress("evaluating", 0, 1)
+    compatibility_vectors = project(head, item_vectors)
+    questions = make_fitb_questions(validation_outfits, category_codes, rng)
+    metrics = {
+        "fitb": fitb_accuracy(compatibility_vectors, questions),
+        "fitb_backbone_only": fitb_accuracy(item_vectors, questions),
+        "fitb_questions": len(questions),
+        "final_loss": losses[-1],
+    }
+    progress("evaluating", 1, 1)
+    logger.info("evaluation: %s", metrics)
+
+    progress("indexing", 0, 1)
+    index = CompatibilityIndex.build(
+        [p.sku for p in products], category_names, compatibility_vectors, outfits
+    )
+    name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    pretrained_file = Path(backbone.pretrained)
+    with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
+        index.save(writer.directory)
+        save_head(head, writer.directory / "head.safetensors")
+        directory = writer.commit(
+            backbone=backbone.name,
+            pretrained=backbone.pretrained,
+            pretrained_sha256=file_sha256(pretrained_file) if pretrained_file.is_file() else None,
+            item_count=len(products),
+            outfit_count=len(outfits),
+            train_outfit_count=len(train_outfits),
+            item_vector_dim=int(item_vectors.shape[1]),
+            compatibility_dim=int(compatibility_vectors.shape[1]),
+            training=asdict(config),
+            epoch_losses=losses,
+            metrics=metrics,
+        )
+    progress("indexing", 1, 1)
+    version = ModelVersion.objects.create(
+        name=name, directory=directory.name, backbone=backbone.name,
+        pretrained=backbone.pretrained, metrics=metrics, manifest=read_manifest(directory, False),
+    )
+    activate(version)
+    return version
+
+
+def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progress) -> list[float]:
+    """Build the offline backbone: train the project's small open_clip model contrastively on
+    catalog images and their captions, and save it where OUTFITS_PRETRAINED can point."""
+    from .backbone import OFFLINE_BACKBONE, create_untrained_backbone, save_backbone_checkpoint
+    from .pretrain import PretrainingConfig, pretrain_contrastive
+
+    products = list(Product.objects.filter(active=True).select_related("category").order_by("pk"))
+    if len(products) < 2:
+        raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
+    backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)
+    losses = pretrain_contrastive(
+        backbone, [Path(p.image.path) for p in products], [image_caption(p) for p in products],
+        PretrainingConfig(epochs=epochs, seed=SEED), progress,
+    )
+    save_backbone_checkpoint(backbone, output)
+    return losses
+
+
+def image_caption(product: Product) -> str:
+    """What the picture shows, in words: the pairing text of contrastive pretraining."""
+    return ", ".join(part for part in (product.title, product.colour, product.category.name) if part)
+
+
+def activate(version: ModelVersion) -> None:
+    """Make `version` the one served, in one transaction; web processes notice on next request."""
+    with transaction.atomic():
+        ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
+        version.is_active, version.activated_at = True, timezone.now()
+        version.save(update_fields=["is_active", "activated_at"])
+
+
+_loaded_lock = threading.Lock()
+_loaded: tuple[ModelVersion, CompatibilityIndex] | None = None
+
+
+def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """The active version and its index, loaded once per process and swapped when the active
+    version changes (one small query per call tells)."""
+    global _loaded
+    version = ModelVersion.objects.filter(is_active=True).first()
+    if version is None:
+        return None
+    current = _loaded
+    if current is not None and current[0].pk == version.pk:
+        return current
+    with _loaded_lock:
+        if _loaded is None or _loaded[0].pk != version.pk:
+            directory = Path(settings.OUTFITS_MODEL_DIR) / version.directory
+            read_manifest(directory)
+            _loaded = (version, CompatibilityIndex.load(directory))
+            logger.info("serving model version %s", version.name)
+        return _loaded

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OutfitsConfig(AppConfig):
+    name = "outfits"
+    verbose_name = "Curated outfits"

@@ -1,0 +1,88 @@
+"""manage.py setup_demo: everything `make demo` does before serving, idempotently."""
+
+import secrets
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+from catalog.demo_catalog import generate_demo_catalog
+from embeddings.models import ModelVersion
+from embeddings.progress import TerminalProgress
+
+ADMIN_USERNAME = "admin"
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up the demo shop: migrate, draw and import a demo catalog with outfits, build the "
+        "offline backbone, train and activate the compatibility model."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--products-per-category", type=int, default=40)
+        parser.add_argument("--outfits", type=int, default=240)
+        parser.add_argument("--pretrain-epochs", type=int, default=30)
+        parser.add_argument("--retrain", action="store_true",
+                            help="Train a new model version even if one is active.")
+
+    def step(self, text: str) -> None:
+        self.stdout.write(self.style.MIGRATE_HEADING(f"\n==> {text}"))
+
+    def handle(self, *args, products_per_category: int, outfits: int, pretrain_epochs: int,
+               retrain: bool, **options) -> None:
+        started = time.monotonic()
+        settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
+        self.step("Database")
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        password = self.ensure_admin()
+
+        self.step("Drawing the demo catalog")
+        bar = TerminalProgress()
+        demo = generate_demo_catalog(
+            settings.VAR_DIR / "demo-catalog", products_per_category=products_per_category,
+            outfit_count=outfits, progress=lambda done, total: bar("drawing images", done, total),
+        )
+        bar.close()
+        self.stdout.write(f"{demo.product_count} products, {demo.outfit_count} outfits "
+                          f"in {demo.products_csv.parent}")
+
+        self.step("Importing the catalog and outfits")
+        call_command("import_catalog", str(demo.products_csv))
+        call_command("import_outfits", str(demo.outfits_csv))
+
+        backbone = Path(settings.OUTFITS_PRETRAINED)
+        if settings.OUTFITS_BACKBONE == "outfits-tiny" and not backbone.is_file():
+            self.step("Pretraining the offline backbone on catalog images and titles")
+            call_command("pretrain_backbone", epochs=pretrain_epochs)
+
+        if retrain or not ModelVersion.objects.filter(is_active=True).exists():
+            self.step("Training the compatibility model")
+            call_command("train")
+        else:
+            self.stdout.write("An active model version exists; pass --retrain for a new one.")
+
+        self.step(f"Ready in {time.monotonic() - started:.0f} s")
+        self.stdout.write(self.style.SUCCESS(
+            "Shop:  http://127.0.0.1:8000/\n"
+            f"Admin: http://127.0.0.1:8000/admin/  user {ADMIN_USERNAME}  password {password}"
+        ))
+
+    def ensure_admin(self) -> str:
+        """The demo's superuser; its random password is kept in var/ so reruns print the same."""
+        password_file = settings.VAR_DIR / "demo-admin-password.txt"
+        if not password_file.exists():
+            password_file.write_text(secrets.token_urlsafe(12))
+            password_file.chmod(0o600)
+        password = password_file.read_text().strip()
+        user, _ = get_user_model().objects.get_or_create(
+            username=ADMIN_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+        )
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return password

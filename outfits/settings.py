@@ -1,0 +1,138 @@
+"""Settings for the outfit-matching site: every value comes from the environment, with an
+embedded default (SQLite, in-process Celery, the offline backbone, files under ./var/)."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+VAR_DIR = Path(os.environ.get("OUTFITS_VAR_DIR", BASE_DIR / "var")).resolve()
+
+SECRET_KEY = os.environ.get(
+    "DJANGO_SECRET_KEY", "embedded-default-not-secret-set-DJANGO_SECRET_KEY-in-production"
+)
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "catalog",
+    "outfits",
+    "embeddings",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "outfits.urls"
+WSGI_APPLICATION = "outfits.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if not DATABASE_URL:  # the embedded default: SQLite under var/
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(os.environ.get("OUTFITS_MEDIA_ROOT", VAR_DIR / "media"))
+# Without a reverse proxy in front (the demo, a small store), Django serves uploaded images itself.
+OUTFITS_SERVE_MEDIA = env_bool("OUTFITS_SERVE_MEDIA", True)
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+# --- Celery: a real broker when CELERY_BROKER_URL is set, in-process tasks otherwise. ---
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    CELERY_BROKER_URL = "memory://"
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "training"}}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# --- The compatibility model ---
+# The backbone is any open_clip model: a built-in name with a pretrained tag or checkpoint file,
+# or an `hf-hub:` model. The embedded default is the project's own offline backbone, which
+# `manage.py pretrain_backbone` builds from catalog images and titles.
+OUTFITS_BACKBONE = os.environ.get("OUTFITS_BACKBONE", "outfits-tiny")
+OUTFITS_PRETRAINED = os.environ.get(
+    "OUTFITS_PRETRAINED", str(VAR_DIR / "backbones" / "outfits-tiny.safetensors")
+)
+OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
+OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
+OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # faiss announces at INFO which CPU build it picked, on every start.
+    "loggers": {"faiss.loader": {"level": "WARNING"}},
+}

@@ -112,7 +112,8 @@ if CELERY_TASK_ALWAYS_EAGER:
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": "training"}}
+OUTFITS_TRAINING_QUEUE = os.environ.get("OUTFITS_TRAINING_QUEUE", "training")
+CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": OUTFITS_TRAINING_QUEUE}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 
 # --- The compatibility model ---

@@ -1,0 +1,64 @@
+"""Shared fixtures: every test gets its own media, model and backbone paths; the small demo
+catalog and a briefly pretrained offline backbone are made once per session."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from catalog.demo_catalog import DemoCatalog, generate_demo_catalog
+
+
+@pytest.fixture(autouse=True)
+def isolated_files(settings, tmp_path: Path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.OUTFITS_MODEL_DIR = tmp_path / "models"
+    settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")
+    settings.OUTFITS_TRAINING_EPOCHS = 8
+    from embeddings import services
+
+    services._loaded = None  # no model version leaks from one test's files into another
+    yield
+    services._loaded = None
+
+
+@pytest.fixture(scope="session")
+def small_catalog(tmp_path_factory) -> DemoCatalog:
+    return generate_demo_catalog(
+        tmp_path_factory.mktemp("demo"), products_per_category=8, outfit_count=60, seed=3
+    )
+
+
+@dataclass(frozen=True)
+class BackboneCheckpoint:
+    name: str
+    path: Path
+
+
+@pytest.fixture(scope="session")
+def backbone_checkpoint(tmp_path_factory, small_catalog: DemoCatalog) -> BackboneCheckpoint:
+    """The offline backbone after two epochs of contrastive pretraining on the small catalog."""
+    import csv
+
+    from embeddings.backbone import create_untrained_backbone, save_backbone_checkpoint
+    from embeddings.pretrain import PretrainingConfig, pretrain_contrastive
+
+    with small_catalog.products_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    backbone = create_untrained_backbone()
+    pretrain_contrastive(
+        backbone,
+        [small_catalog.products_csv.parent / row["image"] for row in rows],
+        [row["title"] for row in rows],
+        PretrainingConfig(epochs=2, batch_size=16),
+    )
+    path = tmp_path_factory.mktemp("backbone") / "outfits-tiny.safetensors"
+    save_backbone_checkpoint(backbone, path)
+    return BackboneCheckpoint(backbone.name, path)
+
+
+@pytest.fixture
+def use_backbone(settings, backbone_checkpoint: BackboneCheckpoint) -> BackboneCheckpoint:
+    settings.OUTFITS_BACKBONE = backbone_checkpoint.name
+    settings.OUTFITS_PRETRAINED = str(backbone_checkpoint.path)
+    return backbone_checkpoint

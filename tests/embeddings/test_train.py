@@ -1,0 +1,74 @@
+import numpy as np
+import torch
+
+from embeddings.evaluate import fitb_accuracy, make_fitb_questions
+from embeddings.train import (
+    CompatibilityHead,
+    HeadConfig,
+    HeadTrainingConfig,
+    load_head,
+    project,
+    save_head,
+    train_compatibility_head,
+    triplet_loss,
+)
+
+
+def styled_items(seed: int = 0):
+    """Items whose style (what makes them go together) is a hidden direction in their vectors,
+    swamped by a category direction that says nothing about compatibility."""
+    rng = np.random.default_rng(seed)
+    categories = np.tile(np.arange(3), 100)
+    styles = rng.integers(0, 5, size=300)
+    vectors = (np.eye(32)[categories] * 3 + np.eye(32)[10 + styles] * 0.5
+               + rng.normal(scale=0.3, size=(300, 32)))
+    outfits = []
+    for style in range(5):
+        members = {c: np.flatnonzero((styles == style) & (categories == c)) for c in range(3)}
+        for _ in range(30):
+            outfits.append([int(rng.choice(members[c])) for c in range(3)])
+    return vectors.astype(np.float32), categories, outfits
+
+
+def test_one_training_step_lowers_the_loss():
+    vectors, categories, outfits = styled_items()
+    head = CompatibilityHead(HeadConfig(input_dim=32))
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.5)
+    from embeddings.triplets import mine_triplets
+
+    batch = torch.from_numpy(mine_triplets(outfits, categories, np.random.default_rng(0)))
+    items = torch.from_numpy(vectors)
+
+    def loss() -> torch.Tensor:
+        a, p, n = (head(items[batch[:, k]]) for k in range(3))
+        return triplet_loss(a, p, n, margin=0.2)
+
+    before = loss()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert loss().item() < before.item()
+
+
+def test_training_learns_compatibility_the_raw_vectors_do_not_show():
+    vectors, categories, outfits = styled_items()
+    train, validation = outfits[::2], outfits[1::2]
+    questions = make_fitb_questions(validation, categories, np.random.default_rng(1))
+    head, losses = train_compatibility_head(
+        vectors, train, categories, HeadTrainingConfig(epochs=15, batch_size=64)
+    )
+    assert losses[-1] < losses[0]
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    learned = fitb_accuracy(project(head, vectors), questions)
+    assert learned > fitb_accuracy(unit, questions) + 0.2
+    assert learned > 0.7
+
+
+def test_head_round_trips_through_its_file(tmp_path):
+    head = CompatibilityHead(HeadConfig(input_dim=12, output_dim=8, hidden_dim=16)).eval()
+    save_head(head, tmp_path / "head.safetensors")
+    loaded = load_head(tmp_path / "head.safetensors")
+    vectors = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    np.testing.assert_allclose(project(loaded, vectors), project(head, vectors), rtol=1e-6)
+    assert np.allclose(np.linalg.norm(project(head, vectors), axis=1), 1)

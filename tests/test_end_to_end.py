@@ -1,0 +1,125 @@
+"""From a generated catalog to "Goes well with" on the product page and in the REST API."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.urls import reverse
+
+from catalog.models import Product
+from embeddings.artifacts import read_manifest
+from embeddings.models import ModelVersion, TrainingRun
+
+
+@pytest.fixture
+def trained_shop(db, settings, small_catalog, use_backbone):
+    call_command("import_catalog", str(small_catalog.products_csv))
+    call_command("import_outfits", str(small_catalog.outfits_csv))
+    call_command("train", epochs=4)
+    return ModelVersion.objects.get(is_active=True)
+
+
+def test_training_writes_a_complete_active_version(trained_shop, settings):
+    manifest = read_manifest(Path(settings.OUTFITS_MODEL_DIR) / trained_shop.directory)
+    assert manifest["item_count"] == Product.objects.count()
+    assert manifest["backbone"] == "outfits-tiny"
+    assert manifest["pretrained_sha256"]
+    assert {"head.safetensors", "item_vectors.npy", "items.json"} <= manifest["files"].keys()
+    assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded" and run.model_version == trained_shop
+
+
+def test_api_matches_come_from_other_categories_never_the_product_itself(client, trained_shop):
+    checked = 0
+    for product in Product.objects.select_related("category"):
+        response = client.get(f"/api/v1/products/{product.sku}/matches/")
+        assert response.status_code == 200
+        data = response.json()
+        assert data["sku"] == product.sku and data["model_version"] == trained_shop.name
+        for group in data["groups"]:
+            assert group["category"] != product.category.name
+            assert group["matches"], "empty groups are left out"
+            scores = [match["score"] for match in group["matches"]]
+            assert scores == sorted(scores, reverse=True)
+            for match in group["matches"]:
+                assert match["sku"] != product.sku
+                assert match["category"] == group["category"]
+                assert match["image_url"].startswith("http://testserver/media/")
+                checked += 1
+    assert checked > Product.objects.count()  # most products got several matches
+
+
+def test_product_page_shows_goes_well_with_panels_with_images_and_links(client, trained_shop):
+    top = Product.objects.filter(category__name="Tops").first()
+    api = client.get(f"/api/v1/products/{top.sku}/matches/").json()
+    page = client.get(top.get_absolute_url())
+    html = page.content.decode()
+    assert page.status_code == 200 and "Goes well with" in html
+    for group in api["groups"]:
+        assert f"<h3>{group['category']}</h3>" in html
+        for match in group["matches"]:
+            assert reverse("catalog:product-detail", args=[match["sku"]]) in html
+    assert html.count('loading="lazy"') >= sum(len(g["matches"]) for g in api["groups"])
+
+
+def test_out_of_stock_and_inactive_products_are_never_recommended(client, trained_shop):
+    top = Product.objects.filter(category__name="Tops").first()
+    first = client.get(f"/api/v1/products/{top.sku}/matches/").json()["groups"][0]["matches"][0]
+    Product.objects.filter(sku=first["sku"]).update(in_stock=False)
+    again = client.get(f"/api/v1/products/{top.sku}/matches/").json()
+    assert first["sku"] not in {m["sku"] for g in again["groups"] for m in g["matches"]}
+    Product.objects.filter(sku=top.sku).update(active=False)
+    assert client.get(f"/api/v1/products/{top.sku}/matches/").status_code == 404
+
+
+def test_unknown_sku_is_404_and_an_untrained_shop_says_so(client, db, small_catalog):
+    assert client.get("/api/v1/products/NOPE/matches/").status_code == 404
+    call_command("import_catalog", str(small_catalog.products_csv))
+    product = Product.objects.first()
+    data = client.get(f"/api/v1/products/{product.sku}/matches/").json()
+    assert data == {"sku": product.sku, "model_version": None, "groups": []}
+    assert "No matches yet" in client.get(product.get_absolute_url()).content.decode()
+
+
+def test_product_list_filters_by_category_and_searches_titles(client, db, small_catalog):
+    call_command("import_catalog", str(small_catalog.products_csv))
+    bags = client.get("/?category=bags").content.decode()
+    bag = Product.objects.filter(category__name="Bags").first()
+    shoe = Product.objects.filter(category__name="Shoes").first()
+    assert bag.title in bags and shoe.get_absolute_url() not in bags
+    found = client.get("/", {"q": shoe.title}).content.decode()
+    assert shoe.get_absolute_url() in found
+
+
+def test_admin_retrain_button_trains_and_activates_a_new_version(client, trained_shop):
+    admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "pw")
+    client.force_login(admin)
+    assert "Retrain" in client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
+    response = client.post(reverse("admin:embeddings_modelversion_retrain"))
+    run = TrainingRun.objects.latest("created_at")
+    assert response.status_code == 302 and response.url.endswith(f"/trainingrun/{run.pk}/change/")
+    run.refresh_from_db()  # the embedded default runs the Celery task in-process
+    assert run.status == "succeeded" and run.requested_by == admin
+    active = ModelVersion.objects.get(is_active=True)
+    assert active != trained_shop and run.model_version == active
+    assert client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).status_code == 200
+
+
+def test_failed_training_records_why_and_keeps_the_active_version(trained_shop, settings):
+    settings.OUTFITS_PRETRAINED = "/nowhere/backbone.safetensors"
+    with pytest.raises(Exception, match="OUTFITS_PRETRAINED"):
+        call_command("train")
+    run = TrainingRun.objects.latest("created_at")
+    assert run.status == "failed" and "pretrain_backbone" in run.message
+    assert ModelVersion.objects.get(is_active=True) == trained_shop
+    assert len(list(Path(settings.OUTFITS_MODEL_DIR).iterdir())) == 1  # nothing half-written
+
+
+def test_pretrain_backbone_command_writes_a_loadable_checkpoint(db, settings, small_catalog):
+    call_command("import_catalog", str(small_catalog.products_csv))
+    call_command("pretrain_backbone", epochs=1)
+    from embeddings.backbone import load_backbone
+
+    assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained

@@ -1,1 +1,1 @@
-"""The catalog: products, categories, images, catalog import and the shopper-facing product pages."""
+"""The catalog: products, categories, images, catalog import and the shop's product pages."""

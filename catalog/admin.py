@@ -13,7 +13,16 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ["thumbnail", "sku", "title", "category", "colour", "price", "in_stock", "active"]
+    list_display = [
+        "thumbnail",
+        "sku",
+        "title",
+        "category",
+        "colour",
+        "price",
+        "in_stock",
+        "active",
+    ]
     list_display_links = ["thumbnail", "sku"]
     list_filter = ["category", "active", "in_stock"]
     list_editable = ["in_stock", "active"]
@@ -25,5 +34,7 @@ class ProductAdmin(admin.ModelAdmin):
     def thumbnail(self, product: Product) -> str:
         if not product.image:
             return ""
-        return format_html('<img src="{}" alt="" width="48" height="48" '
-                           'style="object-fit:contain">', product.image.url)
+        return format_html(
+            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain">',
+            product.image.url,
+        )

@@ -43,7 +43,9 @@ class ImportReport:
         )
 
 
-def read_csv_rows(path: Path, required_columns: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+def read_csv_rows(
+    path: Path, required_columns: Sequence[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line number where the row starts, row) with values stripped; header checked first."""
     # utf-8-sig: spreadsheet exports often start with a byte-order mark.
     with path.open(newline="", encoding="utf-8-sig") as handle:

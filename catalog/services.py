@@ -122,7 +122,8 @@ def _upsert_product(sku: str, fields: dict[str, Any]) -> str:
 
 
 def import_catalog(
-    csv_path: Path, image_root: Path | None = None,
+    csv_path: Path,
+    image_root: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import products from `csv_path` (columns sku,title,category,image[,colour,price,in_stock],

@@ -22,17 +22,25 @@ def product_list(request: HttpRequest) -> HttpResponse:
     if query:
         products = products.filter(Q(title__icontains=query) | Q(sku__iexact=query))
     page = Paginator(products, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "catalog/product_list.html", {
-        "page": page,
-        "categories": Category.objects.filter(products__active=True).distinct(),
-        "current_category": category,
-        "query": query,
-    })
+    return render(
+        request,
+        "catalog/product_list.html",
+        {
+            "page": page,
+            "categories": Category.objects.filter(products__active=True).distinct(),
+            "current_category": category,
+            "query": query,
+        },
+    )
 
 
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     product = get_object_or_404(Product.objects.select_related("category"), sku=sku, active=True)
-    return render(request, "catalog/product_detail.html", {
-        "product": product,
-        "recommendations": goes_well_with(product),
-    })
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {
+            "product": product,
+            "recommendations": goes_well_with(product),
+        },
+    )

@@ -11,7 +11,7 @@ from .models import ModelVersion, TrainingRun
 
 def metric(name: str, description: str):
     @admin.display(description=description)
-    def show(obj) -> str:
+    def show(model_admin: admin.ModelAdmin, obj) -> str:
         value = obj.metrics.get(name)
         return f"{value:.1%}" if isinstance(value, float) else "—"
 
@@ -21,8 +21,15 @@ def metric(name: str, description: str):
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     change_list_template = "admin/embeddings/modelversion/change_list.html"
-    list_display = ["name", "is_active", "created_at", "activated_at", "fitb", "fitb_backbone",
-                    "backbone"]
+    list_display = [
+        "name",
+        "is_active",
+        "created_at",
+        "activated_at",
+        "fitb",
+        "fitb_backbone",
+        "backbone",
+    ]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     actions = ["activate_selected"]
     fitb = metric("fitb", "FITB")
@@ -32,8 +39,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False
 
     def get_urls(self):
-        retrain = path("retrain/", self.admin_site.admin_view(self.retrain_view),
-                       name="embeddings_modelversion_retrain")
+        retrain = path(
+            "retrain/",
+            self.admin_site.admin_view(self.retrain_view),
+            name="embeddings_modelversion_retrain",
+        )
         return [retrain, *super().get_urls()]
 
     def retrain_view(self, request: HttpRequest):
@@ -59,8 +69,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ["pk", "status", "stage", "progress", "requested_by", "created_at",
-                    "finished_at", "fitb", "model_version"]
+    list_display = [
+        "pk",
+        "status",
+        "stage",
+        "progress",
+        "requested_by",
+        "created_at",
+        "finished_at",
+        "fitb",
+        "model_version",
+    ]
     list_filter = ["status"]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["progress"]
     fitb = metric("fitb", "FITB")

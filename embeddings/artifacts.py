@@ -53,7 +53,10 @@ class ModelVersionWriter:
             "created_at": datetime.now(UTC).isoformat(),
             **facts,
             "files": {
-                str(p.relative_to(self.directory)): {"sha256": file_sha256(p), "bytes": p.stat().st_size}
+                str(p.relative_to(self.directory)): {
+                    "sha256": file_sha256(p),
+                    "bytes": p.stat().st_size,
+                }
                 for p in files
             },
         }
@@ -63,7 +66,10 @@ class ModelVersionWriter:
         return self.final_directory
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
     ) -> None:
         if not self.committed:
             shutil.rmtree(self.directory, ignore_errors=True)

@@ -66,7 +66,8 @@ def load_backbone(name: str, pretrained: str) -> Backbone:
             )
     try:
         model, train_preprocess, preprocess = open_clip.create_model_and_transforms(
-            name, pretrained=None if name.startswith(SCHEMA_PREFIXES) else pretrained,
+            name,
+            pretrained=None if name.startswith(SCHEMA_PREFIXES) else pretrained,
             require_pretrained=True,
         )
         tokenizer = open_clip.get_tokenizer(name)

@@ -31,7 +31,9 @@ def _normalised(vectors: torch.Tensor) -> np.ndarray:
 
 @torch.inference_mode()
 def encode_images(
-    backbone: Backbone, paths: Sequence[Path], batch_size: int = 64,
+    backbone: Backbone,
+    paths: Sequence[Path],
+    batch_size: int = 64,
     progress: Progress = no_progress,
 ) -> np.ndarray:
     """Embed image files; returns an (N, D) float32 array of unit vectors in input order."""
@@ -48,7 +50,9 @@ def encode_images(
 
 @torch.inference_mode()
 def encode_texts(
-    backbone: Backbone, texts: Sequence[str], batch_size: int = 256,
+    backbone: Backbone,
+    texts: Sequence[str],
+    batch_size: int = 256,
     progress: Progress = no_progress,
 ) -> np.ndarray:
     """Embed texts (titles); returns an (N, D) float32 array of unit vectors in input order."""
@@ -62,7 +66,9 @@ def encode_texts(
 
 
 def encode_items(
-    backbone: Backbone, image_paths: Sequence[Path], titles: Sequence[str],
+    backbone: Backbone,
+    image_paths: Sequence[Path],
+    titles: Sequence[str],
     progress: Progress = no_progress,
 ) -> np.ndarray:
     """An item is its image and its title: the two unit vectors side by side, (N, 2D)."""

@@ -52,7 +52,10 @@ class CompatibilityIndex:
 
     @classmethod
     def build(
-        cls, skus: Sequence[str], categories: Sequence[str], vectors: np.ndarray,
+        cls,
+        skus: Sequence[str],
+        categories: Sequence[str],
+        vectors: np.ndarray,
         outfits: Sequence[Sequence[int]],
     ) -> "CompatibilityIndex":
         categories = list(categories)
@@ -63,8 +66,9 @@ class CompatibilityIndex:
             category: build_flat_index(vectors[rows], np.asarray(rows))
             for category, rows in rows_by_category.items()
         }
-        return cls(list(skus), categories, vectors, indexes,
-                   complementary_categories(outfits, categories))
+        return cls(
+            list(skus), categories, vectors, indexes, complementary_categories(outfits, categories)
+        )
 
     def complements_of(self, category: str) -> list[str]:
         """Complementary categories; a category seen in no outfit gets every other one."""
@@ -88,19 +92,29 @@ class CompatibilityIndex:
     def save(self, directory: Path) -> None:
         (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         np.save(directory / VECTORS_FILE, self.vectors.astype(np.float32))
-        category_files = {category: f"{INDEX_DIR}/{number:04d}.faiss"
-                          for number, category in enumerate(sorted(self.indexes))}
+        category_files = {
+            category: f"{INDEX_DIR}/{number:04d}.faiss"
+            for number, category in enumerate(sorted(self.indexes))
+        }
         for category, relative in category_files.items():
             faiss.write_index(self.indexes[category], str(directory / relative))
-        (directory / ITEMS_FILE).write_text(json.dumps({
-            "skus": self.skus, "categories": self.categories,
-            "index_files": category_files, "complements": self.complements,
-        }))
+        (directory / ITEMS_FILE).write_text(
+            json.dumps(
+                {
+                    "skus": self.skus,
+                    "categories": self.categories,
+                    "index_files": category_files,
+                    "complements": self.complements,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, directory: Path) -> "CompatibilityIndex":
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors = np.load(directory / VECTORS_FILE)
-        indexes = {category: faiss.read_index(str(directory / relative))
-                   for category, relative in items["index_files"].items()}
+        indexes = {
+            category: faiss.read_index(str(directory / relative))
+            for category, relative in items["index_files"].items()
+        }
         return cls(items["skus"], items["categories"], vectors, indexes, items["complements"])

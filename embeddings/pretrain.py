@@ -62,7 +62,10 @@ def pretrain_contrastive(
     generator = torch.Generator().manual_seed(config.seed)
     # drop_last keeps every batch a real contrastive problem (a batch of one has no negatives).
     loader = DataLoader(
-        pairs, batch_size=min(config.batch_size, len(pairs)), shuffle=True, drop_last=True,
+        pairs,
+        batch_size=min(config.batch_size, len(pairs)),
+        shuffle=True,
+        drop_last=True,
         generator=generator,
     )
     model = backbone.model
@@ -75,7 +78,8 @@ def pretrain_contrastive(
     def learning_rate_factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup_steps) / (total_steps - warmup_steps)))
+        decay_steps = max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / decay_steps)))
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
     loss_function = ClipLoss()
@@ -100,8 +104,9 @@ def pretrain_contrastive(
                     model.logit_scale.clamp_(0, math.log(100))
                 losses.append(loss.item())
             epoch_losses.append(sum(losses) / max(1, len(losses)))
-            logger.info("pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs,
-                        epoch_losses[-1])
+            logger.info(
+                "pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1]
+            )
             progress("pretraining backbone", epoch + 1, config.epochs, loss=epoch_losses[-1])
     finally:
         model.eval()

@@ -30,7 +30,9 @@ class TerminalProgress:
         self.bar.total = total
         self.bar.n = done
         if info:
-            self.bar.set_postfix({key: f"{value:.4f}" for key, value in info.items()}, refresh=False)
+            self.bar.set_postfix(
+                {key: f"{value:.4f}" for key, value in info.items()}, refresh=False
+            )
         self.bar.refresh()
         if done >= total:
             self.close()

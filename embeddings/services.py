@@ -56,7 +56,9 @@ class RunProgress:
         self.last_write = now
         details = ", ".join(f"{key} {value:.4f}" for key, value in info.items())
         TrainingRun.objects.filter(pk=self.run.pk).update(
-            stage=stage, progress_done=done, progress_total=total,
+            stage=stage,
+            progress_done=done,
+            progress_total=total,
             message=f"{stage}: {done}/{total}" + (f" ({details})" if details else ""),
         )
         self.run.stage = stage
@@ -82,7 +84,9 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
         run.status, run.message = TrainingRun.Status.FAILED, f"{type(error).__name__}: {error}"
     else:
         run.status, run.model_version, run.metrics = (
-            TrainingRun.Status.SUCCEEDED, version, version.metrics
+            TrainingRun.Status.SUCCEEDED,
+            version,
+            version.metrics,
         )
         run.message = f"Model version {version.name} trained and activated."
     run.finished_at = timezone.now()
@@ -168,8 +172,12 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
         )
     progress("indexing", 1, 1)
     version = ModelVersion.objects.create(
-        name=name, directory=directory.name, backbone=backbone.name,
-        pretrained=backbone.pretrained, metrics=metrics, manifest=read_manifest(directory, False),
+        name=name,
+        directory=directory.name,
+        backbone=backbone.name,
+        pretrained=backbone.pretrained,
+        metrics=metrics,
+        manifest=read_manifest(directory, False),
     )
     activate(version)
     return version
@@ -186,8 +194,11 @@ def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progres
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
     backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)
     losses = pretrain_contrastive(
-        backbone, [Path(p.image.path) for p in products], [image_caption(p) for p in products],
-        PretrainingConfig(epochs=epochs, seed=SEED), progress,
+        backbone,
+        [Path(p.image.path) for p in products],
+        [image_caption(p) for p in products],
+        PretrainingConfig(epochs=epochs, seed=SEED),
+        progress,
     )
     save_backbone_checkpoint(backbone, output)
     return losses
@@ -195,7 +206,9 @@ def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progres
 
 def image_caption(product: Product) -> str:
     """What the picture shows, in words: the pairing text of contrastive pretraining."""
-    return ", ".join(part for part in (product.title, product.colour, product.category.name) if part)
+    return ", ".join(
+        part for part in (product.title, product.colour, product.category.name) if part
+    )
 
 
 def activate(version: ModelVersion) -> None:

@@ -116,8 +116,9 @@ def project(head: CompatibilityHead, item_vectors: np.ndarray, batch_size: int =
 def save_head(head: CompatibilityHead, path: Path) -> None:
     from safetensors.torch import save_file
 
-    save_file(head.state_dict(), str(path), metadata={k: str(v) for k, v in
-                                                      asdict(head.config).items()})
+    save_file(
+        head.state_dict(), str(path), metadata={k: str(v) for k, v in asdict(head.config).items()}
+    )
 
 
 def load_head(path: Path) -> CompatibilityHead:

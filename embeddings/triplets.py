@@ -8,7 +8,21 @@ import numpy as np
 
 
 def items_by_category(item_categories: np.ndarray) -> dict[int, np.ndarray]:
-    return {int(code): np.flatnonzero(item_categories == code) for code in np.unique(item_categories)}
+    return {
+        int(code): np.flatnonzero(item_categories == code) for code in np.unique(item_categories)
+    }
+
+
+def _negative_outside(
+    pool: np.ndarray, members: set[int], rng: np.random.Generator, attempts: int
+) -> int | None:
+    """A random item of `pool` not in `members`; a few cheap draws first, since outfits are
+    small and categories large, then an exact search."""
+    for candidate in rng.choice(pool, size=min(attempts, len(pool))):
+        if int(candidate) not in members:
+            return int(candidate)
+    outside = [int(item) for item in pool if int(item) not in members]
+    return int(rng.choice(outside)) if outside else None
 
 
 def mine_triplets(
@@ -28,9 +42,9 @@ def mine_triplets(
             for positive in outfit:
                 if anchor == positive or item_categories[anchor] == item_categories[positive]:
                     continue
-                pool = pools[int(item_categories[positive])]
-                for negative in rng.choice(pool, size=min(attempts, len(pool))):
-                    if int(negative) not in members:
-                        rows.append((anchor, positive, int(negative)))
-                        break
+                negative = _negative_outside(
+                    pools[int(item_categories[positive])], members, rng, attempts
+                )
+                if negative is not None:
+                    rows.append((anchor, positive, negative))
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)

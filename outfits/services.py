@@ -51,7 +51,9 @@ def _replace_outfit(outfit_id: str, items: list[tuple[int, int, int]]) -> str:
     wanted = [(position, product_pk) for position, product_pk, _ in items]
     with transaction.atomic():
         outfit, created = Outfit.objects.get_or_create(external_id=outfit_id)
-        current = list(outfit.items.order_by("position", "pk").values_list("position", "product_id"))
+        current = list(
+            outfit.items.order_by("position", "pk").values_list("position", "product_id")
+        )
         if current == wanted:
             return "unchanged"
         outfit.items.all().delete()

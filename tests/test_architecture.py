@@ -7,8 +7,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_MODULES = ["artifacts", "backbone", "encode", "evaluate", "index", "pretrain", "progress",
-                  "train", "triplets"]
+ENGINE_MODULES = [
+    "artifacts",
+    "backbone",
+    "encode",
+    "evaluate",
+    "index",
+    "pretrain",
+    "progress",
+    "train",
+    "triplets",
+]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -23,8 +32,11 @@ def imported_modules(path: Path) -> set[str]:
 
 def test_ml_engine_modules_import_no_django():
     for module in ENGINE_MODULES:
-        django_imports = {n for n in imported_modules(ROOT / "embeddings" / f"{module}.py")
-                          if n.split(".")[0] in {"django", "rest_framework", "catalog", "outfits"}}
+        django_imports = {
+            n
+            for n in imported_modules(ROOT / "embeddings" / f"{module}.py")
+            if n.split(".")[0] in {"django", "rest_framework", "catalog", "outfits"}
+        }
         assert not django_imports, f"embeddings/{module}.py imports {django_imports}"
 
 
@@ -36,7 +48,11 @@ def test_web_process_serves_without_torch():
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'open_clip'})\n"
         "assert not loaded, loaded\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                            env={"DJANGO_SETTINGS_MODULE": "outfits.settings",
-                                 "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"DJANGO_SETTINGS_MODULE": "outfits.settings", "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr

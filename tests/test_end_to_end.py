@@ -93,18 +93,26 @@ def test_product_list_filters_by_category_and_searches_titles(client, db, small_
     assert shoe.get_absolute_url() in found
 
 
-def test_admin_retrain_button_trains_and_activates_a_new_version(client, trained_shop):
+def test_admin_retrain_button_trains_and_activates_a_new_version(
+    client, trained_shop, django_capture_on_commit_callbacks
+):
     admin = get_user_model().objects.create_superuser("staff", "staff@example.com", "pw")
     client.force_login(admin)
-    assert "Retrain" in client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
-    response = client.post(reverse("admin:embeddings_modelversion_retrain"))
+    assert (
+        "Retrain"
+        in client.get(reverse("admin:embeddings_modelversion_changelist")).content.decode()
+    )
+    with django_capture_on_commit_callbacks(execute=True):  # the task is enqueued on commit
+        response = client.post(reverse("admin:embeddings_modelversion_retrain"))
     run = TrainingRun.objects.latest("created_at")
     assert response.status_code == 302 and response.url.endswith(f"/trainingrun/{run.pk}/change/")
     run.refresh_from_db()  # the embedded default runs the Celery task in-process
     assert run.status == "succeeded" and run.requested_by == admin
     active = ModelVersion.objects.get(is_active=True)
     assert active != trained_shop and run.model_version == active
-    assert client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).status_code == 200
+    assert (
+        client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).status_code == 200
+    )
 
 
 def test_failed_training_records_why_and_keeps_the_active_version(trained_shop, settings):

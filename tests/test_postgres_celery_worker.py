@@ -42,8 +42,14 @@ def postgres_database():
 
 
 def manage(env: dict[str, str], *arguments: str) -> str:
-    result = subprocess.run([sys.executable, "manage.py", *arguments], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, f"manage.py {arguments} failed:\n{result.stderr[-3000:]}"
     return result.stdout
 
@@ -71,9 +77,25 @@ def test_retrain_task_runs_on_a_real_worker_against_postgres(
     manage(env, "import_outfits", str(small_catalog.outfits_csv))
     worker_log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "outfits", "worker", "-Q", queue, "--pool=solo",
-         "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=worker_log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "outfits",
+            "worker",
+            "-Q",
+            queue,
+            "--pool=solo",
+            "--loglevel=INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
     )
     try:
         queued = manage(env, "train", "--async")
@@ -83,19 +105,22 @@ def test_retrain_task_runs_on_a_real_worker_against_postgres(
             while time.monotonic() < deadline:
                 status, message, version_id = connection.execute(
                     "SELECT status, message, model_version_id FROM embeddings_trainingrun "
-                    "WHERE id = %s", [run_id]).fetchone()
+                    "WHERE id = %s",
+                    [run_id],
+                ).fetchone()
                 if status in {"succeeded", "failed"}:
                     break
                 assert worker.poll() is None, "the worker died: see worker.log"
                 time.sleep(1)
             active = connection.execute(
-                "SELECT id, directory FROM embeddings_modelversion WHERE is_active").fetchall()
+                "SELECT id, directory FROM embeddings_modelversion WHERE is_active"
+            ).fetchall()
     finally:
         worker.terminate()
         worker.wait(timeout=30)
         worker_log.close()
     log = (tmp_path / "worker.log").read_text()
     assert status == "succeeded", f"{status}: {message}\n{log[-3000:]}"
-    assert f"embeddings.tasks.retrain[" in log  # it was the worker, not an in-process call
+    assert "embeddings.tasks.retrain[" in log  # it was the worker, not an in-process call
     assert active == [(version_id, active[0][1])]
     assert (tmp_path / "var" / "models" / active[0][1] / "manifest.json").is_file()

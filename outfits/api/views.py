@@ -15,9 +15,13 @@ class ProductMatchesView(APIView):
     """The products that go well with one product, grouped by complementary category."""
 
     def get(self, request: Request, sku: str) -> Response:
-        product = get_object_or_404(Product.objects.select_related("category"), sku=sku,
-                                    active=True)
+        product = get_object_or_404(
+            Product.objects.select_related("category"), sku=sku, active=True
+        )
         recommendations = goes_well_with(product)
-        data = {"sku": product.sku, "model_version": recommendations.model_version,
-                "groups": recommendations.groups}
+        data = {
+            "sku": product.sku,
+            "model_version": recommendations.model_version,
+            "groups": recommendations.groups,
+        }
         return Response(GoesWellWithSerializer(data, context={"request": request}).data)

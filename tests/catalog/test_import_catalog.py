@@ -33,8 +33,11 @@ def images(tmp_path: Path) -> Path:
 
 @pytest.mark.django_db
 def test_import_creates_products_with_stored_images_and_extra_columns_as_attributes(images):
-    csv_path = write_csv(images, "A1,Navy blazer,Outerwear,Navy,89.90,true,a.png,winter\n"
-                                 "B1,White shirt,Tops,White,,no,b.png,\n")
+    csv_path = write_csv(
+        images,
+        "A1,Navy blazer,Outerwear,Navy,89.90,true,a.png,winter\n"
+        "B1,White shirt,Tops,White,,no,b.png,\n",
+    )
     report = import_catalog(csv_path)
     assert (report.created, report.updated, report.unchanged, report.rejected) == (2, 0, 0, [])
     blazer = Product.objects.get(sku="A1")
@@ -72,8 +75,15 @@ def test_bad_rows_are_reported_by_line_and_column_and_the_rest_imports(images):
     )
     report = import_catalog(write_csv(images, body))
     rejected = {(row.line, row.column): row.reason for row in report.rejected}
-    assert rejected.keys() == {(3, "price"), (4, "price"), (5, "image"), (6, "image"),
-                               (7, "sku"), (8, "sku"), (9, "in_stock")}
+    assert rejected.keys() == {
+        (3, "price"),
+        (4, "price"),
+        (5, "image"),
+        (6, "image"),
+        (7, "sku"),
+        (8, "sku"),
+        (9, "in_stock"),
+    }
     assert "duplicate of line 2" in rejected[(7, "sku")]
     assert "not a readable image" in rejected[(6, "image")]
     assert set(Product.objects.values_list("sku", flat=True)) == {"A1", "G1"}
@@ -92,15 +102,17 @@ def test_missing_required_column_and_empty_file_are_refused_whole(images):
 
 @pytest.mark.django_db
 def test_byte_order_mark_from_spreadsheets_is_understood(images):
-    csv_path = write_csv(images, "A1,Navy blazer,Outerwear,Navy,1,true,a.png,\n",
-                         encoding="utf-8-sig")
+    csv_path = write_csv(
+        images, "A1,Navy blazer,Outerwear,Navy,1,true,a.png,\n", encoding="utf-8-sig"
+    )
     assert import_catalog(csv_path).created == 1
 
 
 @pytest.mark.django_db
 def test_command_reports_the_summary_and_rejected_lines(images, capsys):
-    csv_path = write_csv(images, "A1,Navy,Outerwear,Navy,1,true,a.png,\n"
-                                 "B1,White,Tops,White,x,true,b.png,\n")
+    csv_path = write_csv(
+        images, "A1,Navy,Outerwear,Navy,1,true,a.png,\nB1,White,Tops,White,x,true,b.png,\n"
+    )
     call_command("import_catalog", str(csv_path))
     out, err = capsys.readouterr()
     assert "1 created, 0 updated, 0 unchanged, 1 rejected" in out

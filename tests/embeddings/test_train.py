@@ -20,18 +20,21 @@ def styled_items(seed: int = 0):
     rng = np.random.default_rng(seed)
     categories = np.tile(np.arange(3), 100)
     styles = rng.integers(0, 5, size=300)
-    vectors = (np.eye(32)[categories] * 3 + np.eye(32)[10 + styles] * 0.5
-               + rng.normal(scale=0.3, size=(300, 32)))
+    vectors = (
+        np.eye(32)[categories] * 6
+        + np.eye(32)[10 + styles] * 1.0
+        + rng.normal(scale=0.3, size=(300, 32))
+    )
     outfits = []
     for style in range(5):
         members = {c: np.flatnonzero((styles == style) & (categories == c)) for c in range(3)}
         for _ in range(30):
             outfits.append([int(rng.choice(members[c])) for c in range(3)])
-    return vectors.astype(np.float32), categories, outfits
+    return vectors.astype(np.float32), categories, outfits, styles
 
 
 def test_one_training_step_lowers_the_loss():
-    vectors, categories, outfits = styled_items()
+    vectors, categories, outfits, styles = styled_items()
     head = CompatibilityHead(HeadConfig(input_dim=32))
     optimizer = torch.optim.SGD(head.parameters(), lr=0.5)
     from embeddings.triplets import mine_triplets
@@ -52,17 +55,19 @@ def test_one_training_step_lowers_the_loss():
 
 
 def test_training_learns_compatibility_the_raw_vectors_do_not_show():
-    vectors, categories, outfits = styled_items()
+    vectors, categories, outfits, styles = styled_items()
     train, validation = outfits[::2], outfits[1::2]
     questions = make_fitb_questions(validation, categories, np.random.default_rng(1))
     head, losses = train_compatibility_head(
-        vectors, train, categories, HeadTrainingConfig(epochs=15, batch_size=64)
+        vectors, train, categories, HeadTrainingConfig(epochs=30, batch_size=64)
     )
     assert losses[-1] < losses[0]
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     learned = fitb_accuracy(project(head, vectors), questions)
+    # The best any space can do: wrong answers of the right style tie with the right one.
+    oracle = fitb_accuracy(np.eye(5, dtype=np.float32)[styles], questions)
     assert learned > fitb_accuracy(unit, questions) + 0.2
-    assert learned > 0.7
+    assert learned > 0.85 * oracle
 
 
 def test_head_round_trips_through_its_file(tmp_path):

@@ -12,8 +12,9 @@ from outfits.services import import_outfits
 def products(db) -> list[Product]:
     category = Category.objects.create(name="Tops")
     return [
-        Product.objects.create(sku=sku, title=sku, category=category,
-                               image=ContentFile(b"x", name=f"{sku}.jpg"))
+        Product.objects.create(
+            sku=sku, title=sku, category=category, image=ContentFile(b"x", name=f"{sku}.jpg")
+        )
         for sku in ("P1", "P2", "P3")
     ]
 
@@ -30,10 +31,13 @@ def skus(outfit_id: str) -> list[str]:
 
 
 def test_outfits_import_and_unknown_skus_are_rejected_by_line(products, tmp_path):
-    report = import_outfits(write(tmp_path, "outfit_id,sku\n1,P1\n1,P2\n1,NOPE\n2,P3\n2,P1\n2,P3\n"))
+    report = import_outfits(
+        write(tmp_path, "outfit_id,sku\n1,P1\n1,P2\n1,NOPE\n2,P3\n2,P1\n2,P3\n")
+    )
     assert (report.created, report.updated, report.unchanged) == (2, 0, 0)
     assert [(r.line, r.column, r.value) for r in report.rejected] == [
-        (4, "sku", "NOPE"), (7, "sku", "P3")
+        (4, "sku", "NOPE"),
+        (7, "sku", "P3"),
     ]
     assert skus("1") == ["P1", "P2"] and skus("2") == ["P3", "P1"]
 

@@ -28,7 +28,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("csv_file", type=Path)
         parser.add_argument(
-            "--images", type=Path, default=None,
+            "--images",
+            type=Path,
+            default=None,
             help="Folder that relative image paths are read from (default: the CSV's folder).",
         )
 

@@ -18,7 +18,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, default=20)
         parser.add_argument(
-            "--output", type=Path, default=Path(settings.OUTFITS_PRETRAINED),
+            "--output",
+            type=Path,
+            default=Path(settings.OUTFITS_PRETRAINED),
             help="Checkpoint to write (default: OUTFITS_PRETRAINED).",
         )
 
@@ -32,6 +34,9 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from error
         finally:
             bar.close()
-        self.stdout.write(self.style.SUCCESS(
-            f"Backbone saved to {output} (contrastive loss {losses[0]:.3f} -> {losses[-1]:.3f})."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Backbone saved to {output} "
+                f"(contrastive loss {losses[0]:.3f} -> {losses[-1]:.3f})."
+            )
+        )

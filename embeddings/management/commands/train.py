@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, default=None, help="Head training epochs.")
         parser.add_argument(
-            "--async", dest="run_async", action="store_true",
+            "--async",
+            dest="run_async",
+            action="store_true",
             help="Enqueue the training on the Celery `training` queue and return at once.",
         )
 
@@ -34,6 +36,8 @@ class Command(BaseCommand):
             bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
             raise CommandError(f"Training failed: {run.message}")
-        metrics = ", ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
-                            for key, value in run.metrics.items())
+        metrics = ", ".join(
+            f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
+            for key, value in run.metrics.items()
+        )
         self.stdout.write(self.style.SUCCESS(f"{run.message} {metrics}"))

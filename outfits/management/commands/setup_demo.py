@@ -26,14 +26,24 @@ class Command(BaseCommand):
         parser.add_argument("--products-per-category", type=int, default=40)
         parser.add_argument("--outfits", type=int, default=240)
         parser.add_argument("--pretrain-epochs", type=int, default=30)
-        parser.add_argument("--retrain", action="store_true",
-                            help="Train a new model version even if one is active.")
+        parser.add_argument(
+            "--retrain",
+            action="store_true",
+            help="Train a new model version even if one is active.",
+        )
 
     def step(self, text: str) -> None:
         self.stdout.write(self.style.MIGRATE_HEADING(f"\n==> {text}"))
 
-    def handle(self, *args, products_per_category: int, outfits: int, pretrain_epochs: int,
-               retrain: bool, **options) -> None:
+    def handle(
+        self,
+        *args,
+        products_per_category: int,
+        outfits: int,
+        pretrain_epochs: int,
+        retrain: bool,
+        **options,
+    ) -> None:
         started = time.monotonic()
         settings.VAR_DIR.mkdir(parents=True, exist_ok=True)
         self.step("Database")
@@ -44,12 +54,16 @@ class Command(BaseCommand):
         self.step("Drawing the demo catalog")
         bar = TerminalProgress()
         demo = generate_demo_catalog(
-            settings.VAR_DIR / "demo-catalog", products_per_category=products_per_category,
-            outfit_count=outfits, progress=lambda done, total: bar("drawing images", done, total),
+            settings.VAR_DIR / "demo-catalog",
+            products_per_category=products_per_category,
+            outfit_count=outfits,
+            progress=lambda done, total: bar("drawing images", done, total),
         )
         bar.close()
-        self.stdout.write(f"{demo.product_count} products, {demo.outfit_count} outfits "
-                          f"in {demo.products_csv.parent}")
+        self.stdout.write(
+            f"{demo.product_count} products, {demo.outfit_count} outfits "
+            f"in {demo.products_csv.parent}"
+        )
 
         self.step("Importing the catalog and outfits")
         call_command("import_catalog", str(demo.products_csv))
@@ -67,10 +81,12 @@ class Command(BaseCommand):
             self.stdout.write("An active model version exists; pass --retrain for a new one.")
 
         self.step(f"Ready in {time.monotonic() - started:.0f} s")
-        self.stdout.write(self.style.SUCCESS(
-            "Shop:  http://127.0.0.1:8000/\n"
-            f"Admin: http://127.0.0.1:8000/admin/  user {ADMIN_USERNAME}  password {password}"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Shop:  http://127.0.0.1:8000/\n"
+                f"Admin: http://127.0.0.1:8000/admin/  user {ADMIN_USERNAME}  password {password}"
+            )
+        )
 
     def ensure_admin(self) -> str:
         """The demo's superuser; its random password is kept in var/ so reruns print the same."""

@@ -189,7 +189,7 @@ def generate_demo_catalog(
     image_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_images(image_dir, {product.sku for product in products})
     for done, product in enumerate(products, start=1):
-        image = draw_product_image(product, image_size, seed)
+        image = _draw_product_image(product, image_size, seed)
         image.save(image_dir / f"{product.sku}.jpg", "JPEG", quality=JPEG_QUALITY)
         if progress is not None:
             progress(done, len(products))
@@ -981,7 +981,7 @@ PATTERN_PAINTERS: dict[str, PatternPainter] = {
 }
 
 
-def draw_product_image(product: _Product, size: int, seed: int) -> Image.Image:
+def _draw_product_image(product: _Product, size: int, seed: int) -> Image.Image:
     """The product's silhouette, filled with its colour and pattern, on a near-white ground."""
     # Seeded per product (a string seed is hashed stably), so jitter does not depend on order.
     rng = random.Random(f"{seed}:{product.sku}")

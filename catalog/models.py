@@ -1,5 +1,6 @@
-"""Products and their categories."""
+"""Products, their categories, and the import jobs that load them from merchandisers' files."""
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.text import slugify
@@ -8,6 +9,7 @@ from django.utils.text import slugify
 class Category(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=140, unique=True)
+    group = models.CharField(max_length=120, blank=True, help_text="e.g. Tops, Bottoms")
 
     class Meta:
         ordering = ["name"]
@@ -29,13 +31,23 @@ class Product(models.Model):
     colour = models.CharField(max_length=80, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     in_stock = models.BooleanField(default=True)
-    image = models.ImageField(upload_to="products/")
-    # Content hash of the stored image: re-imports of an unchanged image are skipped.
+    image = models.ImageField(upload_to="products/", blank=True)
+    thumbnail = models.ImageField(upload_to="products/", blank=True, editable=False)
+    # Content hash of the stored image: an unchanged image is neither stored nor embedded again.
     image_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    # Where the image came from (a path or URL): an unchanged URL is not fetched again.
+    image_source = models.CharField(max_length=2000, blank=True, editable=False)
     attributes = models.JSONField(default=dict, blank=True)
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The last import that listed this product, and where: finds duplicates within a file
+    # without holding every SKU in memory, and the products a full upload no longer lists.
+    import_job = models.ForeignKey(
+        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        editable=False,
+    )
+    import_line = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["sku"]
@@ -46,3 +58,102 @@ class Product(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:product-detail", args=[self.sku])
+
+
+class ImportJob(models.Model):
+    """One upload of a catalog or outfits CSV, and its progress, counts and outcome."""
+
+    class Kind(models.TextChoices):
+        CATALOG = "catalog", "Catalog"
+        OUTFITS = "outfits", "Outfits"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CATALOG)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.FileField(upload_to="imports/%Y/%m/")
+    original_name = models.CharField(max_length=300)
+    images_archive = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    images_folder = models.CharField(
+        max_length=1000, blank=True, help_text="A folder on the server, under an allowed root."
+    )
+    # Set only for command-line imports, whose user can read the server's files anyway:
+    # image paths may then lie anywhere, not only under OUTFITS_IMPORT_ROOTS.
+    trusted_paths = models.BooleanField(default=False, editable=False)
+    column_mapping = models.JSONField(default=dict, blank=True)
+    dry_run = models.BooleanField(default=False)
+    deactivate_missing = models.BooleanField(
+        default=False, help_text="A full upload: deactivate active products the file omits."
+    )
+    create_categories = models.BooleanField(default=True)
+    encoding = models.CharField(max_length=32, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    lines_total = models.PositiveIntegerField(default=0)
+    lines_done = models.PositiveIntegerField(default=0)
+    # Everything up to this line is committed: a restarted job continues after it.
+    resume_after_line = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    deactivated = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        mode = " (dry run)" if self.dry_run else ""
+        return f"{self.get_kind_display()} import {self.pk}: {self.original_name}{mode}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+    @property
+    def progress_percent(self) -> int:
+        if self.status == self.Status.SUCCEEDED:
+            return 100
+        return round(100 * self.lines_done / self.lines_total) if self.lines_total else 0
+
+    @property
+    def rows_per_second(self) -> float | None:
+        if not self.started_at or not self.lines_done:
+            return None
+        from django.utils import timezone
+
+        elapsed = ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+        return self.lines_done / elapsed if elapsed > 0 else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        rate = self.rows_per_second
+        if self.finished or not rate:
+            return None
+        return max(0.0, (self.lines_total - self.lines_done) / rate)
+
+
+class ImportRejection(models.Model):
+    """A row an import job refused: where, which column, what value, and why."""
+
+    job = models.ForeignKey(ImportJob, on_delete=models.CASCADE, related_name="rejections")
+    line = models.PositiveIntegerField()
+    column = models.CharField(max_length=300)
+    value = models.TextField(blank=True)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["job", "line", "pk"]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.column}={self.value!r}: {self.reason}"

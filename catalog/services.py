@@ -1,53 +1,45 @@
-"""Catalog import: one CSV row per product, upserted by SKU, images verified and stored by
-content hash. A bad row is reported with its line number and never stops the others."""
+"""Catalog import: rows become products, upserted by SKU in bulk per chunk. A bad row is
+reported with its line, column, value and reason, and never stops the others."""
 
-import hashlib
-import io
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import transaction
-from PIL import Image, UnidentifiedImageError
+from django.core.files import File
+from django.utils import timezone
 
-from .csv_import import ImportReport, read_csv_rows
-from .models import Category, Product
+from .csv_import import ColumnMap, ImportReport
+from .image_sources import ImageRejected, ImageSources, check_image, store_image
+from .import_jobs import Row, create_import_job, enqueue_import_job, run_import_job
+from .models import Category, ImportJob, Product
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("sku", "title", "category", "image")
-KNOWN_COLUMNS = (*REQUIRED_COLUMNS, "colour", "price", "in_stock")
-TRUE_WORDS = {"1", "true", "yes", "y", "t"}
-FALSE_WORDS = {"0", "false", "no", "n", "f"}
-MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb guard: far above any product photo
+TRUE_WORDS = {"1", "true", "yes", "y", "t", "in stock"}
+FALSE_WORDS = {"0", "false", "no", "n", "f", "out of stock"}
+COMPARED_FIELDS = ("title", "category_id", "colour", "price", "in_stock", "attributes", "image",
+                   "thumbnail", "image_sha256", "image_source", "active")
 
 
 class RowError(ValueError):
-    def __init__(self, column: str, value: str, reason: str) -> None:
+    def __init__(self, field: str, value: str, reason: str) -> None:
         super().__init__(reason)
-        self.column, self.value, self.reason = column, value, reason
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    name: str  # storage name
-    sha256: str
+        self.field, self.value, self.reason = field, value, reason
 
 
 def parse_price(value: str) -> Decimal | None:
     if value == "":
         return None
     try:
-        price = Decimal(value)
+        price = Decimal(value.replace(",", ".") if value.count(",") == 1 and "." not in value
+                        else value)
     except InvalidOperation:
         raise RowError("price", value, "not a number") from None
     if not price.is_finite() or price < 0:
         raise RowError("price", value, "must be a non-negative number")
+    if price >= Decimal("1e8"):
+        raise RowError("price", value, "too large")
     return price.quantize(Decimal("0.01"))
 
 
@@ -60,90 +52,164 @@ def parse_in_stock(value: str) -> bool:
     raise RowError("in_stock", value, "expected true/false, yes/no or 1/0")
 
 
-def store_image(path: Path) -> StoredImage:
-    """Verify and decode an image, and store it as RGB JPEG named by its content hash, so an
-    unchanged image is stored once and recognised on re-import."""
-    if not path.is_file():
-        raise RowError("image", str(path), "file not found")
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    name = f"products/{sha256[:2]}/{sha256}.jpg"
-    if default_storage.exists(name):
-        return StoredImage(name, sha256)
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()  # catches truncated and corrupt files cheaply
-        with Image.open(io.BytesIO(data)) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
-        raise RowError("image", str(path), f"not a readable image ({error})") from None
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="JPEG", quality=92)
-    default_storage.save(name, ContentFile(buffer.getvalue()))
-    return StoredImage(name, sha256)
+def default_title(colour: str, category: str) -> str:
+    """Exports without a title column still give shoppers something to read."""
+    return f"{colour} {category}".strip().capitalize()
 
 
-def _product_fields(row: dict[str, str], image_root: Path) -> dict[str, Any]:
-    for column in ("sku", "title", "category", "image"):
-        if not row[column]:
-            raise RowError(column, "", "required")
-    image_path = Path(row["image"])
-    stored = store_image(image_path if image_path.is_absolute() else image_root / image_path)
-    return {
-        "title": row["title"],
-        "category_name": row["category"],
-        "colour": row.get("colour", ""),
-        "price": parse_price(row.get("price", "")),
-        "in_stock": parse_in_stock(row.get("in_stock", "")),
-        "image": stored.name,
-        "image_sha256": stored.sha256,
-        "attributes": {k: v for k, v in row.items() if k not in KNOWN_COLUMNS and v != ""},
-        "active": True,
-    }
+class CatalogRowImporter:
+    known_fields = ("sku", "title", "category", "group", "colour", "price", "in_stock", "image")
+    required_fields = ("sku", "category")
+    resumable = True
 
+    def __init__(self, job: ImportJob, columns: ColumnMap, sources: ImageSources) -> None:
+        self.job = job
+        self.columns = columns
+        self.sources = sources
+        self.categories = {category.name: category for category in Category.objects.all()}
+        self.dry_run_lines: dict[str, int] = {}  # a dry run writes no import_line to check
 
-def _upsert_product(sku: str, fields: dict[str, Any]) -> str:
-    """Create or update one product atomically; returns created, updated or unchanged."""
-    with transaction.atomic():
-        category, _ = Category.objects.get_or_create(name=fields.pop("category_name"))
-        fields["category"] = category
-        product = Product.objects.select_for_update().filter(sku=sku).first()
-        if product is None:
-            Product.objects.create(sku=sku, **fields)
-            return "created"
-        changed = [name for name, value in fields.items() if getattr(product, name) != value]
-        if not changed:
-            return "unchanged"
-        for name in changed:
-            setattr(product, name, fields[name])
-        product.save(update_fields=[*changed, "updated_at"])
-        return "updated"
+    def column(self, field: str) -> str:
+        return self.columns.field_columns.get(field, field)
 
+    def apply(self, rows: list[Row], report: ImportReport) -> None:
+        parsed: dict[str, tuple[int, dict[str, Any]]] = {}
+        for line, row in rows:
+            try:
+                sku, fields = self._parse(row)
+                if sku in parsed:
+                    raise RowError("sku", sku, f"duplicate of line {parsed[sku][0]}")
+                parsed[sku] = (line, fields)
+            except RowError as error:
+                report.reject(line, self.column(error.field), error.value, error.reason)
+        existing = {p.sku: p for p in Product.objects.filter(sku__in=list(parsed))}
+        creating, updating, unchanged = [], [], []
+        for sku, (line, fields) in parsed.items():
+            product = existing.get(sku)
+            try:
+                self._check_not_seen(sku, product)
+                fields["category_id"] = self._category(fields.pop("category"),
+                                                       fields.pop("group")).pk
+                self._resolve_image(fields, product)
+            except RowError as error:
+                report.reject(line, self.column(error.field), error.value, error.reason)
+                continue
+            if self.job.dry_run:
+                self.dry_run_lines[sku] = line
+            if product is None:
+                creating.append(Product(sku=sku, import_job=self.job, import_line=line, **fields))
+                continue
+            changed = [name for name in COMPARED_FIELDS
+                       if name in fields and getattr(product, name) != fields[name]]
+            for name in changed:
+                setattr(product, name, fields[name])
+            product.import_job, product.import_line = self.job, line
+            (updating if changed else unchanged).append(product)
+        report.created += len(creating)
+        report.updated += len(updating)
+        report.unchanged += len(unchanged)
+        if self.job.dry_run:
+            return
+        now = timezone.now()
+        for product in creating:
+            product.created_at = product.updated_at = now
+        Product.objects.bulk_create(creating)
+        for product in updating:
+            product.updated_at = now
+        Product.objects.bulk_update(updating, [*COMPARED_FIELDS, "updated_at", "import_job",
+                                               "import_line"])
+        Product.objects.bulk_update(unchanged, ["import_job", "import_line"])
 
-def import_catalog(
-    csv_path: Path,
-    image_root: Path | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Import products from `csv_path` (columns sku,title,category,image[,colour,price,in_stock],
-    others kept as attributes). Relative image paths are read from `image_root`, by default the
-    CSV's folder."""
-    image_root = image_root or csv_path.parent
-    report = ImportReport()
-    seen_skus: dict[str, int] = {}
-    for line, row in read_csv_rows(csv_path, REQUIRED_COLUMNS):
-        sku = row["sku"]
-        try:
-            if sku in seen_skus:
-                raise RowError("sku", sku, f"duplicate of line {seen_skus[sku]}")
-            outcome = _upsert_product(sku, _product_fields(row, image_root))
-        except RowError as error:
-            report.reject(line, error.column, error.value, error.reason)
+    def finish(self, report: ImportReport) -> None:
+        if not self.job.deactivate_missing:
+            return
+        missing = Product.objects.filter(active=True)
+        if self.job.dry_run:
+            report.deactivated = missing.exclude(sku__in=list(self.dry_run_lines)).count()
         else:
-            seen_skus[sku] = line
-            setattr(report, outcome, getattr(report, outcome) + 1)
-        if progress:
-            progress(line)
-    logger.info("catalog import of %s: %s", csv_path.name, report.summary())
-    return report
+            report.deactivated = missing.exclude(import_job=self.job).update(
+                active=False, updated_at=timezone.now()
+            )
+
+    def _parse(self, row: dict[str, str]) -> tuple[str, dict[str, Any]]:
+        values = self.columns.fields(row)
+        sku = values.get("sku", "")
+        if not sku:
+            raise RowError("sku", "", "required")
+        if len(sku) > 64:
+            raise RowError("sku", sku, "longer than 64 characters")
+        category = values.get("category", "")
+        if not category:
+            raise RowError("category", "", "required")
+        colour = values.get("colour", "")
+        return sku, {
+            "title": (values.get("title") or default_title(colour, category))[:300],
+            "category": category[:120],
+            "group": values.get("group", "")[:120],
+            "colour": colour[:80],
+            "price": parse_price(values.get("price", "")),
+            "in_stock": parse_in_stock(values.get("in_stock", "")),
+            "image_reference": values.get("image", ""),
+            "attributes": self.columns.extras(row),
+            "active": True,
+        }
+
+    def _check_not_seen(self, sku: str, product: Product | None) -> None:
+        """A SKU twice in one file: the first row wins, later ones are reported."""
+        if self.job.dry_run:
+            first_line = self.dry_run_lines.get(sku)
+        elif product is not None and product.import_job_id == self.job.pk:
+            first_line = product.import_line
+        else:
+            first_line = None
+        if first_line is not None:
+            raise RowError("sku", sku, f"duplicate of line {first_line}")
+
+    def _category(self, name: str, group: str) -> Category:
+        category = self.categories.get(name)
+        if category is None:
+            if not self.job.create_categories:
+                raise RowError("category", name,
+                               "unknown category (this upload may not create categories)")
+            category = Category(name=name, group=group)
+            if not self.job.dry_run:
+                category.save()
+            self.categories[name] = category
+        elif group and category.group != group and not self.job.dry_run:
+            category.group = group
+            category.save(update_fields=["group"])
+        return category
+
+    def _resolve_image(self, fields: dict[str, Any], product: Product | None) -> None:
+        reference = fields.pop("image_reference")
+        if not reference:
+            return  # no image given: keep what the product has
+        is_url = reference.lower().startswith(("http://", "https://"))
+        if is_url and product is not None and product.image_source == reference and product.image:
+            return  # the same URL as last time: not fetched again
+        try:
+            data = self.sources.read(reference)
+            if self.job.dry_run:
+                check_image(data)
+                return
+            stored = store_image(data)
+        except ImageRejected as error:
+            raise RowError("image", reference, str(error)) from None
+        fields.update(image=stored.name, thumbnail=stored.thumbnail_name,
+                      image_sha256=stored.sha256, image_source=reference)
+
+
+def import_file(
+    kind: str, path: Path, *, run: bool = True, progress=None, **options: Any
+) -> ImportJob:
+    """Import a file on this machine, as its user (paths anywhere; relative image paths from
+    the file's folder unless `images_folder` says otherwise): record the job, then run it here
+    (`run`) or enqueue it."""
+    options.setdefault("images_folder", str(path.resolve().parent))
+    with path.open("rb") as handle:
+        job = create_import_job(kind, File(handle, name=path.name), path.name,
+                                trusted_paths=True, **options)
+    if run:
+        return run_import_job(job.pk, progress=progress)
+    enqueue_import_job(job)
+    return job

@@ -1,15 +1,14 @@
 """Outfit import and the recommendation service behind "Goes well with" pages and the API."""
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
-from catalog.csv_import import ImportReport, read_csv_rows
-from catalog.models import Category, Product
+from catalog.csv_import import ColumnMap, ImportReport
+from catalog.import_jobs import Row
+from catalog.models import Category, ImportJob, Product
 from embeddings.services import active_compatibility_index
 
 from .models import Outfit, OutfitItem
@@ -17,51 +16,86 @@ from .models import Outfit, OutfitItem
 logger = logging.getLogger(__name__)
 
 
-def import_outfits(csv_path: Path, progress: Callable[[int], None] | None = None) -> ImportReport:
-    """Import `outfit_id,sku[,position]` rows. A row with an unknown SKU is rejected; each outfit
-    is replaced as a whole, atomically, by its rows in this file."""
-    report = ImportReport()
-    outfits: dict[str, list[tuple[int, int, int]]] = {}  # id -> (position, product pk, line)
-    product_ids = dict(Product.objects.values_list("sku", "pk"))
-    for line, row in read_csv_rows(csv_path, ("outfit_id", "sku")):
-        outfit_id, sku = row["outfit_id"], row["sku"]
-        items = outfits.setdefault(outfit_id, []) if outfit_id else None
-        if items is None:
-            report.reject(line, "outfit_id", outfit_id, "required")
-        elif sku not in product_ids:
-            report.reject(line, "sku", sku, "unknown SKU: import the catalog first")
-        elif any(pk == product_ids[sku] for _, pk, _ in items):
-            report.reject(line, "sku", sku, f"already in outfit {outfit_id}")
-        elif row.get("position", "") and not row["position"].isdigit():
-            report.reject(line, "position", row["position"], "expected a whole number")
-        else:
-            position = int(row.get("position") or len(items))
-            items.append((position, product_ids[sku], line))
-        if progress:
-            progress(line)
-    for outfit_id, items in outfits.items():
-        if items:
-            outcome = _replace_outfit(outfit_id, sorted(items))
-            setattr(report, outcome, getattr(report, outcome) + 1)
-    logger.info("outfit import of %s: %s", csv_path.name, report.summary())
-    return report
+class OutfitRowImporter:
+    """`outfit_id,sku[,position]` rows. Rows are collected per outfit (an outfit's rows need not
+    be adjacent); at the end each outfit is replaced as a whole, atomically, by its valid rows.
+    A row with an unknown SKU is rejected; the rest of its outfit still imports."""
 
+    known_fields = ("outfit_id", "sku", "position")
+    required_fields = ("outfit_id", "sku")
+    resumable = False
+    OUTFITS_PER_TRANSACTION = 200
 
-def _replace_outfit(outfit_id: str, items: list[tuple[int, int, int]]) -> str:
-    wanted = [(position, product_pk) for position, product_pk, _ in items]
-    with transaction.atomic():
-        outfit, created = Outfit.objects.get_or_create(external_id=outfit_id)
-        current = list(
-            outfit.items.order_by("position", "pk").values_list("position", "product_id")
+    def __init__(self, job: ImportJob, columns: ColumnMap) -> None:
+        self.job = job
+        self.columns = columns
+        self.outfits: dict[str, list[tuple[int, int, int]]] = {}  # id -> (position, pk, line)
+
+    def column(self, field: str) -> str:
+        return self.columns.field_columns.get(field, field)
+
+    def apply(self, rows: list[Row], report: ImportReport) -> None:
+        values = [(line, self.columns.fields(row)) for line, row in rows]
+        product_ids = dict(
+            Product.objects.filter(sku__in={v.get("sku", "") for _, v in values}, active=True)
+            .values_list("sku", "pk")
         )
-        if current == wanted:
-            return "unchanged"
-        outfit.items.all().delete()
-        OutfitItem.objects.bulk_create(
-            OutfitItem(outfit=outfit, product_id=product_pk, position=position)
-            for position, product_pk in wanted
-        )
-    return "created" if created else "updated"
+        for line, row in values:
+            outfit_id, sku, position = row["outfit_id"], row["sku"], row.get("position", "")
+            if not outfit_id:
+                report.reject(line, self.column("outfit_id"), "", "required")
+            elif sku not in product_ids:
+                report.reject(line, self.column("sku"), sku,
+                              "unknown SKU (or an inactive product): import the catalog first")
+            elif position and not position.isdigit():
+                report.reject(line, self.column("position"), position, "expected a whole number")
+            else:
+                items = self.outfits.setdefault(outfit_id[:64], [])
+                if any(pk == product_ids[sku] for _, pk, _ in items):
+                    report.reject(line, self.column("sku"), sku, f"already in outfit {outfit_id}")
+                else:
+                    items.append((int(position or len(items)), product_ids[sku], line))
+
+    def finish(self, report: ImportReport) -> None:
+        batch: list[tuple[str, list[tuple[int, int, int]]]] = []
+        for outfit_id, items in self.outfits.items():
+            batch.append((outfit_id, sorted(items)))
+            if len(batch) >= self.OUTFITS_PER_TRANSACTION:
+                self._replace(batch, report)
+                batch = []
+        self._replace(batch, report)
+
+    def _replace(self, batch: list[tuple[str, list[tuple[int, int, int]]]], report) -> None:
+        if not batch:
+            return
+        with transaction.atomic():
+            existing = {o.external_id: o for o in
+                        Outfit.objects.filter(external_id__in=[i for i, _ in batch])}
+            current: dict[int, list[tuple[int, int]]] = {}
+            for outfit_pk, position, product_pk in OutfitItem.objects.filter(
+                outfit__in=existing.values()
+            ).order_by("position", "pk").values_list("outfit_id", "position", "product_id"):
+                current.setdefault(outfit_pk, []).append((position, product_pk))
+            for outfit_id, items in batch:
+                wanted = [(position, product_pk) for position, product_pk, _ in items]
+                outfit = existing.get(outfit_id)
+                if outfit is not None and current.get(outfit.pk, []) == wanted:
+                    report.unchanged += 1
+                    continue
+                if self.job.dry_run:
+                    report.created += outfit is None
+                    report.updated += outfit is not None
+                    continue
+                if outfit is None:
+                    outfit = Outfit.objects.create(external_id=outfit_id)
+                    report.created += 1
+                else:
+                    outfit.items.all().delete()
+                    report.updated += 1
+                OutfitItem.objects.bulk_create(
+                    OutfitItem(outfit=outfit, product_id=product_pk, position=position)
+                    for position, product_pk in wanted
+                )
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,17 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# --- Catalog import ---
+# Absolute image paths in an import must lie under one of these folders (server-side files).
+OUTFITS_IMPORT_ROOTS = [
+    Path(p) for p in env_list("OUTFITS_IMPORT_ROOTS", str(VAR_DIR / "imports"))
+]
+# Image URLs resolving to private addresses are refused unless their network is listed here
+# (e.g. an in-house image server): CIDRs, comma-separated.
+OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS = env_list("OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS", "")
+OUTFITS_IMAGE_FETCH_TIMEOUT = float(os.environ.get("OUTFITS_IMAGE_FETCH_TIMEOUT", "10"))
+OUTFITS_IMPORT_CHUNK_ROWS = int(os.environ.get("OUTFITS_IMPORT_CHUNK_ROWS", "1000"))
+
 # --- Celery: a real broker when CELERY_BROKER_URL is set, in-process tasks otherwise. ---
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

@@ -1,50 +1,31 @@
-"""manage.py import_catalog FILE.csv [--images DIR]"""
+"""manage.py import_catalog FILE.csv [--images DIR] [--mapping …] [--dry-run] [--full]"""
 
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from catalog.csv_import import CsvFormatError, ImportReport
-from catalog.services import import_catalog
-from embeddings.progress import TerminalProgress
-
-
-def line_count(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
-
-
-def print_report(command: BaseCommand, report: ImportReport, shown: int = 20) -> None:
-    for row in report.rejected[:shown]:
-        command.stderr.write(f"  rejected {row}")
-    if len(report.rejected) > shown:
-        command.stderr.write(f"  … and {len(report.rejected) - shown} more rejected rows")
-    command.stdout.write(command.style.SUCCESS(report.summary()))
+from catalog.management.import_command import add_import_arguments, run_import_command
 
 
 class Command(BaseCommand):
-    help = "Import products from a CSV: sku,title,category,image[,colour,price,in_stock,…]."
+    help = (
+        "Import products from a CSV: sku and category required; title, group, colour, price, "
+        "in_stock, image optional; other columns are kept as attributes."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("csv_file", type=Path)
+        add_import_arguments(parser)
         parser.add_argument(
-            "--images",
-            type=Path,
-            default=None,
+            "--images", type=Path, default=None,
             help="Folder that relative image paths are read from (default: the CSV's folder).",
         )
+        parser.add_argument("--full", action="store_true",
+                            help="A full catalog: deactivate active products the file omits.")
+        parser.add_argument("--no-new-categories", action="store_true",
+                            help="Reject rows whose category does not exist yet.")
 
-    def handle(self, *args, csv_file: Path, images: Path | None, **options) -> None:
-        if not csv_file.is_file():
-            raise CommandError(f"{csv_file} does not exist")
-        total = line_count(csv_file)
-        bar = TerminalProgress()
-        try:
-            report = import_catalog(
-                csv_file, images, progress=lambda line: bar("importing catalog", line, total)
-            )
-        except CsvFormatError as error:
-            raise CommandError(str(error)) from error
-        finally:
-            bar.close()
-        print_report(self, report)
+    def handle(self, *args, images: Path | None, full: bool, no_new_categories: bool,
+               **options) -> None:
+        extra = {"images_folder": str(images.resolve())} if images else {}
+        run_import_command(self, "catalog", options, deactivate_missing=full,
+                           create_categories=not no_new_categories, **extra)

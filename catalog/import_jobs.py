@@ -1,0 +1,314 @@
+"""Running import jobs. The file is streamed in chunks; each chunk is validated, then applied
+together with its rejected rows and the job's checkpoint in one transaction. A job killed
+mid-way has applied whole chunks only, and a restart continues after the last one."""
+
+import csv
+import io
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from .csv_import import (
+    REPLACEMENT,
+    ColumnMap,
+    CsvFormatError,
+    ImportReport,
+    detect_layout,
+    iter_rows,
+    resolve_columns,
+    spreadsheet_safe,
+)
+from .image_sources import ArchiveRejected, ImageSources, UrlFetcher, extract_archive
+from .models import ImportJob, ImportRejection
+
+logger = logging.getLogger(__name__)
+
+Row = tuple[int, dict[str, str]]  # (line, {column: value})
+
+
+class RowImporter(Protocol):
+    known_fields: tuple[str, ...]
+    required_fields: tuple[str, ...]
+    # False: rows are only collected until finish(), so a restart must begin at line 1.
+    resumable: bool
+
+    def apply(self, rows: list[Row], report: ImportReport) -> None:
+        """Validate and write (in a dry run: only count) rows, inside the caller's transaction."""
+
+    def finish(self, report: ImportReport) -> None:
+        """Work after the last row (e.g. deactivating products a full upload omits)."""
+
+
+def importer_for(job: ImportJob, columns: ColumnMap, sources: ImageSources) -> RowImporter:
+    if job.kind == ImportJob.Kind.OUTFITS:
+        from outfits.services import OutfitRowImporter  # outfits depend on catalog, not back
+
+        return OutfitRowImporter(job, columns)
+    from .services import CatalogRowImporter
+
+    return CatalogRowImporter(job, columns, sources)
+
+
+def known_and_required_fields(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if kind == ImportJob.Kind.OUTFITS:
+        from outfits.services import OutfitRowImporter
+
+        return OutfitRowImporter.known_fields, OutfitRowImporter.required_fields
+    from .services import CatalogRowImporter
+
+    return CatalogRowImporter.known_fields, CatalogRowImporter.required_fields
+
+
+def check_images_folder(folder: str) -> Path | None:
+    """A server-side images folder must exist under one of OUTFITS_IMPORT_ROOTS."""
+    if not folder:
+        return None
+    path = Path(folder).resolve()
+    roots = [Path(root).resolve() for root in settings.OUTFITS_IMPORT_ROOTS]
+    if not any(path == root or root in path.parents for root in roots):
+        raise ValueError(
+            f"Images folder {folder} is not under an allowed import root "
+            f"(OUTFITS_IMPORT_ROOTS: {', '.join(map(str, roots))})"
+        )
+    if not path.is_dir():
+        raise ValueError(f"Images folder {folder} does not exist")
+    return path
+
+
+def create_import_job(
+    kind: str, source: File, original_name: str, *, column_mapping: dict[str, str] | None = None,
+    images_archive: File | None = None, images_folder: str = "", dry_run: bool = False,
+    deactivate_missing: bool = False, create_categories: bool = True, requested_by=None,
+    trusted_paths: bool = False,
+) -> ImportJob:
+    """Store the upload and record the job (not yet run). Raises ValueError on bad options."""
+    if kind not in ImportJob.Kind.values:
+        raise ValueError(f"Unknown import kind {kind!r}: use {' or '.join(ImportJob.Kind.values)}")
+    if trusted_paths:
+        if images_folder and not Path(images_folder).is_dir():
+            raise ValueError(f"Images folder {images_folder} does not exist")
+    else:
+        check_images_folder(images_folder)
+    known, _required = known_and_required_fields(kind)
+    unknown = sorted(set(column_mapping or {}) - set(known))
+    if unknown:
+        raise ValueError(f"Column mapping names unknown field(s) {', '.join(unknown)}; "
+                         f"the fields are {', '.join(known)}")
+    job = ImportJob(
+        kind=kind, original_name=original_name[:300], column_mapping=column_mapping or {},
+        images_folder=images_folder, dry_run=dry_run, deactivate_missing=deactivate_missing,
+        create_categories=create_categories, trusted_paths=trusted_paths,
+        requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
+    )
+    job.source.save(Path(original_name).name or "upload.csv", source, save=False)
+    if images_archive is not None:
+        job.images_archive.save(Path(images_archive.name or "images.zip").name, images_archive,
+                                save=False)
+    job.save()
+    return job
+
+
+def rerun_for_real(dry_run: ImportJob, requested_by=None) -> ImportJob:
+    """A dry run the merchandiser liked, applied: the same stored files and options."""
+    if not dry_run.dry_run or dry_run.status != ImportJob.Status.SUCCEEDED:
+        raise ValueError("Only a finished dry run can be applied.")
+    return ImportJob.objects.create(
+        kind=dry_run.kind, source=dry_run.source.name, original_name=dry_run.original_name,
+        images_archive=dry_run.images_archive.name, images_folder=dry_run.images_folder,
+        trusted_paths=dry_run.trusted_paths, column_mapping=dry_run.column_mapping,
+        deactivate_missing=dry_run.deactivate_missing,
+        create_categories=dry_run.create_categories,
+        requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
+    )
+
+
+def rejections_csv(job: ImportJob) -> Iterator[str]:
+    """The report of rejected rows as CSV text, streamed (a bad file may reject millions).
+    Cells are spreadsheet-safe: rejected values are exactly the untrusted ones."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["line", "column", "value", "reason"])
+    rows = job.rejections.order_by("line", "pk").values_list("line", "column", "value", "reason")
+    for count, (line, column, value, reason) in enumerate(rows.iterator(chunk_size=2000), 1):
+        writer.writerow([line, *map(spreadsheet_safe, (column, value, reason))])
+        if count % 1000 == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def enqueue_import_job(job: ImportJob) -> None:
+    """Run the job on a worker once the row is committed (in-process in the embedded default)."""
+    from .tasks import run_import
+
+    transaction.on_commit(lambda: run_import.delay(job.pk))
+
+
+def count_lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines
+
+
+def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().get(pk=job_id)
+        if job.finished:
+            logger.info("import job %s is %s; not running it again", job_id, job.status)
+            return None
+        if job.status == ImportJob.Status.RUNNING:
+            logger.warning("import job %s was interrupted; resuming after line %s",
+                           job_id, job.resume_after_line)
+        job.status = ImportJob.Status.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.save(update_fields=["status", "started_at"])
+        return job
+
+
+def _images_folder(job: ImportJob) -> Path | None:
+    if job.images_archive:
+        destination = Path(settings.MEDIA_ROOT) / "imports" / f"job-{job.pk}-images"
+        shutil.rmtree(destination, ignore_errors=True)
+        return extract_archive(Path(job.images_archive.path), destination)
+    if job.images_folder:
+        return Path(job.images_folder) if job.trusted_paths else check_images_folder(
+            job.images_folder)
+    return None
+
+
+def run_import_job(
+    job_id: int, progress: Callable[[ImportJob], None] | None = None
+) -> ImportJob:
+    """Carry out a job; safe to call again for an interrupted job (it resumes) or a finished
+    one (nothing happens). Whole-file problems fail the job with a message; row problems are
+    recorded as rejections and never stop the other rows."""
+    job = _claim(job_id)
+    if job is None:
+        return ImportJob.objects.get(pk=job_id)
+    extracted: Path | None = None
+    try:
+        path = Path(job.source.path)
+        layout = detect_layout(path)
+        known, required = known_and_required_fields(job.kind)
+        columns = resolve_columns(layout, job.column_mapping, known, required, job.original_name)
+        folder = _images_folder(job)
+        extracted = folder if job.images_archive else None
+        roots = [Path("/")] if job.trusted_paths else settings.OUTFITS_IMPORT_ROOTS
+        sources = ImageSources(folder, roots, UrlFetcher(
+            timeout=settings.OUTFITS_IMAGE_FETCH_TIMEOUT,
+            allowed_networks=settings.OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS,
+        ))
+        importer = importer_for(job, columns, sources)
+        if not importer.resumable and job.resume_after_line:
+            _restart_from_scratch(job)
+        job.encoding, job.delimiter, job.lines_total = (
+            layout.encoding, layout.delimiter, count_lines(path)
+        )
+        job.save(update_fields=["encoding", "delimiter", "lines_total"])
+        rows = ((line, row) for line, row in iter_rows(path, layout)
+                if line > job.resume_after_line)
+        for chunk in chunks(rows, settings.OUTFITS_IMPORT_CHUNK_ROWS):
+            _apply_chunk(job, importer, chunk, layout.encoding)
+            if progress:
+                progress(job)
+        with transaction.atomic():
+            report = ImportReport()
+            importer.finish(report)
+            _record(job, report, last_line=job.lines_total)
+        job.refresh_from_db()
+        job.status = ImportJob.Status.SUCCEEDED
+        job.lines_done = job.lines_total
+        job.message = _summary(job)
+    except (CsvFormatError, ArchiveRejected, ValueError) as error:
+        job.status, job.message = ImportJob.Status.FAILED, str(error)
+    except Exception as error:
+        logger.exception("import job %s failed", job_id)
+        job.status, job.message = ImportJob.Status.FAILED, f"{type(error).__name__}: {error}"
+    finally:
+        if extracted is not None:
+            shutil.rmtree(extracted, ignore_errors=True)
+    job.finished_at = timezone.now()
+    job.save(update_fields=["status", "message", "lines_done", "finished_at"])
+    if progress:
+        progress(job)
+    logger.info("import job %s %s: %s", job.pk, job.status, job.message)
+    return job
+
+
+def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encoding: str) -> None:
+    report = ImportReport()
+    clean: list[Row] = []
+    for line, row in chunk:
+        garbled = next((column for column, value in row.items() if REPLACEMENT in value), None)
+        if garbled is not None:
+            report.reject(line, garbled, row[garbled],
+                          f"contains bytes that are not valid {encoding}")
+        else:
+            clean.append((line, row))
+    with transaction.atomic():
+        importer.apply(clean, report)
+        _record(job, report, last_line=chunk[-1][0] if importer.resumable else 0)
+    job.lines_done = chunk[-1][0]
+    ImportJob.objects.filter(pk=job.pk).update(lines_done=job.lines_done)
+
+
+def _record(job: ImportJob, report: ImportReport, last_line: int) -> None:
+    ImportRejection.objects.bulk_create(
+        ImportRejection(job=job, line=r.line, column=r.column[:300], value=r.value[:2000],
+                        reason=r.reason)
+        for r in report.rejected
+    )
+    changes = {
+        "created": F("created") + report.created, "updated": F("updated") + report.updated,
+        "unchanged": F("unchanged") + report.unchanged,
+        "rejected": F("rejected") + report.rejected_lines,
+        "deactivated": F("deactivated") + report.deactivated,
+    }
+    if last_line:
+        changes["resume_after_line"] = last_line
+    ImportJob.objects.filter(pk=job.pk).update(**changes)
+    if last_line:
+        job.resume_after_line = last_line
+
+
+def _restart_from_scratch(job: ImportJob) -> None:
+    with transaction.atomic():
+        job.rejections.all().delete()
+        ImportJob.objects.filter(pk=job.pk).update(
+            created=0, updated=0, unchanged=0, rejected=0, deactivated=0, resume_after_line=0
+        )
+        job.resume_after_line = 0
+
+
+def _summary(job: ImportJob) -> str:
+    verb = "would be" if job.dry_run else ""
+    parts = [f"{job.created} {verb} created", f"{job.updated} {verb} updated",
+             f"{job.unchanged} unchanged", f"{job.rejected} rejected"]
+    if job.deactivate_missing:
+        parts.append(f"{job.deactivated} {verb} deactivated")
+    return ("Dry run: nothing was written. " if job.dry_run else "") + ", ".join(
+        " ".join(p.split()) for p in parts
+    )
+

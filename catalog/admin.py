@@ -1,40 +1,154 @@
-from django.contrib import admin
+"""Admin for products and categories, and the catalog/outfits upload pages."""
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .models import Category, Product
+from .forms import ImportUploadForm
+from .import_jobs import create_import_job, enqueue_import_job, rejections_csv, rerun_for_real
+from .models import Category, ImportJob, Product
+
+REJECTIONS_SHOWN = 100
 
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug"]
+    list_display = ["name", "group", "slug"]
+    list_filter = ["group"]
     search_fields = ["name"]
     prepopulated_fields = {"slug": ["name"]}
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = [
-        "thumbnail",
-        "sku",
-        "title",
-        "category",
-        "colour",
-        "price",
-        "in_stock",
-        "active",
-    ]
-    list_display_links = ["thumbnail", "sku"]
-    list_filter = ["category", "active", "in_stock"]
+    list_display = ["picture", "sku", "title", "category", "colour", "price", "in_stock", "active"]
+    list_display_links = ["picture", "sku"]
+    list_filter = ["active", "in_stock", "category__group", "category"]
     list_editable = ["in_stock", "active"]
     search_fields = ["sku", "title"]
-    readonly_fields = ["image_sha256", "created_at", "updated_at"]
+    readonly_fields = ["image_sha256", "image_source", "created_at", "updated_at"]
+    list_select_related = ["category"]
     list_per_page = 50
 
     @admin.display(description="")
-    def thumbnail(self, product: Product) -> str:
-        if not product.image:
+    def picture(self, product: Product) -> str:
+        image = product.thumbnail or product.image
+        if not image:
             return ""
         return format_html(
-            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain">',
-            product.image.url,
+            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain">', image.url
         )
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    change_list_template = "admin/catalog/importjob/change_list.html"
+    list_display = [
+        "pk",
+        "kind",
+        "original_name",
+        "dry_run",
+        "status",
+        "progress",
+        "created",
+        "updated",
+        "unchanged",
+        "rejected",
+        "requested_by",
+        "created_at",
+    ]
+    list_filter = ["kind", "status", "dry_run"]
+    search_fields = ["original_name"]
+
+    @admin.display(description="progress")
+    def progress(self, job: ImportJob) -> str:
+        return f"{job.progress_percent}%"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(function)
+
+        return [
+            path("upload/", view(self.upload_view), name="catalog_importjob_upload"),
+            path("<int:job_id>/report/", view(self.job_view), name="catalog_importjob_report"),
+            path(
+                "<int:job_id>/rejections.csv",
+                view(self.rejections_view),
+                name="catalog_importjob_rejections",
+            ),
+            path("<int:job_id>/apply/", view(self.apply_view), name="catalog_importjob_apply"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[object_id]))
+
+    def upload_view(self, request: HttpRequest):
+        if not request.user.has_perm("catalog.add_importjob"):
+            messages.error(request, "You may not import files.")
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            with transaction.atomic():
+                job = create_import_job(
+                    data["kind"],
+                    data["csv_file"],
+                    data["csv_file"].name,
+                    column_mapping=data["column_mapping"],
+                    images_archive=data["images_zip"],
+                    images_folder=data["images_folder"],
+                    dry_run=data["dry_run"],
+                    deactivate_missing=data["deactivate_missing"],
+                    create_categories=data["create_categories"],
+                    requested_by=request.user,
+                )
+                enqueue_import_job(job)
+            return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Upload a catalog or outfits CSV",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/catalog/importjob/upload.html", context)
+
+    def job_view(self, request: HttpRequest, job_id: int):
+        job = get_object_or_404(ImportJob, pk=job_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "job": job,
+            "opts": self.model._meta,
+            "title": str(job),
+            "rejections": job.rejections.all()[:REJECTIONS_SHOWN],
+        }
+        return TemplateResponse(request, "admin/catalog/importjob/report.html", context)
+
+    def rejections_view(self, request: HttpRequest, job_id: int):
+        job = get_object_or_404(ImportJob, pk=job_id)
+        response = StreamingHttpResponse(rejections_csv(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
+        return response
+
+    def apply_view(self, request: HttpRequest, job_id: int):
+        dry_run = get_object_or_404(ImportJob, pk=job_id)
+        if request.method != "POST" or not request.user.has_perm("catalog.add_importjob"):
+            return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job_id]))
+        try:
+            with transaction.atomic():
+                job = rerun_for_real(dry_run, requested_by=request.user)
+                enqueue_import_job(job)
+        except ValueError as error:
+            messages.error(request, str(error))
+            return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job_id]))
+        return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job.pk]))

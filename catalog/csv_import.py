@@ -122,10 +122,13 @@ def iter_rows(path: Path, layout: CsvLayout) -> Iterator[tuple[int, dict[str, st
             line, next_line = next_line, reader.line_num + 1
             if not any(cell.strip() for cell in cells):
                 continue  # blank lines are not rows
-            yield line, {
-                column: (cells[i].strip() if i < len(cells) else "")
-                for i, column in enumerate(layout.header)
-            }
+            yield (
+                line,
+                {
+                    column: (cells[i].strip() if i < len(cells) else "")
+                    for i, column in enumerate(layout.header)
+                },
+            )
 
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -165,8 +168,11 @@ class ColumnMap:
 
 
 def resolve_columns(
-    layout: CsvLayout, mapping: Mapping[str, str], known_fields: Sequence[str],
-    required_fields: Sequence[str], file_name: str,
+    layout: CsvLayout,
+    mapping: Mapping[str, str],
+    known_fields: Sequence[str],
+    required_fields: Sequence[str],
+    file_name: str,
 ) -> ColumnMap:
     unknown_fields = sorted(set(mapping) - set(known_fields))
     if unknown_fields:

@@ -69,8 +69,13 @@ def _decoded(data: bytes) -> Image.Image:
             return image.convert("RGB")
     except ImageRejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as error:
         raise ImageRejected(f"not a readable image ({error})") from None
 
 
@@ -98,7 +103,10 @@ def store_image(data: bytes) -> StoredImage:
 
 
 def extract_archive(
-    archive: Path, destination: Path, max_total_bytes: int = 4 << 30, max_files: int = 500_000,
+    archive: Path,
+    destination: Path,
+    max_total_bytes: int = 4 << 30,
+    max_files: int = 500_000,
     max_ratio: int = 200,
 ) -> Path:
     """Unpack a zip of images, refusing the whole archive on a path that leaves `destination`
@@ -170,8 +178,13 @@ class UrlFetcher:
     non-public address, unless its network is explicitly allowed."""
 
     def __init__(
-        self, timeout: float = 10.0, max_bytes: int = MAX_IMAGE_BYTES, max_redirects: int = 3,
-        attempts: int = 3, allowed_networks: Sequence[str] = (), backoff: float = 0.5,
+        self,
+        timeout: float = 10.0,
+        max_bytes: int = MAX_IMAGE_BYTES,
+        max_redirects: int = 3,
+        attempts: int = 3,
+        allowed_networks: Sequence[str] = (),
+        backoff: float = 0.5,
     ) -> None:
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -232,8 +245,9 @@ class UrlFetcher:
         if parts.query:
             path += f"?{parts.query}"
         try:
-            connection.request("GET", path, headers={"User-Agent": "outfit-matcher-import/1",
-                                                     "Accept": "image/*"})
+            connection.request(
+                "GET", path, headers={"User-Agent": "outfit-matcher-import/1", "Accept": "image/*"}
+            )
             response = connection.getresponse()
             declared = int(response.headers.get("Content-Length") or 0)
             if declared > self.max_bytes:
@@ -262,8 +276,10 @@ class ImageSources:
         path = Path(reference)
         if path.is_absolute():
             resolved = path.resolve()
-            if not any(resolved == root or root in resolved.parents
-                       for root in (r.resolve() for r in self.allowed_roots)):
+            if not any(
+                resolved == root or root in resolved.parents
+                for root in (r.resolve() for r in self.allowed_roots)
+            ):
                 raise ImageRejected(
                     "absolute paths must lie under an allowed import root "
                     f"(OUTFITS_IMPORT_ROOTS: {', '.join(map(str, self.allowed_roots)) or 'none'})"

@@ -84,9 +84,17 @@ def check_images_folder(folder: str) -> Path | None:
 
 
 def create_import_job(
-    kind: str, source: File, original_name: str, *, column_mapping: dict[str, str] | None = None,
-    images_archive: File | None = None, images_folder: str = "", dry_run: bool = False,
-    deactivate_missing: bool = False, create_categories: bool = True, requested_by=None,
+    kind: str,
+    source: File,
+    original_name: str,
+    *,
+    column_mapping: dict[str, str] | None = None,
+    images_archive: File | None = None,
+    images_folder: str = "",
+    dry_run: bool = False,
+    deactivate_missing: bool = False,
+    create_categories: bool = True,
+    requested_by=None,
     trusted_paths: bool = False,
 ) -> ImportJob:
     """Store the upload and record the job (not yet run). Raises ValueError on bad options."""
@@ -100,18 +108,26 @@ def create_import_job(
     known, _required = known_and_required_fields(kind)
     unknown = sorted(set(column_mapping or {}) - set(known))
     if unknown:
-        raise ValueError(f"Column mapping names unknown field(s) {', '.join(unknown)}; "
-                         f"the fields are {', '.join(known)}")
+        raise ValueError(
+            f"Column mapping names unknown field(s) {', '.join(unknown)}; "
+            f"the fields are {', '.join(known)}"
+        )
     job = ImportJob(
-        kind=kind, original_name=original_name[:300], column_mapping=column_mapping or {},
-        images_folder=images_folder, dry_run=dry_run, deactivate_missing=deactivate_missing,
-        create_categories=create_categories, trusted_paths=trusted_paths,
+        kind=kind,
+        original_name=original_name[:300],
+        column_mapping=column_mapping or {},
+        images_folder=images_folder,
+        dry_run=dry_run,
+        deactivate_missing=deactivate_missing,
+        create_categories=create_categories,
+        trusted_paths=trusted_paths,
         requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
     )
     job.source.save(Path(original_name).name or "upload.csv", source, save=False)
     if images_archive is not None:
-        job.images_archive.save(Path(images_archive.name or "images.zip").name, images_archive,
-                                save=False)
+        job.images_archive.save(
+            Path(images_archive.name or "images.zip").name, images_archive, save=False
+        )
     job.save()
     return job
 
@@ -121,9 +137,13 @@ def rerun_for_real(dry_run: ImportJob, requested_by=None) -> ImportJob:
     if not dry_run.dry_run or dry_run.status != ImportJob.Status.SUCCEEDED:
         raise ValueError("Only a finished dry run can be applied.")
     return ImportJob.objects.create(
-        kind=dry_run.kind, source=dry_run.source.name, original_name=dry_run.original_name,
-        images_archive=dry_run.images_archive.name, images_folder=dry_run.images_folder,
-        trusted_paths=dry_run.trusted_paths, column_mapping=dry_run.column_mapping,
+        kind=dry_run.kind,
+        source=dry_run.source.name,
+        original_name=dry_run.original_name,
+        images_archive=dry_run.images_archive.name,
+        images_folder=dry_run.images_folder,
+        trusted_paths=dry_run.trusted_paths,
+        column_mapping=dry_run.column_mapping,
         deactivate_missing=dry_run.deactivate_missing,
         create_categories=dry_run.create_categories,
         requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
@@ -179,8 +199,11 @@ def _claim(job_id: int) -> ImportJob | None:
             logger.info("import job %s is %s; not running it again", job_id, job.status)
             return None
         if job.status == ImportJob.Status.RUNNING:
-            logger.warning("import job %s was interrupted; resuming after line %s",
-                           job_id, job.resume_after_line)
+            logger.warning(
+                "import job %s was interrupted; resuming after line %s",
+                job_id,
+                job.resume_after_line,
+            )
         job.status = ImportJob.Status.RUNNING
         job.started_at = job.started_at or timezone.now()
         job.save(update_fields=["status", "started_at"])
@@ -193,14 +216,13 @@ def _images_folder(job: ImportJob) -> Path | None:
         shutil.rmtree(destination, ignore_errors=True)
         return extract_archive(Path(job.images_archive.path), destination)
     if job.images_folder:
-        return Path(job.images_folder) if job.trusted_paths else check_images_folder(
-            job.images_folder)
+        return (
+            Path(job.images_folder) if job.trusted_paths else check_images_folder(job.images_folder)
+        )
     return None
 
 
-def run_import_job(
-    job_id: int, progress: Callable[[ImportJob], None] | None = None
-) -> ImportJob:
+def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
     """Carry out a job; safe to call again for an interrupted job (it resumes) or a finished
     one (nothing happens). Whole-file problems fail the job with a message; row problems are
     recorded as rejections and never stop the other rows."""
@@ -216,19 +238,26 @@ def run_import_job(
         folder = _images_folder(job)
         extracted = folder if job.images_archive else None
         roots = [Path("/")] if job.trusted_paths else settings.OUTFITS_IMPORT_ROOTS
-        sources = ImageSources(folder, roots, UrlFetcher(
-            timeout=settings.OUTFITS_IMAGE_FETCH_TIMEOUT,
-            allowed_networks=settings.OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS,
-        ))
+        sources = ImageSources(
+            folder,
+            roots,
+            UrlFetcher(
+                timeout=settings.OUTFITS_IMAGE_FETCH_TIMEOUT,
+                allowed_networks=settings.OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS,
+            ),
+        )
         importer = importer_for(job, columns, sources)
         if not importer.resumable and job.resume_after_line:
             _restart_from_scratch(job)
         job.encoding, job.delimiter, job.lines_total = (
-            layout.encoding, layout.delimiter, count_lines(path)
+            layout.encoding,
+            layout.delimiter,
+            count_lines(path),
         )
         job.save(update_fields=["encoding", "delimiter", "lines_total"])
-        rows = ((line, row) for line, row in iter_rows(path, layout)
-                if line > job.resume_after_line)
+        rows = (
+            (line, row) for line, row in iter_rows(path, layout) if line > job.resume_after_line
+        )
         for chunk in chunks(rows, settings.OUTFITS_IMPORT_CHUNK_ROWS):
             _apply_chunk(job, importer, chunk, layout.encoding)
             if progress:
@@ -263,8 +292,9 @@ def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encodi
     for line, row in chunk:
         garbled = next((column for column, value in row.items() if REPLACEMENT in value), None)
         if garbled is not None:
-            report.reject(line, garbled, row[garbled],
-                          f"contains bytes that are not valid {encoding}")
+            report.reject(
+                line, garbled, row[garbled], f"contains bytes that are not valid {encoding}"
+            )
         else:
             clean.append((line, row))
     with transaction.atomic():
@@ -276,12 +306,14 @@ def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encodi
 
 def _record(job: ImportJob, report: ImportReport, last_line: int) -> None:
     ImportRejection.objects.bulk_create(
-        ImportRejection(job=job, line=r.line, column=r.column[:300], value=r.value[:2000],
-                        reason=r.reason)
+        ImportRejection(
+            job=job, line=r.line, column=r.column[:300], value=r.value[:2000], reason=r.reason
+        )
         for r in report.rejected
     )
     changes = {
-        "created": F("created") + report.created, "updated": F("updated") + report.updated,
+        "created": F("created") + report.created,
+        "updated": F("updated") + report.updated,
         "unchanged": F("unchanged") + report.unchanged,
         "rejected": F("rejected") + report.rejected_lines,
         "deactivated": F("deactivated") + report.deactivated,
@@ -304,11 +336,14 @@ def _restart_from_scratch(job: ImportJob) -> None:
 
 def _summary(job: ImportJob) -> str:
     verb = "would be" if job.dry_run else ""
-    parts = [f"{job.created} {verb} created", f"{job.updated} {verb} updated",
-             f"{job.unchanged} unchanged", f"{job.rejected} rejected"]
+    parts = [
+        f"{job.created} {verb} created",
+        f"{job.updated} {verb} updated",
+        f"{job.unchanged} unchanged",
+        f"{job.rejected} rejected",
+    ]
     if job.deactivate_missing:
         parts.append(f"{job.deactivated} {verb} deactivated")
     return ("Dry run: nothing was written. " if job.dry_run else "") + ", ".join(
         " ".join(p.split()) for p in parts
     )
-

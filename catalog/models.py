@@ -44,7 +44,11 @@ class Product(models.Model):
     # The last import that listed this product, and where: finds duplicates within a file
     # without holding every SKU in memory, and the products a full upload no longer lists.
     import_job = models.ForeignKey(
-        "ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "ImportJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         editable=False,
     )
     import_line = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -58,6 +62,12 @@ class Product(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:product-detail", args=[self.sku])
+
+    @property
+    def card_image_url(self) -> str | None:
+        """The small picture for lists and panels (the full image if no thumbnail yet)."""
+        image = self.thumbnail or self.image
+        return image.url if image else None
 
 
 class ImportJob(models.Model):

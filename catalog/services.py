@@ -18,8 +18,19 @@ logger = logging.getLogger(__name__)
 
 TRUE_WORDS = {"1", "true", "yes", "y", "t", "in stock"}
 FALSE_WORDS = {"0", "false", "no", "n", "f", "out of stock"}
-COMPARED_FIELDS = ("title", "category_id", "colour", "price", "in_stock", "attributes", "image",
-                   "thumbnail", "image_sha256", "image_source", "active")
+COMPARED_FIELDS = (
+    "title",
+    "category_id",
+    "colour",
+    "price",
+    "in_stock",
+    "attributes",
+    "image",
+    "thumbnail",
+    "image_sha256",
+    "image_source",
+    "active",
+)
 
 
 class RowError(ValueError):
@@ -32,8 +43,9 @@ def parse_price(value: str) -> Decimal | None:
     if value == "":
         return None
     try:
-        price = Decimal(value.replace(",", ".") if value.count(",") == 1 and "." not in value
-                        else value)
+        price = Decimal(
+            value.replace(",", ".") if value.count(",") == 1 and "." not in value else value
+        )
     except InvalidOperation:
         raise RowError("price", value, "not a number") from None
     if not price.is_finite() or price < 0:
@@ -88,8 +100,9 @@ class CatalogRowImporter:
             product = existing.get(sku)
             try:
                 self._check_not_seen(sku, product)
-                fields["category_id"] = self._category(fields.pop("category"),
-                                                       fields.pop("group")).pk
+                fields["category_id"] = self._category(
+                    fields.pop("category"), fields.pop("group")
+                ).pk
                 self._resolve_image(fields, product)
             except RowError as error:
                 report.reject(line, self.column(error.field), error.value, error.reason)
@@ -99,8 +112,11 @@ class CatalogRowImporter:
             if product is None:
                 creating.append(Product(sku=sku, import_job=self.job, import_line=line, **fields))
                 continue
-            changed = [name for name in COMPARED_FIELDS
-                       if name in fields and getattr(product, name) != fields[name]]
+            changed = [
+                name
+                for name in COMPARED_FIELDS
+                if name in fields and getattr(product, name) != fields[name]
+            ]
             for name in changed:
                 setattr(product, name, fields[name])
             product.import_job, product.import_line = self.job, line
@@ -116,8 +132,9 @@ class CatalogRowImporter:
         Product.objects.bulk_create(creating)
         for product in updating:
             product.updated_at = now
-        Product.objects.bulk_update(updating, [*COMPARED_FIELDS, "updated_at", "import_job",
-                                               "import_line"])
+        Product.objects.bulk_update(
+            updating, [*COMPARED_FIELDS, "updated_at", "import_job", "import_line"]
+        )
         Product.objects.bulk_update(unchanged, ["import_job", "import_line"])
 
     def finish(self, report: ImportReport) -> None:
@@ -169,8 +186,9 @@ class CatalogRowImporter:
         category = self.categories.get(name)
         if category is None:
             if not self.job.create_categories:
-                raise RowError("category", name,
-                               "unknown category (this upload may not create categories)")
+                raise RowError(
+                    "category", name, "unknown category (this upload may not create categories)"
+                )
             category = Category(name=name, group=group)
             if not self.job.dry_run:
                 category.save()
@@ -195,8 +213,12 @@ class CatalogRowImporter:
             stored = store_image(data)
         except ImageRejected as error:
             raise RowError("image", reference, str(error)) from None
-        fields.update(image=stored.name, thumbnail=stored.thumbnail_name,
-                      image_sha256=stored.sha256, image_source=reference)
+        fields.update(
+            image=stored.name,
+            thumbnail=stored.thumbnail_name,
+            image_sha256=stored.sha256,
+            image_source=reference,
+        )
 
 
 def import_file(
@@ -207,8 +229,9 @@ def import_file(
     (`run`) or enqueue it."""
     options.setdefault("images_folder", str(path.resolve().parent))
     with path.open("rb") as handle:
-        job = create_import_job(kind, File(handle, name=path.name), path.name,
-                                trusted_paths=True, **options)
+        job = create_import_job(
+            kind, File(handle, name=path.name), path.name, trusted_paths=True, **options
+        )
     if run:
         return run_import_job(job.pk, progress=progress)
     enqueue_import_job(job)

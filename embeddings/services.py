@@ -94,9 +94,19 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
     return run
 
 
+def embeddable_products():
+    return (
+        Product.objects.filter(active=True)
+        .exclude(image="")
+        .select_related("category")
+        .order_by("pk")
+    )
+
+
 def training_data() -> tuple[list[Product], list[list[int]]]:
-    """Active products (rows) and outfits as lists of row numbers, in a stable order."""
-    products = list(Product.objects.filter(active=True).select_related("category").order_by("pk"))
+    """Active products with an image (rows) and outfits as lists of row numbers, in a stable
+    order. A product without an image has nothing to embed yet."""
+    products = list(embeddable_products())
     row_of = {product.pk: row for row, product in enumerate(products)}
     outfits: dict[int, list[int]] = {}
     for outfit_id, product_id in OutfitItem.objects.order_by("outfit_id", "position").values_list(
@@ -189,7 +199,7 @@ def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progres
     from .backbone import OFFLINE_BACKBONE, create_untrained_backbone, save_backbone_checkpoint
     from .pretrain import PretrainingConfig, pretrain_contrastive
 
-    products = list(Product.objects.filter(active=True).select_related("category").order_by("pk"))
+    products = list(embeddable_products())
     if len(products) < 2:
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
     backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)

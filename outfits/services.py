@@ -37,16 +37,21 @@ class OutfitRowImporter:
     def apply(self, rows: list[Row], report: ImportReport) -> None:
         values = [(line, self.columns.fields(row)) for line, row in rows]
         product_ids = dict(
-            Product.objects.filter(sku__in={v.get("sku", "") for _, v in values}, active=True)
-            .values_list("sku", "pk")
+            Product.objects.filter(
+                sku__in={v.get("sku", "") for _, v in values}, active=True
+            ).values_list("sku", "pk")
         )
         for line, row in values:
             outfit_id, sku, position = row["outfit_id"], row["sku"], row.get("position", "")
             if not outfit_id:
                 report.reject(line, self.column("outfit_id"), "", "required")
             elif sku not in product_ids:
-                report.reject(line, self.column("sku"), sku,
-                              "unknown SKU (or an inactive product): import the catalog first")
+                report.reject(
+                    line,
+                    self.column("sku"),
+                    sku,
+                    "unknown SKU (or an inactive product): import the catalog first",
+                )
             elif position and not position.isdigit():
                 report.reject(line, self.column("position"), position, "expected a whole number")
             else:
@@ -69,12 +74,16 @@ class OutfitRowImporter:
         if not batch:
             return
         with transaction.atomic():
-            existing = {o.external_id: o for o in
-                        Outfit.objects.filter(external_id__in=[i for i, _ in batch])}
+            existing = {
+                o.external_id: o
+                for o in Outfit.objects.filter(external_id__in=[i for i, _ in batch])
+            }
             current: dict[int, list[tuple[int, int]]] = {}
-            for outfit_pk, position, product_pk in OutfitItem.objects.filter(
-                outfit__in=existing.values()
-            ).order_by("position", "pk").values_list("outfit_id", "position", "product_id"):
+            for outfit_pk, position, product_pk in (
+                OutfitItem.objects.filter(outfit__in=existing.values())
+                .order_by("position", "pk")
+                .values_list("outfit_id", "position", "product_id")
+            ):
                 current.setdefault(outfit_pk, []).append((position, product_pk))
             for outfit_id, items in batch:
                 wanted = [(position, product_pk) for position, product_pk, _ in items]

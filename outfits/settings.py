@@ -106,9 +106,7 @@ REST_FRAMEWORK = {
 
 # --- Catalog import ---
 # Absolute image paths in an import must lie under one of these folders (server-side files).
-OUTFITS_IMPORT_ROOTS = [
-    Path(p) for p in env_list("OUTFITS_IMPORT_ROOTS", str(VAR_DIR / "imports"))
-]
+OUTFITS_IMPORT_ROOTS = [Path(p) for p in env_list("OUTFITS_IMPORT_ROOTS", str(VAR_DIR / "imports"))]
 # Image URLs resolving to private addresses are refused unless their network is listed here
 # (e.g. an in-house image server): CIDRs, comma-separated.
 OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS = env_list("OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS", "")

@@ -1,12 +1,17 @@
 """Shared fixtures: every test gets its own media, model and backbone paths; the small demo
 catalog and a briefly pretrained offline backbone are made once per session."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
+from PIL import Image
 
 from catalog.demo_catalog import DemoCatalog, generate_demo_catalog
+from catalog.import_jobs import create_import_job, run_import_job
+from catalog.models import ImportJob
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +67,43 @@ def use_backbone(settings, backbone_checkpoint: BackboneCheckpoint) -> BackboneC
     settings.OUTFITS_BACKBONE = backbone_checkpoint.name
     settings.OUTFITS_PRETRAINED = str(backbone_checkpoint.path)
     return backbone_checkpoint
+
+
+def draw(path: Path, colour: str = "navy", size: tuple[int, int] = (32, 32)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+@pytest.fixture
+def draw_image() -> Callable[..., Path]:
+    return draw
+
+
+@pytest.fixture
+def images(tmp_path: Path, settings) -> Path:
+    """A folder under an allowed import root with three good pictures and a corrupt one."""
+    folder = tmp_path / "imports" / "pictures"
+    for name, colour in [("a.png", "navy"), ("b.png", "white"), ("c.png", "red")]:
+        draw(folder / name, colour)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    settings.OUTFITS_IMPORT_ROOTS = [tmp_path / "imports"]
+    return folder
+
+
+@pytest.fixture
+def run_import(db) -> Callable[..., ImportJob]:
+    """Record an import job for `content` (text or bytes) and run it, as the task would."""
+
+    def run(
+        content: str | bytes,
+        kind: str = "catalog",
+        name: str = "upload.csv",
+        encoding: str = "utf-8",
+        **options,
+    ) -> ImportJob:
+        data = content.encode(encoding) if isinstance(content, str) else content
+        job = create_import_job(kind, ContentFile(data), name, **options)
+        return run_import_job(job.pk)
+
+    return run

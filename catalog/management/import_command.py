@@ -17,18 +17,22 @@ REJECTIONS_SHOWN = 20
 def add_import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("csv_file", type=Path)
     parser.add_argument(
-        "--mapping", default="",
+        "--mapping",
+        default="",
         help="Our field=your column pairs, e.g. 'sku=cod_modelo_color,image=des_filename'.",
     )
-    parser.add_argument("--dry-run", action="store_true",
-                        help="Report what would change; write nothing.")
-    parser.add_argument("--async", dest="run_async", action="store_true",
-                        help="Enqueue the import on Celery and return at once.")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="Report what would change; write nothing."
+    )
+    parser.add_argument(
+        "--async",
+        dest="run_async",
+        action="store_true",
+        help="Enqueue the import on Celery and return at once.",
+    )
 
 
-def run_import_command(
-    command: BaseCommand, kind: str, options: dict, **job_options
-) -> ImportJob:
+def run_import_command(command: BaseCommand, kind: str, options: dict, **job_options) -> ImportJob:
     """Run (or enqueue) an import of `options["csv_file"]`; `job_options` go to the job."""
     csv_file: Path = options["csv_file"]
     mapping, dry_run, run_async = options["mapping"], options["dry_run"], options["run_async"]
@@ -45,8 +49,15 @@ def run_import_command(
 
     try:
         with transaction.atomic():
-            job = import_file(kind, csv_file, run=not run_async, progress=show,
-                              column_mapping=column_mapping, dry_run=dry_run, **job_options)
+            job = import_file(
+                kind,
+                csv_file,
+                run=not run_async,
+                progress=show,
+                column_mapping=column_mapping,
+                dry_run=dry_run,
+                **job_options,
+            )
     except ValueError as error:
         raise CommandError(str(error)) from error
     finally:
@@ -60,8 +71,10 @@ def run_import_command(
             f"  rejected line {row.line}: {row.column}={row.value!r}: {row.reason}"
         )
     if job.rejected > len(shown):
-        command.stderr.write(f"  … {job.rejected - len(shown)} more rejected rows: see import "
-                             f"job {job.pk} in the admin for the full report")
+        command.stderr.write(
+            f"  … {job.rejected - len(shown)} more rejected rows: see import "
+            f"job {job.pk} in the admin for the full report"
+        )
     if job.status != ImportJob.Status.SUCCEEDED:
         raise CommandError(f"Import failed: {job.message}")
     command.stdout.write(command.style.SUCCESS(job.message))

@@ -1,28 +1,15 @@
-from pathlib import Path
-
 import pytest
-from django.core.files.base import ContentFile
 
 from catalog.models import Category, Product
 from outfits.models import Outfit
-from outfits.services import import_outfits
 
 
 @pytest.fixture
 def products(db) -> list[Product]:
     category = Category.objects.create(name="Tops")
     return [
-        Product.objects.create(
-            sku=sku, title=sku, category=category, image=ContentFile(b"x", name=f"{sku}.jpg")
-        )
-        for sku in ("P1", "P2", "P3")
+        Product.objects.create(sku=sku, title=sku, category=category) for sku in ("P1", "P2", "P3")
     ]
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "outfits.csv"
-    path.write_text(text)
-    return path
 
 
 def skus(outfit_id: str) -> list[str]:
@@ -30,22 +17,42 @@ def skus(outfit_id: str) -> list[str]:
     return [item.product.sku for item in outfit.items.order_by("position")]
 
 
-def test_outfits_import_and_unknown_skus_are_rejected_by_line(products, tmp_path):
-    report = import_outfits(
-        write(tmp_path, "outfit_id,sku\n1,P1\n1,P2\n1,NOPE\n2,P3\n2,P1\n2,P3\n")
-    )
-    assert (report.created, report.updated, report.unchanged) == (2, 0, 0)
-    assert [(r.line, r.column, r.value) for r in report.rejected] == [
+def test_outfits_import_and_unknown_skus_are_rejected_by_line(products, run_import):
+    job = run_import("outfit_id,sku\n1,P1\n1,P2\n1,NOPE\n2,P3\n2,P1\n2,P3\n", kind="outfits")
+    assert (job.created, job.updated, job.unchanged, job.rejected) == (2, 0, 0, 2)
+    assert [(r.line, r.column, r.value) for r in job.rejections.all()] == [
         (4, "sku", "NOPE"),
         (7, "sku", "P3"),
     ]
     assert skus("1") == ["P1", "P2"] and skus("2") == ["P3", "P1"]
 
 
-def test_reimport_is_unchanged_and_a_changed_outfit_is_replaced_whole(products, tmp_path):
-    import_outfits(write(tmp_path, "outfit_id,sku\n1,P1\n1,P2\n"))
-    assert import_outfits(write(tmp_path, "outfit_id,sku\n1,P1\n1,P2\n")).unchanged == 1
-    report = import_outfits(write(tmp_path, "outfit_id,sku,position\n1,P3,0\n1,P1,1\n"))
-    assert report.updated == 1
+def test_outfit_rows_need_not_be_adjacent_and_positions_are_kept(products, run_import):
+    job = run_import(
+        "id;item;pos\n9;P3;2\n8;P1;0\n9;P1;0\n8;P2;1\n",
+        kind="outfits",
+        column_mapping={"outfit_id": "id", "sku": "item", "position": "pos"},
+    )
+    assert job.status == "succeeded" and job.created == 2
+    assert skus("9") == ["P1", "P3"] and skus("8") == ["P1", "P2"]
+
+
+def test_reimport_is_unchanged_and_a_changed_outfit_is_replaced_whole(products, run_import):
+    run_import("outfit_id,sku\n1,P1\n1,P2\n", kind="outfits")
+    assert run_import("outfit_id,sku\n1,P1\n1,P2\n", kind="outfits").unchanged == 1
+    job = run_import("outfit_id,sku,position\n1,P3,0\n1,P1,1\n", kind="outfits")
+    assert job.updated == 1
     assert skus("1") == ["P3", "P1"]
     assert Outfit.objects.count() == 1
+
+
+def test_outfits_dry_run_counts_without_writing(products, run_import):
+    job = run_import("outfit_id,sku\n1,P1\n1,P2\n2,P9\n", kind="outfits", dry_run=True)
+    assert (job.created, job.rejected) == (1, 1)
+    assert Outfit.objects.count() == 0
+
+
+def test_inactive_products_cannot_join_outfits(products, run_import):
+    Product.objects.filter(sku="P2").update(active=False)
+    job = run_import("outfit_id,sku\n1,P1\n1,P2\n", kind="outfits")
+    assert "inactive" in job.rejections.get().reason

@@ -1,0 +1,112 @@
+"""Catalog import over REST: the same form, service and job as the admin page."""
+
+from django.db import transaction
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from rest_framework import serializers, status
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.forms import ImportUploadForm
+from catalog.import_jobs import create_import_job, enqueue_import_job, rejections_csv
+from catalog.models import ImportJob
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    rejections_url = serializers.SerializerMethodField()
+    progress_percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id",
+            "url",
+            "kind",
+            "status",
+            "original_name",
+            "dry_run",
+            "deactivate_missing",
+            "create_categories",
+            "column_mapping",
+            "encoding",
+            "delimiter",
+            "lines_total",
+            "lines_done",
+            "progress_percent",
+            "created",
+            "updated",
+            "unchanged",
+            "rejected",
+            "deactivated",
+            "message",
+            "rejections_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_url(self, job: ImportJob) -> str:
+        return self.context["request"].build_absolute_uri(
+            reverse("api-v1:import-detail", args=[job.pk])
+        )
+
+    def get_rejections_url(self, job: ImportJob) -> str:
+        return self.context["request"].build_absolute_uri(
+            reverse("api-v1:import-rejections", args=[job.pk])
+        )
+
+
+class StaffOnly(APIView):
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    permission_classes = [IsAdminUser]
+
+
+class ImportJobListView(StaffOnly):
+    """POST a multipart upload (fields as on the admin page: kind, csv_file, images_zip,
+    images_folder, column_mapping, dry_run, deactivate_missing, create_categories) → 202 and
+    the job; poll its `url`."""
+
+    def post(self, request: Request) -> Response:
+        data = request.data.copy()
+        data.setdefault("create_categories", "true")
+        form = ImportUploadForm(data, request.FILES)
+        if not form.is_valid():
+            return Response(
+                {"errors": form.errors.get_json_data()}, status=status.HTTP_400_BAD_REQUEST
+            )
+        cleaned = form.cleaned_data
+        with transaction.atomic():
+            job = create_import_job(
+                cleaned["kind"],
+                cleaned["csv_file"],
+                cleaned["csv_file"].name,
+                column_mapping=cleaned["column_mapping"],
+                images_archive=cleaned["images_zip"],
+                images_folder=cleaned["images_folder"],
+                dry_run=cleaned["dry_run"],
+                deactivate_missing=cleaned["deactivate_missing"],
+                create_categories=cleaned["create_categories"],
+                requested_by=request.user,
+            )
+            enqueue_import_job(job)
+        body = ImportJobSerializer(job, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class ImportJobDetailView(StaffOnly):
+    def get(self, request: Request, job_id: int) -> Response:
+        job = get_object_or_404(ImportJob, pk=job_id)
+        return Response(ImportJobSerializer(job, context={"request": request}).data)
+
+
+class ImportJobRejectionsView(StaffOnly):
+    def get(self, request: Request, job_id: int) -> StreamingHttpResponse:
+        job = get_object_or_404(ImportJob, pk=job_id)
+        response = StreamingHttpResponse(rejections_csv(job), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
+        return response

@@ -1,0 +1,63 @@
+"""The upload form merchandisers fill in (admin page and, field for field, the REST API)."""
+
+from django import forms
+
+from .csv_import import CsvFormatError, parse_mapping
+from .import_jobs import check_images_folder
+from .models import ImportJob
+
+
+class ImportUploadForm(forms.Form):
+    kind = forms.ChoiceField(choices=ImportJob.Kind.choices, initial=ImportJob.Kind.CATALOG)
+    csv_file = forms.FileField(label="CSV file")
+    images_zip = forms.FileField(
+        label="Images (zip)",
+        required=False,
+        help_text="Relative image paths in the CSV are read from this archive.",
+    )
+    images_folder = forms.CharField(
+        label="…or images folder on the server",
+        required=False,
+        help_text="Must lie under an allowed import root (OUTFITS_IMPORT_ROOTS).",
+    )
+    column_mapping = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="Our field=your column, comma-separated, e.g. sku=cod_modelo_color, "
+        "image=des_filename, category=des_product_family. Catalog fields: sku, title, "
+        "category, group, colour, price, in_stock, image; outfits: outfit_id, sku, "
+        "position. Other columns are kept as product attributes.",
+    )
+    dry_run = forms.BooleanField(
+        required=False, initial=True, help_text="Show what would change; write nothing."
+    )
+    deactivate_missing = forms.BooleanField(
+        label="Full catalog",
+        required=False,
+        help_text="Deactivate active products this file does not list (never deletes).",
+    )
+    create_categories = forms.BooleanField(
+        required=False,
+        initial=True,
+        help_text="Unchecked: rows of unknown categories are rejected.",
+    )
+
+    def clean_column_mapping(self) -> dict[str, str]:
+        try:
+            return parse_mapping(self.cleaned_data["column_mapping"])
+        except CsvFormatError as error:
+            raise forms.ValidationError(str(error)) from error
+
+    def clean_images_folder(self) -> str:
+        folder = self.cleaned_data["images_folder"].strip()
+        try:
+            check_images_folder(folder)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from error
+        return folder
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("images_zip") and cleaned.get("images_folder"):
+            raise forms.ValidationError("Give an images zip or a folder, not both.")
+        return cleaned

@@ -1,0 +1,191 @@
+"""Image sources are safe: no SSRF, no zip-slip, no zip bomb, no decompression bomb."""
+
+import io
+import threading
+import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from catalog.image_sources import (
+    ArchiveRejected,
+    ImageRejected,
+    UrlFetcher,
+    extract_archive,
+    inside,
+)
+from catalog.models import Product
+
+PNG = io.BytesIO()
+Image.new("RGB", (8, 8), "teal").save(PNG, format="PNG")
+PNG_BYTES = PNG.getvalue()
+
+
+class ImageServer(BaseHTTPRequestHandler):
+    """/ok: a PNG · /flaky: 503 twice, then the PNG · /down: always 503 · /to-metadata: redirect to the cloud
+    metadata address · /to-ok: redirect to /ok · /big: more bytes than allowed."""
+
+    hits: dict[str, int] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        ImageServer.hits[self.path] = ImageServer.hits.get(self.path, 0) + 1
+        if self.path == "/ok" or (self.path == "/flaky" and ImageServer.hits[self.path] > 2):
+            self.reply(200, PNG_BYTES)
+        elif self.path in {"/flaky", "/down"}:
+            self.reply(503, b"busy")
+        elif self.path == "/to-metadata":
+            self.reply(302, b"", location="http://169.254.169.254/latest/meta-data/")
+        elif self.path == "/to-ok":
+            self.reply(301, b"", location="/ok")
+        elif self.path == "/big":
+            self.reply(200, b"x" * 5000)
+        else:
+            self.reply(404, b"")
+
+    def reply(self, status: int, body: bytes, location: str = "") -> None:
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    ImageServer.hits = {}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ImageServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def trusting_loopback(**options) -> UrlFetcher:
+    """A fetcher for a store whose image server is on an allowed in-house network."""
+    return UrlFetcher(allowed_networks=["127.0.0.1/32"], backoff=0.01, **options)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/image.jpg",
+        "http://localhost:8000/x.png",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/a.jpg",
+        "http://[::1]/a.jpg",
+        "http://0.0.0.0/a.jpg",
+    ],
+)
+def test_private_loopback_and_link_local_addresses_are_never_fetched(url, image_server):
+    with pytest.raises(ImageRejected, match="private or reserved address"):
+        UrlFetcher().fetch(url)
+    with pytest.raises(ImageRejected, match="private or reserved address"):
+        UrlFetcher().fetch(image_server + "/ok")  # a real server there, still refused
+    assert ImageServer.hits == {}
+
+
+def test_a_redirect_to_a_private_address_is_not_followed(image_server):
+    with pytest.raises(ImageRejected, match="169.254.169.254.*refused"):
+        trusting_loopback().fetch(image_server + "/to-metadata")
+    assert trusting_loopback().fetch(image_server + "/to-ok") == PNG_BYTES
+
+
+def test_transient_failures_are_retried_and_size_and_scheme_are_capped(image_server):
+    assert trusting_loopback().fetch(image_server + "/flaky") == PNG_BYTES
+    assert ImageServer.hits["/flaky"] == 3
+    with pytest.raises(ImageRejected, match="HTTP 503"):
+        trusting_loopback(attempts=2).fetch(image_server + "/down")
+    assert ImageServer.hits["/down"] == 2
+    with pytest.raises(ImageRejected, match="over the limit"):
+        trusting_loopback(max_bytes=1000).fetch(image_server + "/big")
+    with pytest.raises(ImageRejected, match="only http"):
+        UrlFetcher().fetch("file:///etc/passwd")
+
+
+def test_a_url_that_does_not_answer_times_out():
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts the connection, never answers
+    try:
+        with pytest.raises(ImageRejected, match="fetch failed after 1 attempts"):
+            trusting_loopback(timeout=0.3, attempts=1).fetch(
+                f"http://127.0.0.1:{silent.getsockname()[1]}/slow"
+            )
+    finally:
+        silent.close()
+
+
+def test_url_images_import_and_an_unchanged_url_is_not_fetched_again(
+    run_import, image_server, settings
+):
+    settings.OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    body = f"sku,category,image\nA,Tops,{image_server}/ok\nB,Tops,http://169.254.169.254/x\n"
+    job = run_import(body)
+    assert job.created == 1 and job.rejected == 1
+    assert Product.objects.get(sku="A").image_sha256
+    run_import(body)
+    assert ImageServer.hits["/ok"] == 1
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for name, data in entries.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_slip_paths_refuse_the_whole_archive(tmp_path):
+    archive = tmp_path / "images.zip"
+    archive.write_bytes(zip_of({"ok.png": PNG_BYTES, "../../evil.png": PNG_BYTES}))
+    with pytest.raises(ArchiveRejected, match="zip-slip"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.png").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(ImageRejected):
+        inside(tmp_path / "out", "/etc/passwd")
+
+
+def test_zip_bombs_are_refused(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    archive.write_bytes(zip_of({"zeros.png": bytes(30 << 20)}))  # 30 MB of zeros, ~30 kB zipped
+    with pytest.raises(ArchiveRejected, match="zip bomb"):
+        extract_archive(archive, tmp_path / "out")
+    many = tmp_path / "many.zip"
+    many.write_bytes(zip_of({f"{i}.png": PNG_BYTES for i in range(20)}))
+    with pytest.raises(ArchiveRejected, match="expands past 1,000 bytes"):
+        extract_archive(many, tmp_path / "out", max_total_bytes=1000)
+    not_zip = tmp_path / "not.zip"
+    not_zip.write_bytes(b"plain text")
+    with pytest.raises(ArchiveRejected, match="not a readable zip"):
+        extract_archive(not_zip, tmp_path / "out")
+
+
+def test_an_uploaded_zip_provides_the_images_and_an_unsafe_one_fails_the_job(run_import):
+    from django.core.files.base import ContentFile
+
+    good = ContentFile(zip_of({"pics/a.png": PNG_BYTES}), name="images.zip")
+    job = run_import("sku,category,image\nA,Tops,pics/a.png\n", images_archive=good)
+    assert job.status == "succeeded" and Product.objects.get().image_sha256
+    evil = ContentFile(zip_of({"../x.png": PNG_BYTES}), name="images.zip")
+    failed = run_import("sku,category,image\nB,Tops,x.png\n", images_archive=evil)
+    assert failed.status == "failed" and "zip-slip" in failed.message
+    assert not Product.objects.filter(sku="B").exists()
+
+
+def test_relative_paths_without_an_images_folder_are_explained(run_import):
+    job = run_import("sku,category,image\nA,Tops,a.png\n")
+    assert "needs an images folder or zip" in job.rejections.get().reason
+
+
+def test_inside_accepts_nested_paths(tmp_path):
+    assert inside(tmp_path, "a/b.png") == (tmp_path / "a" / "b.png").resolve()
+    assert isinstance(inside(tmp_path, "x.png"), Path)

@@ -4,7 +4,6 @@ import argparse
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from catalog.csv_import import CsvFormatError, parse_mapping
 from catalog.models import ImportJob
@@ -48,16 +47,17 @@ def run_import_command(command: BaseCommand, kind: str, options: dict, **job_opt
         bar(f"importing {kind}", job.lines_done, max(job.lines_total, job.lines_done))
 
     try:
-        with transaction.atomic():
-            job = import_file(
-                kind,
-                csv_file,
-                run=not run_async,
-                progress=show,
-                column_mapping=column_mapping,
-                dry_run=dry_run,
-                **job_options,
-            )
+        # No transaction around this: the job commits chunk by chunk, and on_commit enqueues
+        # at once in autocommit mode.
+        job = import_file(
+            kind,
+            csv_file,
+            run=not run_async,
+            progress=show,
+            column_mapping=column_mapping,
+            dry_run=dry_run,
+            **job_options,
+        )
     except ValueError as error:
         raise CommandError(str(error)) from error
     finally:

@@ -25,8 +25,8 @@ PNG_BYTES = PNG.getvalue()
 
 
 class ImageServer(BaseHTTPRequestHandler):
-    """/ok: a PNG · /flaky: 503 twice, then the PNG · /down: always 503 · /to-metadata: redirect to the cloud
-    metadata address · /to-ok: redirect to /ok · /big: more bytes than allowed."""
+    """/ok: a PNG · /flaky: 503 twice, then the PNG · /down: always 503 · /to-metadata:
+    redirect to the cloud metadata address · /to-ok: redirect to /ok · /big: too many bytes."""
 
     hits: dict[str, int] = {}
 

@@ -70,10 +70,13 @@ def encode_items(
     image_paths: Sequence[Path],
     titles: Sequence[str],
     progress: Progress = no_progress,
+    image_vectors: np.ndarray | None = None,
 ) -> np.ndarray:
-    """An item is its image and its title: the two unit vectors side by side, (N, 2D)."""
+    """An item is its image and its title: the two unit vectors side by side, (N, 2D).
+    `image_vectors`, when given (e.g. from a cache), are used instead of encoding the images."""
     if len(image_paths) != len(titles):
         raise ValueError(f"{len(image_paths)} images but {len(titles)} titles")
-    images = encode_images(backbone, image_paths, progress=progress)
+    if image_vectors is None:
+        image_vectors = encode_images(backbone, image_paths, progress=progress)
     texts = encode_texts(backbone, titles, progress=progress)
-    return np.concatenate([images, texts], axis=1)
+    return np.concatenate([image_vectors, texts], axis=1)

@@ -21,6 +21,7 @@ from .artifacts import ModelVersionWriter, file_sha256, read_manifest
 from .index import CompatibilityIndex
 from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
+from .vector_cache import ImageVectorCache
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     """Embed the catalog, train the compatibility head on outfit triplets, evaluate FITB on
     held-out outfits, build the per-category indexes, write a model version and activate it."""
     from .backbone import load_backbone
-    from .encode import encode_items
+    from .encode import encode_images, encode_items
     from .evaluate import fitb_accuracy, make_fitb_questions, split_outfits
     from .train import HeadTrainingConfig, project, save_head, train_compatibility_head
 
@@ -132,8 +133,16 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
             "Import outfits first (manage.py import_outfits)."
         )
     backbone = load_backbone(settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED)
+    image_paths = [Path(p.image.path) for p in products]
+    cache = ImageVectorCache(image_cache_path(backbone.name, backbone.pretrained))
+    image_vectors, embedded = cache.vectors_for(
+        [p.image_sha256 or p.image.name for p in products],
+        image_paths,
+        lambda paths: encode_images(backbone, paths, progress=progress),
+    )
+    logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
     item_vectors = encode_items(
-        backbone, [Path(p.image.path) for p in products], [p.title for p in products], progress
+        backbone, image_paths, [p.title for p in products], progress, image_vectors
     )
     category_names = [p.category.name for p in products]
     category_codes = np.unique(category_names, return_inverse=True)[1]
@@ -175,6 +184,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
             outfit_count=len(outfits),
             train_outfit_count=len(train_outfits),
             item_vector_dim=int(item_vectors.shape[1]),
+            images_embedded=embedded,
             compatibility_dim=int(compatibility_vectors.shape[1]),
             training=asdict(config),
             epoch_losses=losses,
@@ -219,6 +229,16 @@ def image_caption(product: Product) -> str:
     return ", ".join(
         part for part in (product.title, product.colour, product.category.name) if part
     )
+
+
+def image_cache_path(backbone_name: str, pretrained: str) -> Path:
+    """One cache per backbone weights: a retrained backbone file gets a fresh cache."""
+    import hashlib
+
+    weights = Path(pretrained)
+    identity = file_sha256(weights) if weights.is_file() else pretrained
+    key = hashlib.sha256(f"{backbone_name}|{identity}".encode()).hexdigest()[:16]
+    return settings.VAR_DIR / "embedding-cache" / f"{key}.npz"
 
 
 def activate(version: ModelVersion) -> None:

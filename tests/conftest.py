@@ -16,6 +16,7 @@ from catalog.models import ImportJob
 
 @pytest.fixture(autouse=True)
 def isolated_files(settings, tmp_path: Path):
+    settings.VAR_DIR = tmp_path
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.OUTFITS_MODEL_DIR = tmp_path / "models"
     settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")

@@ -31,6 +31,16 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
     assert run.status == "succeeded" and run.model_version == trained_shop
 
 
+def test_unchanged_images_are_not_embedded_again(trained_shop, settings, small_catalog):
+    directory = Path(settings.OUTFITS_MODEL_DIR)
+    first = read_manifest(directory / trained_shop.directory)
+    assert first["images_embedded"] == Product.objects.count()
+    call_command("import_catalog", str(small_catalog.products_csv))  # the same file again
+    call_command("train", epochs=1)
+    second = ModelVersion.objects.get(is_active=True)
+    assert read_manifest(directory / second.directory)["images_embedded"] == 0
+
+
 def test_api_matches_come_from_other_categories_never_the_product_itself(client, trained_shop):
     checked = 0
     for product in Product.objects.select_related("category"):

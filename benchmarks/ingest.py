@@ -144,11 +144,7 @@ def main() -> None:
             f"| {label} | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} | {peak:.0f} |",
             flush=True,
         )
-    ours = (
-        results[("project", arguments.naive_rows, False)]
-        if ("project", arguments.naive_rows, False) in results
-        else None
-    )
+    ours = results.get(("project", arguments.naive_rows, False))
     if ours:
         naive = results[("naive", arguments.naive_rows, False)]
         print(

@@ -17,6 +17,7 @@ ENGINE_MODULES = [
     "progress",
     "train",
     "triplets",
+    "vector_cache",
 ]
 
 

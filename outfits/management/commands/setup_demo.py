@@ -54,7 +54,8 @@ class Command(BaseCommand):
         self.step("Drawing the demo catalog")
         bar = TerminalProgress()
         demo = generate_demo_catalog(
-            settings.VAR_DIR / "demo-catalog",
+            # Under the default import root, so the admin upload page can use its images too.
+            settings.VAR_DIR / "imports" / "demo-catalog",
             products_per_category=products_per_category,
             outfit_count=outfits,
             progress=lambda done, total: bar("drawing images", done, total),

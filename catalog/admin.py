@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .forms import ImportUploadForm
-from .import_jobs import create_import_job, enqueue_import_job, rejections_csv, rerun_for_real
+from .import_jobs import enqueue_import_job, rejections_csv, rerun_for_real
 from .models import Category, ImportJob, Product
 
 REJECTIONS_SHOWN = 100
@@ -99,21 +99,7 @@ class ImportJobAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:index"))
         form = ImportUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            with transaction.atomic():
-                job = create_import_job(
-                    data["kind"],
-                    data["csv_file"],
-                    data["csv_file"].name,
-                    column_mapping=data["column_mapping"],
-                    images_archive=data["images_zip"],
-                    images_folder=data["images_folder"],
-                    dry_run=data["dry_run"],
-                    deactivate_missing=data["deactivate_missing"],
-                    create_categories=data["create_categories"],
-                    requested_by=request.user,
-                )
-                enqueue_import_job(job)
+            job = form.start_job(request.user)
             return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job.pk]))
         context = {
             **self.admin_site.each_context(request),

@@ -1,9 +1,10 @@
 """The upload form merchandisers fill in (admin page and, field for field, the REST API)."""
 
 from django import forms
+from django.db import transaction
 
 from .csv_import import CsvFormatError, parse_mapping
-from .import_jobs import check_images_folder
+from .import_jobs import check_images_folder, create_import_job, enqueue_import_job
 from .models import ImportJob
 
 
@@ -61,3 +62,22 @@ class ImportUploadForm(forms.Form):
         if cleaned.get("images_zip") and cleaned.get("images_folder"):
             raise forms.ValidationError("Give an images zip or a folder, not both.")
         return cleaned
+
+    def start_job(self, requested_by) -> ImportJob:
+        """Record the upload as a job and enqueue it once committed (call after is_valid)."""
+        data = self.cleaned_data
+        with transaction.atomic():
+            job = create_import_job(
+                data["kind"],
+                data["csv_file"],
+                data["csv_file"].name,
+                column_mapping=data["column_mapping"],
+                images_archive=data["images_zip"],
+                images_folder=data["images_folder"],
+                dry_run=data["dry_run"],
+                deactivate_missing=data["deactivate_missing"],
+                create_categories=data["create_categories"],
+                requested_by=requested_by,
+            )
+            enqueue_import_job(job)
+        return job

@@ -1,6 +1,5 @@
 """Catalog import over REST: the same form, service and job as the admin page."""
 
-from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -12,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.forms import ImportUploadForm
-from catalog.import_jobs import create_import_job, enqueue_import_job, rejections_csv
+from catalog.import_jobs import rejections_csv
 from catalog.models import ImportJob
 
 
@@ -79,21 +78,7 @@ class ImportJobListView(StaffOnly):
             return Response(
                 {"errors": form.errors.get_json_data()}, status=status.HTTP_400_BAD_REQUEST
             )
-        cleaned = form.cleaned_data
-        with transaction.atomic():
-            job = create_import_job(
-                cleaned["kind"],
-                cleaned["csv_file"],
-                cleaned["csv_file"].name,
-                column_mapping=cleaned["column_mapping"],
-                images_archive=cleaned["images_zip"],
-                images_folder=cleaned["images_folder"],
-                dry_run=cleaned["dry_run"],
-                deactivate_missing=cleaned["deactivate_missing"],
-                create_categories=cleaned["create_categories"],
-                requested_by=request.user,
-            )
-            enqueue_import_job(job)
+        job = form.start_job(request.user)
         body = ImportJobSerializer(job, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 

@@ -1,20 +1,13 @@
-"""Offline evaluation of a compatibility space on held-out outfits: fill-in-the-blank (FITB)
-as in the Polyvore Outfits benchmark: given an outfit with one item blanked, pick the right item
-among candidates of the same category."""
+"""Offline evaluation of a compatibility space, in the Polyvore Outfits formats: fill-in-the-
+blank (FITB: an outfit with one item blanked, pick the right item among candidates of its
+category), outfit compatibility AUC (real outfits against corrupted copies), and Recall@K of
+the blanked item within its whole category. Item ids are catalog SKUs."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-
-from .triplets import items_by_category
-
-
-@dataclass(frozen=True)
-class FitbQuestion:
-    question: tuple[int, ...]  # the outfit's remaining items
-    answers: tuple[int, ...]  # candidates, all of the blank's category
-    correct: int  # index of the right answer in `answers`
 
 
 def split_outfits(
@@ -26,42 +19,208 @@ def split_outfits(
     return np.sort(order[validation_count:]), np.sort(order[:validation_count])
 
 
-def make_fitb_questions(
-    outfits: Sequence[Sequence[int]],
-    item_categories: np.ndarray,
+# --- Task files in the Polyvore Outfits formats, with catalog SKUs as item ids ---
+
+
+@dataclass(frozen=True)
+class FitbTask:
+    question: tuple[str, ...]
+    answers: tuple[str, ...]
+    correct: int
+    category: str | None = None  # given: Recall@K of the answer within this whole category
+
+
+@dataclass(frozen=True)
+class CompatibilityTask:
+    label: int  # 1: a real outfit, 0: a corrupted one
+    items: tuple[str, ...]
+
+
+def _right_answer(record: dict, number: int) -> int:
+    """Which answer is right: an explicit `correct` index; else, for Polyvore ids
+    (`<set>_<index>`), the answer from the question's set; else the first answer."""
+    answers = record["answers"]
+    if "correct" in record:
+        index = int(record["correct"])
+        if not 0 <= index < len(answers):
+            raise ValueError(f"question {number}: correct={index} is not an answer index")
+        return index
+    sets = {str(item).split("_")[0] for item in record["question"]}
+    if len(sets) == 1 and all("_" in str(a) for a in answers):
+        matches = [i for i, a in enumerate(answers) if str(a).split("_")[0] in sets]
+        if len(matches) == 1:
+            return matches[0]
+    return 0
+
+
+def read_fitb_tasks(path) -> list[FitbTask]:
+    """A fill_in_blank JSON list of {question: [ids], answers: [ids], blank_position[,
+    correct][, category]}."""
+    import json
+
+    records = json.loads(Path(path).read_text())
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of questions")
+    tasks = []
+    for number, record in enumerate(records, start=1):
+        if not record.get("question") or len(record.get("answers", [])) < 2:
+            raise ValueError(f"{path}: question {number} needs question items and 2+ answers")
+        tasks.append(
+            FitbTask(
+                tuple(map(str, record["question"])),
+                tuple(map(str, record["answers"])),
+                _right_answer(record, number),
+                record.get("category"),
+            )
+        )
+    return tasks
+
+
+def read_compatibility_tasks(path) -> list[CompatibilityTask]:
+    """Lines of `label item item …` (label 1 for a real outfit, 0 for a corrupted one)."""
+    tasks = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if fields[0] not in {"0", "1"} or len(fields) < 3:
+            raise ValueError(f"{path}:{number}: expected `label item item …` with label 0 or 1")
+        tasks.append(CompatibilityTask(int(fields[0]), tuple(fields[1:])))
+    return tasks
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """Area under the ROC curve: the chance a random positive outscores a random negative
+    (ties count half). NaN without both classes."""
+    labels_array = np.asarray(labels)
+    ranks = _average_ranks(np.asarray(scores, dtype=np.float64))
+    positives = int(labels_array.sum())
+    negatives = len(labels_array) - positives
+    if not positives or not negatives:
+        return float("nan")
+    rank_sum = ranks[labels_array == 1].sum()
+    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    sorted_values = values[order]
+    start = 0
+    while start < len(values):
+        end = start
+        while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def outfit_score(vectors: np.ndarray) -> float:
+    """Mean cosine similarity over all pairs of an outfit's items (rows are unit vectors)."""
+    similarities = vectors @ vectors.T
+    count = len(vectors)
+    return float((similarities.sum() - np.trace(similarities)) / (count * (count - 1)))
+
+
+@dataclass
+class TaskResults:
+    fitb_accuracy: float = float("nan")
+    fitb_questions: int = 0
+    compatibility_auc: float = float("nan")
+    compatibility_outfits: int = 0
+    recall_at: dict[int, float] | None = None
+    recall_questions: int = 0
+    skipped_unknown_items: int = 0
+
+
+def evaluate_tasks(
+    vectors_of: dict[str, np.ndarray],
+    fitb: Sequence[FitbTask] = (),
+    compatibility: Sequence[CompatibilityTask] = (),
+    category_members: dict[str, Sequence[str]] | None = None,
+    ks: Sequence[int] = (10, 50),
+) -> TaskResults:
+    """Score task files with item vectors by SKU. Tasks naming an item without a vector are
+    skipped and counted."""
+    results = TaskResults()
+    hits, skipped = [], 0
+    recall_hits: dict[int, list[bool]] = {k: [] for k in ks}
+    for task in fitb:
+        items = [*task.question, *task.answers]
+        if any(item not in vectors_of for item in items):
+            skipped += 1
+            continue
+        question = np.stack([vectors_of[item] for item in task.question])
+        answers = np.stack([vectors_of[item] for item in task.answers])
+        scores = (answers @ question.T).mean(axis=1)
+        hits.append(int(np.argmax(scores)) == task.correct)
+        members = (category_members or {}).get(task.category or "")
+        if members:
+            pool = [sku for sku in members if sku not in task.question]
+            pool_scores = (np.stack([vectors_of[s] for s in pool]) @ question.T).mean(axis=1)
+            right = task.answers[task.correct]
+            right_score = float((vectors_of[right] @ question.T).mean())
+            rank = int((pool_scores > right_score).sum())  # 0: ranked first
+            for k in ks:
+                recall_hits[k].append(rank < k)
+    if hits:
+        results.fitb_accuracy, results.fitb_questions = float(np.mean(hits)), len(hits)
+    if any(recall_hits.values()):
+        results.recall_at = {k: float(np.mean(v)) for k, v in recall_hits.items()}
+        results.recall_questions = len(recall_hits[ks[0]])
+    labels, outfit_scores = [], []
+    for task in compatibility:
+        if any(item not in vectors_of for item in task.items):
+            skipped += 1
+            continue
+        labels.append(task.label)
+        outfit_scores.append(outfit_score(np.stack([vectors_of[i] for i in task.items])))
+    if labels:
+        results.compatibility_auc = roc_auc(labels, outfit_scores)
+        results.compatibility_outfits = len(labels)
+    results.skipped_unknown_items = skipped
+    return results
+
+
+def make_tasks(
+    outfits: Sequence[Sequence[str]],
+    category_of: dict[str, str],
     rng: np.random.Generator,
+    answer_pool: Sequence[str] | None = None,
     answer_count: int = 4,
-) -> list[FitbQuestion]:
-    """One question per outfit of 2+ items: a random item blanked, wrong answers drawn from its
-    category outside the outfit. Outfits whose blank has too few same-category items are skipped."""
-    pools = items_by_category(item_categories)
-    questions = []
+) -> tuple[list[FitbTask], list[CompatibilityTask]]:
+    """Tasks from held-out outfits. FITB: one random item blanked (or, with `answer_pool`, one
+    of the pool's items, e.g. a new arrival), wrong answers of its category drawn from the pool
+    (default: every item), outside the outfit. Compatibility: each outfit (label 1) and a copy
+    with every item swapped for a random item of its category (label 0)."""
+    pool = list(answer_pool) if answer_pool is not None else list(category_of)
+    pool_by_category: dict[str, list[str]] = {}
+    for sku in pool:
+        pool_by_category.setdefault(category_of[sku], []).append(sku)
+    everything_by_category: dict[str, list[str]] = {}
+    for sku, category in category_of.items():
+        everything_by_category.setdefault(category, []).append(sku)
+    in_pool = set(pool)
+    fitb, compatibility = [], []
     for outfit in outfits:
         if len(outfit) < 2:
             continue
-        blank = int(rng.choice(outfit))
-        pool = np.setdiff1d(pools[int(item_categories[blank])], outfit)
-        if len(pool) < answer_count - 1:
-            continue
-        wrong = rng.choice(pool, size=answer_count - 1, replace=False).tolist()
-        correct = int(rng.integers(answer_count))
-        answers = wrong[:correct] + [blank] + wrong[correct:]
-        question = tuple(int(item) for item in outfit if item != blank)
-        questions.append(FitbQuestion(question, tuple(int(a) for a in answers), correct))
-    return questions
-
-
-def answer_scores(embeddings: np.ndarray, question: Sequence[int], answers: Sequence[int]):
-    """Each answer's mean cosine similarity to the question's items (rows are unit vectors)."""
-    return (embeddings[list(answers)] @ embeddings[list(question)].T).mean(axis=1)
-
-
-def fitb_accuracy(embeddings: np.ndarray, questions: Sequence[FitbQuestion]) -> float:
-    """Fraction of questions whose best-scoring answer is the right one (NaN with no questions)."""
-    if not questions:
-        return float("nan")
-    hits = [
-        int(np.argmax(answer_scores(embeddings, q.question, q.answers))) == q.correct
-        for q in questions
-    ]
-    return float(np.mean(hits))
+        blanks = [sku for sku in outfit if sku in in_pool]
+        if blanks:
+            blank = blanks[int(rng.integers(len(blanks)))]
+            category = category_of[blank]
+            candidates = [s for s in pool_by_category[category] if s not in outfit]
+            if len(candidates) >= answer_count - 1:
+                picks = rng.choice(len(candidates), size=answer_count - 1, replace=False)
+                wrong = [candidates[i] for i in picks]
+                correct = int(rng.integers(answer_count))
+                answers = (*wrong[:correct], blank, *wrong[correct:])
+                question = tuple(sku for sku in outfit if sku != blank)
+                fitb.append(FitbTask(question, answers, correct, category))
+        swapped = []
+        for sku in outfit:
+            others = [s for s in everything_by_category[category_of[sku]] if s != sku]
+            swapped.append(others[int(rng.integers(len(others)))] if others else sku)
+        compatibility += [CompatibilityTask(1, tuple(outfit)), CompatibilityTask(0, tuple(swapped))]
+    return fitb, compatibility

@@ -123,7 +123,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     held-out outfits, build the per-category indexes, write a model version and activate it."""
     from .backbone import load_backbone
     from .encode import encode_images, encode_items
-    from .evaluate import fitb_accuracy, make_fitb_questions, split_outfits
+    from .evaluate import split_outfits
     from .train import HeadTrainingConfig, project, save_head, train_compatibility_head
 
     products, outfits = training_data()
@@ -157,11 +157,11 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     )
     progress("evaluating", 0, 1)
     compatibility_vectors = project(head, item_vectors)
-    questions = make_fitb_questions(validation_outfits, category_codes, rng)
+    skus = [p.sku for p in products]
     metrics = {
-        "fitb": fitb_accuracy(compatibility_vectors, questions),
-        "fitb_backbone_only": fitb_accuracy(item_vectors, questions),
-        "fitb_questions": len(questions),
+        **validation_metrics(
+            skus, category_names, validation_outfits, compatibility_vectors, item_vectors, rng
+        ),
         "final_loss": losses[-1],
     }
     progress("evaluating", 1, 1)
@@ -239,6 +239,64 @@ def image_cache_path(backbone_name: str, pretrained: str) -> Path:
     identity = file_sha256(weights) if weights.is_file() else pretrained
     key = hashlib.sha256(f"{backbone_name}|{identity}".encode()).hexdigest()[:16]
     return settings.VAR_DIR / "embedding-cache" / f"{key}.npz"
+
+
+def validation_metrics(
+    skus: list[str],
+    categories: list[str],
+    validation_outfits: list[list[int]],
+    learned: np.ndarray,
+    backbone_only: np.ndarray,
+    rng: np.random.Generator,
+) -> dict[str, float | int | None]:
+    """FITB, compatibility AUC and Recall@10/50 on held-out outfits, for the learned space and
+    for the raw backbone vectors (the transfer-learning baseline), with the same tasks
+    `manage.py evaluate` reads from files."""
+    from .evaluate import evaluate_tasks, make_tasks
+
+    category_of = dict(zip(skus, categories, strict=True))
+    members: dict[str, list[str]] = {}
+    for sku, category in category_of.items():
+        members.setdefault(category, []).append(sku)
+    fitb, compatibility = make_tasks(
+        [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
+    )
+    raw = backbone_only / np.linalg.norm(backbone_only, axis=1, keepdims=True)
+    metrics: dict[str, float | int | None] = {}
+    for suffix, vectors in (("", learned), ("_backbone_only", raw)):
+        results = evaluate_tasks(
+            dict(zip(skus, vectors, strict=True)), fitb, compatibility, members
+        )
+        metrics |= {
+            f"fitb{suffix}": results.fitb_accuracy,
+            f"auc{suffix}": results.compatibility_auc,
+            f"recall_at_10{suffix}": (results.recall_at or {}).get(10),
+        }
+    metrics |= {"fitb_questions": len(fitb), "compatibility_outfits": len(compatibility)}
+    return metrics
+
+
+def evaluate_active_model(
+    fitb_path: Path | None, compatibility_path: Path | None
+) -> dict[str, Any]:
+    """Score task files (Polyvore formats, SKUs as item ids) with the ACTIVE model version.
+    Recall@K ranks a question's answer among all active products of its `category`."""
+    from .evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
+
+    active = active_compatibility_index()
+    if active is None:
+        raise ValueError("No active model version: train one first (manage.py train).")
+    version, index = active
+    fitb = read_fitb_tasks(fitb_path) if fitb_path else []
+    compatibility = read_compatibility_tasks(compatibility_path) if compatibility_path else []
+    active_skus = set(Product.objects.filter(active=True).values_list("sku", flat=True))
+    members: dict[str, list[str]] = {}
+    for sku, category in zip(index.skus, index.categories, strict=True):
+        if sku in active_skus:
+            members.setdefault(category, []).append(sku)
+    vectors_of = {sku: index.vectors[row] for sku, row in index.row_of_sku.items()}
+    results = evaluate_tasks(vectors_of, fitb, compatibility, members)
+    return {"model_version": version.name, "backbone": version.backbone, **asdict(results)}
 
 
 def activate(version: ModelVersion) -> None:

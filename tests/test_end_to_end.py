@@ -141,3 +141,42 @@ def test_pretrain_backbone_command_writes_a_loadable_checkpoint(db, settings, sm
     from embeddings.backbone import load_backbone
 
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
+
+
+def test_evaluate_command_scores_task_files_with_the_active_model(trained_shop, tmp_path, capsys):
+    import json
+
+    from outfits.models import Outfit
+
+    outfits = [
+        [item.product for item in outfit.items.select_related("product__category")]
+        for outfit in Outfit.objects.prefetch_related("items")[:6]
+    ]
+    questions, lines = [], []
+    for items in outfits:
+        blank = items[-1]
+        wrong = list(
+            Product.objects.filter(category=blank.category)
+            .exclude(pk__in=[p.pk for p in items])
+            .values_list("sku", flat=True)[:3]
+        )
+        questions.append(
+            {
+                "question": [p.sku for p in items[:-1]],
+                "answers": [blank.sku, *wrong],
+                "blank_position": len(items),
+                "category": blank.category.name,
+            }
+        )
+        lines.append("1 " + " ".join(p.sku for p in items))
+        lines.append("0 " + " ".join([p.sku for p in items[:-1]] + [wrong[0]]))
+    (tmp_path / "fitb.json").write_text(json.dumps(questions))
+    (tmp_path / "compat.txt").write_text("\n".join(lines))
+    call_command("evaluate", fitb=tmp_path / "fitb.json", compat=tmp_path / "compat.txt", json=True)
+    results = json.loads(capsys.readouterr().out)
+    assert results["model_version"] == trained_shop.name
+    assert results["fitb_questions"] == 6 and 0 <= results["fitb_accuracy"] <= 1
+    assert results["compatibility_outfits"] == 12 and 0 <= results["compatibility_auc"] <= 1
+    assert results["recall_questions"] == 6 and set(results["recall_at"]) == {"10", "50"}
+    call_command("evaluate", fitb=tmp_path / "fitb.json")
+    assert "FITB accuracy" in capsys.readouterr().out

@@ -1,41 +1,54 @@
 import numpy as np
 
-from embeddings.evaluate import fitb_accuracy, make_fitb_questions, split_outfits
+from embeddings.evaluate import evaluate_tasks, make_tasks, split_outfits
 
 
 def clustered_space(item_count: int, cluster_of: np.ndarray, noise: float, seed: int = 0):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(cluster_of.max() + 1, 16))
     vectors = centres[cluster_of] + noise * rng.normal(size=(item_count, 16))
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return {str(i): vectors[i].astype(np.float32) for i in range(item_count)}
 
 
-def test_questions_blank_an_outfit_item_among_same_category_answers():
-    categories = np.repeat(np.arange(3), 10)
-    outfits = [[0, 10, 20], [1, 11, 21], [2, 12]]
-    questions = make_fitb_questions(outfits, categories, np.random.default_rng(0))
-    assert len(questions) == 3
-    for outfit, q in zip(outfits, questions, strict=True):
-        right = q.answers[q.correct]
-        assert right in outfit and right not in q.question
-        assert set(q.question) | {right} == set(outfit)
-        assert len(set(q.answers)) == 4
-        assert {categories[a] for a in q.answers} == {categories[right]}
+CATEGORY_OF = {str(i): f"c{i % 3}" for i in range(120)}
 
 
-def test_fitb_is_high_in_a_space_that_knows_the_outfits_and_chance_in_one_that_does_not():
-    categories = np.tile(np.arange(3), 40)  # 120 items
+def test_fitb_blanks_an_outfit_item_among_same_category_answers():
+    outfits = [["0", "1", "2"], ["3", "4", "5"], ["6", "7"]]
+    fitb, compatibility = make_tasks(outfits, CATEGORY_OF, np.random.default_rng(0))
+    assert len(fitb) == 3 and len(compatibility) == 6
+    for outfit, task in zip(outfits, fitb, strict=True):
+        right = task.answers[task.correct]
+        assert right in outfit and right not in task.question
+        assert set(task.question) | {right} == set(outfit)
+        assert len(set(task.answers)) == 4 and task.category == CATEGORY_OF[right]
+        assert {CATEGORY_OF[a] for a in task.answers} == {CATEGORY_OF[right]}
+    real, corrupted = compatibility[0], compatibility[1]
+    assert real.label == 1 and real.items == ("0", "1", "2") and corrupted.label == 0
+    assert [CATEGORY_OF[s] for s in corrupted.items] == [CATEGORY_OF[s] for s in real.items]
+    assert not set(corrupted.items) & set(real.items)
+
+
+def test_an_answer_pool_restricts_blanks_and_wrong_answers_to_new_arrivals():
+    pool = [str(i) for i in range(60, 120)]
+    outfits = [["0", "61", "2"], ["3", "64", "95"]]
+    fitb, _ = make_tasks(outfits, CATEGORY_OF, np.random.default_rng(1), answer_pool=pool)
+    for task in fitb:
+        assert set(task.answers) <= set(pool)
+
+
+def test_a_space_that_knows_the_outfits_scores_high_and_one_that_does_not_scores_chance():
     style = np.repeat(np.arange(20), 6)  # outfits are drawn within a style
-    outfits = [[i for i in range(120) if style[i] == s][:3] for s in range(20)]
-    questions = make_fitb_questions(outfits, categories, np.random.default_rng(0))
-    knowing = clustered_space(120, style, noise=0.1)
-    ignorant = clustered_space(120, np.arange(120), noise=0.1)
-    assert fitb_accuracy(knowing, questions) > 0.9
-    assert fitb_accuracy(ignorant, questions) < 0.7
+    outfits = [[str(i) for i in range(120) if style[i] == s][:3] for s in range(20)]
+    fitb, compatibility = make_tasks(outfits, CATEGORY_OF, np.random.default_rng(0))
+    knowing = evaluate_tasks(clustered_space(120, style, 0.1), fitb, compatibility)
+    ignorant = evaluate_tasks(clustered_space(120, np.arange(120), 0.1), fitb, compatibility)
+    assert knowing.fitb_accuracy > 0.9 and knowing.compatibility_auc > 0.95
+    assert ignorant.fitb_accuracy < 0.7 and ignorant.compatibility_auc < 0.8
 
 
 def test_split_is_a_partition_with_a_validation_part():
     train, validation = split_outfits(20, 0.15, np.random.default_rng(0))
     assert len(validation) == 3
     assert sorted([*train, *validation]) == list(range(20))
-    assert np.isnan(fitb_accuracy(np.zeros((1, 2), np.float32), []))

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from embeddings.evaluate import fitb_accuracy, make_fitb_questions
+from embeddings.evaluate import evaluate_tasks, make_tasks
 from embeddings.train import (
     CompatibilityHead,
     HeadConfig,
@@ -57,7 +57,14 @@ def test_one_training_step_lowers_the_loss():
 def test_training_learns_compatibility_the_raw_vectors_do_not_show():
     vectors, categories, outfits, styles = styled_items()
     train, validation = outfits[::2], outfits[1::2]
-    questions = make_fitb_questions(validation, categories, np.random.default_rng(1))
+    category_of = {str(i): str(c) for i, c in enumerate(categories)}
+    questions, _ = make_tasks(
+        [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
+    )
+
+    def fitb_accuracy(vectors: np.ndarray, tasks) -> float:
+        return evaluate_tasks({str(i): v for i, v in enumerate(vectors)}, tasks).fitb_accuracy
+
     head, losses = train_compatibility_head(
         vectors, train, categories, HeadTrainingConfig(epochs=30, batch_size=64)
     )

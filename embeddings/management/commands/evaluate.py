@@ -1,0 +1,62 @@
+"""manage.py evaluate --fitb FILE.json [--compat FILE.txt] [--json]"""
+
+import json
+import math
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from embeddings.services import evaluate_active_model
+
+
+def shown(value: float | None) -> str:
+    return (
+        "—"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.3f}")
+    )
+
+
+class Command(BaseCommand):
+    help = (
+        "Score the active model on task files in the Polyvore Outfits formats whose item ids "
+        "are catalog SKUs: FITB accuracy, compatibility AUC, and Recall@10/50 of each FITB "
+        "answer within its `category` when questions carry one."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--fitb", type=Path, help="fill_in_blank JSON file")
+        parser.add_argument("--compat", type=Path, help="compatibility file: label item item …")
+        parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+
+    def handle(self, *args, fitb: Path | None, compat: Path | None, json: bool, **options):
+        if not fitb and not compat:
+            raise CommandError("Give --fitb FILE.json and/or --compat FILE.txt")
+        for path in (fitb, compat):
+            if path and not path.is_file():
+                raise CommandError(f"{path} does not exist")
+        try:
+            results = evaluate_active_model(fitb, compat)
+        except ValueError as error:
+            raise CommandError(str(error)) from error
+        if json:
+            self.stdout.write(_json_dumps(results))
+            return
+        recall = results["recall_at"] or {}
+        self.stdout.write(
+            f"model version {results['model_version']} ({results['backbone']})\n"
+            f"FITB accuracy      {shown(results['fitb_accuracy'])}  "
+            f"({results['fitb_questions']} questions)\n"
+            f"compatibility AUC  {shown(results['compatibility_auc'])}  "
+            f"({results['compatibility_outfits']} outfits)\n"
+            f"Recall@10          {shown(recall.get(10))}  Recall@50 {shown(recall.get(50))}  "
+            f"({results['recall_questions']} questions with a category)\n"
+            f"skipped (an item is not in the model): {results['skipped_unknown_items']}"
+        )
+
+
+def _json_dumps(results: dict) -> str:
+    def clean(value):
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    return json.dumps({key: clean(value) for key, value in results.items()}, indent=2)

@@ -3,7 +3,7 @@ blank (FITB: an outfit with one item blanked, pick the right item among candidat
 category), outfit compatibility AUC (real outfits against corrupted copies), and Recall@K of
 the blanked item within its whole category. Item ids are catalog SKUs."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,15 +134,28 @@ class TaskResults:
     skipped_unknown_items: int = 0
 
 
+PairBonus = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+
+
 def evaluate_tasks(
     vectors_of: dict[str, np.ndarray],
     fitb: Sequence[FitbTask] = (),
     compatibility: Sequence[CompatibilityTask] = (),
     category_members: dict[str, Sequence[str]] | None = None,
     ks: Sequence[int] = (10, 50),
+    bonus: PairBonus | None = None,
 ) -> TaskResults:
-    """Score task files with item vectors by SKU. Tasks naming an item without a vector are
-    skipped and counted."""
+    """Score task files with item vectors by SKU: a candidate's score is its mean cosine to the
+    question's items, plus `bonus(question, candidates)` (e.g. curated co-occurrence) when
+    given. Tasks naming an item without a vector are skipped and counted."""
+
+    def score(question: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        cosines = (
+            np.stack([vectors_of[c] for c in candidates])
+            @ np.stack([vectors_of[q] for q in question]).T
+        ).mean(axis=1)
+        return cosines + bonus(question, candidates) if bonus else cosines
+
     results = TaskResults()
     hits, skipped = [], 0
     recall_hits: dict[int, list[bool]] = {k: [] for k in ks}
@@ -151,17 +164,12 @@ def evaluate_tasks(
         if any(item not in vectors_of for item in items):
             skipped += 1
             continue
-        question = np.stack([vectors_of[item] for item in task.question])
-        answers = np.stack([vectors_of[item] for item in task.answers])
-        scores = (answers @ question.T).mean(axis=1)
+        scores = score(task.question, task.answers)
         hits.append(int(np.argmax(scores)) == task.correct)
         members = (category_members or {}).get(task.category or "")
         if members:
             pool = [sku for sku in members if sku not in task.question]
-            pool_scores = (np.stack([vectors_of[s] for s in pool]) @ question.T).mean(axis=1)
-            right = task.answers[task.correct]
-            right_score = float((vectors_of[right] @ question.T).mean())
-            rank = int((pool_scores > right_score).sum())  # 0: ranked first
+            rank = int((score(task.question, pool) > scores[task.correct]).sum())  # 0: first
             for k in ks:
                 recall_hits[k].append(rank < k)
     if hits:
@@ -175,7 +183,14 @@ def evaluate_tasks(
             skipped += 1
             continue
         labels.append(task.label)
-        outfit_scores.append(outfit_score(np.stack([vectors_of[i] for i in task.items])))
+        value = outfit_score(np.stack([vectors_of[i] for i in task.items]))
+        if bonus:  # the mean pairwise bonus, as the cosine part is the mean pairwise cosine
+            value += float(
+                np.mean(
+                    [bonus([o for o in task.items if o != item], [item])[0] for item in task.items]
+                )
+            )
+        outfit_scores.append(value)
     if labels:
         results.compatibility_auc = roc_auc(labels, outfit_scores)
         results.compatibility_outfits = len(labels)

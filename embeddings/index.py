@@ -12,7 +12,10 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .cooccurrence import CoOccurrence
+
 ITEMS_FILE = "items.json"
+COOCCURRENCE_FILE = "cooccurrence.npz"
 VECTORS_FILE = "item_vectors.npy"
 INDEX_DIR = "indexes"
 
@@ -46,6 +49,7 @@ class CompatibilityIndex:
     vectors: np.ndarray  # (N, D) unit vectors; row i is skus[i]
     indexes: dict[str, faiss.Index]
     complements: dict[str, list[str]]
+    cooccurrence: CoOccurrence
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
@@ -57,6 +61,7 @@ class CompatibilityIndex:
         categories: Sequence[str],
         vectors: np.ndarray,
         outfits: Sequence[Sequence[int]],
+        cooccurrence_weight: float = 0.0,
     ) -> "CompatibilityIndex":
         categories = list(categories)
         rows_by_category: dict[str, list[int]] = {}
@@ -67,7 +72,12 @@ class CompatibilityIndex:
             for category, rows in rows_by_category.items()
         }
         return cls(
-            list(skus), categories, vectors, indexes, complementary_categories(outfits, categories)
+            list(skus),
+            categories,
+            vectors,
+            indexes,
+            complementary_categories(outfits, categories),
+            CoOccurrence.from_outfits(outfits, cooccurrence_weight),
         )
 
     def complements_of(self, category: str) -> list[str]:
@@ -82,12 +92,22 @@ class CompatibilityIndex:
         index = self.indexes.get(category)
         if row is None or index is None or count <= 0:
             return []
-        scores, rows = index.search(self.vectors[row : row + 1], min(count + 1, index.ntotal))
-        return [
-            (self.skus[found], float(score))
-            for score, found in zip(scores[0], rows[0], strict=True)
-            if found >= 0 and found != row
-        ][:count]
+        _, found = index.search(self.vectors[row : row + 1], min(count + 1, index.ntotal))
+        # Items stylists paired with this one join the candidates: their blended score may
+        # beat the nearest neighbours'.
+        partners = [
+            other
+            for other in self.cooccurrence.partners.get(row, {})
+            if self.categories[other] == category
+        ]
+        candidates = list(dict.fromkeys(int(r) for r in [*found[0], *partners] if r >= 0))
+        candidates = [r for r in candidates if r != row]
+        if not candidates:
+            return []
+        scores = self.vectors[candidates] @ self.vectors[row]
+        scores = scores + self.cooccurrence.bonus([row], candidates)
+        best = np.argsort(-scores, kind="stable")[:count]
+        return [(self.skus[candidates[i]], float(scores[i])) for i in best]
 
     def save(self, directory: Path) -> None:
         (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
@@ -98,6 +118,7 @@ class CompatibilityIndex:
         }
         for category, relative in category_files.items():
             faiss.write_index(self.indexes[category], str(directory / relative))
+        self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         (directory / ITEMS_FILE).write_text(
             json.dumps(
                 {
@@ -117,4 +138,11 @@ class CompatibilityIndex:
             category: faiss.read_index(str(directory / relative))
             for category, relative in items["index_files"].items()
         }
-        return cls(items["skus"], items["categories"], vectors, indexes, items["complements"])
+        return cls(
+            items["skus"],
+            items["categories"],
+            vectors,
+            indexes,
+            items["complements"],
+            CoOccurrence.load(directory / COOCCURRENCE_FILE),
+        )

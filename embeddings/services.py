@@ -160,7 +160,13 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     skus = [p.sku for p in products]
     metrics = {
         **validation_metrics(
-            skus, category_names, validation_outfits, compatibility_vectors, item_vectors, rng
+            skus,
+            category_names,
+            train_outfits,
+            validation_outfits,
+            compatibility_vectors,
+            item_vectors,
+            rng,
         ),
         "final_loss": losses[-1],
     }
@@ -169,7 +175,11 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
 
     progress("indexing", 0, 1)
     index = CompatibilityIndex.build(
-        [p.sku for p in products], category_names, compatibility_vectors, outfits
+        skus,
+        category_names,
+        compatibility_vectors,
+        outfits,
+        cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     pretrained_file = Path(backbone.pretrained)
@@ -203,9 +213,15 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     return version
 
 
-def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progress) -> list[float]:
+def pretrain_backbone(
+    output: Path,
+    epochs: int,
+    progress: Progress = no_progress,
+    extra_pairs: list[tuple[Path, str]] | None = None,
+) -> list[float]:
     """Build the offline backbone: train the project's small open_clip model contrastively on
-    catalog images and their captions, and save it where OUTFITS_PRETRAINED can point."""
+    catalog images and their captions (plus `extra_pairs` of image and caption from a related
+    domain), and save it where OUTFITS_PRETRAINED can point."""
     from .backbone import OFFLINE_BACKBONE, create_untrained_backbone, save_backbone_checkpoint
     from .pretrain import PretrainingConfig, pretrain_contrastive
 
@@ -222,6 +238,24 @@ def pretrain_backbone(output: Path, epochs: int, progress: Progress = no_progres
     )
     save_backbone_checkpoint(backbone, output)
     return losses
+
+
+def read_caption_pairs(csv_path: Path, image_column: str, caption_columns: list[str]):
+    """(image path, caption) pairs from a CSV such as fashion-product-images/styles.csv; image
+    paths are relative to the CSV's folder; rows whose image is missing are skipped."""
+    from catalog.csv_import import detect_layout, iter_rows
+
+    layout = detect_layout(csv_path)
+    absent = [c for c in [image_column, *caption_columns] if c not in layout.header]
+    if absent:
+        raise ValueError(f"{csv_path.name} lacks column(s) {', '.join(absent)}")
+    pairs = []
+    for _, row in iter_rows(csv_path, layout):
+        image = csv_path.parent / row[image_column]
+        caption = ", ".join(row[c] for c in caption_columns if row[c])
+        if row[image_column] and caption and image.is_file():
+            pairs.append((image, caption))
+    return pairs
 
 
 def image_caption(product: Product) -> str:
@@ -241,17 +275,29 @@ def image_cache_path(backbone_name: str, pretrained: str) -> Path:
     return settings.VAR_DIR / "embedding-cache" / f"{key}.npz"
 
 
+def sku_bonus(cooccurrence, row_of: dict[str, int]):
+    """A co-occurrence bonus over SKUs, for evaluate_tasks."""
+
+    def bonus(question, candidates):
+        return cooccurrence.bonus([row_of[q] for q in question], [row_of[c] for c in candidates])
+
+    return bonus
+
+
 def validation_metrics(
     skus: list[str],
     categories: list[str],
+    train_outfits: list[list[int]],
     validation_outfits: list[list[int]],
     learned: np.ndarray,
     backbone_only: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, float | int | None]:
-    """FITB, compatibility AUC and Recall@10/50 on held-out outfits, for the learned space and
-    for the raw backbone vectors (the transfer-learning baseline), with the same tasks
-    `manage.py evaluate` reads from files."""
+    """FITB, compatibility AUC and Recall@10 on held-out outfits, with the same tasks
+    `manage.py evaluate` reads from files: for the served score (learned space + co-occurrence
+    of the training outfits), the learned space alone, and the raw backbone vectors (the
+    transfer-learning baseline)."""
+    from .cooccurrence import CoOccurrence
     from .evaluate import evaluate_tasks, make_tasks
 
     category_of = dict(zip(skus, categories, strict=True))
@@ -262,10 +308,16 @@ def validation_metrics(
         [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
     )
     raw = backbone_only / np.linalg.norm(backbone_only, axis=1, keepdims=True)
+    curated = CoOccurrence.from_outfits(train_outfits, settings.OUTFITS_COOCCURRENCE_WEIGHT)
+    bonus = sku_bonus(curated, {sku: row for row, sku in enumerate(skus)})
     metrics: dict[str, float | int | None] = {}
-    for suffix, vectors in (("", learned), ("_backbone_only", raw)):
+    for suffix, vectors, pair_bonus in (
+        ("", learned, bonus),
+        ("_content_only", learned, None),
+        ("_backbone_only", raw, None),
+    ):
         results = evaluate_tasks(
-            dict(zip(skus, vectors, strict=True)), fitb, compatibility, members
+            dict(zip(skus, vectors, strict=True)), fitb, compatibility, members, bonus=pair_bonus
         )
         metrics |= {
             f"fitb{suffix}": results.fitb_accuracy,
@@ -295,7 +347,13 @@ def evaluate_active_model(
         if sku in active_skus:
             members.setdefault(category, []).append(sku)
     vectors_of = {sku: index.vectors[row] for sku, row in index.row_of_sku.items()}
-    results = evaluate_tasks(vectors_of, fitb, compatibility, members)
+    results = evaluate_tasks(
+        vectors_of,
+        fitb,
+        compatibility,
+        members,
+        bonus=sku_bonus(index.cooccurrence, index.row_of_sku),
+    )
     return {"model_version": version.name, "backbone": version.backbone, **asdict(results)}
 
 

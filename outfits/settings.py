@@ -135,6 +135,8 @@ OUTFITS_PRETRAINED = os.environ.get(
 )
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
+# Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
+OUTFITS_COOCCURRENCE_WEIGHT = float(os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "0.5"))
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 
 LOGGING = {

@@ -135,9 +135,23 @@ def test_failed_training_records_why_and_keeps_the_active_version(trained_shop, 
     assert len(list(Path(settings.OUTFITS_MODEL_DIR).iterdir())) == 1  # nothing half-written
 
 
-def test_pretrain_backbone_command_writes_a_loadable_checkpoint(db, settings, small_catalog):
+def test_pretrain_backbone_command_writes_a_loadable_checkpoint(
+    db, settings, small_catalog, capsys
+):
     call_command("import_catalog", str(small_catalog.products_csv))
-    call_command("pretrain_backbone", epochs=1)
+    # A related domain's image-caption pairs, as in fashion-product-images/styles.csv.
+    pairs = small_catalog.products_csv.parent / "styles.csv"
+    pairs.write_text(
+        "id,image,productDisplayName,baseColour\n"
+        "1,images/TOP-0001.jpg,Navy Shirt,Navy\n2,images/missing.jpg,Gone,Red\n"
+    )
+    call_command(
+        "pretrain_backbone",
+        epochs=1,
+        pairs=pairs,
+        pairs_caption_columns="productDisplayName,baseColour",
+    )
+    assert "1 extra image-caption pairs" in capsys.readouterr().out
     from embeddings.backbone import load_backbone
 
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from embeddings.index import CompatibilityIndex, complementary_categories
 
@@ -44,3 +45,27 @@ def test_saved_index_loads_with_the_same_answers(tmp_path):
         for category in set(CATEGORIES):
             assert loaded.nearest(sku, category, 3) == index.nearest(sku, category, 3)
     assert loaded.complements == index.complements
+
+
+def test_curated_pairs_lift_warm_matches_and_survive_saving(tmp_path):
+    # top-b sits far from bottom-a, but stylists paired them three times
+    outfits = [[1, 2], [1, 2], [1, 2]]
+    plain = CompatibilityIndex.build(SKUS, CATEGORIES, VECTORS, outfits)
+    blended = CompatibilityIndex.build(SKUS, CATEGORIES, VECTORS, outfits, cooccurrence_weight=1)
+    assert [s for s, _ in plain.nearest("top-b", "Bottoms", 2)] == ["bottom-b", "bottom-a"]
+    ranked = blended.nearest("top-b", "Bottoms", 2)
+    assert [s for s, _ in ranked] == ["bottom-a", "bottom-b"]
+    # cos(top-b, bottom-a) + 1 · log(1 + 3)
+    assert ranked[0][1] == pytest.approx(float(VECTORS[1] @ VECTORS[2]) + np.log(4), rel=1e-5)
+    blended.save(tmp_path)
+    assert CompatibilityIndex.load(tmp_path).nearest("top-b", "Bottoms", 2) == ranked
+
+
+def test_cooccurrence_bonus_is_silent_for_new_arrivals():
+    from embeddings.cooccurrence import CoOccurrence
+
+    pairs = CoOccurrence.from_outfits([[0, 1], [0, 1], [0, 2]], weight=0.5)
+    assert pairs.bonus([0], [1, 2, 3]).tolist() == pytest.approx(
+        [0.5 * np.log(3), 0.5 * np.log(2), 0.0]
+    )
+    assert pairs.bonus([3], [0, 1]).tolist() == [0.0, 0.0]

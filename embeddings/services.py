@@ -26,6 +26,7 @@ from .vector_cache import ImageVectorCache
 logger = logging.getLogger(__name__)
 
 VALIDATION_FRACTION = 0.15
+COOCCURRENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # tried on held-out outfits when "auto"
 SEED = 0
 
 
@@ -179,7 +180,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
         category_names,
         compatibility_vectors,
         outfits,
-        cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
+        cooccurrence_weight=float(metrics["cooccurrence_weight"]),
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     pretrained_file = Path(backbone.pretrained)
@@ -308,9 +309,18 @@ def validation_metrics(
         [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
     )
     raw = backbone_only / np.linalg.norm(backbone_only, axis=1, keepdims=True)
-    curated = CoOccurrence.from_outfits(train_outfits, settings.OUTFITS_COOCCURRENCE_WEIGHT)
-    bonus = sku_bonus(curated, {sku: row for row, sku in enumerate(skus)})
-    metrics: dict[str, float | int | None] = {}
+    learned_of = dict(zip(skus, learned, strict=True))
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    weight = settings.OUTFITS_COOCCURRENCE_WEIGHT
+    if weight is None:  # "auto": the blend that fills the held-out blanks best
+
+        def held_out_fitb(candidate: float) -> float:
+            curated = CoOccurrence.from_outfits(train_outfits, candidate)
+            return evaluate_tasks(learned_of, fitb, bonus=sku_bonus(curated, row_of)).fitb_accuracy
+
+        weight = max(COOCCURRENCE_WEIGHTS, key=lambda w: (np.nan_to_num(held_out_fitb(w)), -w))
+    bonus = sku_bonus(CoOccurrence.from_outfits(train_outfits, weight), row_of)
+    metrics: dict[str, float | int | None] = {"cooccurrence_weight": weight}
     for suffix, vectors, pair_bonus in (
         ("", learned, bonus),
         ("_content_only", learned, None),
@@ -329,10 +339,14 @@ def validation_metrics(
 
 
 def evaluate_active_model(
-    fitb_path: Path | None, compatibility_path: Path | None
+    fitb_path: Path | None,
+    compatibility_path: Path | None,
+    cooccurrence_weight: float | None = None,
 ) -> dict[str, Any]:
     """Score task files (Polyvore formats, SKUs as item ids) with the ACTIVE model version.
-    Recall@K ranks a question's answer among all active products of its `category`."""
+    Recall@K ranks a question's answer among all active products of its `category`.
+    `cooccurrence_weight` replaces the version's blend weight for this evaluation only."""
+    from .cooccurrence import CoOccurrence
     from .evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
 
     active = active_compatibility_index()
@@ -347,14 +361,18 @@ def evaluate_active_model(
         if sku in active_skus:
             members.setdefault(category, []).append(sku)
     vectors_of = {sku: index.vectors[row] for sku, row in index.row_of_sku.items()}
+    curated = index.cooccurrence
+    if cooccurrence_weight is not None:
+        curated = CoOccurrence(curated.partners, cooccurrence_weight)
     results = evaluate_tasks(
-        vectors_of,
-        fitb,
-        compatibility,
-        members,
-        bonus=sku_bonus(index.cooccurrence, index.row_of_sku),
+        vectors_of, fitb, compatibility, members, bonus=sku_bonus(curated, index.row_of_sku)
     )
-    return {"model_version": version.name, "backbone": version.backbone, **asdict(results)}
+    return {
+        "model_version": version.name,
+        "backbone": version.backbone,
+        "cooccurrence_weight": curated.weight,
+        **asdict(results),
+    }
 
 
 def activate(version: ModelVersion) -> None:

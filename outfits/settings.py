@@ -136,7 +136,11 @@ OUTFITS_PRETRAINED = os.environ.get(
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
-OUTFITS_COOCCURRENCE_WEIGHT = float(os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "0.5"))
+# "auto": each training picks the weight that does best on its held-out outfits.
+_cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")
+OUTFITS_COOCCURRENCE_WEIGHT = (
+    None if _cooccurrence_weight == "auto" else float(_cooccurrence_weight)
+)
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 
 LOGGING = {

@@ -27,8 +27,19 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
     assert manifest["pretrained_sha256"]
     assert {"head.safetensors", "item_vectors.npy", "items.json"} <= manifest["files"].keys()
     assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
+    from embeddings.services import COOCCURRENCE_WEIGHTS
+
+    assert trained_shop.metrics["cooccurrence_weight"] in COOCCURRENCE_WEIGHTS  # picked: "auto"
     run = TrainingRun.objects.get()
     assert run.status == "succeeded" and run.model_version == trained_shop
+
+
+def test_a_fixed_blend_weight_is_used_as_given(trained_shop, settings):
+    settings.OUTFITS_COOCCURRENCE_WEIGHT = 0.0
+    call_command("train", epochs=1)
+    metrics = ModelVersion.objects.get(is_active=True).metrics
+    assert metrics["cooccurrence_weight"] == 0.0
+    assert metrics["fitb"] == metrics["fitb_content_only"]  # no blend: the same scores
 
 
 def test_unchanged_images_are_not_embedded_again(trained_shop, settings, small_catalog):

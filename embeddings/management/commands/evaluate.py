@@ -28,15 +28,29 @@ class Command(BaseCommand):
         parser.add_argument("--fitb", type=Path, help="fill_in_blank JSON file")
         parser.add_argument("--compat", type=Path, help="compatibility file: label item item …")
         parser.add_argument("--json", action="store_true", help="Print the results as JSON.")
+        parser.add_argument(
+            "--cooccurrence-weight",
+            type=float,
+            default=None,
+            help="Score with this co-occurrence blend weight instead of the version's.",
+        )
 
-    def handle(self, *args, fitb: Path | None, compat: Path | None, json: bool, **options):
+    def handle(
+        self,
+        *args,
+        fitb: Path | None,
+        compat: Path | None,
+        json: bool,
+        cooccurrence_weight: float | None,
+        **options,
+    ):
         if not fitb and not compat:
             raise CommandError("Give --fitb FILE.json and/or --compat FILE.txt")
         for path in (fitb, compat):
             if path and not path.is_file():
                 raise CommandError(f"{path} does not exist")
         try:
-            results = evaluate_active_model(fitb, compat)
+            results = evaluate_active_model(fitb, compat, cooccurrence_weight)
         except ValueError as error:
             raise CommandError(str(error)) from error
         if json:
@@ -44,7 +58,8 @@ class Command(BaseCommand):
             return
         recall = results["recall_at"] or {}
         self.stdout.write(
-            f"model version {results['model_version']} ({results['backbone']})\n"
+            f"model version {results['model_version']} ({results['backbone']}, co-occurrence "
+            f"weight {results['cooccurrence_weight']})\n"
             f"FITB accuracy      {shown(results['fitb_accuracy'])}  "
             f"({results['fitb_questions']} questions)\n"
             f"compatibility AUC  {shown(results['compatibility_auc'])}  "

@@ -68,8 +68,10 @@ def train_compatibility_head(
     config: HeadTrainingConfig = HeadTrainingConfig(),
     progress: Progress = no_progress,
     should_stop: Callable[[], bool] = lambda: False,
+    after_epoch: Callable[[CompatibilityHead, int], None] | None = None,
 ) -> tuple[CompatibilityHead, list[float]]:
     """Train a new head; triplets are mined afresh every epoch (new negatives each time).
+    `after_epoch(head, epoch)` may inspect the head between epochs (learning curves).
     Returns the head (in eval mode) and the mean loss of every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -99,6 +101,10 @@ def train_compatibility_head(
             losses.append(loss.item())
         epoch_losses.append(float(np.mean(losses)))
         progress("training compatibility head", epoch + 1, config.epochs, loss=epoch_losses[-1])
+        if after_epoch is not None:
+            head.eval()
+            after_epoch(head, epoch + 1)
+            head.train()
         if should_stop():
             break
     head.eval()

@@ -84,3 +84,13 @@ def test_head_round_trips_through_its_file(tmp_path):
     vectors = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
     np.testing.assert_allclose(project(loaded, vectors), project(head, vectors), rtol=1e-6)
     assert np.allclose(np.linalg.norm(project(head, vectors), axis=1), 1)
+
+
+def test_after_epoch_sees_the_head_in_eval_mode_every_epoch():
+    vectors, categories, outfits, _ = styled_items()
+    seen: list[tuple[int, bool]] = []
+    head, losses = train_compatibility_head(
+        vectors, outfits, categories, HeadTrainingConfig(epochs=3, batch_size=128),
+        after_epoch=lambda h, epoch: seen.append((epoch, h.training)),
+    )
+    assert seen == [(1, False), (2, False), (3, False)] and len(losses) == 3

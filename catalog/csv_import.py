@@ -26,9 +26,6 @@ class RejectedRow:
     value: str
     reason: str
 
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.column}={self.value!r}: {self.reason}"
-
 
 @dataclass
 class ImportReport:
@@ -44,13 +41,6 @@ class ImportReport:
     @property
     def rejected_lines(self) -> int:
         return len({row.line for row in self.rejected})
-
-    def summary(self) -> str:
-        text = (
-            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, "
-            f"{self.rejected_lines} rejected"
-        )
-        return text + (f", {self.deactivated} deactivated" if self.deactivated else "")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Shared fixtures: every test gets its own media, model and backbone paths; the small demo
 catalog and a briefly pretrained offline backbone are made once per session."""
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,5 +108,26 @@ def run_import(db) -> Callable[..., ImportJob]:
         data = content.encode(encoding) if isinstance(content, str) else content
         job = create_import_job(kind, ContentFile(data), name, **options)
         return run_import_job(job.pk)
+
+    return run
+
+
+@pytest.fixture
+def manage_py() -> Callable[..., str]:
+    """Run `manage.py ARGUMENTS` in a subprocess with environment `env` (another database,
+    another var dir); fails the test with the command's stderr if it fails."""
+    root = Path(__file__).resolve().parent.parent
+
+    def run(env: dict[str, str], *arguments: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *arguments],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, f"manage.py {arguments} failed:\n{result.stderr[-3000:]}"
+        return result.stdout
 
     return run

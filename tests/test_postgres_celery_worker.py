@@ -41,21 +41,8 @@ def postgres_database():
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def manage(env: dict[str, str], *arguments: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, f"manage.py {arguments} failed:\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 def test_retrain_task_runs_on_a_real_worker_against_postgres(
-    tmp_path, postgres_database, small_catalog, backbone_checkpoint
+    tmp_path, postgres_database, small_catalog, backbone_checkpoint, manage_py
 ):
     if not reachable(6379):
         pytest.skip("Redis is not running on 127.0.0.1:6379")
@@ -72,9 +59,9 @@ def test_retrain_task_runs_on_a_real_worker_against_postgres(
         "OUTFITS_PRETRAINED": str(backbone_checkpoint.path),
         "OUTFITS_TRAINING_EPOCHS": "3",
     }
-    manage(env, "migrate", "--noinput")
-    manage(env, "import_catalog", str(small_catalog.products_csv))
-    manage(env, "import_outfits", str(small_catalog.outfits_csv))
+    manage_py(env, "migrate", "--noinput")
+    manage_py(env, "import_catalog", str(small_catalog.products_csv))
+    manage_py(env, "import_outfits", str(small_catalog.outfits_csv))
     worker_log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         [
@@ -98,7 +85,7 @@ def test_retrain_task_runs_on_a_real_worker_against_postgres(
         stderr=subprocess.STDOUT,
     )
     try:
-        queued = manage(env, "train", "--async")
+        queued = manage_py(env, "train", "--async")
         run_id = int(re.search(r"Training run (\d+) queued", queued).group(1))
         deadline = time.monotonic() + 300
         with psycopg.connect(postgres_database, autocommit=True) as connection:

@@ -15,26 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 ROWS = 4000
 
 
-def manage(env: dict[str, str], *arguments: str, **options) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **options,
-    )
-
-
-def test_killed_import_is_consistent_and_resumes(tmp_path: Path):
+def test_killed_import_is_consistent_and_resumes(tmp_path: Path, manage_py):
     env = {
         **os.environ,
         "OUTFITS_VAR_DIR": str(tmp_path / "var"),
         "OUTFITS_IMPORT_CHUNK_ROWS": "50",
     }
     env.pop("DATABASE_URL", None)  # a SQLite file both processes can open
-    assert manage(env, "migrate", "--noinput").returncode == 0
+    manage_py(env, "migrate", "--noinput")
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     lines = ["sku,title,category,image"]
@@ -71,8 +59,7 @@ def test_killed_import_is_consistent_and_resumes(tmp_path: Path):
     assert products == resume_after - 1  # exactly the rows of committed chunks: none half-done
     database.close()
 
-    resumed = manage(env, "resume_import", "1")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    manage_py(env, "resume_import", "1")
     database = sqlite3.connect(tmp_path / "var" / "db.sqlite3")
     assert database.execute("SELECT COUNT(DISTINCT sku) FROM catalog_product").fetchone() == (ROWS,)
     assert database.execute(

@@ -90,7 +90,10 @@ def test_after_epoch_sees_the_head_in_eval_mode_every_epoch():
     vectors, categories, outfits, _ = styled_items()
     seen: list[tuple[int, bool]] = []
     head, losses = train_compatibility_head(
-        vectors, outfits, categories, HeadTrainingConfig(epochs=3, batch_size=128),
+        vectors,
+        outfits,
+        categories,
+        HeadTrainingConfig(epochs=3, batch_size=128),
         after_epoch=lambda h, epoch: seen.append((epoch, h.training)),
     )
     assert seen == [(1, False), (2, False), (3, False)] and len(losses) == 3

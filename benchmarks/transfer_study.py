@@ -59,13 +59,13 @@ def epochs_to(fraction_of_final: float, curve: list[float]) -> int:
 
 def svg_plot(curves: dict[tuple[str, float], list[float]], path: Path, title: str) -> None:
     """A small line chart of warm+cold FITB per epoch; no plotting library needed."""
-    width, height, left, bottom = 640, 380, 50, 40
+    width, height, left, bottom = 760, 380, 50, 40
     epochs = max(len(c) for c in curves.values())
     low = min(min(c) for c in curves.values()) - 0.02
     high = max(max(c) for c in curves.values()) + 0.02
 
     def x(epoch: int) -> float:
-        return left + (width - left - 150) * (epoch - 1) / max(1, epochs - 1)
+        return left + (width - left - 230) * (epoch - 1) / max(1, epochs - 1)
 
     def y(value: float) -> float:
         return height - bottom - (height - bottom - 30) * (value - low) / (high - low)
@@ -90,12 +90,12 @@ def svg_plot(curves: dict[tuple[str, float], list[float]], path: Path, title: st
         )
         legend_y = 40 + 16 * row
         parts.append(
-            f'<line x1="{width - 140}" y1="{legend_y}" x2="{width - 115}" '
+            f'<line x1="{width - 215}" y1="{legend_y}" x2="{width - 190}" '
             f'y2="{legend_y}" stroke="{COLOURS[arm]}" stroke-width="2" '
             f'stroke-dasharray="{DASHES[fraction]}"/>'
         )
         parts.append(
-            f'<text x="{width - 110}" y="{legend_y + 4}">{arm}, {fraction:.0%} outfits</text>'
+            f'<text x="{width - 185}" y="{legend_y + 4}">{arm}, {fraction:.0%} outfits</text>'
         )
     parts.append("</svg>")
     path.write_text("\n".join(parts))

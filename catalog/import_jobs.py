@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from .csv_import import (
     REPLACEMENT,
-    ColumnMap,
     CsvFormatError,
     ImportReport,
     detect_layout,
@@ -35,6 +34,8 @@ Row = tuple[int, dict[str, str]]  # (line, {column: value})
 
 
 class RowImporter(Protocol):
+    """Built as `Importer(job, columns, image_sources)` for each run of a job."""
+
     known_fields: tuple[str, ...]
     required_fields: tuple[str, ...]
     # False: rows are only collected until finish(), so a restart must begin at line 1.
@@ -47,24 +48,15 @@ class RowImporter(Protocol):
         """Work after the last row (e.g. deactivating products a full upload omits)."""
 
 
-def importer_for(job: ImportJob, columns: ColumnMap, sources: ImageSources) -> RowImporter:
-    if job.kind == ImportJob.Kind.OUTFITS:
-        from outfits.services import OutfitRowImporter  # outfits depend on catalog, not back
-
-        return OutfitRowImporter(job, columns)
-    from .services import CatalogRowImporter
-
-    return CatalogRowImporter(job, columns, sources)
-
-
-def known_and_required_fields(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def importer_class(kind: str) -> type[RowImporter]:
+    """The row importer of a job kind; imported late, as outfits depend on catalog."""
     if kind == ImportJob.Kind.OUTFITS:
         from outfits.services import OutfitRowImporter
 
-        return OutfitRowImporter.known_fields, OutfitRowImporter.required_fields
+        return OutfitRowImporter
     from .services import CatalogRowImporter
 
-    return CatalogRowImporter.known_fields, CatalogRowImporter.required_fields
+    return CatalogRowImporter
 
 
 def check_images_folder(folder: str) -> Path | None:
@@ -105,7 +97,7 @@ def create_import_job(
             raise ValueError(f"Images folder {images_folder} does not exist")
     else:
         check_images_folder(images_folder)
-    known, _required = known_and_required_fields(kind)
+    known = importer_class(kind).known_fields
     unknown = sorted(set(column_mapping or {}) - set(known))
     if unknown:
         raise ValueError(
@@ -233,8 +225,14 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
     try:
         path = Path(job.source.path)
         layout = detect_layout(path)
-        known, required = known_and_required_fields(job.kind)
-        columns = resolve_columns(layout, job.column_mapping, known, required, job.original_name)
+        importer_type = importer_class(job.kind)
+        columns = resolve_columns(
+            layout,
+            job.column_mapping,
+            importer_type.known_fields,
+            importer_type.required_fields,
+            job.original_name,
+        )
         folder = _images_folder(job)
         extracted = folder if job.images_archive else None
         roots = [Path("/")] if job.trusted_paths else settings.OUTFITS_IMPORT_ROOTS
@@ -246,7 +244,7 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
                 allowed_networks=settings.OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS,
             ),
         )
-        importer = importer_for(job, columns, sources)
+        importer = importer_type(job, columns, sources)
         if not importer.resumable and job.resume_after_line:
             _restart_from_scratch(job)
         job.encoding, job.delimiter, job.lines_total = (
@@ -335,15 +333,13 @@ def _restart_from_scratch(job: ImportJob) -> None:
 
 
 def _summary(job: ImportJob) -> str:
-    verb = "would be" if job.dry_run else ""
+    would = "would be " if job.dry_run else ""
     parts = [
-        f"{job.created} {verb} created",
-        f"{job.updated} {verb} updated",
+        f"{job.created} {would}created",
+        f"{job.updated} {would}updated",
         f"{job.unchanged} unchanged",
         f"{job.rejected} rejected",
     ]
     if job.deactivate_missing:
-        parts.append(f"{job.deactivated} {verb} deactivated")
-    return ("Dry run: nothing was written. " if job.dry_run else "") + ", ".join(
-        " ".join(p.split()) for p in parts
-    )
+        parts.append(f"{job.deactivated} {would}deactivated")
+    return ("Dry run: nothing was written. " if job.dry_run else "") + ", ".join(parts)

@@ -134,8 +134,13 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
             "Import outfits first (manage.py import_outfits)."
         )
     backbone = load_backbone(settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED)
+    # Hashed once: it names the image-vector cache and goes into the manifest.
+    pretrained_file = Path(backbone.pretrained)
+    pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None
     image_paths = [Path(p.image.path) for p in products]
-    cache = ImageVectorCache(image_cache_path(backbone.name, backbone.pretrained))
+    cache = ImageVectorCache(
+        image_cache_path(backbone.name, pretrained_sha256 or backbone.pretrained)
+    )
     image_vectors, embedded = cache.vectors_for(
         [p.image_sha256 or p.image.name for p in products],
         image_paths,
@@ -183,14 +188,13 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
         cooccurrence_weight=float(metrics["cooccurrence_weight"]),
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    pretrained_file = Path(backbone.pretrained)
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         index.save(writer.directory)
         save_head(head, writer.directory / "head.safetensors")
         directory = writer.commit(
             backbone=backbone.name,
             pretrained=backbone.pretrained,
-            pretrained_sha256=file_sha256(pretrained_file) if pretrained_file.is_file() else None,
+            pretrained_sha256=pretrained_sha256,
             item_count=len(products),
             outfit_count=len(outfits),
             train_outfit_count=len(train_outfits),
@@ -266,13 +270,12 @@ def image_caption(product: Product) -> str:
     )
 
 
-def image_cache_path(backbone_name: str, pretrained: str) -> Path:
-    """One cache per backbone weights: a retrained backbone file gets a fresh cache."""
+def image_cache_path(backbone_name: str, weights_identity: str) -> Path:
+    """One cache per backbone weights (their file's hash, or the pretrained tag): a retrained
+    backbone file gets a fresh cache."""
     import hashlib
 
-    weights = Path(pretrained)
-    identity = file_sha256(weights) if weights.is_file() else pretrained
-    key = hashlib.sha256(f"{backbone_name}|{identity}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{backbone_name}|{weights_identity}".encode()).hexdigest()[:16]
     return settings.VAR_DIR / "embedding-cache" / f"{key}.npz"
 
 

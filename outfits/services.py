@@ -26,7 +26,8 @@ class OutfitRowImporter:
     resumable = False
     OUTFITS_PER_TRANSACTION = 200
 
-    def __init__(self, job: ImportJob, columns: ColumnMap) -> None:
+    def __init__(self, job: ImportJob, columns: ColumnMap, sources: object = None) -> None:
+        # `sources` (images) is part of the importer interface; outfits have no images.
         self.job = job
         self.columns = columns
         self.outfits: dict[str, list[tuple[int, int, int]]] = {}  # id -> (position, pk, line)

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: type-aware pair weights (pair_weights.npz)
 MANIFEST_NAME = "manifest.json"
 
 

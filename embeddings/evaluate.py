@@ -6,6 +6,7 @@ the blanked item within its whole category. Item ids are catalog SKUs."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -116,11 +117,41 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def outfit_score(vectors: np.ndarray) -> float:
-    """Mean cosine similarity over all pairs of an outfit's items (rows are unit vectors)."""
-    similarities = vectors @ vectors.T
-    count = len(vectors)
-    return float((similarities.sum() - np.trace(similarities)) / (count * (count - 1)))
+class Scorer(Protocol):
+    """Scores items by id: how well each candidate goes with the question's items."""
+
+    def __contains__(self, item: object) -> bool: ...
+
+    def __call__(self, question: Sequence[str], candidates: Sequence[str]) -> np.ndarray: ...
+
+
+PairBonus = Callable[[Sequence[str], Sequence[str]], np.ndarray]
+
+
+@dataclass
+class CosineScorer:
+    """Mean cosine of each candidate to the question's items (unit vectors by id), plus
+    `bonus(question, candidates)` (e.g. curated co-occurrence) when given."""
+
+    vectors_of: dict[str, np.ndarray]
+    bonus: PairBonus | None = None
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.vectors_of
+
+    def __call__(self, question: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        cosines = (
+            np.stack([self.vectors_of[c] for c in candidates])
+            @ np.stack([self.vectors_of[q] for q in question]).T
+        ).mean(axis=1)
+        return cosines + self.bonus(question, candidates) if self.bonus else cosines
+
+
+def outfit_score(score: Scorer, items: Sequence[str]) -> float:
+    """Mean pairwise compatibility of an outfit's items."""
+    return float(
+        np.mean([score([o for o in items if o != item], [item])[0] for item in items])
+    )
 
 
 @dataclass
@@ -134,34 +165,24 @@ class TaskResults:
     skipped_unknown_items: int = 0
 
 
-PairBonus = Callable[[Sequence[str], Sequence[str]], np.ndarray]
-
-
 def evaluate_tasks(
-    vectors_of: dict[str, np.ndarray],
+    score: Scorer | dict[str, np.ndarray],
     fitb: Sequence[FitbTask] = (),
     compatibility: Sequence[CompatibilityTask] = (),
     category_members: dict[str, Sequence[str]] | None = None,
     ks: Sequence[int] = (10, 50),
-    bonus: PairBonus | None = None,
 ) -> TaskResults:
-    """Score task files with item vectors by SKU: a candidate's score is its mean cosine to the
-    question's items, plus `bonus(question, candidates)` (e.g. curated co-occurrence) when
-    given. Tasks naming an item without a vector are skipped and counted."""
-
-    def score(question: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        cosines = (
-            np.stack([vectors_of[c] for c in candidates])
-            @ np.stack([vectors_of[q] for q in question]).T
-        ).mean(axis=1)
-        return cosines + bonus(question, candidates) if bonus else cosines
-
+    """Score tasks: FITB picks the answer `score` ranks first; Recall@K ranks the right answer
+    among all members of the question's category; AUC compares outfit scores (mean pairwise
+    compatibility) of real and corrupted outfits. A dict of unit vectors by id means plain
+    cosine. Tasks naming an item the scorer does not know are skipped and counted."""
+    if isinstance(score, dict):
+        score = CosineScorer(score)
     results = TaskResults()
     hits, skipped = [], 0
     recall_hits: dict[int, list[bool]] = {k: [] for k in ks}
     for task in fitb:
-        items = [*task.question, *task.answers]
-        if any(item not in vectors_of for item in items):
+        if any(item not in score for item in [*task.question, *task.answers]):
             skipped += 1
             continue
         scores = score(task.question, task.answers)
@@ -179,18 +200,11 @@ def evaluate_tasks(
         results.recall_questions = len(recall_hits[ks[0]])
     labels, outfit_scores = [], []
     for task in compatibility:
-        if any(item not in vectors_of for item in task.items):
+        if any(item not in score for item in task.items):
             skipped += 1
             continue
         labels.append(task.label)
-        value = outfit_score(np.stack([vectors_of[i] for i in task.items]))
-        if bonus:  # the mean pairwise bonus, as the cosine part is the mean pairwise cosine
-            value += float(
-                np.mean(
-                    [bonus([o for o in task.items if o != item], [item])[0] for item in task.items]
-                )
-            )
-        outfit_scores.append(value)
+        outfit_scores.append(outfit_score(score, task.items))
     if labels:
         results.compatibility_auc = roc_auc(labels, outfit_scores)
         results.compatibility_outfits = len(labels)

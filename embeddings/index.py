@@ -13,9 +13,11 @@ import faiss
 import numpy as np
 
 from .cooccurrence import CoOccurrence
+from .space import CompatibilitySpace, PairWeights
 
 ITEMS_FILE = "items.json"
 COOCCURRENCE_FILE = "cooccurrence.npz"
+PAIR_WEIGHTS_FILE = "pair_weights.npz"
 VECTORS_FILE = "item_vectors.npy"
 INDEX_DIR = "indexes"
 
@@ -50,9 +52,18 @@ class CompatibilityIndex:
     indexes: dict[str, faiss.Index]
     complements: dict[str, list[str]]
     cooccurrence: CoOccurrence
+    pair_weights: PairWeights
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
+        self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
+
+    def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+        """The served score of each candidate row with the anchor rows: mean type-aware
+        compatibility plus the curated co-occurrence bonus."""
+        return self.space.scores(anchors, candidates) + self.cooccurrence.bonus(
+            anchors, candidates
+        )
 
     @classmethod
     def build(
@@ -62,6 +73,7 @@ class CompatibilityIndex:
         vectors: np.ndarray,
         outfits: Sequence[Sequence[int]],
         cooccurrence_weight: float = 0.0,
+        pair_weights: PairWeights | None = None,
     ) -> "CompatibilityIndex":
         categories = list(categories)
         rows_by_category: dict[str, list[int]] = {}
@@ -78,6 +90,7 @@ class CompatibilityIndex:
             indexes,
             complementary_categories(outfits, categories),
             CoOccurrence.from_outfits(outfits, cooccurrence_weight),
+            pair_weights or PairWeights.none(),
         )
 
     def complements_of(self, category: str) -> list[str]:
@@ -92,7 +105,8 @@ class CompatibilityIndex:
         index = self.indexes.get(category)
         if row is None or index is None or count <= 0:
             return []
-        _, found = index.search(self.vectors[row : row + 1], min(count + 1, index.ntotal))
+        query = self.space.query(row, category)[np.newaxis]
+        _, found = index.search(query, min(count + 1, index.ntotal))
         # Items stylists paired with this one join the candidates: their blended score may
         # beat the nearest neighbours'.
         partners = [
@@ -104,8 +118,7 @@ class CompatibilityIndex:
         candidates = [r for r in candidates if r != row]
         if not candidates:
             return []
-        scores = self.vectors[candidates] @ self.vectors[row]
-        scores = scores + self.cooccurrence.bonus([row], candidates)
+        scores = self.scores([row], candidates)
         best = np.argsort(-scores, kind="stable")[:count]
         return [(self.skus[candidates[i]], float(scores[i])) for i in best]
 
@@ -119,6 +132,7 @@ class CompatibilityIndex:
         for category, relative in category_files.items():
             faiss.write_index(self.indexes[category], str(directory / relative))
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
+        self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
         (directory / ITEMS_FILE).write_text(
             json.dumps(
                 {
@@ -145,4 +159,5 @@ class CompatibilityIndex:
             indexes,
             items["complements"],
             CoOccurrence.load(directory / COOCCURRENCE_FILE),
+            PairWeights.load(directory / PAIR_WEIGHTS_FILE),
         )

@@ -21,6 +21,7 @@ from .artifacts import ModelVersionWriter, file_sha256, read_manifest
 from .index import CompatibilityIndex
 from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
+from .space import CompatibilitySpace
 from .vector_cache import ImageVectorCache
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     from .backbone import load_backbone
     from .encode import encode_images, encode_items
     from .evaluate import split_outfits
-    from .train import HeadTrainingConfig, project, save_head, train_compatibility_head
+    from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
 
     products, outfits = training_data()
     if len(outfits) < 2:
@@ -148,10 +149,10 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
     item_vectors = encode_items(
-        backbone, image_paths, [p.title for p in products], progress, image_vectors
+        backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )
     category_names = [p.category.name for p in products]
-    category_codes = np.unique(category_names, return_inverse=True)[1]
+    categories, category_codes = np.unique(category_names, return_inverse=True)
 
     rng = np.random.default_rng(SEED)
     train_rows, validation_rows = split_outfits(len(outfits), VALIDATION_FRACTION, rng)
@@ -162,18 +163,10 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
         item_vectors, train_outfits, category_codes, config, progress
     )
     progress("evaluating", 0, 1)
-    compatibility_vectors = project(head, item_vectors)
+    space = trained_space(head, item_vectors, category_codes, categories.tolist(), train_outfits)
     skus = [p.sku for p in products]
     metrics = {
-        **validation_metrics(
-            skus,
-            category_names,
-            train_outfits,
-            validation_outfits,
-            compatibility_vectors,
-            item_vectors,
-            rng,
-        ),
+        **validation_metrics(skus, train_outfits, validation_outfits, space, item_vectors, rng),
         "final_loss": losses[-1],
     }
     progress("evaluating", 1, 1)
@@ -183,9 +176,10 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     index = CompatibilityIndex.build(
         skus,
         category_names,
-        compatibility_vectors,
+        space.vectors,
         outfits,
         cooccurrence_weight=float(metrics["cooccurrence_weight"]),
+        pair_weights=space.pair_weights,
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
@@ -200,7 +194,8 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
             train_outfit_count=len(train_outfits),
             item_vector_dim=int(item_vectors.shape[1]),
             images_embedded=embedded,
-            compatibility_dim=int(compatibility_vectors.shape[1]),
+            compatibility_dim=int(space.vectors.shape[1]),
+            category_pairs_weighted=len(space.pair_weights),
             training=asdict(config),
             epoch_losses=losses,
             metrics=metrics,
@@ -233,11 +228,12 @@ def pretrain_backbone(
     products = list(embeddable_products())
     if len(products) < 2:
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
+    pairs = [(Path(p.image.path), item_text(p)) for p in products] + list(extra_pairs or [])
     backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)
     losses = pretrain_contrastive(
         backbone,
-        [Path(p.image.path) for p in products],
-        [image_caption(p) for p in products],
+        [image for image, _ in pairs],
+        [caption for _, caption in pairs],
         PretrainingConfig(epochs=epochs, seed=SEED),
         progress,
     )
@@ -263,11 +259,19 @@ def read_caption_pairs(csv_path: Path, image_column: str, caption_columns: list[
     return pairs
 
 
-def image_caption(product: Product) -> str:
-    """What the picture shows, in words: the pairing text of contrastive pretraining."""
-    return ", ".join(
-        part for part in (product.title, product.colour, product.category.name) if part
-    )
+def item_text(product: Product) -> str:
+    """The product in words: title, colour, category and its descriptive attribute values
+    (fabric, line, product type …). It is the caption of contrastive pretraining and the text
+    half of an item's vector, so a new arrival's attributes inform its matches. Values
+    without a letter (codes, numbers) say nothing to a text encoder and are left out."""
+    parts = [product.title, product.colour, product.category.name]
+    parts += [
+        value
+        for value in product.attributes.values()
+        if isinstance(value, str) and any(c.isalpha() for c in value) and len(value) <= 60
+    ]
+    unique = dict.fromkeys(part.strip().lower() for part in parts if part and part.strip())
+    return ", ".join(unique)
 
 
 def image_cache_path(backbone_name: str, weights_identity: str) -> Path:
@@ -279,59 +283,48 @@ def image_cache_path(backbone_name: str, weights_identity: str) -> Path:
     return settings.VAR_DIR / "embedding-cache" / f"{key}.npz"
 
 
-def sku_bonus(cooccurrence, row_of: dict[str, int]):
-    """A co-occurrence bonus over SKUs, for evaluate_tasks."""
-
-    def bonus(question, candidates):
-        return cooccurrence.bonus([row_of[q] for q in question], [row_of[c] for c in candidates])
-
-    return bonus
-
-
 def validation_metrics(
     skus: list[str],
-    categories: list[str],
     train_outfits: list[list[int]],
     validation_outfits: list[list[int]],
-    learned: np.ndarray,
+    space: CompatibilitySpace,
     backbone_only: np.ndarray,
     rng: np.random.Generator,
 ) -> dict[str, float | int | None]:
     """FITB, compatibility AUC and Recall@10 on held-out outfits, with the same tasks
-    `manage.py evaluate` reads from files: for the served score (learned space + co-occurrence
-    of the training outfits), the learned space alone, and the raw backbone vectors (the
-    transfer-learning baseline)."""
+    `manage.py evaluate` reads from files: for the served score (the type-aware space +
+    co-occurrence of the training outfits), the learned space alone, and the raw backbone
+    vectors (the transfer-learning baseline)."""
     from .cooccurrence import CoOccurrence
-    from .evaluate import evaluate_tasks, make_tasks
+    from .evaluate import CosineScorer, evaluate_tasks, make_tasks
+    from .space import SpaceScorer
 
-    category_of = dict(zip(skus, categories, strict=True))
+    category_of = dict(zip(skus, space.categories, strict=True))
     members: dict[str, list[str]] = {}
     for sku, category in category_of.items():
         members.setdefault(category, []).append(sku)
     fitb, compatibility = make_tasks(
         [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
     )
-    raw = backbone_only / np.linalg.norm(backbone_only, axis=1, keepdims=True)
-    learned_of = dict(zip(skus, learned, strict=True))
     row_of = {sku: row for row, sku in enumerate(skus)}
+
+    def served(weight: float) -> SpaceScorer:
+        return SpaceScorer(space, row_of, CoOccurrence.from_outfits(train_outfits, weight))
+
     weight = settings.OUTFITS_COOCCURRENCE_WEIGHT
     if weight is None:  # "auto": the blend that fills the held-out blanks best
-
-        def held_out_fitb(candidate: float) -> float:
-            curated = CoOccurrence.from_outfits(train_outfits, candidate)
-            return evaluate_tasks(learned_of, fitb, bonus=sku_bonus(curated, row_of)).fitb_accuracy
-
-        weight = max(COOCCURRENCE_WEIGHTS, key=lambda w: (np.nan_to_num(held_out_fitb(w)), -w))
-    bonus = sku_bonus(CoOccurrence.from_outfits(train_outfits, weight), row_of)
-    metrics: dict[str, float | int | None] = {"cooccurrence_weight": weight}
-    for suffix, vectors, pair_bonus in (
-        ("", learned, bonus),
-        ("_content_only", learned, None),
-        ("_backbone_only", raw, None),
-    ):
-        results = evaluate_tasks(
-            dict(zip(skus, vectors, strict=True)), fitb, compatibility, members, bonus=pair_bonus
+        weight = max(
+            COOCCURRENCE_WEIGHTS,
+            key=lambda w: (np.nan_to_num(evaluate_tasks(served(w), fitb).fitb_accuracy), -w),
         )
+    raw = backbone_only / np.linalg.norm(backbone_only, axis=1, keepdims=True)
+    metrics: dict[str, float | int | None] = {"cooccurrence_weight": weight}
+    for suffix, scorer in (
+        ("", served(weight)),
+        ("_content_only", SpaceScorer(space, row_of)),
+        ("_backbone_only", CosineScorer(dict(zip(skus, raw, strict=True)))),
+    ):
+        results = evaluate_tasks(scorer, fitb, compatibility, members)
         metrics |= {
             f"fitb{suffix}": results.fitb_accuracy,
             f"auc{suffix}": results.compatibility_auc,
@@ -351,6 +344,7 @@ def evaluate_active_model(
     `cooccurrence_weight` replaces the version's blend weight for this evaluation only."""
     from .cooccurrence import CoOccurrence
     from .evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
+    from .space import SpaceScorer
 
     active = active_compatibility_index()
     if active is None:
@@ -363,12 +357,11 @@ def evaluate_active_model(
     for sku, category in zip(index.skus, index.categories, strict=True):
         if sku in active_skus:
             members.setdefault(category, []).append(sku)
-    vectors_of = {sku: index.vectors[row] for sku, row in index.row_of_sku.items()}
     curated = index.cooccurrence
     if cooccurrence_weight is not None:
         curated = CoOccurrence(curated.partners, cooccurrence_weight)
     results = evaluate_tasks(
-        vectors_of, fitb, compatibility, members, bonus=sku_bonus(curated, index.row_of_sku)
+        SpaceScorer(index.space, index.row_of_sku, curated), fitb, compatibility, members
     )
     return {
         "model_version": version.name,

@@ -1,5 +1,7 @@
 """Fine-tuning for compatibility: a new projection head on top of the frozen backbone's item
-vectors, trained with a triplet loss on triplets mined from curated outfits."""
+vectors, trained with a triplet loss on triplets mined from curated outfits. The head is
+type-aware: besides the shared space it learns, for every pair of categories, which of its
+dimensions matter (see space.py for how the weights are served)."""
 
 import logging
 from collections.abc import Callable, Sequence
@@ -12,6 +14,7 @@ from torch import nn
 
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
+from .space import CompatibilitySpace, PairWeights
 from .triplets import mine_triplets
 
 logger = logging.getLogger(__name__)
@@ -22,6 +25,7 @@ class HeadConfig:
     input_dim: int
     output_dim: int = 128
     hidden_dim: int = 256
+    category_count: int = 0  # > 0: type-aware, one weight vector per pair of categories
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,11 @@ class HeadTrainingConfig:
     weight_decay: float = 1e-4
     margin: float = 0.2
     seed: int = 0
+    type_aware: bool = True
+    # The shared space is trained too (plain cosine), so pairs of categories never seen
+    # together in training, and image search, still get a meaningful score.
+    shared_space_loss_weight: float = 0.5
+    pair_weight_learning_rate_factor: float = 10.0
 
 
 class CompatibilityHead(nn.Module):
@@ -48,8 +57,48 @@ class CompatibilityHead(nn.Module):
             nn.Linear(config.hidden_dim, config.output_dim),
         )
 
+        count = config.category_count
+        # softplus(PAIR_LOGIT_START) = 1: every pair of categories starts as plain cosine.
+        self.pair_logits = (
+            nn.Parameter(torch.full((count * count, config.output_dim), PAIR_LOGIT_START))
+            if count
+            else None
+        )
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.skip(items) + self.mlp(items), dim=-1)
+
+    def pair_weights(self, categories: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
+        """Non-negative weights of each (category, other) pair, (B, output_dim), mean 1 each;
+        the pair is unordered, so compatibility stays symmetric."""
+        if self.pair_logits is None:
+            raise ValueError("This head is not type-aware (category_count is 0).")
+        count = self.config.category_count
+        rows = torch.minimum(categories, others) * count + torch.maximum(categories, others)
+        weights = nn.functional.softplus(self.pair_logits[rows])
+        return weights / weights.mean(dim=-1, keepdim=True)
+
+    def pair_weight_table(self, pairs: np.ndarray) -> np.ndarray:
+        """Weights of the given (category, other) code pairs as an array, (P, output_dim)."""
+        with torch.no_grad():
+            codes = torch.from_numpy(np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
+            return self.pair_weights(codes[:, 0], codes[:, 1]).numpy()
+
+
+PAIR_LOGIT_START = float(np.log(np.e - 1))
+
+
+def category_pairs(outfits: Sequence[Sequence[int]], item_categories: np.ndarray) -> np.ndarray:
+    """The (smaller, larger) category code pairs that share an outfit: those the type-aware
+    weights are trained on, (P, 2) sorted."""
+    pairs = {
+        (min(a, b), max(a, b))
+        for outfit in outfits
+        for a in {int(item_categories[item]) for item in outfit}
+        for b in {int(item_categories[item]) for item in outfit}
+        if a != b
+    }
+    return np.asarray(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 
 def triplet_loss(
@@ -75,9 +124,24 @@ def train_compatibility_head(
     Returns the head (in eval mode) and the mean loss of every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    head = CompatibilityHead(HeadConfig(input_dim=item_vectors.shape[1]))
+    category_count = int(item_categories.max()) + 1 if config.type_aware else 0
+    head = CompatibilityHead(
+        HeadConfig(input_dim=item_vectors.shape[1], category_count=category_count)
+    )
+    categories = torch.from_numpy(np.asarray(item_categories, dtype=np.int64))
+    shared = [parameter for name, parameter in head.named_parameters() if name != "pair_logits"]
+    groups: list[dict] = [{"params": shared}]
+    if head.pair_logits is not None:
+        # One weight vector per pair gets few updates: a faster rate, and no decay toward 0.
+        groups.append(
+            {
+                "params": [head.pair_logits],
+                "lr": config.learning_rate * config.pair_weight_learning_rate_factor,
+                "weight_decay": 0.0,
+            }
+        )
     optimizer = torch.optim.AdamW(
-        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        groups, lr=config.learning_rate, weight_decay=config.weight_decay
     )
     vectors = torch.from_numpy(np.ascontiguousarray(item_vectors, dtype=np.float32))
     epoch_losses: list[float] = []
@@ -91,6 +155,12 @@ def train_compatibility_head(
         for batch in triplets.split(config.batch_size):
             anchor, positive, negative = (head(vectors[batch[:, column]]) for column in range(3))
             loss = triplet_loss(anchor, positive, negative, config.margin)
+            if head.pair_logits is not None:
+                # The negative has the positive's category: one pair of categories per row.
+                weights = head.pair_weights(categories[batch[:, 0]], categories[batch[:, 1]])
+                loss = config.shared_space_loss_weight * loss + triplet_loss(
+                    anchor * weights, positive, negative, config.margin
+                )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"Compatibility training diverged at epoch {epoch + 1} (loss {loss.item()})."
@@ -136,3 +206,24 @@ def load_head(path: Path) -> CompatibilityHead:
     head = CompatibilityHead(HeadConfig(**{k: int(v) for k, v in metadata.items()}))
     head.load_state_dict(load_file(str(path)))
     return head.eval()
+
+
+def trained_space(
+    head: CompatibilityHead,
+    item_vectors: np.ndarray,
+    item_categories: np.ndarray,
+    category_names: Sequence[str],
+    outfits: Sequence[Sequence[int]],
+) -> CompatibilitySpace:
+    """What a trained head serves: the items projected into the compatibility space, with the
+    weights of the category pairs its training outfits taught it (others: plain cosine).
+    `category_names[code]` names the category code of `item_categories`."""
+    pairs = category_pairs(outfits, item_categories)
+    weights = (
+        PairWeights(category_names, pairs, head.pair_weight_table(pairs))
+        if head.pair_logits is not None and len(pairs)
+        else PairWeights.none()
+    )
+    return CompatibilitySpace(
+        project(head, item_vectors), [category_names[code] for code in item_categories], weights
+    )

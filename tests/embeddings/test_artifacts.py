@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from embeddings.artifacts import ArtifactError, ModelVersionWriter, read_manifest
+from embeddings.artifacts import FORMAT_VERSION, ArtifactError, ModelVersionWriter, read_manifest
 
 
 def test_committed_version_appears_whole_with_checksums(tmp_path):
@@ -11,7 +11,7 @@ def test_committed_version_appears_whole_with_checksums(tmp_path):
         assert not (tmp_path / "v1").exists()  # invisible until committed
         directory = writer.commit(backbone="outfits-tiny", item_count=3)
     manifest = read_manifest(directory)
-    assert manifest["backbone"] == "outfits-tiny" and manifest["format_version"] == 1
+    assert manifest["backbone"] == "outfits-tiny" and manifest["format_version"] == FORMAT_VERSION
     assert manifest["files"]["weights.bin"]["bytes"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["v1"]
 

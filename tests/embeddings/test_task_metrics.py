@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from embeddings.evaluate import (
+    CosineScorer,
     CompatibilityTask,
     FitbTask,
     evaluate_tasks,
@@ -36,7 +37,7 @@ def test_roc_auc_by_hand():
 
 def test_outfit_score_is_the_mean_pairwise_cosine():
     # pairs: A·B = 1, A·C = 0, B·C = 0 → 1/3
-    assert outfit_score(np.stack([R["A"], R["B"], R["C"]])) == pytest.approx(1 / 3)
+    assert outfit_score(CosineScorer(R), ["A", "B", "C"]) == pytest.approx(1 / 3)
 
 
 def test_fitb_accuracy_and_recall_by_hand():

@@ -149,9 +149,7 @@ class CosineScorer:
 
 def outfit_score(score: Scorer, items: Sequence[str]) -> float:
     """Mean pairwise compatibility of an outfit's items."""
-    return float(
-        np.mean([score([o for o in items if o != item], [item])[0] for item in items])
-    )
+    return float(np.mean([score([o for o in items if o != item], [item])[0] for item in items]))
 
 
 @dataclass

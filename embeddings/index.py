@@ -61,9 +61,7 @@ class CompatibilityIndex:
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """The served score of each candidate row with the anchor rows: mean type-aware
         compatibility plus the curated co-occurrence bonus."""
-        return self.space.scores(anchors, candidates) + self.cooccurrence.bonus(
-            anchors, candidates
-        )
+        return self.space.scores(anchors, candidates) + self.cooccurrence.bonus(anchors, candidates)
 
     @classmethod
     def build(

@@ -140,9 +140,7 @@ def train_compatibility_head(
                 "weight_decay": 0.0,
             }
         )
-    optimizer = torch.optim.AdamW(
-        groups, lr=config.learning_rate, weight_decay=config.weight_decay
-    )
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     vectors = torch.from_numpy(np.ascontiguousarray(item_vectors, dtype=np.float32))
     epoch_losses: list[float] = []
     head.train()

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from embeddings.evaluate import (
-    CosineScorer,
     CompatibilityTask,
+    CosineScorer,
     FitbTask,
     evaluate_tasks,
     outfit_score,

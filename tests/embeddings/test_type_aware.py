@@ -122,9 +122,7 @@ class RuleScorer:
             shift = 3 if {self.categories[a], self.categories[b]} == {1, 2} else 0
             return (self.colour[a] - self.colour[b]) % 6 in {shift, -shift % 6}
 
-        return np.array(
-            [np.mean([goes(int(q), int(c)) for q in question]) for c in candidates]
-        )
+        return np.array([np.mean([goes(int(q), int(c)) for q in question]) for c in candidates])
 
 
 def test_type_aware_training_learns_pair_specific_compatibility(tmp_path):

@@ -5,6 +5,7 @@ A backbone is named the open_clip way: a model name plus a pretrained source (a 
 registers its own small configs (model_configs/) so it can build a backbone offline.
 """
 
+import copy
 import logging
 import os
 import tempfile
@@ -15,7 +16,9 @@ from typing import Any
 
 import open_clip
 import torch
+from open_clip.transformer import VisionTransformer
 from PIL import Image
+from torch import nn
 
 logger = logging.getLogger(__name__)
 
@@ -106,3 +109,88 @@ def save_backbone_checkpoint(backbone: Backbone, path: Path) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+class ImageTowerTop(nn.Module):
+    """The last `block_count` transformer blocks of a ViT image tower with its final norm and
+    projection: the part of the backbone fine-tuned for compatibility while the early layers
+    stay frozen. Its input is the frozen trunk's tokens (see `trunk_tokens`), computed once per
+    image, so a training step costs a few blocks rather than the whole tower."""
+
+    def __init__(self, visual: nn.Module, block_count: int) -> None:
+        super().__init__()
+        if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
+            raise BackboneUnavailable(
+                f"Fine-tuning the last blocks needs an open_clip ViT image tower; this backbone "
+                f"has {type(visual).__name__}. Train the head alone (unfreeze 0 blocks)."
+            )
+        total = len(visual.transformer.resblocks)
+        if not 1 <= block_count < total:
+            raise ValueError(f"Can unfreeze 1 to {total - 1} of {total} blocks, not {block_count}")
+        self.block_count = block_count
+        self.blocks = copy.deepcopy(visual.transformer.resblocks[total - block_count :])
+        self.ln_post = copy.deepcopy(visual.ln_post)
+        self.proj = nn.Parameter(visual.proj.detach().clone())
+        # With class-token pooling only the class token's output of the last block matters:
+        # attend from it alone, about 6x less work than the full block.
+        self.class_token_only = visual.pool_type == "tok" and not visual.final_ln_after_pool
+        self.pool_type = visual.pool_type
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Trunk tokens (N, T, W) → image features (N, D), not normalised."""
+        x = tokens
+        for block in self.blocks[:-1]:
+            x = block(x)
+        last = self.blocks[-1]
+        if self.class_token_only:
+            normed = last.ln_1(x)
+            x = x[:, :1] + last.ls_1(last.attention(normed[:, :1], normed, normed))
+            x = x + last.ls_2(last.mlp(last.ln_2(x)))
+            pooled = self.ln_post(x[:, 0])
+        else:
+            x = self.ln_post(last(x))
+            pooled = x[:, 1:].mean(dim=1) if self.pool_type == "avg" else x[:, 0]
+        return pooled @ self.proj
+
+    def load_into(self, visual: nn.Module) -> None:
+        """Write the tuned weights back into a backbone's image tower (e.g. to embed a new
+        photo with the version's tuned backbone)."""
+        total = len(visual.transformer.resblocks)
+        for offset, block in enumerate(self.blocks):
+            visual.transformer.resblocks[total - self.block_count + offset].load_state_dict(
+                block.state_dict()
+            )
+        visual.ln_post.load_state_dict(self.ln_post.state_dict())
+        with torch.no_grad():
+            visual.proj.copy_(self.proj)
+
+
+IMAGE_TOWER_TOP_FILE = "image_tower_top.safetensors"
+
+
+def save_image_tower_top(image_top: ImageTowerTop, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    state = {key: tensor.detach().contiguous() for key, tensor in image_top.state_dict().items()}
+    save_file(state, str(path), metadata={"block_count": str(image_top.block_count)})
+
+
+def load_image_tower_top(path: Path, backbone: Backbone) -> ImageTowerTop:
+    """A model version's tuned blocks, on top of the backbone it was trained from."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        block_count = int(handle.metadata()["block_count"])
+    image_top = ImageTowerTop(backbone.model.visual, block_count)
+    image_top.load_state_dict(load_file(str(path)))
+    return image_top.eval()
+
+
+@torch.inference_mode()
+def trunk_tokens(visual: nn.Module, images: torch.Tensor, frozen_blocks: int) -> torch.Tensor:
+    """The image tower's tokens after its first `frozen_blocks` blocks, (N, T, W)."""
+    x = visual._embeds(images)
+    for block in visual.transformer.resblocks[:frozen_blocks]:
+        x = block(x)
+    return x

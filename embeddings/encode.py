@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from .backbone import Backbone
+from .backbone import Backbone, ImageTowerTop, trunk_tokens
 from .progress import Progress, no_progress
 
 
@@ -46,6 +46,37 @@ def encode_images(
         done += len(batch)
         progress("embedding images", done, len(paths))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+
+
+@torch.inference_mode()
+def encode_trunk_tokens(
+    backbone: Backbone,
+    paths: Sequence[Path],
+    frozen_blocks: int,
+    batch_size: int = 64,
+    progress: Progress = no_progress,
+) -> torch.Tensor:
+    """The image tower's tokens after its frozen blocks, for fine-tuning the blocks after them
+    (`ImageTowerTop`): (N, T, W) float16, half the memory of float32 at no cost in accuracy
+    that matters for training."""
+    backbone.model.eval()
+    loader = DataLoader(ImageFiles(paths, backbone.preprocess), batch_size=batch_size)
+    chunks: list[torch.Tensor] = []
+    for batch in loader:
+        chunks.append(trunk_tokens(backbone.model.visual, batch, frozen_blocks).half())
+        progress("embedding images", sum(len(c) for c in chunks), len(paths))
+    return torch.cat(chunks)
+
+
+@torch.inference_mode()
+def image_vectors_from_tokens(
+    image_top: ImageTowerTop, tokens: torch.Tensor, batch_size: int = 512
+) -> np.ndarray:
+    """Unit image vectors from trunk tokens through the tower's top, (N, D) float32."""
+    image_top.eval()
+    return np.concatenate(
+        [_normalised(image_top(chunk.float())) for chunk in tokens.split(batch_size)]
+    )
 
 
 @torch.inference_mode()

@@ -78,8 +78,12 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
         run.status, run.started_at = TrainingRun.Status.RUNNING, timezone.now()
         run.save(update_fields=["status", "started_at"])
     try:
+        unfrozen_blocks = run.options.get("unfrozen_blocks")
         version = train_model_version(
             epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
+            unfrozen_blocks=(
+                settings.OUTFITS_UNFROZEN_BLOCKS if unfrozen_blocks is None else unfrozen_blocks
+            ),
             progress=RunProgress(run, also=progress),
         )
     except Exception as error:
@@ -120,13 +124,27 @@ def training_data() -> tuple[list[Product], list[list[int]]]:
     return products, [items for items in outfits.values() if len(items) >= 2]
 
 
-def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelVersion:
-    """Embed the catalog, train the compatibility head on outfit triplets, evaluate FITB on
-    held-out outfits, build the per-category indexes, write a model version and activate it."""
-    from .backbone import load_backbone
-    from .encode import encode_images, encode_items
+def train_model_version(
+    epochs: int, unfrozen_blocks: int = 0, progress: Progress = no_progress
+) -> ModelVersion:
+    """Embed the catalog, train the compatibility head (and the backbone's last
+    `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits, build the
+    per-category indexes, write a model version and activate it."""
+    from .backbone import (
+        IMAGE_TOWER_TOP_FILE,
+        ImageTowerTop,
+        load_backbone,
+        save_image_tower_top,
+    )
+    from .encode import encode_images, encode_items, encode_trunk_tokens, image_vectors_from_tokens
     from .evaluate import split_outfits
-    from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
+    from .train import (
+        HeadTrainingConfig,
+        ItemEncoder,
+        save_head,
+        train_compatibility_head,
+        trained_space,
+    )
 
     products, outfits = training_data()
     if len(outfits) < 2:
@@ -139,18 +157,29 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     pretrained_file = Path(backbone.pretrained)
     pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None
     image_paths = [Path(p.image.path) for p in products]
-    cache = ImageVectorCache(
-        image_cache_path(backbone.name, pretrained_sha256 or backbone.pretrained)
-    )
-    image_vectors, embedded = cache.vectors_for(
-        [p.image_sha256 or p.image.name for p in products],
-        image_paths,
-        lambda paths: encode_images(backbone, paths, progress=progress),
-    )
+    image_top = None
+    if unfrozen_blocks:
+        # The frozen trunk runs once per image; the tuned top runs in every training step.
+        image_top = ImageTowerTop(backbone.model.visual, unfrozen_blocks)
+        frozen_blocks = len(backbone.model.visual.transformer.resblocks) - unfrozen_blocks
+        tokens = encode_trunk_tokens(backbone, image_paths, frozen_blocks, progress=progress)
+        image_top.eval()
+        image_vectors = image_vectors_from_tokens(image_top, tokens)
+        embedded = len(products)
+    else:
+        cache = ImageVectorCache(
+            image_cache_path(backbone.name, pretrained_sha256 or backbone.pretrained)
+        )
+        image_vectors, embedded = cache.vectors_for(
+            [p.image_sha256 or p.image.name for p in products],
+            image_paths,
+            lambda paths: encode_images(backbone, paths, progress=progress),
+        )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
     item_vectors = encode_items(
         backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )
+    items = ItemEncoder(item_vectors, image_top, tokens if image_top else None)
     category_names = [p.category.name for p in products]
     categories, category_codes = np.unique(category_names, return_inverse=True)
 
@@ -159,11 +188,9 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     train_outfits = [outfits[i] for i in train_rows]
     validation_outfits = [outfits[i] for i in validation_rows]
     config = HeadTrainingConfig(epochs=epochs, seed=SEED)
-    head, losses = train_compatibility_head(
-        item_vectors, train_outfits, category_codes, config, progress
-    )
+    head, losses = train_compatibility_head(items, train_outfits, category_codes, config, progress)
     progress("evaluating", 0, 1)
-    space = trained_space(head, item_vectors, category_codes, categories.tolist(), train_outfits)
+    space = trained_space(head, items, category_codes, categories.tolist(), train_outfits)
     skus = [p.sku for p in products]
     metrics = {
         **validation_metrics(skus, train_outfits, validation_outfits, space, item_vectors, rng),
@@ -185,6 +212,8 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         index.save(writer.directory)
         save_head(head, writer.directory / "head.safetensors")
+        if image_top is not None:
+            save_image_tower_top(image_top, writer.directory / IMAGE_TOWER_TOP_FILE)
         directory = writer.commit(
             backbone=backbone.name,
             pretrained=backbone.pretrained,
@@ -193,6 +222,7 @@ def train_model_version(epochs: int, progress: Progress = no_progress) -> ModelV
             outfit_count=len(outfits),
             train_outfit_count=len(train_outfits),
             item_vector_dim=int(item_vectors.shape[1]),
+            unfrozen_blocks=unfrozen_blocks,
             images_embedded=embedded,
             compatibility_dim=int(space.vectors.shape[1]),
             category_pairs_weighted=len(space.pair_weights),

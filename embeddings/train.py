@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .backbone import ImageTowerTop
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
@@ -41,6 +42,7 @@ class HeadTrainingConfig:
     # together in training, and image search, still get a meaningful score.
     shared_space_loss_weight: float = 0.5
     pair_weight_learning_rate_factor: float = 10.0
+    image_tower_learning_rate_factor: float = 0.1
 
 
 class CompatibilityHead(nn.Module):
@@ -110,8 +112,44 @@ def triplet_loss(
     return torch.relu(margin - positive_similarity + negative_similarity).mean()
 
 
+class ItemEncoder(nn.Module):
+    """Catalog rows → item vectors (image ⊕ text). Frozen: the precomputed vectors. With the
+    top of the image tower (`ImageTowerTop`) and the frozen trunk's tokens of every image, the
+    image half is recomputed, and trained, through the unfrozen last blocks."""
+
+    def __init__(
+        self,
+        item_vectors: np.ndarray,
+        image_top: ImageTowerTop | None = None,
+        trunk_tokens: torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.fixed = torch.from_numpy(np.ascontiguousarray(item_vectors, dtype=np.float32))
+        self.image_top = image_top
+        self.trunk_tokens = trunk_tokens
+        if image_top is not None:
+            if trunk_tokens is None or len(trunk_tokens) != len(self.fixed):
+                raise ValueError("Tuning the image tower needs the trunk tokens of every item.")
+            self.image_dim = int(image_top.proj.shape[1])
+
+    @property
+    def dim(self) -> int:
+        return int(self.fixed.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.fixed)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.image_top is None:
+            return self.fixed[rows]
+        images = self.image_top(self.trunk_tokens[rows].float())
+        return torch.cat(
+            [nn.functional.normalize(images, dim=-1), self.fixed[rows, self.image_dim :]], dim=1
+        )
+
+
 def train_compatibility_head(
-    item_vectors: np.ndarray,
+    item_vectors: np.ndarray | ItemEncoder,
     outfits: Sequence[Sequence[int]],
     item_categories: np.ndarray,
     config: HeadTrainingConfig = HeadTrainingConfig(),
@@ -119,15 +157,15 @@ def train_compatibility_head(
     should_stop: Callable[[], bool] = lambda: False,
     after_epoch: Callable[[CompatibilityHead, int], None] | None = None,
 ) -> tuple[CompatibilityHead, list[float]]:
-    """Train a new head; triplets are mined afresh every epoch (new negatives each time).
+    """Train a new head (and the image tower's top, when `item_vectors` is an ItemEncoder
+    with one); triplets are mined afresh every epoch (new negatives each time).
     `after_epoch(head, epoch)` may inspect the head between epochs (learning curves).
     Returns the head (in eval mode) and the mean loss of every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    items = item_vectors if isinstance(item_vectors, ItemEncoder) else ItemEncoder(item_vectors)
     category_count = int(item_categories.max()) + 1 if config.type_aware else 0
-    head = CompatibilityHead(
-        HeadConfig(input_dim=item_vectors.shape[1], category_count=category_count)
-    )
+    head = CompatibilityHead(HeadConfig(input_dim=items.dim, category_count=category_count))
     categories = torch.from_numpy(np.asarray(item_categories, dtype=np.int64))
     shared = [parameter for name, parameter in head.named_parameters() if name != "pair_logits"]
     groups: list[dict] = [{"params": shared}]
@@ -140,10 +178,17 @@ def train_compatibility_head(
                 "weight_decay": 0.0,
             }
         )
+    if items.image_top is not None:
+        # Pretrained blocks move gently: a large step would undo what transfer brings.
+        groups.append(
+            {
+                "params": list(items.image_top.parameters()),
+                "lr": config.learning_rate * config.image_tower_learning_rate_factor,
+            }
+        )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
-    vectors = torch.from_numpy(np.ascontiguousarray(item_vectors, dtype=np.float32))
     epoch_losses: list[float] = []
-    head.train()
+    head.train(), items.train()
     for epoch in range(config.epochs):
         triplets = torch.from_numpy(mine_triplets(outfits, item_categories, rng))
         if len(triplets) == 0:
@@ -151,7 +196,10 @@ def train_compatibility_head(
         triplets = triplets[torch.from_numpy(rng.permutation(len(triplets)))]
         losses = []
         for batch in triplets.split(config.batch_size):
-            anchor, positive, negative = (head(vectors[batch[:, column]]) for column in range(3))
+            # Each item once per batch, however many triplets it is in.
+            rows, inverse = torch.unique(batch, return_inverse=True)
+            embedded = head(items(rows))
+            anchor, positive, negative = (embedded[inverse[:, column]] for column in range(3))
             loss = triplet_loss(anchor, positive, negative, config.margin)
             if head.pair_logits is not None:
                 # The negative has the positive's category: one pair of categories per row.
@@ -170,21 +218,24 @@ def train_compatibility_head(
         epoch_losses.append(float(np.mean(losses)))
         progress("training compatibility head", epoch + 1, config.epochs, loss=epoch_losses[-1])
         if after_epoch is not None:
-            head.eval()
+            head.eval(), items.eval()
             after_epoch(head, epoch + 1)
-            head.train()
+            head.train(), items.train()
         if should_stop():
             break
-    head.eval()
+    head.eval(), items.eval()
     logger.info("head trained: loss %.4f -> %.4f", epoch_losses[0], epoch_losses[-1])
     return head, epoch_losses
 
 
 @torch.inference_mode()
-def project(head: CompatibilityHead, item_vectors: np.ndarray, batch_size: int = 8192):
+def project(
+    head: CompatibilityHead, item_vectors: np.ndarray | ItemEncoder, batch_size: int = 1024
+) -> np.ndarray:
     """Item vectors → unit vectors of the compatibility space, (N, output_dim) float32."""
-    vectors = torch.from_numpy(np.ascontiguousarray(item_vectors, dtype=np.float32))
-    return torch.cat([head(chunk) for chunk in vectors.split(batch_size)]).numpy()
+    items = item_vectors if isinstance(item_vectors, ItemEncoder) else ItemEncoder(item_vectors)
+    rows = torch.arange(len(items))
+    return torch.cat([head(items(chunk)) for chunk in rows.split(batch_size)]).numpy()
 
 
 def save_head(head: CompatibilityHead, path: Path) -> None:

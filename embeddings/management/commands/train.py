@@ -1,4 +1,4 @@
-"""manage.py train [--epochs N] [--async]"""
+"""manage.py train [--epochs N] [--unfreeze-blocks N] [--async]"""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -14,21 +14,33 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, default=None, help="Head training epochs.")
         parser.add_argument(
+            "--unfreeze-blocks",
+            type=int,
+            default=None,
+            help="Fine-tune the backbone's last N image blocks with the head "
+            "(default: OUTFITS_UNFROZEN_BLOCKS; 0 keeps the backbone frozen).",
+        )
+        parser.add_argument(
             "--async",
             dest="run_async",
             action="store_true",
             help="Enqueue the training on the Celery `training` queue and return at once.",
         )
 
-    def handle(self, *args, epochs: int | None, run_async: bool, **options) -> None:
+    def handle(
+        self, *args, epochs: int | None, unfreeze_blocks: int | None, run_async: bool, **options
+    ) -> None:
         if epochs is not None and epochs < 1:
             raise CommandError("--epochs must be at least 1")
+        if unfreeze_blocks is not None and unfreeze_blocks < 0:
+            raise CommandError("--unfreeze-blocks must be 0 or more")
+        options = {"epochs": epochs, "unfrozen_blocks": unfreeze_blocks}
         if run_async:
             with transaction.atomic():
-                run = start_training_run(epochs=epochs)
+                run = start_training_run(**options)
             self.stdout.write(f"Training run {run.pk} queued.")
             return
-        run = TrainingRun.objects.create(options={"epochs": epochs})
+        run = TrainingRun.objects.create(options=options)
         bar = TerminalProgress()
         try:
             run = execute_training_run(run.pk, progress=bar)

@@ -1,10 +1,14 @@
 """The backbone loads through open_clip's own `pretrained=<path>` path, and refuses to run on
 random weights when the configured ones cannot be loaded."""
 
+import json
+
 import numpy as np
 import pytest
 
 from embeddings.backbone import (
+    MODEL_CONFIG_DIR,
+    OFFLINE_BACKBONE,
     BackboneUnavailable,
     create_untrained_backbone,
     load_backbone,
@@ -66,8 +70,54 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
         load_backbone("outfits-tiny", str(path))
 
 
-def test_unreachable_pretrained_tag_fails_clearly(monkeypatch):
-    # The real download path, made to fail at once the way it does without network access.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_unreachable_pretrained_tag_fails_clearly(offline_hub):
+    # The real download path, failing the way it does without network access.
     with pytest.raises(BackboneUnavailable, match="laion2b_s34b_b79k.*pretrain_backbone"):
         load_backbone("ViT-B-32", "laion2b_s34b_b79k")
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    """A Hugging Face hub cache on disk, in offline mode: what a machine that once downloaded
+    a model sees. Models are put in it the way the hub lays them out."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+    def publish(repo_id: str, backbone) -> None:
+        snapshot = "0" * 40
+        repo = tmp_path / "hub" / f"models--{repo_id.replace('/', '--')}"
+        (repo / "refs").mkdir(parents=True)
+        (repo / "refs" / "main").write_text(snapshot)
+        files = repo / "snapshots" / snapshot
+        save_backbone_checkpoint(backbone, files / "open_clip_model.safetensors")
+        model_config = json.loads((MODEL_CONFIG_DIR / f"{OFFLINE_BACKBONE}.json").read_text())
+        (files / "open_clip_config.json").write_text(
+            json.dumps(
+                {
+                    "model_cfg": model_config,
+                    "preprocess_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3},
+                }
+            )
+        )
+
+    return publish
+
+
+def test_an_hf_hub_model_loads_by_configuration_alone(offline_hub, small_catalog):
+    # e.g. OUTFITS_BACKBONE=hf-hub:Marqo/marqo-fashionCLIP, here a small one of the same layout
+    original = create_untrained_backbone(seed=7)
+    offline_hub("outfits-test/tiny-fashion-clip", original)
+    loaded = load_backbone("hf-hub:outfits-test/tiny-fashion-clip", "")
+    titles = ["Navy plain blazer", "Mint gingham shirt"]
+    np.testing.assert_allclose(
+        encode_texts(loaded, titles), encode_texts(original, titles), atol=1e-5
+    )
+    # the hub's preprocessing configuration is the one used
+    assert list(loaded.preprocess.transforms[-1].mean) == [0.5, 0.5, 0.5]
+
+
+def test_an_hf_hub_model_absent_from_the_cache_fails_clearly(offline_hub):
+    with pytest.raises(BackboneUnavailable, match="hf-hub:Marqo/marqo-fashionCLIP"):
+        load_backbone("hf-hub:Marqo/marqo-fashionCLIP", "")

@@ -290,18 +290,11 @@ def read_caption_pairs(csv_path: Path, image_column: str, caption_columns: list[
 
 
 def item_text(product: Product) -> str:
-    """The product in words: title, colour, category and its descriptive attribute values
-    (fabric, line, product type …). It is the caption of contrastive pretraining and the text
-    half of an item's vector, so a new arrival's attributes inform its matches. Values
-    without a letter (codes, numbers) say nothing to a text encoder and are left out."""
-    parts = [product.title, product.colour, product.category.name]
-    parts += [
-        value
-        for value in product.attributes.values()
-        if isinstance(value, str) and any(c.isalpha() for c in value) and len(value) <= 60
-    ]
-    unique = dict.fromkeys(part.strip().lower() for part in parts if part and part.strip())
-    return ", ".join(unique)
+    """The product in words: the caption of contrastive pretraining and the text half of its
+    item vector, so a new arrival's attributes inform its matches."""
+    from .text import describe
+
+    return describe(product.title, product.colour, product.category.name, product.attributes)
 
 
 def image_cache_path(backbone_name: str, weights_identity: str) -> Path:

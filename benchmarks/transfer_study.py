@@ -1,13 +1,16 @@
-"""The transfer-learning study on the Mango split: a backbone with no pretraining (random
-weights: no transfer) against the backbone pretrained contrastively on image-caption pairs
-(the source domain), each with a compatibility head fine-tuned on 10%, 30% and 100% of the
-training outfits. Reports cold and warm FITB and AUC of the learned space (no co-occurrence:
-that is not transfer), FITB after every epoch, and the epochs needed to reach 95% of the final
-FITB; writes a table (stdout) and a plot (SVG).
+"""The transfer-learning study on the Mango split: the same model trained from scratch (the
+backbone at random initialisation: no source domain) against the backbone pretrained
+contrastively on image-caption pairs (the source domain), each fine-tuned the same way (type-
+aware head, optionally the last image blocks) on 10%, 30% and 100% of the training outfits,
+with several seeds. Reports cold and warm FITB and AUC of the learned space (no
+co-occurrence: that is not transfer), FITB after every epoch, epochs to reach 95% of the final
+FITB, and epochs the pretrained model needs to match the from-scratch model's final FITB;
+writes a table (stdout), a plot (SVG) and the raw results (JSON).
 
     .venv/bin/python benchmarks/transfer_study.py \\
         --backbone var/backbones/outfits-tiny.safetensors \\
-        [--split var/mango-split] [--epochs 30] [--plot docs/transfer_study.svg]
+        [--split var/mango-split] [--epochs 30] [--seeds 0 1 2] [--unfreeze-blocks 0] \\
+        [--plot docs/transfer_study.svg] [--results docs/transfer_study.json]
 """
 
 import argparse
@@ -22,43 +25,60 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.backbone import create_untrained_backbone, load_backbone  # noqa: E402
-from embeddings.encode import encode_items  # noqa: E402
+from embeddings.backbone import (  # noqa: E402  (after the path is set)
+    ImageTowerTop,
+    create_untrained_backbone,
+    load_backbone,
+)
+from embeddings.encode import encode_items, encode_trunk_tokens  # noqa: E402
 from embeddings.evaluate import (  # noqa: E402
     evaluate_tasks,
     read_compatibility_tasks,
     read_fitb_tasks,
 )
-from embeddings.train import HeadTrainingConfig, project, train_compatibility_head  # noqa: E402
+from embeddings.space import SpaceScorer  # noqa: E402
+from embeddings.text import describe  # noqa: E402
+from embeddings.train import (  # noqa: E402
+    HeadTrainingConfig,
+    ItemEncoder,
+    train_compatibility_head,
+    trained_space,
+)
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 FRACTIONS = (0.1, 0.3, 1.0)
-COLOURS = {"no transfer": "#b42318", "pretrained": "#1a5fb4"}
+ARMS = ("from scratch", "pretrained")
+COLOURS = {"from scratch": "#b42318", "pretrained": "#1a5fb4"}
 DASHES = {0.1: "2,4", 0.3: "8,4", 1.0: ""}
+# The columns `manage.py import_catalog` maps for Mango (README); the rest are attributes.
+MAPPED = {"cod_modelo_color", "des_filename", "des_product_family", "des_product_category"}
 
 
 def load_catalog(data: Path):
-    """SKUs, image paths, titles (as the importer makes them) and families of Mango."""
+    """SKUs, image paths, item texts (as the imported products describe themselves) and
+    families of the Mango catalog."""
     with (data / "products.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    titles = [
-        f"{r['des_agrup_color_eng']} {r['des_product_family']}".strip().capitalize() for r in rows
-    ]
+    texts = []
+    for row in rows:
+        colour, family = row["des_agrup_color_eng"], row["des_product_family"]
+        attributes = {k: v for k, v in row.items() if k not in MAPPED | {"des_agrup_color_eng"}}
+        title = f"{colour} {family}".strip().capitalize()  # the importer's default title
+        texts.append(describe(title, colour, family, attributes))
     return (
         [r["cod_modelo_color"] for r in rows],
         [data / r["des_filename"] for r in rows],
-        titles,
+        texts,
         [r["des_product_family"] for r in rows],
     )
 
 
-def epochs_to(fraction_of_final: float, curve: list[float]) -> int:
-    target = fraction_of_final * curve[-1]
-    return next(epoch for epoch, value in enumerate(curve, start=1) if value >= target)
+def epochs_to_reach(target: float, curve: list[float]) -> int | None:
+    return next((epoch for epoch, value in enumerate(curve, start=1) if value >= target), None)
 
 
 def svg_plot(curves: dict[tuple[str, float], list[float]], path: Path, title: str) -> None:
-    """A small line chart of warm+cold FITB per epoch; no plotting library needed."""
+    """A small line chart of the mean curves; no plotting library needed."""
     width, height, left, bottom = 760, 380, 50, 40
     epochs = max(len(c) for c in curves.values())
     low = min(min(c) for c in curves.values()) - 0.02
@@ -73,6 +93,7 @@ def svg_plot(curves: dict[tuple[str, float], list[float]], path: Path, title: st
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         'font-family="sans-serif" font-size="11">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="{left}" y="18" font-size="13">{title}</text>',
         f'<line x1="{left}" y1="{y(low)}" x2="{x(epochs)}" y2="{y(low)}" stroke="#999"/>',
         f'<line x1="{left}" y1="{y(low)}" x2="{left}" y2="{y(high)}" stroke="#999"/>',
@@ -109,13 +130,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=MANGO)
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--unfreeze-blocks", type=int, default=0)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "transfer_study.svg")
-    parser.add_argument("--results", type=Path, default=None, help="also write JSON here")
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "transfer_study.json")
     arguments = parser.parse_args()
+    if not (arguments.data / "products.csv").is_file():
+        raise SystemExit(f"The Mango data set is not at {arguments.data}.")
 
-    skus, images, titles, families = load_catalog(arguments.data)
+    skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
-    codes = np.unique(families, return_inverse=True)[1]
+    category_names, codes = np.unique(families, return_inverse=True)
     outfits: dict[str, list[int]] = {}
     with (arguments.split / "train_outfits.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
@@ -129,76 +154,114 @@ def main() -> None:
         for split in ("cold", "warm")
     }
 
-    arms = {
-        "no transfer": lambda: create_untrained_backbone(seed=0),
+    backbones = {
+        "from scratch": lambda: create_untrained_backbone(seed=0),
         "pretrained": lambda: load_backbone("outfits-tiny", str(arguments.backbone)),
     }
     results, curves = [], {}
-    for arm, make_backbone in arms.items():
+    for arm in ARMS:
         started = time.perf_counter()
-        item_vectors = encode_items(make_backbone(), images, titles)
+        backbone = backbones[arm]()
+        item_vectors = encode_items(backbone, images, texts)
+        tokens = None
+        if arguments.unfreeze_blocks:
+            depth = len(backbone.model.visual.transformer.resblocks)
+            frozen = depth - arguments.unfreeze_blocks
+            tokens = encode_trunk_tokens(backbone, images, frozen)
         print(
             f"# {arm}: embedded {len(skus)} items in {time.perf_counter() - started:.0f} s",
             file=sys.stderr,
         )
         for fraction in FRACTIONS:
-            rng = np.random.default_rng(0)
-            subset = [train[i] for i in rng.permutation(len(train))[: round(fraction * len(train))]]
-            curve: list[float] = []
+            for seed in arguments.seeds:
+                rng = np.random.default_rng(seed)
+                count = round(fraction * len(train))
+                subset = [train[i] for i in rng.permutation(len(train))[:count]]
+                items = ItemEncoder(item_vectors)
+                if tokens is not None:
+                    top = ImageTowerTop(backbone.model.visual, arguments.unfreeze_blocks)
+                    items = ItemEncoder(item_vectors, top, tokens)
+                curve: list[float] = []
 
-            def record(head, epoch, curve=curve, item_vectors=item_vectors) -> None:
-                vectors = dict(zip(skus, project(head, item_vectors), strict=True))
-                curve.append(
-                    np.mean(
-                        [
-                            evaluate_tasks(vectors, tasks[s][0]).fitb_accuracy
-                            for s in ("cold", "warm")
-                        ]
+                def space_of(head, items=items, subset=subset):
+                    space = trained_space(head, items, codes, category_names.tolist(), subset)
+                    return SpaceScorer(space, row_of)
+
+                def record(head, epoch, curve=curve, space_of=space_of) -> None:
+                    scorer = space_of(head)
+                    curve.append(
+                        float(
+                            np.mean(
+                                [
+                                    evaluate_tasks(scorer, tasks[s][0]).fitb_accuracy
+                                    for s in ("cold", "warm")
+                                ]
+                            )
+                        )
                     )
-                )
 
-            head, _ = train_compatibility_head(
-                item_vectors,
-                subset,
-                codes,
-                HeadTrainingConfig(epochs=arguments.epochs),
-                after_epoch=record,
-            )
-            vectors = dict(zip(skus, project(head, item_vectors), strict=True))
-            scores = {s: evaluate_tasks(vectors, *tasks[s]) for s in ("cold", "warm")}
-            curves[(arm, fraction)] = curve
-            results.append(
-                {
-                    "arm": arm,
-                    "outfits": fraction,
-                    "outfit_count": len(subset),
-                    "cold_fitb": scores["cold"].fitb_accuracy,
-                    "warm_fitb": scores["warm"].fitb_accuracy,
-                    "cold_auc": scores["cold"].compatibility_auc,
-                    "warm_auc": scores["warm"].compatibility_auc,
-                    "epochs_to_95": epochs_to(0.95, curve),
-                    "best_epoch": int(np.argmax(curve)) + 1,
-                }
-            )
-            print(json.dumps(results[-1]), file=sys.stderr)
+                started = time.perf_counter()
+                head, _ = train_compatibility_head(
+                    items,
+                    subset,
+                    codes,
+                    HeadTrainingConfig(epochs=arguments.epochs, seed=seed),
+                    after_epoch=record,
+                )
+                scorer = space_of(head)
+                scores = {s: evaluate_tasks(scorer, *tasks[s]) for s in ("cold", "warm")}
+                results.append(
+                    {
+                        "arm": arm,
+                        "fraction": fraction,
+                        "seed": seed,
+                        "outfit_count": count,
+                        "seconds": round(time.perf_counter() - started, 1),
+                        "cold_fitb": scores["cold"].fitb_accuracy,
+                        "warm_fitb": scores["warm"].fitb_accuracy,
+                        "cold_auc": scores["cold"].compatibility_auc,
+                        "warm_auc": scores["warm"].compatibility_auc,
+                        "curve": curve,
+                    }
+                )
+                print(json.dumps({k: v for k, v in results[-1].items() if k != "curve"}))
+
+    for arm in ARMS:
+        for fraction in FRACTIONS:
+            runs = [r["curve"] for r in results if r["arm"] == arm and r["fraction"] == fraction]
+            curves[(arm, fraction)] = np.mean(runs, axis=0).tolist()
     print(
-        "| backbone | training outfits | cold FITB | warm FITB | cold AUC | warm AUC | "
-        "epochs to 95% of final FITB |"
+        "\n| backbone | training outfits | cold FITB | warm FITB | cold AUC | warm AUC | "
+        "epochs to 95% of final FITB | epochs to the from-scratch final FITB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r['arm']} | {r['outfits']:.0%} ({r['outfit_count']:,}) | {r['cold_fitb']:.3f} "
-            f"| {r['warm_fitb']:.3f} | {r['cold_auc']:.3f} | {r['warm_auc']:.3f} "
-            f"| {r['epochs_to_95']} |"
-        )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for arm in ARMS:
+        for fraction in FRACTIONS:
+            count = next(r["outfit_count"] for r in results if r["fraction"] == fraction)
+            curve = curves[(arm, fraction)]
+            scratch_final = curves[("from scratch", fraction)][-1]
+            to_scratch = epochs_to_reach(scratch_final, curve)
+
+            def spread(key: str, arm: str = arm, fraction: float = fraction) -> str:
+                values = [r[key] for r in results if r["arm"] == arm and r["fraction"] == fraction]
+                return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+            print(
+                f"| {arm} | {fraction:.0%} ({count:,}) | {spread('cold_fitb')} "
+                f"| {spread('warm_fitb')} | {spread('cold_auc')} | {spread('warm_auc')} "
+                f"| {epochs_to_reach(0.95 * curve[-1], curve)} "
+                f"| {to_scratch if to_scratch is not None else 'never'} |"
+            )
+    seeds = len(arguments.seeds)
     svg_plot(
         curves,
         arguments.plot,
-        "Mean of cold and warm FITB after each epoch (learned space, no co-occurrence)",
+        f"Mean of cold and warm FITB after each epoch (learned space; mean of {seeds} seeds)",
     )
-    if arguments.results:
-        arguments.results.write_text(json.dumps(results, indent=2))
+    arguments.results.write_text(
+        json.dumps({"arguments": vars(arguments), "runs": results}, default=str)
+    )
+    print(f"\nplot: {arguments.plot}; results: {arguments.results}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,20 @@ def start_training_run(requested_by=None, **options: Any) -> TrainingRun:
     return run
 
 
+class Stopwatch:
+    """Seconds spent in each stage of a job, for its report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> dict[str, float]:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self.last, 1)
+        self.last = now
+        return self.seconds
+
+
 class RunProgress:
     """Progress written to the TrainingRun row, at most a few times a second."""
 
@@ -146,6 +160,7 @@ def train_model_version(
         trained_space,
     )
 
+    stopwatch = Stopwatch()
     products, outfits = training_data()
     if len(outfits) < 2:
         raise ValueError(
@@ -180,6 +195,7 @@ def train_model_version(
         backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )
     items = ItemEncoder(item_vectors, image_top, tokens if image_top else None)
+    stopwatch.lap("embedding")
     category_names = [p.category.name for p in products]
     categories, category_codes = np.unique(category_names, return_inverse=True)
 
@@ -189,6 +205,7 @@ def train_model_version(
     validation_outfits = [outfits[i] for i in validation_rows]
     config = HeadTrainingConfig(epochs=epochs, seed=SEED)
     head, losses = train_compatibility_head(items, train_outfits, category_codes, config, progress)
+    stopwatch.lap("training")
     progress("evaluating", 0, 1)
     space = trained_space(head, items, category_codes, categories.tolist(), train_outfits)
     skus = [p.sku for p in products]
@@ -197,6 +214,7 @@ def train_model_version(
         "final_loss": losses[-1],
     }
     progress("evaluating", 1, 1)
+    stopwatch.lap("evaluating")
     logger.info("evaluation: %s", metrics)
 
     progress("indexing", 0, 1)
@@ -228,6 +246,7 @@ def train_model_version(
             category_pairs_weighted=len(space.pair_weights),
             training=asdict(config),
             epoch_losses=losses,
+            seconds=stopwatch.lap("indexing"),
             metrics=metrics,
         )
     progress("indexing", 1, 1)

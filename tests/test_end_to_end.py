@@ -25,7 +25,14 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
     assert manifest["item_count"] == Product.objects.count()
     assert manifest["backbone"] == "outfits-tiny"
     assert manifest["pretrained_sha256"]
-    assert {"head.safetensors", "item_vectors.npy", "items.json"} <= manifest["files"].keys()
+    assert {
+        "head.safetensors",
+        "item_vectors.npy",
+        "items.json",
+        "pair_weights.npz",
+    } <= manifest["files"].keys()
+    assert manifest["category_pairs_weighted"] > 0  # the type-aware space is served
+    assert manifest["seconds"].keys() == {"embedding", "training", "evaluating", "indexing"}
     assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
     from embeddings.services import COOCCURRENCE_WEIGHTS
 
@@ -134,6 +141,19 @@ def test_admin_retrain_button_trains_and_activates_a_new_version(
     assert (
         client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).status_code == 200
     )
+
+
+def test_training_can_fine_tune_the_last_image_blocks(trained_shop, settings, capsys):
+    call_command("train", epochs=1, unfreeze_blocks=1)
+    version = ModelVersion.objects.get(is_active=True)
+    manifest = read_manifest(Path(settings.OUTFITS_MODEL_DIR) / version.directory)
+    assert version != trained_shop and manifest["unfrozen_blocks"] == 1
+    assert "image_tower_top.safetensors" in manifest["files"]
+    assert "Time:" in capsys.readouterr().out
+    # the offline backbone has 4 image blocks: unfreezing them all is refused, nothing changes
+    with pytest.raises(Exception, match="Can unfreeze 1 to 3 of 4 blocks"):
+        call_command("train", epochs=1, unfreeze_blocks=4)
+    assert ModelVersion.objects.get(is_active=True) == version
 
 
 def test_failed_training_records_why_and_keeps_the_active_version(trained_shop, settings):

@@ -52,4 +52,7 @@ class Command(BaseCommand):
             f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
             for key, value in run.metrics.items()
         )
+        seconds = run.model_version.manifest.get("seconds", {})
+        stages = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
         self.stdout.write(self.style.SUCCESS(f"{run.message} {metrics}"))
+        self.stdout.write(f"Time: {sum(seconds.values()):.0f} s ({stages}).")

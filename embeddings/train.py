@@ -43,6 +43,9 @@ class HeadTrainingConfig:
     shared_space_loss_weight: float = 0.5
     pair_weight_learning_rate_factor: float = 10.0
     image_tower_learning_rate_factor: float = 0.1
+    # The tower's top trains with the head in the last epochs only: an epoch through it costs
+    # ~40x a head-only one, and starting from a trained head it needs few.
+    image_tower_epochs: int = 8
 
 
 class CompatibilityHead(nn.Module):
@@ -189,7 +192,11 @@ def train_compatibility_head(
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     epoch_losses: list[float] = []
     head.train(), items.train()
+    # Until the tower's top starts training, its output is the precomputed image vector.
+    frozen_items = ItemEncoder(items.fixed.numpy())
+    first_tuned_epoch = config.epochs - config.image_tower_epochs
     for epoch in range(config.epochs):
+        encode = items if epoch >= first_tuned_epoch else frozen_items
         triplets = torch.from_numpy(mine_triplets(outfits, item_categories, rng))
         if len(triplets) == 0:
             raise ValueError("No triplets: the outfits need items of at least two categories.")
@@ -198,7 +205,7 @@ def train_compatibility_head(
         for batch in triplets.split(config.batch_size):
             # Each item once per batch, however many triplets it is in.
             rows, inverse = torch.unique(batch, return_inverse=True)
-            embedded = head(items(rows))
+            embedded = head(encode(rows))
             anchor, positive, negative = (embedded[inverse[:, column]] for column in range(3))
             loss = triplet_loss(anchor, positive, negative, config.margin)
             if head.pair_logits is not None:

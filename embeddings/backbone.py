@@ -122,7 +122,8 @@ class ImageTowerTop(nn.Module):
         if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
             raise BackboneUnavailable(
                 f"Fine-tuning the last blocks needs an open_clip ViT image tower; this backbone "
-                f"has {type(visual).__name__}. Train the head alone (unfreeze 0 blocks)."
+                f"has {type(visual).__name__}. Set OUTFITS_UNFROZEN_BLOCKS=0 (or "
+                f"--unfreeze-blocks 0) to train the head alone."
             )
         total = len(visual.transformer.resblocks)
         if not 1 <= block_count < total:

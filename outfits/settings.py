@@ -135,8 +135,9 @@ OUTFITS_PRETRAINED = os.environ.get(
 )
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
-# Last image-tower blocks fine-tuned with the head (0: the backbone stays frozen).
-OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "0"))
+# Last image-tower blocks fine-tuned with the head, in its last epochs (0: the backbone stays
+# frozen; a ViT backbone is needed otherwise).
+OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
 # "auto": each training picks the weight that does best on its held-out outfits.
 _cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")

@@ -144,6 +144,8 @@ def train_model_version(
     """Embed the catalog, train the compatibility head (and the backbone's last
     `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits, build the
     per-category indexes, write a model version and activate it."""
+    import torch
+
     from .backbone import (
         IMAGE_TOWER_TOP_FILE,
         ImageTowerTop,
@@ -172,29 +174,37 @@ def train_model_version(
     pretrained_file = Path(backbone.pretrained)
     pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None
     image_paths = [Path(p.image.path) for p in products]
-    image_top = None
+    image_keys = [p.image_sha256 or p.image.name for p in products]
+    weights_identity = pretrained_sha256 or backbone.pretrained
+    image_top: ImageTowerTop | None = None
+    tokens: torch.Tensor | None = None
     if unfrozen_blocks:
-        # The frozen trunk runs once per image; the tuned top runs in every training step.
+        # The frozen trunk's tokens are cached like image vectors; the tuned top runs in
+        # training steps.
         image_top = ImageTowerTop(backbone.model.visual, unfrozen_blocks)
         frozen_blocks = len(backbone.model.visual.transformer.resblocks) - unfrozen_blocks
-        tokens = encode_trunk_tokens(backbone, image_paths, frozen_blocks, progress=progress)
-        image_top.eval()
-        image_vectors = image_vectors_from_tokens(image_top, tokens)
-        embedded = len(products)
-    else:
-        cache = ImageVectorCache(
-            image_cache_path(backbone.name, pretrained_sha256 or backbone.pretrained)
-        )
-        image_vectors, embedded = cache.vectors_for(
-            [p.image_sha256 or p.image.name for p in products],
+        cached_tokens, embedded = ImageVectorCache(
+            image_cache_path(backbone.name, f"{weights_identity}|trunk{frozen_blocks}")
+        ).vectors_for(
+            image_keys,
             image_paths,
-            lambda paths: encode_images(backbone, paths, progress=progress),
+            lambda paths: encode_trunk_tokens(
+                backbone, paths, frozen_blocks, progress=progress
+            ).numpy(),
+        )
+        tokens = torch.from_numpy(cached_tokens)
+        image_vectors = image_vectors_from_tokens(image_top, tokens)
+    else:
+        image_vectors, embedded = ImageVectorCache(
+            image_cache_path(backbone.name, weights_identity)
+        ).vectors_for(
+            image_keys, image_paths, lambda paths: encode_images(backbone, paths, progress=progress)
         )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
     item_vectors = encode_items(
         backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )
-    items = ItemEncoder(item_vectors, image_top, tokens if image_top else None)
+    items = ItemEncoder(item_vectors, image_top, tokens)
     stopwatch.lap("embedding")
     category_names = [p.category.name for p in products]
     categories, category_codes = np.unique(category_names, return_inverse=True)

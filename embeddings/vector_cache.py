@@ -1,6 +1,7 @@
-"""Image vectors remembered across trainings, keyed by the image's content hash, one cache file
-per backbone (its weights' hash): an unchanged image is embedded once per backbone, however
-often the catalog is re-imported or the model retrained."""
+"""Image vectors (or the frozen trunk's tokens) remembered across trainings, keyed by the
+image's content hash, one cache file per backbone (its weights' hash) and output: an unchanged
+image is embedded once per backbone, however often the catalog is re-imported or the model
+retrained."""
 
 import os
 import tempfile
@@ -27,8 +28,8 @@ class ImageVectorCache:
         paths: Sequence[Path],
         encode: Callable[[list[Path]], np.ndarray],
     ) -> tuple[np.ndarray, int]:
-        """Vectors for every key, encoding only the images not cached (by their path); returns
-        the (N, D) array and how many were encoded."""
+        """Arrays for every key, encoding only the images not cached (by their path); returns
+        them stacked, (N, …) in the encoder's dtype, and how many were encoded."""
         missing = {
             key: path for key, path in zip(keys, paths, strict=True) if key not in self.vectors
         }
@@ -36,7 +37,7 @@ class ImageVectorCache:
             fresh = encode(list(missing.values()))
             self.vectors.update(zip(missing, fresh, strict=True))
             self.save()
-        return np.stack([self.vectors[key] for key in keys]).astype(np.float32), len(missing)
+        return np.stack([self.vectors[key] for key in keys]), len(missing)
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,90 @@
+"""What each part of the compatibility model brings, on the Mango split: the raw backbone
+vectors, a shared-space head and the type-aware head (backbone frozen), each trained on all
+the training outfits and scored on the cold and warm task files — learned space alone, and
+warm FITB with curated co-occurrence blended in.
+
+    .venv/bin/python benchmarks/model_ablation.py \\
+        --backbone var/backbones/outfits-tiny.safetensors [--split var/mango-split] [--epochs 30]
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from transfer_study import MANGO, load_catalog  # noqa: E402
+
+from embeddings.backbone import load_backbone  # noqa: E402
+from embeddings.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.encode import encode_items  # noqa: E402
+from embeddings.evaluate import (  # noqa: E402
+    evaluate_tasks,
+    read_compatibility_tasks,
+    read_fitb_tasks,
+)
+from embeddings.space import CompatibilitySpace, PairWeights, SpaceScorer  # noqa: E402
+from embeddings.train import (  # noqa: E402
+    HeadTrainingConfig,
+    train_compatibility_head,
+    trained_space,
+)
+
+BLEND_WEIGHT = 1.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=MANGO)
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--epochs", type=int, default=30)
+    arguments = parser.parse_args()
+    if not (arguments.data / "products.csv").is_file():
+        raise SystemExit(f"The Mango data set is not at {arguments.data}.")
+
+    skus, images, texts, families = load_catalog(arguments.data)
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    category_names, codes = np.unique(families, return_inverse=True)
+    outfits: dict[str, list[int]] = {}
+    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            outfits.setdefault(row["outfit_id"], []).append(row_of[row["sku"]])
+    train = list(outfits.values())
+    tasks = {
+        split: (
+            read_fitb_tasks(arguments.split / f"{split}_fitb.json"),
+            read_compatibility_tasks(arguments.split / f"{split}_compat.txt"),
+        )
+        for split in ("cold", "warm")
+    }
+    item_vectors = encode_items(
+        load_backbone("outfits-tiny", str(arguments.backbone)), images, texts
+    )
+    raw = item_vectors / np.linalg.norm(item_vectors, axis=1, keepdims=True)
+    spaces = {"raw backbone vectors": CompatibilitySpace(raw, list(families), PairWeights.none())}
+    for label, type_aware in (("shared-space head", False), ("type-aware head", True)):
+        config = HeadTrainingConfig(epochs=arguments.epochs, type_aware=type_aware)
+        head, _ = train_compatibility_head(item_vectors, train, codes, config)
+        spaces[label] = trained_space(head, item_vectors, codes, category_names.tolist(), train)
+
+    print("| model | cold FITB | warm FITB | cold AUC | warm AUC | warm FITB served |")
+    print("|---|---:|---:|---:|---:|---:|")
+    curated = CoOccurrence.from_outfits(train, BLEND_WEIGHT)
+    for label, space in spaces.items():
+        alone = {s: evaluate_tasks(SpaceScorer(space, row_of), *tasks[s]) for s in tasks}
+        served = evaluate_tasks(SpaceScorer(space, row_of, curated), tasks["warm"][0])
+        print(
+            f"| {label} | {alone['cold'].fitb_accuracy:.3f} | {alone['warm'].fitb_accuracy:.3f} "
+            f"| {alone['cold'].compatibility_auc:.3f} | {alone['warm'].compatibility_auc:.3f} "
+            f"| {served.fitb_accuracy:.3f} (w = {BLEND_WEIGHT:g}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

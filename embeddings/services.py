@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
@@ -23,6 +23,10 @@ from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace
 from .vector_cache import ImageVectorCache
+
+if TYPE_CHECKING:  # torch-side types; web processes never import them
+    from .backbone import Backbone
+    from .train import ItemEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -144,23 +148,9 @@ def train_model_version(
     """Embed the catalog, train the compatibility head (and the backbone's last
     `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits, build the
     per-category indexes, write a model version and activate it."""
-    import torch
-
-    from .backbone import (
-        IMAGE_TOWER_TOP_FILE,
-        ImageTowerTop,
-        load_backbone,
-        save_image_tower_top,
-    )
-    from .encode import encode_images, encode_items, encode_trunk_tokens, image_vectors_from_tokens
+    from .backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
     from .evaluate import split_outfits
-    from .train import (
-        HeadTrainingConfig,
-        ItemEncoder,
-        save_head,
-        train_compatibility_head,
-        trained_space,
-    )
+    from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
 
     stopwatch = Stopwatch()
     products, outfits = training_data()
@@ -173,38 +163,10 @@ def train_model_version(
     # Hashed once: it names the image-vector cache and goes into the manifest.
     pretrained_file = Path(backbone.pretrained)
     pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None
-    image_paths = [Path(p.image.path) for p in products]
-    image_keys = [p.image_sha256 or p.image.name for p in products]
-    weights_identity = pretrained_sha256 or backbone.pretrained
-    image_top: ImageTowerTop | None = None
-    tokens: torch.Tensor | None = None
-    if unfrozen_blocks:
-        # The frozen trunk's tokens are cached like image vectors; the tuned top runs in
-        # training steps.
-        image_top = ImageTowerTop(backbone.model.visual, unfrozen_blocks)
-        frozen_blocks = len(backbone.model.visual.transformer.resblocks) - unfrozen_blocks
-        cached_tokens, embedded = ImageVectorCache(
-            image_cache_path(backbone.name, f"{weights_identity}|trunk{frozen_blocks}")
-        ).vectors_for(
-            image_keys,
-            image_paths,
-            lambda paths: encode_trunk_tokens(
-                backbone, paths, frozen_blocks, progress=progress
-            ).numpy(),
-        )
-        tokens = torch.from_numpy(cached_tokens)
-        image_vectors = image_vectors_from_tokens(image_top, tokens)
-    else:
-        image_vectors, embedded = ImageVectorCache(
-            image_cache_path(backbone.name, weights_identity)
-        ).vectors_for(
-            image_keys, image_paths, lambda paths: encode_images(backbone, paths, progress=progress)
-        )
-    logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
-    item_vectors = encode_items(
-        backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
+    items, embedded = embed_catalog(
+        backbone, pretrained_sha256, products, unfrozen_blocks, progress
     )
-    items = ItemEncoder(item_vectors, image_top, tokens)
+    item_vectors = items.fixed.numpy()  # the backbone's own vectors, before any tuning
     stopwatch.lap("embedding")
     category_names = [p.category.name for p in products]
     categories, category_codes = np.unique(category_names, return_inverse=True)
@@ -240,8 +202,8 @@ def train_model_version(
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         index.save(writer.directory)
         save_head(head, writer.directory / "head.safetensors")
-        if image_top is not None:
-            save_image_tower_top(image_top, writer.directory / IMAGE_TOWER_TOP_FILE)
+        if items.image_top is not None:
+            save_image_tower_top(items.image_top, writer.directory / IMAGE_TOWER_TOP_FILE)
         directory = writer.commit(
             backbone=backbone.name,
             pretrained=backbone.pretrained,
@@ -270,6 +232,56 @@ def train_model_version(
     )
     activate(version)
     return version
+
+
+def embed_catalog(
+    backbone: "Backbone",
+    pretrained_sha256: str | None,
+    products: list[Product],
+    unfrozen_blocks: int,
+    progress: Progress,
+) -> tuple["ItemEncoder", int]:
+    """Every product as image ⊕ text vectors; with `unfrozen_blocks`, also the frozen trunk's
+    tokens and the tower's top to tune. Images already seen by this backbone come from the
+    cache; returns the encoder and how many images were embedded afresh."""
+    import torch
+
+    from .backbone import ImageTowerTop
+    from .encode import encode_images, encode_items, encode_trunk_tokens, image_vectors_from_tokens
+    from .train import ItemEncoder
+
+    image_paths = [Path(p.image.path) for p in products]
+    image_keys = [p.image_sha256 or p.image.name for p in products]
+    weights_identity = pretrained_sha256 or backbone.pretrained
+    image_top: ImageTowerTop | None = None
+    tokens: torch.Tensor | None = None
+    if unfrozen_blocks:
+        # The frozen trunk's tokens are cached like image vectors; the tuned top runs in
+        # training steps.
+        image_top = ImageTowerTop(backbone.model.visual, unfrozen_blocks)
+        frozen_blocks = len(backbone.model.visual.transformer.resblocks) - unfrozen_blocks
+        cached_tokens, embedded = ImageVectorCache(
+            image_cache_path(backbone.name, f"{weights_identity}|trunk{frozen_blocks}")
+        ).vectors_for(
+            image_keys,
+            image_paths,
+            lambda paths: encode_trunk_tokens(
+                backbone, paths, frozen_blocks, progress=progress
+            ).numpy(),
+        )
+        tokens = torch.from_numpy(cached_tokens)
+        image_vectors = image_vectors_from_tokens(image_top, tokens)
+    else:
+        image_vectors, embedded = ImageVectorCache(
+            image_cache_path(backbone.name, weights_identity)
+        ).vectors_for(
+            image_keys, image_paths, lambda paths: encode_images(backbone, paths, progress=progress)
+        )
+    logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
+    item_vectors = encode_items(
+        backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
+    )
+    return ItemEncoder(item_vectors, image_top, tokens), embedded
 
 
 def pretrain_backbone(

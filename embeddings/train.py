@@ -191,7 +191,12 @@ def train_compatibility_head(
         )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     epoch_losses: list[float] = []
-    head.train(), items.train()
+
+    def set_training(mode: bool) -> None:
+        head.train(mode)
+        items.train(mode)
+
+    set_training(True)
     # Until the tower's top starts training, its output is the precomputed image vector.
     frozen_items = ItemEncoder(items.fixed.numpy())
     first_tuned_epoch = config.epochs - config.image_tower_epochs
@@ -225,12 +230,12 @@ def train_compatibility_head(
         epoch_losses.append(float(np.mean(losses)))
         progress("training compatibility head", epoch + 1, config.epochs, loss=epoch_losses[-1])
         if after_epoch is not None:
-            head.eval(), items.eval()
+            set_training(False)
             after_epoch(head, epoch + 1)
-            head.train(), items.train()
+            set_training(True)
         if should_stop():
             break
-    head.eval(), items.eval()
+    set_training(False)
     logger.info("head trained: loss %.4f -> %.4f", epoch_losses[0], epoch_losses[-1])
     return head, epoch_losses
 

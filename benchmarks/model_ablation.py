@@ -8,7 +8,6 @@ warm FITB with curated co-occurrence blended in.
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -18,16 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from transfer_study import MANGO, load_catalog  # noqa: E402
+from transfer_study import MANGO, load_catalog, load_split  # noqa: E402
 
 from embeddings.backbone import load_backbone  # noqa: E402
 from embeddings.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.encode import encode_items  # noqa: E402
-from embeddings.evaluate import (  # noqa: E402
-    evaluate_tasks,
-    read_compatibility_tasks,
-    read_fitb_tasks,
-)
+from embeddings.evaluate import evaluate_tasks  # noqa: E402
 from embeddings.space import CompatibilitySpace, PairWeights, SpaceScorer  # noqa: E402
 from embeddings.train import (  # noqa: E402
     HeadTrainingConfig,
@@ -45,24 +40,11 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--epochs", type=int, default=30)
     arguments = parser.parse_args()
-    if not (arguments.data / "products.csv").is_file():
-        raise SystemExit(f"The Mango data set is not at {arguments.data}.")
 
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
     category_names, codes = np.unique(families, return_inverse=True)
-    outfits: dict[str, list[int]] = {}
-    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            outfits.setdefault(row["outfit_id"], []).append(row_of[row["sku"]])
-    train = list(outfits.values())
-    tasks = {
-        split: (
-            read_fitb_tasks(arguments.split / f"{split}_fitb.json"),
-            read_compatibility_tasks(arguments.split / f"{split}_compat.txt"),
-        )
-        for split in ("cold", "warm")
-    }
+    train, tasks = load_split(arguments.split, row_of)
     item_vectors = encode_items(
         load_backbone("outfits-tiny", str(arguments.backbone)), images, texts
     )

@@ -56,7 +56,9 @@ MAPPED = {"cod_modelo_color", "des_filename", "des_product_family", "des_product
 
 def load_catalog(data: Path):
     """SKUs, image paths, item texts (as the imported products describe themselves) and
-    families of the Mango catalog."""
+    families of the Mango catalog; exits with a message when the data set is absent."""
+    if not (data / "products.csv").is_file():
+        raise SystemExit(f"The Mango data set is not at {data}.")
     with (data / "products.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     texts = []
@@ -71,6 +73,23 @@ def load_catalog(data: Path):
         texts,
         [r["des_product_family"] for r in rows],
     )
+
+
+def load_split(split: Path, row_of: dict[str, int]):
+    """The split's training outfits (as catalog rows) and its cold and warm tasks, each
+    (FITB questions, compatibility lines)."""
+    outfits: dict[str, list[int]] = {}
+    with (split / "train_outfits.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            outfits.setdefault(row["outfit_id"], []).append(row_of[row["sku"]])
+    tasks = {
+        name: (
+            read_fitb_tasks(split / f"{name}_fitb.json"),
+            read_compatibility_tasks(split / f"{name}_compat.txt"),
+        )
+        for name in ("cold", "warm")
+    }
+    return list(outfits.values()), tasks
 
 
 def epochs_to_reach(target: float, curve: list[float]) -> int | None:
@@ -135,24 +154,11 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "transfer_study.svg")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "transfer_study.json")
     arguments = parser.parse_args()
-    if not (arguments.data / "products.csv").is_file():
-        raise SystemExit(f"The Mango data set is not at {arguments.data}.")
 
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
     category_names, codes = np.unique(families, return_inverse=True)
-    outfits: dict[str, list[int]] = {}
-    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            outfits.setdefault(row["outfit_id"], []).append(row_of[row["sku"]])
-    train = list(outfits.values())
-    tasks = {
-        split: (
-            read_fitb_tasks(arguments.split / f"{split}_fitb.json"),
-            read_compatibility_tasks(arguments.split / f"{split}_compat.txt"),
-        )
-        for split in ("cold", "warm")
-    }
+    train, tasks = load_split(arguments.split, row_of)
 
     backbones = {
         "from scratch": lambda: create_untrained_backbone(seed=0),

@@ -1,11 +1,18 @@
-"""Admin for model versions (with the Retrain button) and training runs."""
+"""Admin for model versions (Retrain, activate, roll back) and training runs (a live page per
+run, cancel, the history of runs)."""
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
-from . import services
+from . import services, training_runs
+from .charts import loss_curve_svg, metric_bars_svg
+from .forms import RetrainForm
 from .models import ModelVersion, TrainingRun
 
 
@@ -13,7 +20,7 @@ def metric(name: str, description: str):
     @admin.display(description=description)
     def show(model_admin: admin.ModelAdmin, obj) -> str:
         value = obj.metrics.get(name)
-        return f"{value:.1%}" if isinstance(value, float) else "—"
+        return f"{value:.3f}" if isinstance(value, float) else "—"
 
     return show
 
@@ -23,48 +30,118 @@ class ModelVersionAdmin(admin.ModelAdmin):
     change_list_template = "admin/embeddings/modelversion/change_list.html"
     list_display = [
         "name",
-        "is_active",
+        "serving",
         "created_at",
         "activated_at",
         "fitb",
-        "fitb_backbone",
+        "fitb_cold",
+        "fitb_warm",
+        "auc",
+        "recall_at_10",
         "backbone",
+        "activate_button",
     ]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
-    actions = ["activate_selected"]
     fitb = metric("fitb", "FITB")
-    fitb_backbone = metric("fitb_backbone_only", "FITB (backbone only)")
+    fitb_cold = metric("fitb_cold", "FITB cold")
+    fitb_warm = metric("fitb_warm", "FITB warm")
+    auc = metric("auc", "AUC")
+    recall_at_10 = metric("recall_at_10", "Recall@10")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_urls(self):
-        retrain = path(
-            "retrain/",
-            self.admin_site.admin_view(self.retrain_view),
-            name="embeddings_modelversion_retrain",
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # old versions go by garbage collection, which spares active and previous
+
+    @admin.display(description="serving", boolean=True)
+    def serving(self, version: ModelVersion) -> bool:
+        return version.is_active
+
+    @admin.display(description="")
+    def activate_button(self, version: ModelVersion) -> str:
+        if version.is_active:
+            return ""
+        return format_html(
+            '<button type="submit" class="button" form="activate-form" name="version" '
+            'value="{}">Activate</button>',
+            version.pk,
         )
-        return [retrain, *super().get_urls()]
+
+    def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(function)
+
+        return [
+            path("retrain/", view(self.retrain_view), name="embeddings_modelversion_retrain"),
+            path("activate/", view(self.activate_view), name="embeddings_modelversion_activate"),
+            path("rollback/", view(self.rollback_view), name="embeddings_modelversion_rollback"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        running = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
+        context = {
+            "previous_version": services.previous_version(),
+            "running_training": running,
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
 
     def retrain_view(self, request: HttpRequest):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
+        changelist = reverse("admin:embeddings_modelversion_changelist")
         if not request.user.has_perm("embeddings.add_trainingrun"):
             messages.error(request, "You may not start trainings.")
-            return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
-        with transaction.atomic():
-            run = services.start_training_run(requested_by=request.user)
-        messages.success(request, f"Training run {run.pk} started; its page shows its progress.")
-        return HttpResponseRedirect(reverse("admin:embeddings_trainingrun_change", args=[run.pk]))
+            return HttpResponseRedirect(changelist)
+        form = RetrainForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                with transaction.atomic():
+                    run = training_runs.start_training_run(
+                        requested_by=request.user, **form.cleaned_data
+                    )
+            except (training_runs.TrainingAlreadyRunning, ValueError) as refused:
+                messages.error(request, str(refused))
+                return HttpResponseRedirect(changelist)
+            messages.success(request, f"Training run {run.pk} started.")
+            return HttpResponseRedirect(
+                reverse("admin:embeddings_trainingrun_change", args=[run.pk])
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Retrain the compatibility model",
+            "opts": self.model._meta,
+            "running_training": TrainingRun.objects.filter(
+                status__in=TrainingRun.IN_PROGRESS
+            ).first(),
+        }
+        return TemplateResponse(request, "admin/embeddings/modelversion/retrain.html", context)
 
-    @admin.action(description="Activate the selected version (serve it now)")
-    def activate_selected(self, request: HttpRequest, queryset) -> None:
-        if queryset.count() != 1:
-            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
-            return
-        version = queryset.get()
-        services.activate(version)
-        self.message_user(request, f"Model version {version.name} is now active.")
+    def activate_view(self, request: HttpRequest):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if self.has_change_permission(request):
+            version = get_object_or_404(ModelVersion, pk=request.POST.get("version"))
+            services.activate(version)
+            messages.success(request, f"Model version {version.name} is now serving.")
+        else:
+            messages.error(request, "You may not activate model versions.")
+        return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
+
+    def rollback_view(self, request: HttpRequest):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            messages.error(request, "You may not activate model versions.")
+        else:
+            try:
+                version = services.roll_back()
+            except ValueError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(request, f"Rolled back: model version {version.name} is serving.")
+        return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
 
 
 @admin.register(TrainingRun)
@@ -72,21 +149,134 @@ class TrainingRunAdmin(admin.ModelAdmin):
     list_display = [
         "pk",
         "status",
-        "stage",
-        "progress",
+        "outcome",
         "requested_by",
         "created_at",
-        "finished_at",
+        "duration",
+        "product_count",
+        "outfit_count",
         "fitb",
+        "fitb_cold",
+        "fitb_warm",
+        "auc",
+        "recall_at_10",
         "model_version",
     ]
-    list_filter = ["status"]
-    readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["progress"]
+    list_display_links = ["pk", "status"]
+    list_filter = ["status", "outcome"]
     fitb = metric("fitb", "FITB")
+    fitb_cold = metric("fitb_cold", "FITB cold")
+    fitb_warm = metric("fitb_warm", "FITB warm")
+    auc = metric("auc", "AUC")
+    recall_at_10 = metric("recall_at_10", "Recall@10")
 
-    @admin.display(description="progress")
-    def progress(self, run: TrainingRun) -> str:
-        return f"{run.progress_percent}% ({run.progress_done}/{run.progress_total})"
+    @admin.display(description="duration")
+    def duration(self, run: TrainingRun) -> str:
+        return "—" if run.seconds is None else f"{run.seconds:.0f} s"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(function)
+
+        return [
+            path("<int:run_id>/state/", view(self.state_view), name="embeddings_trainingrun_state"),
+            path(
+                "<int:run_id>/cancel/", view(self.cancel_view), name="embeddings_trainingrun_cancel"
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        training_runs.fail_stale_training_runs()
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        training_runs.fail_stale_training_runs()
+        run = get_object_or_404(TrainingRun, pk=object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": str(run),
+            "run": run,
+            "state": render_to_string("admin/embeddings/trainingrun/_state.html", run_state(run)),
+        }
+        return TemplateResponse(request, "admin/embeddings/trainingrun/run.html", context)
+
+    def state_view(self, request: HttpRequest, run_id: int):
+        """What the run page polls: its state, rendered, and whether to keep polling."""
+        training_runs.fail_stale_training_runs()
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        return JsonResponse(
+            {
+                "status": run.status,
+                "finished": run.finished,
+                "html": render_to_string(
+                    "admin/embeddings/trainingrun/_state.html", run_state(run), request=request
+                ),
+            }
+        )
+
+    def cancel_view(self, request: HttpRequest, run_id: int):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = get_object_or_404(TrainingRun, pk=run_id)
+        if not request.user.has_perm("embeddings.add_trainingrun"):
+            messages.error(request, "You may not cancel trainings.")
+        else:
+            try:
+                messages.success(request, training_runs.request_cancel(run))
+            except ValueError as error:
+                messages.error(request, str(error))
+        return HttpResponseRedirect(reverse("admin:embeddings_trainingrun_change", args=[run.pk]))
+
+
+def run_state(run: TrainingRun) -> dict:
+    """The template context of a run's live part: stage bars, times, results and charts."""
+    names = list(training_runs.STAGES) + [s for s in run.stages if s not in training_runs.STAGES]
+    stages = []
+    for name in names:
+        state = run.stages.get(name)
+        if state is None:
+            stages.append({"name": name, "percent": 0, "text": "waiting"})
+            continue
+        done, total = state["done"], state["total"]
+        info = ", ".join(f"{key} {value:.4f}" for key, value in state.get("info", {}).items())
+        unit = "epoch" if name == "training compatibility head" else ""
+        text = f"{unit} {done}/{total}".strip() + (f" · {info}" if info else "")
+        text += f" · {state['updated'] - state['started']:.0f} s"
+        stages.append(
+            {"name": name, "percent": round(100 * done / total) if total else 100, "text": text}
+        )
+    comparison = run.comparison or {}
+    rows = [
+        {
+            "name": label,
+            "new": (comparison.get("new") or run.metrics).get(key),
+            "active": (comparison.get("active") or {}).get(key),
+        }
+        for key, label in zip(
+            training_runs.COMPARED_METRICS,
+            ("FITB", "FITB cold", "FITB warm", "AUC", "Recall@10"),
+            strict=True,
+        )
+    ]
+    return {
+        "run": run,
+        "stages": stages,
+        "seconds_left": training_runs.seconds_left(run),
+        "comparison": comparison,
+        "metric_rows": rows,
+        "loss_chart": loss_curve_svg(run.loss_curve),
+        "metric_chart": metric_bars_svg(
+            training_runs.COMPARED_METRICS,
+            comparison.get("new") or run.metrics,
+            comparison.get("active"),
+            f"active ({comparison['active_version']})" if comparison else "active",
+        ),
+    }

@@ -32,19 +32,42 @@ class ModelVersion(models.Model):
 
 
 class TrainingRun(models.Model):
+    """One retrain, from the click (or command) to the decision. Its row is the job's whole
+    state: the worker writes progress and a heartbeat, the admin page polls it, staff request
+    a cancel through it."""
+
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Outcome(models.TextChoices):
+        ACTIVATED = "activated"
+        KEPT_INACTIVE = "kept_inactive", "kept inactive"
+
+    IN_PROGRESS = (Status.QUEUED, Status.RUNNING)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     stage = models.CharField(max_length=64, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # Every stage so far: {stage: {done, total, started, updated (epoch seconds), info}}.
+    stages = models.JSONField(default=dict, blank=True)
+    loss_curve = models.JSONField(default=list, blank=True)  # mean loss of each epoch
     message = models.TextField(blank=True)
     options = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    # The new version against the version active when the run ended, on the same questions.
+    comparison = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    product_count = models.PositiveIntegerField(default=0)
+    outfit_count = models.PositiveIntegerField(default=0)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    # Written every few seconds while the run works: a stale one means its worker is gone.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -57,12 +80,33 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # The training lock: at most one run queued or running, whichever process asks.
+            models.UniqueConstraint(
+                models.Value(1),
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_training_at_a_time",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Training run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in self.IN_PROGRESS
 
     @property
     def progress_percent(self) -> int:
         if not self.progress_total:
             return 100 if self.status == self.Status.SUCCEEDED else 0
         return round(100 * self.progress_done / self.progress_total)
+
+    @property
+    def seconds(self) -> float | None:
+        """How long it has run (or ran)."""
+        if self.started_at is None:
+            return None
+        from django.utils import timezone
+
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()

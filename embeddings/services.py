@@ -2,10 +2,12 @@
 model versions, and hand web processes the active compatibility index."""
 
 import logging
+import shutil
 import threading
 import time
 import uuid
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ from outfits.models import OutfitItem
 
 from .artifacts import ModelVersionWriter, file_sha256, read_manifest
 from .index import CompatibilityIndex
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace
 from .vector_cache import ImageVectorCache
@@ -35,18 +37,6 @@ COOCCURRENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # tried on held-out outfits wh
 SEED = 0
 
 
-def start_training_run(requested_by=None, **options: Any) -> TrainingRun:
-    """Record a run and enqueue its task once the row is committed (a worker must see it)."""
-    from .tasks import retrain
-
-    run = TrainingRun.objects.create(
-        requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
-        options=options,
-    )
-    transaction.on_commit(lambda: retrain.delay(run.pk))
-    return run
-
-
 class Stopwatch:
     """Seconds spent in each stage of a job, for its report."""
 
@@ -59,64 +49,6 @@ class Stopwatch:
         self.seconds[stage] = round(now - self.last, 1)
         self.last = now
         return self.seconds
-
-
-class RunProgress:
-    """Progress written to the TrainingRun row, at most a few times a second."""
-
-    def __init__(self, run: TrainingRun, also: Progress = no_progress) -> None:
-        self.run = run
-        self.also = also
-        self.last_write = 0.0
-
-    def __call__(self, stage: str, done: int, total: int, **info: float) -> None:
-        self.also(stage, done, total, **info)
-        now = time.monotonic()
-        if stage == self.run.stage and done < total and now - self.last_write < 0.5:
-            return
-        self.last_write = now
-        details = ", ".join(f"{key} {value:.4f}" for key, value in info.items())
-        TrainingRun.objects.filter(pk=self.run.pk).update(
-            stage=stage,
-            progress_done=done,
-            progress_total=total,
-            message=f"{stage}: {done}/{total}" + (f" ({details})" if details else ""),
-        )
-        self.run.stage = stage
-
-
-def execute_training_run(run_id: int, progress: Progress = no_progress) -> TrainingRun:
-    """Carry out a queued run. Safe to call twice: a run that is not queued is left alone.
-    Failures are recorded on the run (and logged); the active model is then untouched."""
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run_id)
-        if run.status != TrainingRun.Status.QUEUED:
-            logger.info("training run %s is %s; not starting it again", run_id, run.status)
-            return run
-        run.status, run.started_at = TrainingRun.Status.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
-    try:
-        unfrozen_blocks = run.options.get("unfrozen_blocks")
-        version = train_model_version(
-            epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
-            unfrozen_blocks=(
-                settings.OUTFITS_UNFROZEN_BLOCKS if unfrozen_blocks is None else unfrozen_blocks
-            ),
-            progress=RunProgress(run, also=progress),
-        )
-    except Exception as error:
-        logger.exception("training run %s failed", run_id)
-        run.status, run.message = TrainingRun.Status.FAILED, f"{type(error).__name__}: {error}"
-    else:
-        run.status, run.model_version, run.metrics = (
-            TrainingRun.Status.SUCCEEDED,
-            version,
-            version.metrics,
-        )
-        run.message = f"Model version {version.name} trained and activated."
-    run.finished_at = timezone.now()
-    run.save()
-    return run
 
 
 def embeddable_products():
@@ -142,12 +74,23 @@ def training_data() -> tuple[list[Product], list[list[int]]]:
     return products, [items for items in outfits.values() if len(items) >= 2]
 
 
+@dataclass(frozen=True)
+class TrainedVersion:
+    version: ModelVersion  # written and recorded, not yet active
+    comparison: dict[str, Any]  # against the active version on the same questions; {} if none
+
+
 def train_model_version(
-    epochs: int, unfrozen_blocks: int = 0, progress: Progress = no_progress
-) -> ModelVersion:
+    epochs: int,
+    unfrozen_blocks: int = 0,
+    pretrained: str | None = None,
+    progress: Progress = no_progress,
+    check_cancelled: Callable[[], None] = lambda: None,
+) -> TrainedVersion:
     """Embed the catalog, train the compatibility head (and the backbone's last
-    `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits, build the
-    per-category indexes, write a model version and activate it."""
+    `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits beside the
+    active version, build the per-category indexes and write an inactive model version.
+    `check_cancelled()` is asked at every batch and may raise to abandon the run."""
     from .backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
     from .evaluate import split_outfits
     from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
@@ -159,7 +102,7 @@ def train_model_version(
             f"Training needs at least 2 outfits of 2+ active products; found {len(outfits)}. "
             "Import outfits first (manage.py import_outfits)."
         )
-    backbone = load_backbone(settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED)
+    backbone = load_backbone(settings.OUTFITS_BACKBONE, pretrained or settings.OUTFITS_PRETRAINED)
     # Hashed once: it names the image-vector cache and goes into the manifest.
     pretrained_file = Path(backbone.pretrained)
     pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None
@@ -176,15 +119,17 @@ def train_model_version(
     train_outfits = [outfits[i] for i in train_rows]
     validation_outfits = [outfits[i] for i in validation_rows]
     config = HeadTrainingConfig(epochs=epochs, seed=SEED)
-    head, losses = train_compatibility_head(items, train_outfits, category_codes, config, progress)
+    head, losses = train_compatibility_head(
+        items, train_outfits, category_codes, config, progress, check_cancelled=check_cancelled
+    )
     stopwatch.lap("training")
     progress("evaluating", 0, 1)
     space = trained_space(head, items, category_codes, categories.tolist(), train_outfits)
     skus = [p.sku for p in products]
-    metrics = {
-        **validation_metrics(skus, train_outfits, validation_outfits, space, item_vectors, rng),
-        "final_loss": losses[-1],
-    }
+    metrics, comparison = validation_metrics(
+        skus, train_outfits, validation_outfits, space, item_vectors, rng
+    )
+    metrics["final_loss"] = losses[-1]
     progress("evaluating", 1, 1)
     stopwatch.lap("evaluating")
     logger.info("evaluation: %s", metrics)
@@ -200,6 +145,7 @@ def train_model_version(
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
+        check_cancelled()  # the last point to give up: what follows is quick
         index.save(writer.directory)
         save_head(head, writer.directory / "head.safetensors")
         if items.image_top is not None:
@@ -230,8 +176,7 @@ def train_model_version(
         metrics=metrics,
         manifest=read_manifest(directory, False),
     )
-    activate(version)
-    return version
+    return TrainedVersion(version, comparison)
 
 
 def embed_catalog(
@@ -354,11 +299,13 @@ def validation_metrics(
     space: CompatibilitySpace,
     backbone_only: np.ndarray,
     rng: np.random.Generator,
-) -> dict[str, float | int | None]:
-    """FITB, compatibility AUC and Recall@10 on held-out outfits, with the same tasks
-    `manage.py evaluate` reads from files: for the served score (the type-aware space +
-    co-occurrence of the training outfits), the learned space alone, and the raw backbone
-    vectors (the transfer-learning baseline)."""
+) -> tuple[dict[str, float | int | None], dict[str, Any]]:
+    """FITB (all, cold, warm), compatibility AUC and Recall@10 on held-out outfits, with the
+    same tasks `manage.py evaluate` reads from files: for the served score (the type-aware
+    space + co-occurrence of the training outfits), the learned space alone, and the raw
+    backbone vectors (the transfer-learning baseline). A question is warm when its answer is
+    in a training outfit, cold when it is new to the outfits. Also returns the comparison with
+    the active version on the questions both versions know."""
     from .cooccurrence import CoOccurrence
     from .evaluate import CosineScorer, evaluate_tasks, make_tasks
     from .space import SpaceScorer
@@ -371,6 +318,8 @@ def validation_metrics(
         [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
     )
     row_of = {sku: row for row, sku in enumerate(skus)}
+    train_outfit_skus = [[skus[row] for row in outfit] for outfit in train_outfits]
+    warm = {sku for outfit in train_outfit_skus for sku in outfit}
 
     def served(weight: float) -> SpaceScorer:
         return SpaceScorer(space, row_of, CoOccurrence.from_outfits(train_outfits, weight))
@@ -388,14 +337,70 @@ def validation_metrics(
         ("_content_only", SpaceScorer(space, row_of)),
         ("_backbone_only", CosineScorer(dict(zip(skus, raw, strict=True)))),
     ):
-        results = evaluate_tasks(scorer, fitb, compatibility, members)
-        metrics |= {
-            f"fitb{suffix}": results.fitb_accuracy,
-            f"auc{suffix}": results.compatibility_auc,
-            f"recall_at_10{suffix}": (results.recall_at or {}).get(10),
-        }
+        results = task_metrics(scorer, fitb, compatibility, members, warm)
+        metrics |= {f"{name}{suffix}": value for name, value in results.items()}
     metrics |= {"fitb_questions": len(fitb), "compatibility_outfits": len(compatibility)}
-    return metrics
+    comparison = compare_with_active(
+        served(weight), train_outfit_skus, fitb, compatibility, members, warm
+    )
+    return metrics, comparison
+
+
+def task_metrics(scorer, fitb, compatibility, members, warm: set[str]) -> dict[str, float | None]:
+    """The figures staff compare versions by: FITB overall, cold and warm, AUC, Recall@10."""
+    from .evaluate import evaluate_tasks
+
+    results = evaluate_tasks(scorer, fitb, compatibility, members)
+    cold_questions = [task for task in fitb if task.answers[task.correct] not in warm]
+    warm_questions = [task for task in fitb if task.answers[task.correct] in warm]
+
+    def fitb_of(questions) -> float | None:
+        accuracy = evaluate_tasks(scorer, questions).fitb_accuracy
+        return None if np.isnan(accuracy) else accuracy
+
+    return {
+        "fitb": None if np.isnan(results.fitb_accuracy) else results.fitb_accuracy,
+        "fitb_cold": fitb_of(cold_questions),
+        "fitb_warm": fitb_of(warm_questions),
+        "auc": None if np.isnan(results.compatibility_auc) else results.compatibility_auc,
+        "recall_at_10": (results.recall_at or {}).get(10),
+    }
+
+
+def compare_with_active(
+    new_scorer, train_outfits: list[list[str]], fitb, compatibility, members, warm: set[str]
+) -> dict[str, Any]:
+    """The new and the active version on the held-out questions whose items both know. The
+    active version gets the new run's training outfits as its curated co-occurrence (at its
+    own blend weight): its stored co-occurrence may include today's held-out outfits."""
+    from .cooccurrence import CoOccurrence
+    from .space import SpaceScorer
+
+    active = active_compatibility_index()
+    if active is None:
+        return {}
+    version, index = active
+    known = index.row_of_sku
+
+    def both_know(items) -> bool:
+        return all(item in known for item in items)
+
+    common_fitb = [task for task in fitb if both_know([*task.question, *task.answers])]
+    common_compatibility = [task for task in compatibility if both_know(task.items)]
+    common_members = {
+        category: [sku for sku in skus if sku in known] for category, skus in members.items()
+    }
+    curated = CoOccurrence.from_outfits(
+        [[known[sku] for sku in outfit if sku in known] for outfit in train_outfits],
+        index.cooccurrence.weight,
+    )
+    old_scorer = SpaceScorer(index.space, known, curated)
+    return {
+        "active_version": version.name,
+        "questions": len(common_fitb),
+        "new": task_metrics(new_scorer, common_fitb, common_compatibility, common_members, warm),
+        "active": task_metrics(old_scorer, common_fitb, common_compatibility, common_members, warm),
+    }
 
 
 def evaluate_active_model(
@@ -443,13 +448,54 @@ def activate(version: ModelVersion) -> None:
         version.save(update_fields=["is_active", "activated_at"])
 
 
+def previous_version() -> ModelVersion | None:
+    """The version served before the active one: what "roll back" returns to."""
+    return (
+        ModelVersion.objects.filter(is_active=False, activated_at__isnull=False)
+        .order_by("-activated_at")
+        .first()
+    )
+
+
+def roll_back() -> ModelVersion:
+    previous = previous_version()
+    if previous is None:
+        raise ValueError("There is no previous version to roll back to.")
+    activate(previous)
+    return previous
+
+
+def collect_old_versions(keep: int | None = None) -> list[str]:
+    """Delete all but the newest `keep` versions (OUTFITS_KEEP_MODEL_VERSIONS), never the
+    active or the previous one, and the half-written directories of runs that died. Call it
+    only while no other run writes (the end of a run, which holds the training lock)."""
+    keep = settings.OUTFITS_KEEP_MODEL_VERSIONS if keep is None else keep
+    root = Path(settings.OUTFITS_MODEL_DIR)
+    protected = {v.pk for v in [previous_version()] if v is not None}
+    protected |= set(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True))
+    removed = []
+    for version in ModelVersion.objects.order_by("-created_at", "-pk")[keep:]:
+        if version.pk in protected:
+            continue
+        shutil.rmtree(root / version.directory, ignore_errors=True)
+        version.delete()
+        removed.append(version.name)
+    for orphan in root.glob(".incomplete-*") if root.is_dir() else []:
+        shutil.rmtree(orphan, ignore_errors=True)
+    if removed:
+        logger.info("removed old model versions %s", ", ".join(removed))
+    return removed
+
+
 _loaded_lock = threading.Lock()
 _loaded: tuple[ModelVersion, CompatibilityIndex] | None = None
 
 
 def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | None:
-    """The active version and its index, loaded once per process and swapped when the active
-    version changes (one small query per call tells)."""
+    """The active version and its index, loaded once per process. When another version
+    becomes active (one small query per call tells), one thread loads it while the others go
+    on serving the loaded one; then all switch at once. Callers use the pair they got for a
+    whole response, so no response mixes versions."""
     global _loaded
     version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
@@ -457,10 +503,14 @@ def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | No
     current = _loaded
     if current is not None and current[0].pk == version.pk:
         return current
-    with _loaded_lock:
+    if not _loaded_lock.acquire(blocking=current is None):
+        return current  # another thread is loading the new version
+    try:
         if _loaded is None or _loaded[0].pk != version.pk:
             directory = Path(settings.OUTFITS_MODEL_DIR) / version.directory
             read_manifest(directory)
             _loaded = (version, CompatibilityIndex.load(directory))
             logger.info("serving model version %s", version.name)
         return _loaded
+    finally:
+        _loaded_lock.release()

@@ -1,11 +1,32 @@
 """Celery tasks of the compatibility model (routed to the `training` queue)."""
 
+import logging
+
 from celery import shared_task
 
-from . import services
+from . import training_runs
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(soft_time_limit=3 * 3600, time_limit=3 * 3600 + 300)
 def retrain(run_id: int) -> str:
-    """Train, evaluate, index and activate a new model version for TrainingRun `run_id`."""
-    return services.execute_training_run(run_id).status
+    """Train, evaluate, index and (if better) activate a new version for TrainingRun `run_id`."""
+    return training_runs.execute_training_run(run_id).status
+
+
+@shared_task
+def scheduled_retrain() -> int | None:
+    """Celery beat's retrain (OUTFITS_RETRAIN_CRONTAB); skipped while another run holds the
+    lock."""
+    try:
+        run = training_runs.start_training_run()
+    except training_runs.TrainingAlreadyRunning as busy:
+        logger.info("scheduled retrain skipped: %s", busy)
+        return None
+    return run.pk
+
+
+@shared_task
+def fail_stale_training_runs() -> int:
+    return training_runs.fail_stale_training_runs()

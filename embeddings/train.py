@@ -159,10 +159,12 @@ def train_compatibility_head(
     progress: Progress = no_progress,
     should_stop: Callable[[], bool] = lambda: False,
     after_epoch: Callable[[CompatibilityHead, int], None] | None = None,
+    check_cancelled: Callable[[], None] = lambda: None,
 ) -> tuple[CompatibilityHead, list[float]]:
     """Train a new head (and the image tower's top, when `item_vectors` is an ItemEncoder
     with one); triplets are mined afresh every epoch (new negatives each time).
-    `after_epoch(head, epoch)` may inspect the head between epochs (learning curves).
+    `after_epoch(head, epoch)` may inspect the head between epochs (learning curves);
+    `check_cancelled()` is asked before every batch and may raise to abandon the training.
     Returns the head (in eval mode) and the mean loss of every epoch."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -208,6 +210,7 @@ def train_compatibility_head(
         triplets = triplets[torch.from_numpy(rng.permutation(len(triplets)))]
         losses = []
         for batch in triplets.split(config.batch_size):
+            check_cancelled()
             # Each item once per batch, however many triplets it is in.
             rows, inverse = torch.unique(batch, return_inverse=True)
             embedded = head(encode(rows))

@@ -146,6 +146,38 @@ OUTFITS_COOCCURRENCE_WEIGHT = (
 )
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 
+# --- Retraining ---
+# A new version is activated when its held-out FITB beats the active version's on the same
+# questions by at least this much (negative: also when slightly worse; staff can always
+# activate by hand).
+OUTFITS_ACTIVATION_MARGIN = float(os.environ.get("OUTFITS_ACTIVATION_MARGIN", "0.0"))
+# Model versions kept on disk; older ones are deleted after each training, never the active
+# one or the one before it (rollback).
+OUTFITS_KEEP_MODEL_VERSIONS = int(os.environ.get("OUTFITS_KEEP_MODEL_VERSIONS", "5"))
+# A running training stamps its row this often; a run silent for STALE seconds lost its
+# worker (killed, machine gone) and is marked failed, which releases the training lock.
+OUTFITS_TRAINING_HEARTBEAT_SECONDS = float(
+    os.environ.get("OUTFITS_TRAINING_HEARTBEAT_SECONDS", "5")
+)
+OUTFITS_TRAINING_STALE_SECONDS = float(os.environ.get("OUTFITS_TRAINING_STALE_SECONDS", "120"))
+# A scheduled retrain with Celery beat (`celery -A outfits beat`): a crontab of five fields,
+# e.g. "0 3 * * 0" for Sundays at 03:00. Empty (the default): no scheduled retrain.
+OUTFITS_RETRAIN_CRONTAB = os.environ.get("OUTFITS_RETRAIN_CRONTAB", "").strip()
+CELERY_BEAT_SCHEDULE = {
+    "fail-stale-training-runs": {
+        "task": "embeddings.tasks.fail_stale_training_runs",
+        "schedule": 60.0,
+    },
+}
+if OUTFITS_RETRAIN_CRONTAB:
+    from celery.schedules import crontab
+
+    _minute, _hour, _day_of_month, _month, _day_of_week = OUTFITS_RETRAIN_CRONTAB.split()
+    CELERY_BEAT_SCHEDULE["scheduled-retrain"] = {
+        "task": "embeddings.tasks.scheduled_retrain",
+        "schedule": crontab(_minute, _hour, _day_of_week, _day_of_month, _month),
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,15 +1,24 @@
-"""manage.py train [--epochs N] [--unfreeze-blocks N] [--async]"""
+"""manage.py train [--epochs N] [--unfreeze-blocks N] [--pretrained FILE] [--async]"""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from embeddings.models import TrainingRun
 from embeddings.progress import TerminalProgress
-from embeddings.services import execute_training_run, start_training_run
+from embeddings.training_runs import (
+    COMPARED_METRICS,
+    TrainingAlreadyRunning,
+    create_training_run,
+    execute_training_run,
+    start_training_run,
+)
 
 
 class Command(BaseCommand):
-    help = "Train, evaluate and activate a new compatibility model version."
+    help = (
+        "Train and evaluate a new compatibility model version; activate it if it beats the "
+        "active one (OUTFITS_ACTIVATION_MARGIN)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--epochs", type=int, default=None, help="Head training epochs.")
@@ -21,6 +30,12 @@ class Command(BaseCommand):
             "(default: OUTFITS_UNFROZEN_BLOCKS; 0 keeps the backbone frozen).",
         )
         parser.add_argument(
+            "--pretrained",
+            default=None,
+            help="Backbone checkpoint to start from: OUTFITS_PRETRAINED (the default) or a "
+            "weights file in var/backbones/.",
+        )
+        parser.add_argument(
             "--async",
             dest="run_async",
             action="store_true",
@@ -28,31 +43,48 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, epochs: int | None, unfreeze_blocks: int | None, run_async: bool, **options
+        self,
+        *args,
+        epochs: int | None,
+        unfreeze_blocks: int | None,
+        pretrained: str | None,
+        run_async: bool,
+        **options,
     ) -> None:
-        if epochs is not None and epochs < 1:
-            raise CommandError("--epochs must be at least 1")
-        if unfreeze_blocks is not None and unfreeze_blocks < 0:
-            raise CommandError("--unfreeze-blocks must be 0 or more")
-        options = {"epochs": epochs, "unfrozen_blocks": unfreeze_blocks}
-        if run_async:
+        run_options = {
+            "epochs": epochs,
+            "unfrozen_blocks": unfreeze_blocks,
+            "pretrained": pretrained,
+        }
+        try:
             with transaction.atomic():
-                run = start_training_run(**options)
+                if run_async:
+                    run = start_training_run(**run_options)
+                else:
+                    run = create_training_run(**run_options)
+        except (TrainingAlreadyRunning, ValueError) as refused:
+            raise CommandError(str(refused)) from None
+        if run_async:
             self.stdout.write(f"Training run {run.pk} queued.")
             return
-        run = TrainingRun.objects.create(options=options)
         bar = TerminalProgress()
         try:
             run = execute_training_run(run.pk, progress=bar)
         finally:
             bar.close()
         if run.status != TrainingRun.Status.SUCCEEDED:
-            raise CommandError(f"Training failed: {run.message}")
-        metrics = ", ".join(
-            f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
-            for key, value in run.metrics.items()
+            raise CommandError(f"Training {run.status}: {run.message}")
+        self.stdout.write(self.style.SUCCESS(run.message))
+        active = run.comparison.get("active", {})
+        self.stdout.write(
+            f"{'':12} {'new':>7}" + (f"  {run.comparison['active_version']}" if active else "")
         )
+        for key in COMPARED_METRICS:
+            new = run.comparison.get("new", run.metrics).get(key)
+            line = f"{key:12} {'—' if new is None else f'{new:.3f}':>7}"
+            if active:
+                line += f"  {'—' if active.get(key) is None else f'{active[key]:.3f}'}"
+            self.stdout.write(line)
         seconds = run.model_version.manifest.get("seconds", {})
         stages = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
-        self.stdout.write(self.style.SUCCESS(f"{run.message} {metrics}"))
         self.stdout.write(f"Time: {sum(seconds.values()):.0f} s ({stages}).")

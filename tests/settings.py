@@ -1,0 +1,33 @@
+"""Test settings: the site's settings on the real PostgreSQL when it runs here (as on CI and in
+production), so worker processes and threads share the test database with the test; else a
+SQLite file (not in memory: concurrent connections wait for locks instead of failing)."""
+
+import os
+import socket
+
+from outfits.settings import *  # noqa: F403
+from outfits.settings import DATABASES, VAR_DIR
+
+TEST_DATABASE_URL = os.environ.get(
+    "OUTFITS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def postgres_reachable(url: str) -> bool:
+    import dj_database_url
+
+    config = dj_database_url.parse(url)
+    try:
+        socket.create_connection((config["HOST"], int(config["PORT"] or 5432)), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+if not os.environ.get("DATABASE_URL") and postgres_reachable(TEST_DATABASE_URL):
+    import dj_database_url
+
+    DATABASES = {"default": dj_database_url.parse(TEST_DATABASE_URL, conn_max_age=0)}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_outfits_{os.getpid()}"}
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}

@@ -12,13 +12,21 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/uv pip install --python $(PYTHON) -e '.[dev]'
 	touch $(STAMP)
 
+# Browser tests drive Debian's chromium: Playwright's own browser download is not used.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update >/dev/null && apt-get install -y --no-install-recommends chromium chromium-driver >/dev/null; }; \
+	else echo "The browser tests need Debian's chromium: sudo apt-get install chromium"; fi
+
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(PYTHON) manage.py setup_demo
 	$(PYTHON) manage.py runserver 127.0.0.1:8000 --noreload
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(PYTHON) -m pytest
 
 lint: $(STAMP)

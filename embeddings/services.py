@@ -118,7 +118,9 @@ def train_model_version(
     train_rows, validation_rows = split_outfits(len(outfits), VALIDATION_FRACTION, rng)
     train_outfits = [outfits[i] for i in train_rows]
     validation_outfits = [outfits[i] for i in validation_rows]
-    config = HeadTrainingConfig(epochs=epochs, seed=SEED)
+    config = HeadTrainingConfig(
+        epochs=epochs, seed=SEED, learning_rate=settings.OUTFITS_TRAINING_LEARNING_RATE
+    )
     head, losses = train_compatibility_head(
         items, train_outfits, category_codes, config, progress, check_cancelled=check_cancelled
     )

@@ -224,7 +224,8 @@ def train_compatibility_head(
                 )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"Compatibility training diverged at epoch {epoch + 1} (loss {loss.item()})."
+                    f"Compatibility training diverged at epoch {epoch + 1} (loss {loss.item()}): "
+                    f"try a learning rate below {config.learning_rate:g}."
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -135,6 +135,8 @@ OUTFITS_PRETRAINED = os.environ.get(
 )
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
+# The compatibility head's learning rate (AdamW); a run whose loss turns NaN stops and says so.
+OUTFITS_TRAINING_LEARNING_RATE = float(os.environ.get("OUTFITS_TRAINING_LEARNING_RATE", "2e-3"))
 # Last image-tower blocks fine-tuned with the head, in its last epochs (0: the backbone stays
 # frozen; a ViT backbone is needed otherwise).
 OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))

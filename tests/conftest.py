@@ -1,6 +1,8 @@
 """Shared fixtures: every test gets its own media, model and backbone paths; the small demo
 catalog and a briefly pretrained offline backbone are made once per session."""
 
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,6 +114,11 @@ def run_import(db) -> Callable[..., ImportJob]:
     return run
 
 
+def site_environment(env: dict[str, str]) -> dict[str, str]:
+    """`env` for a process of the site itself (the site's settings, not the tests')."""
+    return {**env, "DJANGO_SETTINGS_MODULE": "outfits.settings"}
+
+
 @pytest.fixture
 def manage_py() -> Callable[..., str]:
     """Run `manage.py ARGUMENTS` in a subprocess with environment `env` (another database,
@@ -122,7 +129,7 @@ def manage_py() -> Callable[..., str]:
         result = subprocess.run(
             [sys.executable, "manage.py", *arguments],
             cwd=root,
-            env=env,
+            env=site_environment(env),
             capture_output=True,
             text=True,
             timeout=600,
@@ -131,3 +138,167 @@ def manage_py() -> Callable[..., str]:
         return result.stdout
 
     return run
+
+
+# --- The deployed shape: worker and web server processes on the test's own database ---
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def reachable(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def site_env(transactional_db, settings, use_backbone, tmp_path: Path) -> dict[str, str]:
+    """The environment of a worker or web server process of the site that shares this test's
+    PostgreSQL database (committed data: `transactional_db`), its files, and a Redis queue of
+    its own (no stale message of another test reaches it)."""
+    import uuid
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 (OUTFITS_TEST_DATABASE_URL)")
+    if not reachable(6379):
+        pytest.skip("needs Redis on 127.0.0.1:6379")
+    database = connection.settings_dict
+    return site_environment(
+        {
+            **os.environ,
+            "DATABASE_URL": (
+                f"postgresql://{database['USER']}@{database['HOST']}:{database['PORT']}"
+                f"/{database['NAME']}"
+            ),
+            "CELERY_BROKER_URL": REDIS_URL,
+            "OUTFITS_TRAINING_QUEUE": f"training-test-{uuid.uuid4().hex[:8]}",
+            "OUTFITS_VAR_DIR": str(settings.VAR_DIR),
+            "OUTFITS_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "OUTFITS_MODEL_DIR": str(settings.OUTFITS_MODEL_DIR),
+            "OUTFITS_BACKBONE": settings.OUTFITS_BACKBONE,
+            "OUTFITS_PRETRAINED": settings.OUTFITS_PRETRAINED,
+            "OUTFITS_TRAINING_HEARTBEAT_SECONDS": "0.5",
+            "LOG_LEVEL": "INFO",
+        }
+    )
+
+
+@pytest.fixture
+def start_worker(site_env: dict[str, str], tmp_path: Path):
+    """Start a real Celery worker process on the site's training queue: `start(name)` returns
+    the process (its log is `worker_log(name)`); all are stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(name: str = "worker") -> subprocess.Popen:
+        log = (tmp_path / f"{name}.log").open("w")
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "outfits",
+                "worker",
+                "-Q",
+                site_env["OUTFITS_TRAINING_QUEUE"],
+                "-n",
+                f"{name}@%h",
+                "--pool=solo",
+                "--loglevel=INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],  # fmt: skip
+            cwd=ROOT,
+            env=site_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: a SIGKILL reaches all of it
+        )
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+
+
+@pytest.fixture
+def worker_log(tmp_path: Path) -> Callable[[str], str]:
+    return lambda name="worker": (tmp_path / f"{name}.log").read_text()
+
+
+@pytest.fixture
+def send_retrain(site_env: dict[str, str]) -> Callable[[int], None]:
+    """Put a retrain message for a run on the broker, exactly as `retrain.delay` does."""
+    from celery import Celery
+
+    app = Celery(broker=site_env["CELERY_BROKER_URL"])
+
+    def send(run_id: int) -> None:
+        app.send_task(
+            "embeddings.tasks.retrain", args=[run_id], queue=site_env["OUTFITS_TRAINING_QUEUE"]
+        )
+
+    yield send
+    app.close()
+
+
+@pytest.fixture
+def web_server(site_env: dict[str, str], tmp_path: Path) -> str:
+    """A web server process of the site (PostgreSQL, the Redis broker); returns its base URL."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = (tmp_path / "web.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        cwd=ROOT,
+        env=site_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/admin/login/", timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None, (tmp_path / "web.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the web server did not start"
+            time.sleep(0.3)
+    yield url
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=20)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 300, every=0.2):
+    """Poll `condition()` until it returns something true; fail saying `what` was awaited."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -20,6 +20,7 @@ def test_killed_import_is_consistent_and_resumes(tmp_path: Path, manage_py):
         **os.environ,
         "OUTFITS_VAR_DIR": str(tmp_path / "var"),
         "OUTFITS_IMPORT_CHUNK_ROWS": "50",
+        "DJANGO_SETTINGS_MODULE": "outfits.settings",
     }
     env.pop("DATABASE_URL", None)  # a SQLite file both processes can open
     manage_py(env, "migrate", "--noinput")

@@ -202,7 +202,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": str(run),
+            "title": f"Training run {run.pk}",
             "run": run,
             "state": render_to_string("admin/embeddings/trainingrun/_state.html", run_state(run)),
         }
@@ -236,6 +236,9 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:embeddings_trainingrun_change", args=[run.pk]))
 
 
+METRIC_LABELS = ("FITB", "FITB cold", "FITB warm", "AUC", "Recall@10")
+
+
 def run_state(run: TrainingRun) -> dict:
     """The template context of a run's live part: stage bars, times, results and charts."""
     names = list(training_runs.STAGES) + [s for s in run.stages if s not in training_runs.STAGES]
@@ -260,11 +263,7 @@ def run_state(run: TrainingRun) -> dict:
             "new": (comparison.get("new") or run.metrics).get(key),
             "active": (comparison.get("active") or {}).get(key),
         }
-        for key, label in zip(
-            training_runs.COMPARED_METRICS,
-            ("FITB", "FITB cold", "FITB warm", "AUC", "Recall@10"),
-            strict=True,
-        )
+        for key, label in zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)
     ]
     return {
         "run": run,
@@ -274,7 +273,7 @@ def run_state(run: TrainingRun) -> dict:
         "metric_rows": rows,
         "loss_chart": loss_curve_svg(run.loss_curve),
         "metric_chart": metric_bars_svg(
-            training_runs.COMPARED_METRICS,
+            dict(zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)),
             comparison.get("new") or run.metrics,
             comparison.get("active"),
             f"active ({comparison['active_version']})" if comparison else "active",

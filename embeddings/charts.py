@@ -43,14 +43,14 @@ def loss_curve_svg(losses: Sequence[float]) -> str:
 
 
 def metric_bars_svg(
-    names: Sequence[str],
+    labels: dict[str, str],
     new: dict[str, float | None],
     active: dict[str, float | None] | None = None,
     active_label: str = "active",
 ) -> str:
-    """Grouped bars on a 0–1 scale: each metric of the new version, beside the active
-    version's when given. Missing values are left out."""
-    shown = [name for name in names if new.get(name) is not None]
+    """Grouped bars on a 0–1 scale: each metric (`labels`: key → label) of the new version,
+    beside the active version's when given. Missing values are left out."""
+    shown = [name for name in labels if new.get(name) is not None]
     if not shown:
         return ""
     group = (WIDTH - 2 * PAD) / len(shown)
@@ -75,7 +75,7 @@ def metric_bars_svg(
             )
         parts.append(
             f'<text x="{PAD + i * group + group / 2:.1f}" y="{HEIGHT - PAD + 14}" '
-            f'font-size="11" text-anchor="middle">{escape(name.replace("_", " "))}</text>'
+            f'font-size="11" text-anchor="middle">{escape(labels[name])}</text>'
         )
     legend = f'<rect x="{PAD}" y="6" width="10" height="10" fill="{NEW_COLOUR}"/>'
     legend += f'<text x="{PAD + 14}" y="15" font-size="11">new version</text>'

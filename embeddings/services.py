@@ -225,6 +225,7 @@ def embed_catalog(
             image_keys, image_paths, lambda paths: encode_images(backbone, paths, progress=progress)
         )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
+    progress("embedding images", len(products), len(products))  # also when all were cached
     item_vectors = encode_items(
         backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )

@@ -69,7 +69,7 @@ def metric_bars_svg(
             parts.append(
                 f'<rect x="{left:.1f}" y="{HEIGHT - PAD - height:.1f}" width="{bar - 2:.1f}" '
                 f'height="{height:.1f}" fill="{colour}"><title>{escape(label)} '
-                f"{escape(name)}: {value:.3f}</title></rect>"
+                f"{escape(labels[name])}: {value:.3f}</title></rect>"
                 f'<text x="{left + (bar - 2) / 2:.1f}" y="{HEIGHT - PAD - height - 3:.1f}" '
                 f'font-size="10" text-anchor="middle">{value:.2f}</text>'
             )

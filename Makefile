@@ -24,7 +24,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(PYTHON) manage.py setup_demo
-	$(PYTHON) manage.py runserver 127.0.0.1:8000 --noreload
+	$(PYTHON) manage.py serve_demo 127.0.0.1:8000
 
 test: $(STAMP) $(CHROMIUM)
 	$(PYTHON) -m pytest

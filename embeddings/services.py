@@ -96,6 +96,7 @@ def train_model_version(
     from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
 
     stopwatch = Stopwatch()
+    progress("preparing", 0, 1)
     products, outfits = training_data()
     if len(outfits) < 2:
         raise ValueError(
@@ -103,6 +104,7 @@ def train_model_version(
             "Import outfits first (manage.py import_outfits)."
         )
     backbone = load_backbone(settings.OUTFITS_BACKBONE, pretrained or settings.OUTFITS_PRETRAINED)
+    progress("preparing", 1, 1)
     # Hashed once: it names the image-vector cache and goes into the manifest.
     pretrained_file = Path(backbone.pretrained)
     pretrained_sha256 = file_sha256(pretrained_file) if pretrained_file.is_file() else None

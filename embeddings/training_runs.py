@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 # The stages of a run, in order, as the engine names them in its progress reports.
 STAGES = (
+    "preparing",  # reading products and outfits, loading the backbone
     "embedding images",
     "embedding titles",
     "training compatibility head",
@@ -314,25 +315,29 @@ def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def seconds_left(run: TrainingRun) -> float | None:
-    """An estimate: the current stage at its pace so far, and the later stages as long as
-    they took in the last successful run (unknown if there was none)."""
-    if run.finished or not run.stage or run.stage not in run.stages:
+    """An estimate: the current stage at its pace so far (or, if the last successful run did
+    the same work in it and took longer, what it has left of that), plus the later stages as
+    long as they took in that run. None until the current stage has made progress."""
+    if run.finished or run.stage not in run.stages:
         return None
     state = run.stages[run.stage]
-    elapsed = state["updated"] - state["started"]
-    left = elapsed / state["done"] * (state["total"] - state["done"]) if state["done"] else None
-    if left is None:
+    if not state["done"]:
         return None
+    elapsed = state["updated"] - state["started"]
+    left = elapsed / state["done"] * (state["total"] - state["done"])
     previous = (
         TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
         .exclude(pk=run.pk)
         .order_by("-finished_at")
         .values_list("stages", flat=True)
         .first()
-    )
+    ) or {}
+
+    def took(stage: str) -> float:
+        return previous[stage]["updated"] - previous[stage]["started"]
+
+    # Epochs are not all alike (the tuned ones are slower): the last run knows better.
+    if previous.get(run.stage, {}).get("total") == state["total"]:
+        left = max(left, took(run.stage) - elapsed)
     later = STAGES[STAGES.index(run.stage) + 1 :] if run.stage in STAGES else ()
-    for stage in later:
-        if stage not in (previous or {}):
-            continue
-        left += previous[stage]["updated"] - previous[stage]["started"]
-    return max(0.0, left)
+    return left + sum(took(stage) for stage in later if stage in previous)

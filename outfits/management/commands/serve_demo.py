@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-FOLDER_BROKER = "filesystem://"
+FOLDER_BROKER = "filesystem://localhost/"
 
 
 class Command(BaseCommand):

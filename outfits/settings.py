@@ -183,6 +183,13 @@ CELERY_BEAT_SCHEDULE = {
 if OUTFITS_RETRAIN_CRONTAB:
     from celery.schedules import crontab
 
+    from django.core.exceptions import ImproperlyConfigured
+
+    if len(OUTFITS_RETRAIN_CRONTAB.split()) != 5:
+        raise ImproperlyConfigured(
+            f"OUTFITS_RETRAIN_CRONTAB={OUTFITS_RETRAIN_CRONTAB!r} needs five fields: minute hour "
+            "day-of-month month day-of-week, e.g. '0 3 * * 0' for Sundays at 03:00"
+        )
     _minute, _hour, _day_of_month, _month, _day_of_week = OUTFITS_RETRAIN_CRONTAB.split()
     CELERY_BEAT_SCHEDULE["scheduled-retrain"] = {
         "task": "embeddings.tasks.scheduled_retrain",

@@ -182,7 +182,6 @@ CELERY_BEAT_SCHEDULE = {
 }
 if OUTFITS_RETRAIN_CRONTAB:
     from celery.schedules import crontab
-
     from django.core.exceptions import ImproperlyConfigured
 
     if len(OUTFITS_RETRAIN_CRONTAB.split()) != 5:

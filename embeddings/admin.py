@@ -31,6 +31,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "serving",
+        "activate_button",
         "created_at",
         "activated_at",
         "fitb",
@@ -39,7 +40,6 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "auc",
         "recall_at_10",
         "backbone",
-        "activate_button",
     ]
     readonly_fields = [f.name for f in ModelVersion._meta.fields]
     fitb = metric("fitb", "FITB")
@@ -82,6 +82,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context=None):
         running = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
         context = {
+            "title": "Model versions",
             "previous_version": services.previous_version(),
             "running_training": running,
             **(extra_context or {}),
@@ -153,14 +154,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
         "requested_by",
         "created_at",
         "duration",
-        "product_count",
-        "outfit_count",
+        "data",
         "fitb",
         "fitb_cold",
         "fitb_warm",
         "auc",
         "recall_at_10",
-        "model_version",
     ]
     list_display_links = ["pk", "status"]
     list_filter = ["status", "outcome"]
@@ -174,11 +173,24 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def duration(self, run: TrainingRun) -> str:
         return "—" if run.seconds is None else f"{run.seconds:.0f} s"
 
+    @admin.display(description="data")
+    def data(self, run: TrainingRun) -> str:
+        if not run.product_count:
+            return "—"
+        return f"{run.product_count:,} products, {run.outfit_count:,} outfits"
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the history stays; a deleted running row would also free the lock
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        training_runs.fail_stale_training_runs()
+        return super().changelist_view(request, {"title": "Training runs", **(extra_context or {})})
 
     def get_urls(self):
         def view(function):
@@ -191,10 +203,6 @@ class TrainingRunAdmin(admin.ModelAdmin):
             ),
             *super().get_urls(),
         ]
-
-    def changelist_view(self, request: HttpRequest, extra_context=None):
-        training_runs.fail_stale_training_runs()
-        return super().changelist_view(request, extra_context)
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         training_runs.fail_stale_training_runs()

@@ -44,8 +44,8 @@ class TrainingRun(models.Model):
         CANCELLED = "cancelled"
 
     class Outcome(models.TextChoices):
-        ACTIVATED = "activated"
-        KEPT_INACTIVE = "kept_inactive", "kept inactive"
+        ACTIVATED = "activated", "Activated"
+        KEPT_INACTIVE = "kept_inactive", "Kept inactive"
 
     IN_PROGRESS = (Status.QUEUED, Status.RUNNING)
 

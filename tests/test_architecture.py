@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE_MODULES = [
     "artifacts",
     "backbone",
+    "charts",
     "cooccurrence",
     "encode",
     "evaluate",

@@ -76,23 +76,24 @@ def create_training_run(requested_by=None, **options: Any) -> TrainingRun:
     processes clicking at once cannot both win), ValueError on bad options."""
     options = check_options(options)
     fail_stale_training_runs()
+    staff = requested_by if requested_by and requested_by.is_authenticated else None
     try:
         with transaction.atomic():
-            return TrainingRun.objects.create(
-                requested_by=requested_by
-                if requested_by and requested_by.is_authenticated
-                else None,
-                options=options,
-            )
+            return TrainingRun.objects.create(requested_by=staff, options=options)
     except IntegrityError:
-        current = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
-        who = f" by {current.requested_by}" if current and current.requested_by else ""
-        raise TrainingAlreadyRunning(
-            f"Training run {current.pk if current else '?'} is already "
-            f"{current.status if current else 'running'} (started{who}"
-            f"{f' at {current.created_at:%H:%M:%S}' if current else ''}). Only one training "
-            "runs at a time: wait for it to finish or cancel it."
-        ) from None
+        holder = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
+        raise TrainingAlreadyRunning(lock_holder_message(holder)) from None
+
+
+def lock_holder_message(holder: TrainingRun | None) -> str:
+    if holder is None:  # it finished between our insert and this query
+        return "Another training was running a moment ago; try again."
+    who = f" by {holder.requested_by}" if holder.requested_by else ""
+    return (
+        f"Training run {holder.pk} is already {holder.status} (started{who} at "
+        f"{holder.created_at:%H:%M:%S}). Only one training runs at a time: wait for it to "
+        "finish or cancel it."
+    )
 
 
 def start_training_run(requested_by=None, **options: Any) -> TrainingRun:

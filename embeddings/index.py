@@ -103,8 +103,7 @@ class CompatibilityIndex:
         index = self.indexes.get(category)
         if row is None or index is None or count <= 0:
             return []
-        query = self.space.query(row, category)[np.newaxis]
-        _, found = index.search(query, min(count + 1, index.ntotal))
+        found, _ = self._search(index, self.space.query(row, category), count + 1)
         # Items stylists paired with this one join the candidates: their blended score may
         # beat the nearest neighbours'.
         partners = [
@@ -112,13 +111,35 @@ class CompatibilityIndex:
             for other in self.cooccurrence.partners.get(row, {})
             if self.categories[other] == category
         ]
-        candidates = list(dict.fromkeys(int(r) for r in [*found[0], *partners] if r >= 0))
+        candidates = list(dict.fromkeys(int(r) for r in [*found, *partners]))
         candidates = [r for r in candidates if r != row]
         if not candidates:
             return []
         scores = self.scores([row], candidates)
         best = np.argsort(-scores, kind="stable")[:count]
         return [(self.skus[candidates[i]], float(scores[i])) for i in best]
+
+    def nearest_to_vector(
+        self, vector: np.ndarray, vector_category: str, category: str, count: int
+    ) -> list[tuple[str, float]]:
+        """The `count` items of `category` most compatible with `vector`, a vector of this
+        space that is no row of it (a shopper's photo) of `vector_category`, best first. The
+        score is the type-aware compatibility alone: a photo has no curated partners."""
+        index = self.indexes.get(category)
+        if index is None or count <= 0:
+            return []
+        query = self.space.query_for(vector, vector_category, category)
+        rows, scores = self._search(index, query, count)
+        return [(self.skus[row], float(score)) for row, score in zip(rows, scores, strict=True)]
+
+    @staticmethod
+    def _search(index: faiss.Index, query: np.ndarray, count: int) -> tuple[list[int], np.ndarray]:
+        """The rows of the `count` best inner products with `query` in `index`, best first,
+        and those inner products."""
+        query = np.ascontiguousarray(query[np.newaxis], dtype=np.float32)
+        scores, rows = index.search(query, min(count, index.ntotal))
+        found = rows[0] >= 0
+        return [int(row) for row in rows[0][found]], scores[0][found]
 
     def save(self, directory: Path) -> None:
         (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
@@ -144,6 +165,9 @@ class CompatibilityIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "CompatibilityIndex":
+        # A served index answers one small query at a time: OpenMP threads only add their
+        # start-up cost to each search (and fight the other web workers for the cores).
+        faiss.omp_set_num_threads(1)
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors = np.load(directory / VECTORS_FILE)
         indexes = {

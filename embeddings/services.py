@@ -28,6 +28,7 @@ from .vector_cache import ImageVectorCache
 
 if TYPE_CHECKING:  # torch-side types; web processes never import them
     from .backbone import Backbone
+    from .photo import PhotoEncoder
     from .train import ItemEncoder
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def train_model_version(
     active version, build the per-category indexes and write an inactive model version.
     `check_cancelled()` is asked at every batch and may raise to abandon the run."""
     from .backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
+    from .category_probe import PROBE_FILE, fit_category_probe, held_out_accuracy
     from .evaluate import split_outfits
     from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
 
@@ -134,6 +136,10 @@ def train_model_version(
         skus, train_outfits, validation_outfits, space, item_vectors, rng
     )
     metrics["final_loss"] = losses[-1]
+    # What a shopper's photo shows: a linear probe on the backbone's own image vectors.
+    image_vectors = item_vectors[:, : item_vectors.shape[1] // 2]
+    category_probe = fit_category_probe(image_vectors, category_names)
+    metrics["category_accuracy"] = held_out_accuracy(image_vectors, category_names)
     progress("evaluating", 1, 1)
     stopwatch.lap("evaluating")
     logger.info("evaluation: %s", metrics)
@@ -152,6 +158,7 @@ def train_model_version(
         check_cancelled()  # the last point to give up: what follows is quick
         index.save(writer.directory)
         save_head(head, writer.directory / "head.safetensors")
+        category_probe.save(writer.directory / PROBE_FILE)
         if items.image_top is not None:
             save_image_tower_top(items.image_top, writer.directory / IMAGE_TOWER_TOP_FILE)
         directory = writer.commit(
@@ -492,30 +499,61 @@ def collect_old_versions(keep: int | None = None) -> list[str]:
     return removed
 
 
+# What each process loaded of the active version: (version, index) and (version, photo
+# encoder), in module globals that tests reset; each with the lock its loader holds.
 _loaded_lock = threading.Lock()
 _loaded: tuple[ModelVersion, CompatibilityIndex] | None = None
+_photo_lock = threading.Lock()
+_photo_loaded: "tuple[ModelVersion, PhotoEncoder] | None" = None
 
 
-def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | None:
-    """The active version and its index, loaded once per process. When another version
-    becomes active (one small query per call tells), one thread loads it while the others go
-    on serving the loaded one; then all switch at once. Callers use the pair they got for a
-    whole response, so no response mixes versions."""
-    global _loaded
+def _of_active_version(
+    slot: str, lock: threading.Lock, load: Callable[[Path], Any], what: str
+) -> tuple[ModelVersion, Any] | None:
+    """The active version and `load(its directory)`, kept in this module's global `slot`.
+    When another version becomes active (one small query per call tells), one thread loads it
+    while the others go on with the loaded one; then all switch at once."""
     version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
         return None
-    current = _loaded
+    current = globals()[slot]
     if current is not None and current[0].pk == version.pk:
         return current
-    if not _loaded_lock.acquire(blocking=current is None):
+    if not lock.acquire(blocking=current is None):
         return current  # another thread is loading the new version
     try:
-        if _loaded is None or _loaded[0].pk != version.pk:
+        loaded = globals()[slot]
+        if loaded is None or loaded[0].pk != version.pk:
             directory = Path(settings.OUTFITS_MODEL_DIR) / version.directory
-            read_manifest(directory)
-            _loaded = (version, CompatibilityIndex.load(directory))
-            logger.info("serving model version %s", version.name)
-        return _loaded
+            loaded = (version, load(directory))
+            globals()[slot] = loaded
+            logger.info("%s model version %s", what, version.name)
+        return loaded
     finally:
-        _loaded_lock.release()
+        lock.release()
+
+
+def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """The active version and its index, loaded once per process and swapped when another
+    version becomes active (see `_of_active_version`). Callers use the pair they got for a
+    whole response, so no response mixes versions."""
+
+    def load(directory: Path) -> CompatibilityIndex:
+        read_manifest(directory)
+        return CompatibilityIndex.load(directory)
+
+    return _of_active_version("_loaded", _loaded_lock, load, "serving")
+
+
+def photo_encoder() -> "tuple[ModelVersion, PhotoEncoder] | None":
+    """The active version and the encoder of shoppers' photos into its space, loaded once per
+    process on the first photo (torch with it: web processes import torch only then) and
+    swapped like the index when another version becomes active. Raises BackboneUnavailable
+    when the version's backbone weights cannot be loaded."""
+
+    def load(directory: Path) -> "PhotoEncoder":
+        from .photo import PhotoEncoder
+
+        return PhotoEncoder.load(directory, read_manifest(directory))
+
+    return _of_active_version("_photo_loaded", _photo_lock, load, "embedding photos with")

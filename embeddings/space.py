@@ -61,8 +61,11 @@ class CompatibilitySpace:
 
     def query(self, row: int, category: str) -> np.ndarray:
         """The vector to search `category`'s index with for items that go with `row`."""
-        weights = self.pair_weights.between(self.categories[row], category)
-        vector = self.vectors[row]
+        return self.query_for(self.vectors[row], self.categories[row], category)
+
+    def query_for(self, vector: np.ndarray, vector_category: str, category: str) -> np.ndarray:
+        """The same for any `vector` of this space (a shopper's photo), of `vector_category`."""
+        weights = self.pair_weights.between(vector_category, category)
         return vector if weights is None else vector * weights
 
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Stylist-curated outfits: the training labels of the compatibility model."""
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
-from catalog.models import Product
+from catalog.models import Category, Product
 
 
 class Outfit(models.Model):
@@ -30,3 +32,131 @@ class OutfitItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outfit.external_id}: {self.product.sku}"
+
+
+class PinnedMatch(models.Model):
+    """A merchandiser's pick: `match` shown with `product` at `position` of its category's row,
+    whatever the model thinks."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="pinned_matches")
+    match = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="pinned_to")
+    position = models.PositiveSmallIntegerField(
+        default=1, help_text="1 = first in its category's row."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "match"], name="unique_pinned_match"),
+            models.CheckConstraint(
+                condition=~models.Q(product=models.F("match")), name="pinned_match_not_itself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.match.sku} pinned to {self.product.sku} at {self.position}"
+
+    def clean(self) -> None:
+        # Matches never come from the product's own category; a pin there would never show.
+        if self.product_id and self.match_id and self.product.category_id == self.match.category_id:
+            raise ValidationError(
+                {
+                    "match": f"{self.match.sku} is a {self.match.category}, like "
+                    f"{self.product.sku}: matches come from other categories."
+                }
+            )
+
+
+class BlockedPair(models.Model):
+    """Two products never shown together, in either direction."""
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    other = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["product", "other"], name="unique_blocked_pair"),
+            models.CheckConstraint(
+                condition=~models.Q(product=models.F("other")), name="blocked_pair_not_itself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} ✕ {self.other.sku}"
+
+
+class BlockedProduct(models.Model):
+    """A product never shown as a match (its own page still shows its matches)."""
+
+    product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} blocked from matches"
+
+
+class ApiKey(models.Model):
+    """A storefront's key to the REST API. Only a hash of the secret is stored: the key is
+    shown once, when created."""
+
+    name = models.CharField(max_length=120, help_text="Which storefront uses it.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    secret_sha256 = models.CharField(max_length=64, editable=False)
+    allowed_origins = models.TextField(
+        blank=True,
+        help_text="Browser origins allowed to call the API with this key (CORS), one per "
+        "line, e.g. https://shop.example.com. Empty: server-to-server only.",
+    )
+    requests_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: OUTFITS_API_REQUESTS_PER_MINUTE."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_authenticated(self) -> bool:  # DRF's IsAuthenticated reads this on request.user
+        return self.revoked_at is None
+
+    @property
+    def origins(self) -> list[str]:
+        return [line.strip().rstrip("/") for line in self.allowed_origins.split() if line.strip()]
+
+
+class RecommendationEvent(models.Model):
+    """What a shopper did with a recommendation: seen, clicked, added to the cart. `rec_id`
+    ties it to the response (and so to the model version) that showed the product."""
+
+    class Kind(models.TextChoices):
+        IMPRESSION = "impression"
+        CLICK = "click"
+        ADD_TO_CART = "add_to_cart", "add to cart"
+
+    rec_id = models.CharField(max_length=64, db_index=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    model_version = models.ForeignKey(
+        "embeddings.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    # The product's category when the event happened: CTR per category stays put if it moves.
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.product_id} ({self.rec_id})"

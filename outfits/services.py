@@ -1,15 +1,12 @@
-"""Outfit import and the recommendation service behind "Goes well with" pages and the API."""
+"""Outfit import: merchandisers' outfit CSVs, the training labels of the model."""
 
 import logging
-from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 
 from catalog.csv_import import ColumnMap, ImportReport
 from catalog.import_jobs import Row
-from catalog.models import Category, ImportJob, Product
-from embeddings.services import active_compatibility_index
+from catalog.models import ImportJob, Product
 
 from .models import Outfit, OutfitItem
 
@@ -106,57 +103,3 @@ class OutfitRowImporter:
                     OutfitItem(outfit=outfit, product_id=product_pk, position=position)
                     for position, product_pk in wanted
                 )
-
-
-@dataclass(frozen=True)
-class Match:
-    product: Product
-    score: float
-
-
-@dataclass(frozen=True)
-class CategoryMatches:
-    category: Category
-    matches: list[Match]
-
-
-@dataclass(frozen=True)
-class GoesWellWith:
-    model_version: str | None  # None: no model has been trained yet
-    in_model: bool  # False: the product arrived after the active model was trained
-    groups: list[CategoryMatches]
-
-
-def goes_well_with(product: Product, per_category: int | None = None) -> GoesWellWith:
-    """The best matches for `product` from each complementary category, best category first:
-    active, in-stock products only, never the product itself or its own category."""
-    per_category = per_category or settings.OUTFITS_MATCHES_PER_CATEGORY
-    active = active_compatibility_index()
-    if active is None:
-        return GoesWellWith(None, False, [])
-    version, index = active
-    if product.sku not in index.row_of_sku:
-        return GoesWellWith(version.name, False, [])
-    # Over-fetch: some candidates may have gone out of stock since the model was trained.
-    candidates = {
-        category: index.nearest(product.sku, category, per_category * 3 + 5)
-        for category in index.complements_of(product.category.name)
-        if category != product.category.name
-    }
-    skus = {sku for found in candidates.values() for sku, _ in found}
-    available = {
-        p.sku: p
-        for p in Product.objects.filter(sku__in=skus, active=True, in_stock=True)
-        .exclude(pk=product.pk)
-        .select_related("category")
-    }
-    groups = []
-    for category, found in candidates.items():
-        matches = [
-            Match(available[sku], score)
-            for sku, score in found
-            if sku in available and available[sku].category.name == category
-        ]
-        if matches:
-            groups.append(CategoryMatches(matches[0].product.category, matches[:per_category]))
-    return GoesWellWith(version.name, True, groups)

@@ -38,6 +38,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "catalog",
     "outfits",
     "embeddings",
@@ -47,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "outfits.api.cors.ApiCorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -101,7 +104,31 @@ WHITENOISE_USE_FINDERS = True
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "outfits.api.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Outfit matcher storefront API",
+    "DESCRIPTION": "What goes well with what, for storefronts: matches per product, complete "
+    "outfits, matches for a shopper's photo, click attribution. Authenticate with an API key "
+    "from the admin: `Authorization: Api-Key <key>`. Errors share one shape: "
+    '`{"error": {"code", "message", "details"?}}`.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from our own static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Requests per minute of a storefront API key that sets none of its own; counted in the cache.
+OUTFITS_API_REQUESTS_PER_MINUTE = int(os.environ.get("OUTFITS_API_REQUESTS_PER_MINUTE", "600"))
+# The shared cache (API rate limits): Redis when REDIS_URL is set, else this process's memory.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 
 # --- Catalog import ---
@@ -156,6 +183,9 @@ OUTFITS_COOCCURRENCE_WEIGHT = (
     None if _cooccurrence_weight == "auto" else float(_cooccurrence_weight)
 )
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
+# Diversity of a row of matches (maximal marginal relevance): 0 ranks by score alone; higher
+# values push near-duplicates (the same shirt in three colours) down the row.
+OUTFITS_MATCH_DIVERSITY = float(os.environ.get("OUTFITS_MATCH_DIVERSITY", "0.3"))
 
 # --- Retraining ---
 # A new version is activated when its held-out FITB beats the active version's on the same

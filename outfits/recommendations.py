@@ -1,0 +1,403 @@
+"""The recommendation service behind the shop pages and the storefront API: "Goes well with"
+(ranked, diverse matches per complementary category) and "Complete the look" (a whole outfit),
+both filtered by stock and price and by the merchandisers' pins and blocks."""
+
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Q, QuerySet
+
+from catalog.models import Category, Product
+from embeddings.index import CompatibilityIndex
+from embeddings.models import ModelVersion
+from embeddings.services import active_compatibility_index
+
+from .models import BlockedPair, BlockedProduct, PinnedMatch
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+LEARNED, CURATED, PINNED = "learned", "curated", "pinned"
+
+
+@dataclass(frozen=True)
+class Match:
+    product: Product
+    score: float | None  # None: a pinned product the model does not know (yet)
+    why: str  # LEARNED, CURATED (stylists put them together) or PINNED (a merchandiser did)
+
+
+@dataclass(frozen=True)
+class CategoryMatches:
+    category: Category
+    matches: list[Match]
+
+
+@dataclass(frozen=True)
+class GoesWellWith:
+    rec_id: str  # ties shoppers' clicks to this answer and its model version
+    model_version: str | None  # None: no model has been trained yet
+    in_model: bool  # False: the product arrived after the active model was trained
+    groups: list[CategoryMatches]
+
+
+@dataclass(frozen=True)
+class CompletedLook:
+    rec_id: str
+    model_version: str | None
+    in_model: bool  # False: none of the given products is known to the active model
+    items: list[Match]  # one per category, in the order of the categories
+    score: float | None  # mean compatibility over every pair of the whole outfit
+    shuffle: int  # which outfit this is: 0 the best, 1 the next best...
+
+
+@dataclass(frozen=True)
+class MatchFilters:
+    """What a storefront may ask for: `categories` (names; None: every complementary one),
+    items in stock only, a maximum price."""
+
+    categories: Sequence[str] | None = None
+    in_stock_only: bool = True
+    price_max: Decimal | None = None
+
+    def allows(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
+
+
+def new_rec_id(version: ModelVersion | None) -> str:
+    """`<model version id>-<random>`: an event carries it back, and with it the version."""
+    return f"{version.pk if version else 0}-{secrets.token_hex(8)}"
+
+
+def model_version_of_rec_id(rec_id: str) -> int | None:
+    """The model version id in a rec_id, or None if it is not one of ours."""
+    version, _, token = rec_id.partition("-")
+    if not (version.isdigit() and len(token) == 16 and all(c in "0123456789abcdef" for c in token)):
+        return None
+    return int(version) or None
+
+
+def visible_products(anchors: Iterable[Product], filters: MatchFilters) -> QuerySet[Product]:
+    """Products that may be shown with `anchors`: active, in stock (unless asked otherwise),
+    within the price, not blocked from matches, not blocked with an anchor, not an anchor."""
+    anchor_ids = [a.pk for a in anchors]
+    products = Product.objects.filter(active=True).exclude(pk__in=anchor_ids)
+    if filters.in_stock_only:
+        products = products.filter(in_stock=True)
+    if filters.price_max is not None:
+        products = products.filter(price__lte=filters.price_max)
+    blocked_with_anchors = BlockedPair.objects.filter(
+        Q(product__in=anchor_ids) | Q(other__in=anchor_ids)
+    )
+    return (
+        products.exclude(pk__in=BlockedProduct.objects.values("product_id"))
+        .exclude(pk__in=blocked_with_anchors.values("other_id"))
+        .exclude(pk__in=blocked_with_anchors.values("product_id"))
+        .select_related("category")
+    )
+
+
+def most_relevant_and_diverse(
+    candidates: list[tuple[int, float]], vectors: np.ndarray, count: int, relevance: float
+) -> list[tuple[int, float]]:
+    """Maximal marginal relevance: pick, one at a time, the candidate (row, score) with the best
+    relevance·score − (1 − relevance)·(its highest cosine with those already picked), so near
+    duplicates (the same top in three colours) do not fill a row."""
+    if len(candidates) <= 1 or relevance >= 1:
+        return candidates[:count]
+    rows = [row for row, _ in candidates]
+    scores = np.asarray([score for _, score in candidates], dtype=np.float32)
+    similarity = vectors[rows] @ vectors[rows].T
+    picked: list[int] = []
+    closest = np.full(len(rows), -np.inf, dtype=np.float32)
+    while len(picked) < min(count, len(rows)):
+        redundancy = closest if picked else np.zeros_like(closest)
+        value = relevance * scores - (1 - relevance) * redundancy
+        value[picked] = -np.inf
+        best = int(np.argmax(value))
+        picked.append(best)
+        closest = np.maximum(closest, similarity[best])
+    return [candidates[i] for i in picked]
+
+
+def shown_rows(
+    index: CompatibilityIndex,
+    hits: list[tuple[int, float]],
+    shown_categories: dict[str, str],
+    category: str,
+    limit: int,
+) -> list[tuple[int, float]]:
+    """The (row, score) hits that may be shown in `category`'s row (`shown_categories`: the
+    visible products' categories by SKU), diverse, at most `limit`."""
+    kept = [(r, score) for r, score in hits if shown_categories.get(index.skus[r]) == category]
+    return most_relevant_and_diverse(
+        kept, index.vectors, limit, 1 - settings.OUTFITS_MATCH_DIVERSITY
+    )
+
+
+def categories_of_visible(visible: QuerySet[Product], skus: Iterable[str]) -> dict[str, str]:
+    """SKU → category name of the visible products among `skus`: one light query, no model
+    instances for the many candidates that will not be shown."""
+    return dict(visible.filter(sku__in=set(skus)).values_list("sku", "category__name"))
+
+
+def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int) -> str:
+    partners = index.cooccurrence.partners
+    return CURATED if any(row in partners.get(anchor, {}) for anchor in anchor_rows) else LEARNED
+
+
+def with_pins(
+    matches: list[Match],
+    pins: list[tuple[Product, int]],
+    limit: int,
+    score_of: Callable[[str], float | None],
+) -> list[Match]:
+    """Pinned (product, position) at their positions (1-based), the model's picks around
+    them."""
+    pinned_ids = {product.pk for product, _ in pins}
+    ranked = [m for m in matches if m.product.pk not in pinned_ids]
+    for product, position in sorted(pins, key=lambda pin: pin[1]):
+        ranked.insert(min(position - 1, len(ranked)), Match(product, score_of(product.sku), PINNED))
+    return ranked[:limit]
+
+
+def goes_well_with(
+    product: Product, limit: int | None = None, filters: MatchFilters = MatchFilters()
+) -> GoesWellWith:
+    """The best matches for `product` from each complementary category, best category first,
+    diverse within a row, pins in place: never the product itself or its own category."""
+    limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
+    active = active_compatibility_index()
+    version, index = active if active else (None, None)
+    visible = visible_products([product], filters)
+    row = index.row_of_sku.get(product.sku) if index else None
+    own_category = product.category.name
+    found: dict[str, list[tuple[int, float]]] = {}
+    if index is not None and row is not None:
+        # Over-fetch: filters and diversity drop some of the nearest.
+        fetch = limit * 2 + 6
+        for category in index.complements_of(own_category):
+            if category != own_category and filters.allows(category):
+                found[category] = [
+                    (index.row_of_sku[sku], score)
+                    for sku, score in index.nearest(product.sku, category, fetch)
+                ]
+    chosen: dict[str, list[tuple[int, float]]] = {}
+    if found:
+        shown = categories_of_visible(
+            visible, (index.skus[r] for h in found.values() for r, _ in h)
+        )
+        chosen = {c: shown_rows(index, hits, shown, c, limit) for c, hits in found.items()}
+    pin_positions = dict(
+        PinnedMatch.objects.filter(product=product).values_list("match_id", "position")
+    )
+    # One query for every product shown: the chosen candidates and the visible pins.
+    chosen_skus = [index.skus[r] for rows in chosen.values() for r, _ in rows] if index else []
+    products = {p.sku: p for p in visible.filter(Q(sku__in=chosen_skus) | Q(pk__in=pin_positions))}
+    pins_by_category: dict[str, list[tuple[Product, int]]] = {}
+    for pinned in products.values():
+        name = pinned.category.name
+        if pinned.pk in pin_positions and name != own_category and filters.allows(name):
+            pins_by_category.setdefault(name, []).append((pinned, pin_positions[pinned.pk]))
+
+    def score_of(sku: str) -> float | None:
+        other = index.row_of_sku.get(sku) if index and row is not None else None
+        return None if other is None else float(index.scores([row], [other])[0])
+
+    groups = []
+    # Rows in the order of the model's categories; a pin may open a row it had nothing for.
+    for name in dict.fromkeys([*chosen, *pins_by_category]):
+        matches = [
+            Match(products[index.skus[r]], s, why_matched(index, [row], r))
+            for r, s in chosen.get(name, [])
+            if index.skus[r] in products
+        ]
+        pins = pins_by_category.get(name)
+        placed = with_pins(matches, pins, limit, score_of) if pins else matches
+        if placed:
+            groups.append(CategoryMatches(placed[0].product.category, placed))
+    version_name = version.name if version else None
+    return GoesWellWith(new_rec_id(version), version_name, row is not None, groups)
+
+
+LOOK_CANDIDATES_PER_CATEGORY = 6
+LOOK_BEAM_WIDTH = 48
+
+
+def complete_the_look(
+    anchors: Sequence[Product],
+    categories: Sequence[str] | None = None,
+    shuffle: int = 0,
+    filters: MatchFilters = MatchFilters(),
+) -> CompletedLook:
+    """A whole outfit around `anchors`: one product per category (the given `categories`, or
+    every category stylists combine with the anchors' that also goes with the rest of the
+    outfit), chosen together to maximise the mean compatibility of every pair in the outfit.
+    `shuffle` = n gives the n-th best outfit. With one anchor list and one category it is the
+    fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
+    active = active_compatibility_index()
+    version, index = active if active else (None, None)
+    rows = [index.row_of_sku[a.sku] for a in anchors if a.sku in index.row_of_sku] if index else []
+    if not rows:
+        return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
+    anchor_categories = {index.categories[r] for r in rows}
+    explicit = categories is not None
+    if categories is None:
+        categories = list(
+            dict.fromkeys(
+                c
+                for r in rows
+                for c in index.complements_of(index.categories[r])
+                if c not in anchor_categories
+            )
+        )
+    visible = visible_products(anchors, filters)
+    candidates = look_candidates(index, rows, categories, visible)
+    blocked = blocked_pairs(index, [r for found in candidates.values() for r in found] + rows)
+    pool = [*rows, *(r for found in candidates.values() for r in found)]
+    pair_scores = np.stack([index.scores([r], pool) for r in pool])
+    position = {r: i for i, r in enumerate(pool)}
+
+    def goes_with(row: int, outfit: Sequence[int]) -> bool:
+        category = index.categories[row]
+        return all(
+            (row, other) not in blocked
+            and (explicit or category in index.complements_of(index.categories[other]))
+            for other in outfit
+        )
+
+    # Beam search over the categories in order; a category that clashes with the outfit so far
+    # (a skirt after trousers) is skipped. Outfits are ranked by the mean score of their pairs.
+    beam: list[tuple[int, ...]] = [()]
+    for category in categories:
+        grown = [
+            (*outfit, row)
+            for outfit in beam
+            for row in candidates.get(category, [])
+            if goes_with(row, [*rows, *outfit])
+        ]
+        stuck = [outfit for outfit in beam if not any(g[:-1] == outfit for g in grown)]
+        beam = sorted(
+            set(grown + stuck), key=lambda o: -outfit_score(pair_scores, position, rows, o)
+        )[:LOOK_BEAM_WIDTH]
+    beam = [outfit for outfit in beam if outfit]
+    if not beam:
+        return CompletedLook(new_rec_id(version), version.name, True, [], None, 0)
+    shuffle = shuffle % len(beam)
+    outfit = beam[shuffle]
+    products = {p.sku: p for p in visible.filter(sku__in=[index.skus[r] for r in outfit])}
+    order = {c: i for i, c in enumerate(categories)}
+    items = [
+        Match(
+            products[index.skus[r]],
+            float(pair_scores[position[r], [position[a] for a in rows]].mean()),
+            why_matched(index, rows, r),
+        )
+        for r in sorted(outfit, key=lambda r: order[index.categories[r]])
+    ]
+    score = outfit_score(pair_scores, position, rows, outfit)
+    return CompletedLook(new_rec_id(version), version.name, True, items, score, shuffle)
+
+
+def look_candidates(
+    index: CompatibilityIndex, rows: list[int], categories: Sequence[str], visible: QuerySet
+) -> dict[str, list[int]]:
+    """The few visible products of each category most compatible with the anchors."""
+    count = LOOK_CANDIDATES_PER_CATEGORY
+    found: dict[str, list[int]] = {}
+    for category in categories:
+        near = {
+            index.row_of_sku[sku]
+            for r in rows
+            for sku, _ in index.nearest(index.skus[r], category, count * 3 + 5)
+        }
+        found[category] = list(near)
+    shown = categories_of_visible(visible, (index.skus[r] for near in found.values() for r in near))
+    for category, near in found.items():
+        near = [r for r in near if shown.get(index.skus[r]) == category]
+        scores = index.scores(rows, near) if near else np.zeros(0)
+        found[category] = [near[i] for i in np.argsort(-scores, kind="stable")[:count]]
+    return found
+
+
+def blocked_pairs(index: CompatibilityIndex, rows: list[int]) -> set[tuple[int, int]]:
+    """Pairs of rows a merchandiser blocked, both ways round."""
+    skus = [index.skus[r] for r in rows]
+    blocked = BlockedPair.objects.filter(product__sku__in=skus, other__sku__in=skus)
+    pairs = set()
+    for a, b in blocked.values_list("product__sku", "other__sku"):
+        first, second = index.row_of_sku[a], index.row_of_sku[b]
+        pairs |= {(first, second), (second, first)}
+    return pairs
+
+
+def outfit_score(
+    pair_scores: np.ndarray, position: dict[int, int], anchors: list[int], outfit: Sequence[int]
+) -> float:
+    """Mean compatibility over the outfit's pairs that involve a chosen item."""
+    members = [position[r] for r in [*anchors, *outfit]]
+    chosen = members[len(anchors) :]
+    total = [pair_scores[c, m] for i, c in enumerate(chosen) for m in members[: len(anchors) + i]]
+    return float(np.mean(total)) if total else float("-inf")
+
+
+@dataclass(frozen=True)
+class PhotoMatches:
+    rec_id: str
+    model_version: str | None
+    category: str  # what the garment in the photo is
+    category_guessed: bool  # True: recognised from the photo, not given
+    groups: list[CategoryMatches]
+
+
+class ModelNotReady(RuntimeError):
+    """No model is active (or one is being switched in): nothing to match a photo with yet."""
+
+
+def matches_for_photo(
+    image: "Image.Image",
+    category: str | None = None,
+    limit: int | None = None,
+    filters: MatchFilters = MatchFilters(),
+) -> PhotoMatches:
+    """Catalog products that go well with a garment in a shopper's photo: the photo is embedded
+    by the active version's backbone and head (torch loads on the first photo), then searched
+    like a catalog product of its category."""
+    from embeddings.services import photo_encoder
+
+    limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
+    active, encoder = active_compatibility_index(), photo_encoder()
+    if active is None or encoder is None:
+        raise ModelNotReady("No model is trained yet: staff train one from the admin.")
+    (version, index), (encoder_version, photo) = active, encoder
+    if version.pk != encoder_version.pk:
+        raise ModelNotReady("A new model version is being switched in; try again in a moment.")
+    query = photo.encode(image, category)
+    found = {
+        other: index.nearest_to_vector(query.vector, query.category, other, limit * 4 + 10)
+        for other in index.complements_of(query.category)
+        if other != query.category and filters.allows(other)
+    }
+    visible = visible_products([], filters)
+    shown = categories_of_visible(visible, (sku for hits in found.values() for sku, _ in hits))
+    chosen = {
+        other: shown_rows(index, [(index.row_of_sku[k], v) for k, v in hits], shown, other, limit)
+        for other, hits in found.items()
+    }
+    skus = [index.skus[r] for rows in chosen.values() for r, _ in rows]
+    products = {p.sku: p for p in visible.filter(sku__in=skus)}
+    groups = []
+    for rows in chosen.values():
+        matches = [
+            Match(products[index.skus[r]], s, LEARNED) for r, s in rows if index.skus[r] in products
+        ]
+        if matches:
+            groups.append(CategoryMatches(matches[0].product.category, matches))
+    return PhotoMatches(
+        new_rec_id(version), version.name, query.category, query.category_guessed, groups
+    )

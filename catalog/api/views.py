@@ -3,6 +3,8 @@
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.permissions import IsAdminUser
@@ -65,6 +67,24 @@ class StaffOnly(APIView):
     permission_classes = [IsAdminUser]
 
 
+class ImportUploadSerializer(serializers.Serializer):
+    """The upload's fields, for the schema; ImportUploadForm validates them."""
+
+    kind = serializers.ChoiceField(ImportJob.Kind.choices, default=ImportJob.Kind.CATALOG)
+    csv_file = serializers.FileField()
+    images_zip = serializers.FileField(required=False)
+    images_folder = serializers.CharField(required=False)
+    column_mapping = serializers.CharField(required=False, help_text="e.g. sku=cod_modelo")
+    dry_run = serializers.BooleanField(default=False)
+    deactivate_missing = serializers.BooleanField(default=False)
+    create_categories = serializers.BooleanField(default=True)
+
+
+@extend_schema(
+    summary="Import a catalog or outfits CSV (staff)",
+    request={"multipart/form-data": ImportUploadSerializer},
+    responses={202: ImportJobSerializer},
+)
 class ImportJobListView(StaffOnly):
     """POST a multipart upload (fields as on the admin page: kind, csv_file, images_zip,
     images_folder, column_mapping, dry_run, deactivate_missing, create_categories) → 202 and
@@ -83,12 +103,19 @@ class ImportJobListView(StaffOnly):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
 
 
+@extend_schema(
+    summary="An import job's progress and outcome (staff)", responses=ImportJobSerializer
+)
 class ImportJobDetailView(StaffOnly):
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(ImportJob, pk=job_id)
         return Response(ImportJobSerializer(job, context={"request": request}).data)
 
 
+@extend_schema(
+    summary="An import's rejected rows as CSV (staff)",
+    responses={(200, "text/csv"): OpenApiTypes.BINARY},
+)
 class ImportJobRejectionsView(StaffOnly):
     def get(self, request: Request, job_id: int) -> StreamingHttpResponse:
         job = get_object_or_404(ImportJob, pk=job_id)

@@ -2,11 +2,16 @@ from django.urls import path
 
 from catalog.api.views import ImportJobDetailView, ImportJobListView, ImportJobRejectionsView
 
-from .views import ProductMatchesView
+from . import views
 
 app_name = "api-v1"
 urlpatterns = [
-    path("products/<str:sku>/matches/", ProductMatchesView.as_view(), name="product-matches"),
+    path("products/", views.ProductListView.as_view(), name="product-list"),
+    path("products/<str:sku>/", views.ProductDetailView.as_view(), name="product-detail"),
+    path("products/<str:sku>/matches/", views.ProductMatchesView.as_view(), name="product-matches"),
+    path("outfits/complete/", views.CompleteOutfitView.as_view(), name="outfit-complete"),
+    path("matches/by-image/", views.ImageMatchesView.as_view(), name="matches-by-image"),
+    path("events/", views.EventListView.as_view(), name="events"),
     path("imports/", ImportJobListView.as_view(), name="import-list"),
     path("imports/<int:job_id>/", ImportJobDetailView.as_view(), name="import-detail"),
     path(

@@ -1,27 +1,356 @@
-"""Storefront REST API, version 1."""
+"""Storefront REST API, version 1: thin views over outfits.recommendations and outfits.events."""
 
-from django.shortcuts import get_object_or_404
+import hashlib
+from collections.abc import Sequence
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.models import Product
-from outfits.services import goes_well_with
+from catalog.image_sources import ImageRejected, decode_image
+from catalog.models import Category, Product
+from outfits import events, recommendations
 
-from .serializers import GoesWellWithSerializer
+from .authentication import ApiKeyAuthentication
+from .errors import ErrorResponseSerializer
+from .serializers import (
+    CompletedOutfitSerializer,
+    CompleteOutfitRequestSerializer,
+    EventReceiptSerializer,
+    EventRequestSerializer,
+    GoesWellWithSerializer,
+    ImageMatchesSerializer,
+    ImageMatchRequestSerializer,
+    MatchQuerySerializer,
+    ProductSerializer,
+)
+from .throttling import ApiKeyRateThrottle
+
+ERRORS = {
+    400: OpenApiResponse(ErrorResponseSerializer, description="Invalid parameters."),
+    401: OpenApiResponse(ErrorResponseSerializer, description="No API key, or a revoked one."),
+    403: OpenApiResponse(ErrorResponseSerializer, description="Origin not allowed for the key."),
+    404: OpenApiResponse(ErrorResponseSerializer, description="No active product with that SKU."),
+    429: OpenApiResponse(ErrorResponseSerializer, description="Over the key's rate limit."),
+}
 
 
-class ProductMatchesView(APIView):
-    """The products that go well with one product, grouped by complementary category."""
+class StorefrontView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [ApiKeyRateThrottle]
 
-    def get(self, request: Request, sku: str) -> Response:
-        product = get_object_or_404(
-            Product.objects.select_related("category"), sku=sku, active=True
+
+def active_product(sku: str) -> Product:
+    product = Product.objects.select_related("category").filter(sku=sku, active=True).first()
+    if product is None:
+        raise exceptions.NotFound(f"No active product with SKU {sku!r}.", code="unknown_sku")
+    return product
+
+
+def category_names(values: Sequence[str], field: str) -> list[str]:
+    """Category names from names or slugs; an unknown one is a 400 that names it."""
+    wanted = [v.strip() for v in values if v.strip()]
+    found = {
+        key: name
+        for name, slug in Category.objects.filter(
+            Q(name__in=wanted) | Q(slug__in=wanted)
+        ).values_list("name", "slug")
+        for key in (name, slug)
+    }
+    unknown = [v for v in wanted if v not in found]
+    if unknown:
+        raise exceptions.ValidationError({field: [f"unknown category: {', '.join(unknown)}"]})
+    return [found[v] for v in wanted]
+
+
+def filters_from(data: dict, categories: list[str] | None) -> recommendations.MatchFilters:
+    return recommendations.MatchFilters(
+        categories=categories, in_stock_only=data["in_stock"], price_max=data.get("price_max")
+    )
+
+
+def last_change(product: Product) -> int:
+    """The product's last change in microseconds: two saves in one second differ."""
+    return int(product.updated_at.timestamp() * 1_000_000)
+
+
+def with_etag(request: Request, data: dict, *parts: object) -> Response:
+    """An ETag of the answer (without its rec_id), the model version and the product's last
+    change; If-None-Match with it gets 304 and no body."""
+    body = JSONRenderer().render({k: v for k, v in data.items() if k != "rec_id"})
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    etag = '"' + ".".join([*map(str, parts), digest]) + '"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    sent = request.headers.get("If-None-Match", "")
+    if etag in [tag.strip() for tag in sent.split(",")] or sent.strip() == "*":
+        return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(data, headers=headers)
+
+
+PRODUCT_EXAMPLE = {
+    "sku": "TRS-0042",
+    "title": "Wide-leg linen trousers",
+    "category": "Trousers",
+    "colour": "sand",
+    "price": "59.90",
+    "in_stock": True,
+    "attributes": {"fabric": "linen"},
+    "image_url": "https://shop.example.com/media/products/ab/ab12.jpg",
+    "thumbnail_url": "https://shop.example.com/media/products/ab/ab12-thumb.jpg",
+    "url": "https://shop.example.com/products/TRS-0042/",
+    "updated_at": "2026-11-24T10:15:00Z",
+}
+
+
+class ProductPagination(PageNumberPagination):
+    page_size = 24
+    page_size_query_param = "page_size"
+    max_page_size = 100
+
+
+@extend_schema(
+    summary="Active products, paginated",
+    responses={200: ProductSerializer(many=True), **ERRORS},
+    examples=[
+        OpenApiExample(
+            "A page",
+            value={
+                "count": 280,
+                "next": "https://shop.example.com/api/v1/products/?page=2",
+                "previous": None,
+                "results": [PRODUCT_EXAMPLE],
+            },
+            response_only=True,
         )
-        recommendations = goes_well_with(product)
-        data = {
-            "sku": product.sku,
-            "model_version": recommendations.model_version,
-            "groups": recommendations.groups,
+    ],
+)
+class ProductListView(StorefrontView, generics.ListAPIView):
+    """Active products, by SKU; `category` (name or slug), `q` (title or SKU), `in_stock`."""
+
+    serializer_class = ProductSerializer
+    pagination_class = ProductPagination
+
+    def get_queryset(self):
+        products = Product.objects.filter(active=True).select_related("category")
+        if value := self.request.query_params.get("category"):
+            products = products.filter(category__name__in=category_names([value], "category"))
+        if query := self.request.query_params.get("q", "").strip():
+            products = products.filter(Q(title__icontains=query) | Q(sku__iexact=query))
+        if (in_stock := self.request.query_params.get("in_stock")) is not None:
+            flag = serializers.BooleanField().run_validation(in_stock)
+            products = products.filter(in_stock=flag)
+        return products
+
+
+class ProductDetailView(StorefrontView):
+    @extend_schema(
+        summary="One active product",
+        responses={200: ProductSerializer, 304: None, **ERRORS},
+        examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        product = active_product(sku)
+        data = ProductSerializer(product, context={"request": request}).data
+        return with_etag(request, data, last_change(product))
+
+
+MATCHES_EXAMPLE = {
+    "sku": "TOP-0001",
+    "rec_id": "12-9f2c41d07a3b5e68",
+    "model_version": "20261124-101500-ab12cd",
+    "in_model": True,
+    "groups": [
+        {
+            "category": "Trousers",
+            "matches": [
+                {
+                    "sku": "TRS-0042",
+                    "title": "Wide-leg linen trousers",
+                    "category": "Trousers",
+                    "colour": "sand",
+                    "price": "59.90",
+                    "in_stock": True,
+                    "image_url": "https://shop.example.com/media/products/ab/ab12.jpg",
+                    "thumbnail_url": "https://shop.example.com/media/products/ab/ab12-thumb.jpg",
+                    "url": "https://shop.example.com/products/TRS-0042/",
+                    "score": 0.83,
+                    "why": "curated",
+                }
+            ],
         }
-        return Response(GoesWellWithSerializer(data, context={"request": request}).data)
+    ],
+}
+
+
+class ProductMatchesView(StorefrontView):
+    @extend_schema(
+        summary="What goes well with a product",
+        description="Matches grouped by complementary category, best category first; within a "
+        "row best first and diverse. Never the product itself or its own category; pins and "
+        "blocks applied. The ETag changes with the model version, the product and the answer.",
+        parameters=[MatchQuerySerializer],
+        responses={200: GoesWellWithSerializer, 304: None, **ERRORS},
+        examples=[OpenApiExample("Matches", value=MATCHES_EXAMPLE, response_only=True)],
+    )
+    def get(self, request: Request, sku: str) -> Response:
+        query = MatchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        product = active_product(sku)
+        categories = (
+            category_names(params["category"].split(","), "category")
+            if "category" in params
+            else None
+        )
+        found = recommendations.goes_well_with(
+            product, params.get("limit"), filters_from(params, categories)
+        )
+        data = GoesWellWithSerializer(
+            {"sku": product.sku, **found.__dict__}, context={"request": request}
+        ).data
+        version_id = found.rec_id.partition("-")[0]
+        return with_etag(request, data, version_id, last_change(product))
+
+
+class CompleteOutfitView(StorefrontView):
+    @extend_schema(
+        summary="Complete an outfit",
+        description="The best product for each category, chosen together to go with the given "
+        "products and with each other. `shuffle` gives the next best outfits. With one "
+        "category this is the fill-in-the-blank question the model is evaluated on.",
+        request=CompleteOutfitRequestSerializer,
+        responses={200: CompletedOutfitSerializer, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "A top and trousers",
+                value={"skus": ["TOP-0001", "TRS-0042"], "categories": ["shoes", "bags"]},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = CompleteOutfitRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        params = given.validated_data
+        skus = list(dict.fromkeys(params["skus"]))
+        products = {
+            p.sku: p
+            for p in Product.objects.filter(sku__in=skus, active=True).select_related("category")
+        }
+        unknown = [s for s in skus if s not in products]
+        if unknown:
+            raise exceptions.NotFound(
+                f"No active product with SKU {', '.join(map(repr, unknown))}.", code="unknown_sku"
+            )
+        categories = (
+            category_names(params["categories"], "categories") if "categories" in params else None
+        )
+        look = recommendations.complete_the_look(
+            [products[s] for s in skus],
+            categories,
+            params["shuffle"],
+            filters_from(params, None),
+        )
+        data = {"skus": skus, **look.__dict__}
+        return Response(CompletedOutfitSerializer(data, context={"request": request}).data)
+
+
+class ImageMatchesView(StorefrontView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        summary="Match something the shopper owns",
+        description="Upload a photo of one garment: catalog products that go well with it, by "
+        "category. The photo is embedded by the active model and not stored.",
+        request={"multipart/form-data": ImageMatchRequestSerializer},
+        responses={200: ImageMatchesSerializer, 503: ErrorResponseSerializer, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Matches for a photo of trousers",
+                value={
+                    "rec_id": MATCHES_EXAMPLE["rec_id"],
+                    "model_version": MATCHES_EXAMPLE["model_version"],
+                    "category": "Trousers",
+                    "category_guessed": True,
+                    "groups": [
+                        {
+                            "category": "Shoes",
+                            "matches": [
+                                {
+                                    **MATCHES_EXAMPLE["groups"][0]["matches"][0],
+                                    "sku": "SHO-0007",
+                                    "category": "Shoes",
+                                    "why": "learned",
+                                }
+                            ],
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = ImageMatchRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        params = given.validated_data
+        category = (
+            category_names([params["category"]], "category")[0] if "category" in params else None
+        )
+        try:
+            image = decode_image(params["image"].read())
+        except ImageRejected as error:
+            raise exceptions.ValidationError({"image": [str(error)]}) from None
+        try:
+            found = recommendations.matches_for_photo(
+                image, category, params.get("limit"), filters_from(params, None)
+            )
+        except recommendations.ModelNotReady as error:
+            raise ServiceUnavailable(str(error)) from None
+        return Response(ImageMatchesSerializer(found, context={"request": request}).data)
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "model_not_ready"
+
+
+class EventListView(StorefrontView):
+    @extend_schema(
+        summary="Record what shoppers did with recommendations",
+        description="Impressions, clicks and add-to-carts of products shown by the response "
+        "with `rec_id`: they make the click-through rates per model version and category in "
+        "the admin.",
+        request=EventRequestSerializer,
+        responses={201: EventReceiptSerializer, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Two products seen",
+                value={
+                    "rec_id": "12-9f2c41d07a3b5e68",
+                    "type": "impression",
+                    "skus": ["TRS-0042", "SHO-0007"],
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = EventRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        params = given.validated_data
+        try:
+            recorded = events.record_events(
+                params["rec_id"], params["type"], params["skus"], request.user
+            )
+        except events.InvalidEvent as error:
+            raise exceptions.ValidationError({"events": [str(error)]}) from None
+        return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from .csv_import import CsvFormatError, parse_mapping
 from .import_jobs import check_images_folder, create_import_job, enqueue_import_job
-from .models import ImportJob
+from .models import Category, ImportJob
 
 
 class ImportUploadForm(forms.Form):
@@ -81,3 +81,52 @@ class ImportUploadForm(forms.Form):
             )
             enqueue_import_job(job)
         return job
+
+
+class PhotoMatchForm(forms.Form):
+    """A shopper's photo of a garment they own."""
+
+    MAX_BYTES = 10 * 1024 * 1024
+    label_suffix = ""
+
+    photo = forms.ImageField(
+        help_text="A photo of one garment, on its own if you can (JPEG or PNG, up to 10 MB).",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
+    )
+    category = forms.ModelChoiceField(
+        Category.objects.filter(products__active=True).distinct(),
+        required=False,
+        to_field_name="name",
+        empty_label="Recognise it from the photo",
+        label="What is it?",
+    )
+    keep_photo = forms.BooleanField(
+        required=False,
+        label="Keep my photo to help improve matches",
+        help_text="Unticked, the photo is used for this answer only and never stored.",
+    )
+
+    def clean_photo(self):
+        photo = self.cleaned_data["photo"]
+        if photo.size > self.MAX_BYTES:
+            raise forms.ValidationError(
+                f"The photo is {photo.size / 1e6:.1f} MB; the limit is 10 MB."
+            )
+        photo.seek(0)
+        return photo
+
+    def clean_category(self) -> str:
+        category = self.cleaned_data["category"]
+        return category.name if category else ""
+
+    def keep(self, data: bytes) -> str:
+        """Store the photo (the shopper agreed), named by its content hash."""
+        import hashlib
+
+        from django.core.files.base import ContentFile
+        from django.core.files.storage import default_storage
+
+        name = f"shopper-photos/{hashlib.sha256(data).hexdigest()}.jpg"
+        return (
+            name if default_storage.exists(name) else default_storage.save(name, ContentFile(data))
+        )

@@ -55,7 +55,8 @@ class StoredImage:
     sha256: str
 
 
-def _decoded(data: bytes) -> Image.Image:
+def decode_image(data: bytes) -> Image.Image:
+    """The picture in `data` as RGB, or ImageRejected saying why (size, corrupt, not an image)."""
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -81,7 +82,7 @@ def _decoded(data: bytes) -> Image.Image:
 
 def check_image(data: bytes) -> str:
     """Decode without storing (dry runs); returns the content hash."""
-    _decoded(data)
+    decode_image(data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -91,7 +92,7 @@ def store_image(data: bytes) -> StoredImage:
     thumbnail_name = f"products/{sha256[:2]}/{sha256}-thumb.jpg"
     if default_storage.exists(name) and default_storage.exists(thumbnail_name):
         return StoredImage(name, thumbnail_name, sha256)
-    image = _decoded(data)
+    image = decode_image(data)
     for target, picture in ((name, image), (thumbnail_name, image.copy())):
         if target == thumbnail_name:
             picture.thumbnail(THUMBNAIL_SIZE)

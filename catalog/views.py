@@ -1,12 +1,20 @@
-"""Shopper-facing product pages."""
+"""Shopper-facing pages: product list, product detail with "Goes well with", "Complete the look"
+and "Match something you own". They work without JavaScript."""
 
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from outfits.services import goes_well_with
+from outfits.recommendations import (
+    ModelNotReady,
+    complete_the_look,
+    goes_well_with,
+    matches_for_photo,
+)
 
+from .forms import PhotoMatchForm
+from .image_sources import ImageRejected, decode_image
 from .models import Category, Product
 
 PRODUCTS_PER_PAGE = 24
@@ -34,13 +42,55 @@ def product_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def active_product(sku: str) -> Product:
+    return get_object_or_404(Product.objects.select_related("category"), sku=sku, active=True)
+
+
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
-    product = get_object_or_404(Product.objects.select_related("category"), sku=sku, active=True)
+    product = active_product(sku)
     return render(
         request,
         "catalog/product_detail.html",
-        {
-            "product": product,
-            "recommendations": goes_well_with(product),
-        },
+        {"product": product, "recommendations": goes_well_with(product)},
+    )
+
+
+def complete_look(request: HttpRequest, sku: str) -> HttpResponse:
+    product = active_product(sku)
+    try:
+        shuffle = max(0, int(request.GET.get("shuffle", "0")))
+    except ValueError:
+        shuffle = 0
+    look = complete_the_look([product], shuffle=shuffle)
+    return render(
+        request,
+        "catalog/complete_look.html",
+        {"product": product, "look": look, "next_shuffle": look.shuffle + 1},
+    )
+
+
+def match_photo(request: HttpRequest) -> HttpResponse:
+    """Upload a photo of a garment, see what in the catalog goes with it. The photo is kept
+    only when the shopper ticks the box."""
+    form = PhotoMatchForm(request.POST or None, request.FILES or None)
+    found, error, status = None, None, 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data["photo"].read()
+            try:
+                image = decode_image(data)
+                found = matches_for_photo(image, form.cleaned_data["category"] or None)
+                if form.cleaned_data["keep_photo"]:
+                    form.keep(data)
+            except ImageRejected as rejected:
+                error, status = f"That file is {rejected}. Try a JPEG or PNG photo.", 400
+            except ModelNotReady as not_ready:
+                error, status = str(not_ready), 503
+        else:
+            status = 400
+    return render(
+        request,
+        "catalog/match_photo.html",
+        {"form": form, "found": found, "error": error},
+        status=status,
     )

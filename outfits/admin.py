@@ -1,6 +1,22 @@
-from django.contrib import admin
+"""Admin for stylists' outfits, merchandisers' pins and blocks, storefront API keys and the
+click-through rates of recommendations."""
 
-from .models import Outfit, OutfitItem
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from .api_keys import create_api_key, revoke_api_key
+from .events import click_through_rates
+from .models import (
+    ApiKey,
+    BlockedPair,
+    BlockedProduct,
+    Outfit,
+    OutfitItem,
+    PinnedMatch,
+    RecommendationEvent,
+)
 
 
 class OutfitItemInline(admin.TabularInline):
@@ -18,3 +34,99 @@ class OutfitAdmin(admin.ModelAdmin):
     @admin.display(description="items")
     def item_count(self, outfit: Outfit) -> int:
         return outfit.items.count()
+
+
+@admin.register(PinnedMatch)
+class PinnedMatchAdmin(admin.ModelAdmin):
+    list_display = ["product", "match", "match_category", "position", "created_at"]
+    list_editable = ["position"]
+    autocomplete_fields = ["product", "match"]
+    search_fields = ["product__sku", "product__title", "match__sku", "match__title"]
+    list_select_related = ["product", "match__category"]
+
+    @admin.display(description="category", ordering="match__category__name")
+    def match_category(self, pin: PinnedMatch) -> str:
+        return pin.match.category.name
+
+
+@admin.register(BlockedPair)
+class BlockedPairAdmin(admin.ModelAdmin):
+    list_display = ["product", "other", "created_at"]
+    autocomplete_fields = ["product", "other"]
+    search_fields = ["product__sku", "product__title", "other__sku", "other__title"]
+    list_select_related = ["product", "other"]
+
+
+@admin.register(BlockedProduct)
+class BlockedProductAdmin(admin.ModelAdmin):
+    list_display = ["product", "reason", "created_at"]
+    autocomplete_fields = ["product"]
+    search_fields = ["product__sku", "product__title", "reason"]
+    list_select_related = ["product"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "origins_list", "requests_per_minute", "status", "created_at"]
+    fields = ["name", "allowed_origins", "requests_per_minute"]
+    fields += ["prefix", "created_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    @admin.display(description="allowed origins")
+    def origins_list(self, key: ApiKey) -> str:
+        return ", ".join(key.origins) or "— (server-to-server)"
+
+    @admin.display(description="status")
+    def status(self, key: ApiKey) -> str:
+        return f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "live"
+
+    def save_model(self, request: HttpRequest, key: ApiKey, form, change: bool) -> None:
+        if change:
+            super().save_model(request, key, form, change)
+            return
+        created, raw_key = create_api_key(
+            key.name, key.origins, key.requests_per_minute, request.user
+        )
+        key.pk, key.prefix = created.pk, created.prefix
+        messages.warning(
+            request,
+            f"The key for {key.name} is {raw_key} — copy it now: it is stored only as a hash "
+            "and cannot be shown again. Send it as the header: Authorization: Api-Key <key>",
+        )
+
+    @admin.action(description="Revoke the selected keys (they stop working at once)")
+    def revoke(self, request: HttpRequest, keys: QuerySet[ApiKey]) -> None:
+        for key in keys:
+            revoke_api_key(key)
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+
+    def has_delete_permission(self, request: HttpRequest, key: ApiKey | None = None) -> bool:
+        return False  # revoke instead: events keep pointing at the key
+
+
+@admin.register(RecommendationEvent)
+class RecommendationEventAdmin(admin.ModelAdmin):
+    """The events, with click-through rates per model version and per category above them."""
+
+    change_list_template = "admin/outfits/recommendationevent/change_list.html"
+    list_display = ["created_at", "kind", "product", "category", "model_version", "rec_id"]
+    list_filter = ["kind", "model_version", "category"]
+    search_fields = ["rec_id", "product__sku"]
+    list_select_related = ["product", "category", "model_version"]
+    date_hierarchy = "created_at"
+
+    def changelist_view(self, request: HttpRequest, extra_context=None) -> HttpResponse:
+        context = {
+            "rates_by_version": click_through_rates("model_version"),
+            "rates_by_category": click_through_rates("category"),
+            "now": timezone.now(),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, event=None) -> bool:
+        return False

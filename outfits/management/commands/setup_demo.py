@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from catalog.demo_catalog import generate_demo_catalog
 from embeddings.models import ModelVersion
 from embeddings.progress import TerminalProgress
+from outfits.api_keys import create_api_key, find_api_key
 
 ADMIN_USERNAME = "admin"
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         password = self.ensure_admin()
+        api_key = self.ensure_demo_api_key()
 
         self.step("Drawing the demo catalog")
         bar = TerminalProgress()
@@ -85,9 +87,24 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 "Shop:  http://127.0.0.1:8000/\n"
-                f"Admin: http://127.0.0.1:8000/admin/  user {ADMIN_USERNAME}  password {password}"
+                f"Admin: http://127.0.0.1:8000/admin/  user {ADMIN_USERNAME}  password {password}\n"
+                "API:   http://127.0.0.1:8000/api/docs/  header  Authorization: Api-Key "
+                f"{api_key}"
             )
         )
+
+    def ensure_demo_api_key(self) -> str:
+        """A storefront API key for trying the API; kept in var/ (only its hash is in the
+        database), made again if it was revoked."""
+        key_file = settings.VAR_DIR / "demo-api-key.txt"
+        if key_file.exists() and find_api_key(key_file.read_text()):
+            return key_file.read_text().strip()
+        _, raw_key = create_api_key(
+            "Demo storefront", ["http://127.0.0.1:8000", "http://localhost:8000"]
+        )
+        key_file.write_text(raw_key)
+        key_file.chmod(0o600)
+        return raw_key
 
     def ensure_admin(self) -> str:
         """The demo's superuser; its random password is kept in var/ so reruns print the same."""

@@ -5,7 +5,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from PIL import Image
 from catalog.demo_catalog import DemoCatalog, generate_demo_catalog
 from catalog.import_jobs import create_import_job, run_import_job
 from catalog.models import ImportJob
+from tests.support import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +32,33 @@ def isolated_files(settings, tmp_path: Path):
     services._loaded = None  # no model version leaks from one test's files into another
     yield
     services._loaded = None
+
+
+@pytest.fixture
+def trained_shop(db, small_catalog, use_backbone):
+    """The small catalog and its outfits imported, and a model trained and active."""
+    from django.core.management import call_command
+
+    from embeddings.models import ModelVersion
+
+    call_command("import_catalog", str(small_catalog.products_csv))
+    call_command("import_outfits", str(small_catalog.outfits_csv))
+    call_command("train", epochs=4)
+    return ModelVersion.objects.get(is_active=True)
+
+
+@pytest.fixture
+def storefront(db):
+    """An API client holding a fresh storefront API key (`.api_key`, `.raw_key`)."""
+    from rest_framework.test import APIClient
+
+    from outfits.api_keys import create_api_key
+
+    key, raw_key = create_api_key("Test storefront", ["https://shop.example.com"])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    client.api_key, client.raw_key = key, raw_key
+    return client
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +172,6 @@ def manage_py() -> Callable[..., str]:
 # --- The deployed shape: worker and web server processes on the test's own database ---
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def reachable(port: int) -> bool:
@@ -289,16 +317,3 @@ def web_server(site_env: dict[str, str], tmp_path: Path) -> str:
     yield url
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=20)
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 300, every=0.2):
-    """Poll `condition()` until it returns something true; fail saying `what` was awaited."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")

@@ -31,3 +31,18 @@ if not os.environ.get("DATABASE_URL") and postgres_reachable(TEST_DATABASE_URL):
     DATABASES["default"]["TEST"] = {"NAME": f"test_outfits_{os.getpid()}"}
 elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+
+# API rate limits are counted in Redis, as in production, when it runs here; each test run
+# gets its own key prefix.
+if not os.environ.get("REDIS_URL"):
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+        CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": "redis://127.0.0.1:6379/1",
+                "KEY_PREFIX": f"test-{os.getpid()}",
+            }
+        }
+    except OSError:
+        pass

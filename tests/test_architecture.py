@@ -15,6 +15,8 @@ ENGINE_MODULES = [
     "encode",
     "evaluate",
     "index",
+    "category_probe",
+    "photo",
     "pretrain",
     "progress",
     "space",

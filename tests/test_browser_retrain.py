@@ -2,38 +2,17 @@
 admin, and the run's page follows the worker's progress, without reloading, to the result.
 The screenshot is kept in test-artifacts/."""
 
-import os
-from contextlib import contextmanager
-from pathlib import Path
-
 import pytest
-from conftest import ROOT
+from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from embeddings.models import ModelVersion, TrainingRun
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("OUTFITS_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-
 pytestmark = [
     pytest.mark.services,
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make test)"),
 ]
-
-
-@contextmanager
-def chromium_page():
-    """A page of Debian's chromium. Playwright runs an event loop meanwhile, in which Django's
-    ORM refuses to run: the test talks to the database before and after."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        yield browser.new_page(viewport={"width": 1280, "height": 900})
-        browser.close()
 
 
 def test_staff_press_retrain_and_watch_the_progress_to_the_result(

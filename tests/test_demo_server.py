@@ -14,7 +14,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from conftest import ROOT, wait_for
+from tests.support import ROOT, wait_for
 
 
 class Browser:

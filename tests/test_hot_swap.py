@@ -14,6 +14,7 @@ from catalog.models import Product
 from embeddings import services
 from embeddings.index import CompatibilityIndex
 from embeddings.models import ModelVersion
+from outfits.api_keys import create_api_key
 
 
 @pytest.fixture
@@ -23,13 +24,21 @@ def two_versions(transactional_db, settings, small_catalog, use_backbone):
     settings.OUTFITS_ACTIVATION_MARGIN = -1.0  # activate each new version
     call_command("train", epochs=1, unfreeze_blocks=0)
     call_command("train", epochs=6, unfreeze_blocks=0)
+    global AUTHORIZATION
+    AUTHORIZATION = f"Api-Key {create_api_key('hot swap')[1]}"
     return list(ModelVersion.objects.order_by("created_at"))
 
 
+AUTHORIZATION = ""
+
+
 def matches(base_url: str, sku: str) -> dict:
-    with urllib.request.urlopen(f"{base_url}/api/v1/products/{sku}/matches/", timeout=30) as r:
-        assert r.status == 200
-        return json.loads(r.read())
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/products/{sku}/matches/", headers={"Authorization": AUTHORIZATION}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        return json.loads(response.read())
 
 
 def test_hot_swap_while_the_api_answers(two_versions, live_server, monkeypatch):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, wait_for
+from tests.support import ROOT, wait_for
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse

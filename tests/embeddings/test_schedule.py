@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT
+from tests.support import ROOT
 
 from embeddings.models import TrainingRun
 from embeddings.tasks import scheduled_retrain

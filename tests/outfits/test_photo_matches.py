@@ -1,0 +1,86 @@
+"""Match something you own: a shopper's photo, embedded by the active model, matched against
+the catalog, on the page and through the API; stored only with the shopper's consent."""
+
+from pathlib import Path
+
+import pytest
+
+from catalog.models import Product
+
+
+@pytest.fixture
+def photo_of(settings):
+    """The stored image of a catalog product, as a shopper's photo would arrive."""
+
+    def photo(product: Product) -> Path:
+        return Path(settings.MEDIA_ROOT) / product.image.name
+
+    return photo
+
+
+def test_the_api_matches_a_photo_with_other_categories(trained_shop, storefront, photo_of):
+    skirt = Product.objects.filter(category__name="Bottoms").first()
+    with photo_of(skirt).open("rb") as image:
+        response = storefront.post(
+            "/api/v1/matches/by-image/", {"image": image, "limit": 3}, format="multipart"
+        )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["model_version"] == trained_shop.name and data["rec_id"]
+    assert data["category_guessed"] is True
+    groups = {g["category"]: g["matches"] for g in data["groups"]}
+    assert groups and data["category"] not in groups
+    assert all(1 <= len(m) <= 3 for m in groups.values())
+    assert all(m["why"] == "learned" and m["in_stock"] for g in groups.values() for m in g)
+
+    with photo_of(skirt).open("rb") as image:
+        told = storefront.post(
+            "/api/v1/matches/by-image/", {"image": image, "category": "bottoms"}, format="multipart"
+        ).json()
+    assert told["category"] == "Bottoms" and told["category_guessed"] is False
+    assert "Bottoms" not in {g["category"] for g in told["groups"]}
+
+    shown = [m["sku"] for g in told["groups"] for m in g["matches"]]
+    Product.objects.filter(sku=shown[0]).update(active=False)
+    with photo_of(skirt).open("rb") as image:
+        again = storefront.post(
+            "/api/v1/matches/by-image/", {"image": image, "category": "bottoms"}, format="multipart"
+        ).json()
+    assert shown[0] not in {m["sku"] for g in again["groups"] for m in g["matches"]}
+
+
+def test_the_api_rejects_what_is_not_a_photo(trained_shop, storefront, tmp_path):
+    fake = tmp_path / "shirt.jpg"
+    fake.write_bytes(b"not an image at all")
+    with fake.open("rb") as image:
+        response = storefront.post(
+            "/api/v1/matches/by-image/", {"image": image}, format="multipart"
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_parameters"
+    assert "image: " in response.json()["error"]["message"]
+    missing = storefront.post("/api/v1/matches/by-image/", {}, format="multipart")
+    assert missing.json()["error"]["message"] == "image: No file was submitted."
+
+
+def test_the_api_says_when_no_model_is_trained(db, storefront, draw_image, tmp_path):
+    with draw_image(tmp_path / "shirt.png").open("rb") as image:
+        response = storefront.post(
+            "/api/v1/matches/by-image/", {"image": image}, format="multipart"
+        )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_not_ready"
+
+
+def test_the_page_keeps_the_photo_only_with_consent(trained_shop, client, photo_of, settings):
+    bag = Product.objects.filter(category__name="Bags").first()
+    kept = Path(settings.MEDIA_ROOT) / "shopper-photos"
+    with photo_of(bag).open("rb") as image:
+        page = client.post("/match/", {"photo": image})
+    html = page.content.decode()
+    assert page.status_code == 200 and "Goes well with your" in html
+    assert html.count('class="card"') >= 2
+    assert not kept.exists()
+    with photo_of(bag).open("rb") as image:
+        client.post("/match/", {"photo": image, "keep_photo": "on", "category": "Bags"})
+    assert len(list(kept.iterdir())) == 1

@@ -1,0 +1,158 @@
+"""The recommendation service on a hand-made model: ranking, diversity, filters, why, pins and
+blocks, and complete-the-look."""
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from outfits.models import BlockedPair, BlockedProduct, PinnedMatch
+from outfits.recommendations import (
+    CURATED,
+    LEARNED,
+    PINNED,
+    MatchFilters,
+    complete_the_look,
+    goes_well_with,
+    model_version_of_rec_id,
+    most_relevant_and_diverse,
+)
+
+
+def rows_of(found) -> dict[str, list[str]]:
+    return {g.category.name: [m.product.sku for m in g.matches] for g in found.groups}
+
+
+def test_maximal_marginal_relevance_prefers_a_different_item_to_a_near_duplicate():
+    vectors = np.asarray([[1, 0], [0.999, 0.045], [0.6, 0.8]], dtype=np.float32)
+    candidates = [(0, 0.9), (1, 0.89), (2, 0.8)]
+    assert most_relevant_and_diverse(candidates, vectors, 2, relevance=1.0) == candidates[:2]
+    assert most_relevant_and_diverse(candidates, vectors, 2, relevance=0.7) == [
+        (0, 0.9),
+        (2, 0.8),
+    ]
+
+
+def test_rows_are_best_first_diverse_and_never_the_own_category(handmade_shop, settings):
+    settings.OUTFITS_MATCH_DIVERSITY = 0.0
+    plain = goes_well_with(handmade_shop["T1"])
+    assert plain.in_model and plain.model_version == "handmade-1"
+    assert rows_of(plain)["Trousers"] == ["P1", "P2", "P3"]  # by score alone
+    settings.OUTFITS_MATCH_DIVERSITY = 0.3
+    found = goes_well_with(handmade_shop["T1"])
+    rows = rows_of(found)
+    assert rows["Trousers"][:2] == ["P1", "P3"]  # P2, P1's near-twin, is pushed down
+    assert "Tops" not in rows and set(rows) == {"Trousers", "Shoes", "Bags", "Skirts"}
+    assert list(rows)[0] == "Shoes"  # the category stylists pair with tops most often
+    assert model_version_of_rec_id(found.rec_id) == handmade_shop.version.pk
+
+
+def test_why_says_curated_for_items_stylists_put_with_it(handmade_shop):
+    found = goes_well_with(handmade_shop["T1"], limit=5)
+    why = {m.product.sku: m.why for g in found.groups for m in g.matches}
+    assert why["P4"] == why["S1"] == why["B1"] == CURATED  # T1's own outfit
+    assert why["P1"] == why["S2"] == LEARNED
+
+
+def test_stock_price_and_category_filters(handmade_shop):
+    handmade_shop["P1"].in_stock = False
+    handmade_shop["P1"].save()
+    assert "P1" not in rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+    with_out_of_stock = goes_well_with(
+        handmade_shop["T1"], filters=MatchFilters(in_stock_only=False)
+    )
+    assert "P1" in rows_of(with_out_of_stock)["Trousers"]
+    cheap = goes_well_with(handmade_shop["T1"], filters=MatchFilters(price_max=Decimal("20")))
+    prices = [m.product.price for g in cheap.groups for m in g.matches]
+    assert prices and max(prices) <= 20
+    only = goes_well_with(handmade_shop["T1"], filters=MatchFilters(categories=["Bags"]))
+    assert list(rows_of(only)) == ["Bags"]
+
+
+def test_inactive_products_are_never_matches(handmade_shop):
+    handmade_shop["S1"].active = False
+    handmade_shop["S1"].save()
+    for sku in ["T1", "T3", "P1", "B1"]:
+        found = goes_well_with(handmade_shop[sku], limit=10)
+        assert "S1" not in {m.product.sku for g in found.groups for m in g.matches}
+
+
+def test_a_pin_takes_its_position_even_for_a_product_the_model_lacks(handmade_shop):
+    PinnedMatch.objects.create(product=handmade_shop["T1"], match=handmade_shop["P4"], position=1)
+    trousers = next(
+        g for g in goes_well_with(handmade_shop["T1"]).groups if g.category.name == "Trousers"
+    )
+    assert (trousers.matches[0].product.sku, trousers.matches[0].why) == ("P4", PINNED)
+    assert trousers.matches[0].score == pytest.approx(0.3, abs=0.01)  # its real score
+    assert [m.product.sku for m in trousers.matches[1:]] == ["P1", "P3"]
+
+    belt = handmade_shop["B1"].__class__.objects.create(
+        sku="NEW-BELT", title="New belt", category=handmade_shop["B1"].category
+    )
+    PinnedMatch.objects.create(product=handmade_shop["T1"], match=belt, position=2)
+    bags = next(g for g in goes_well_with(handmade_shop["T1"]).groups if g.category.name == "Bags")
+    assert bags.matches[1].product.sku == "NEW-BELT" and bags.matches[1].score is None
+
+
+def test_blocks_are_honoured_at_once(handmade_shop):
+    BlockedPair.objects.create(product=handmade_shop["P1"], other=handmade_shop["T1"])
+    assert "P1" not in rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]  # both ways
+    assert "P1" in rows_of(goes_well_with(handmade_shop["S1"], limit=5))["Trousers"]
+    BlockedProduct.objects.create(product=handmade_shop["S1"])
+    for sku in ["T1", "P1", "B2"]:
+        shown = {
+            m.product.sku
+            for g in goes_well_with(handmade_shop[sku], limit=5).groups
+            for m in g.matches
+        }
+        assert "S1" not in shown
+    PinnedMatch.objects.create(product=handmade_shop["T1"], match=handmade_shop["S1"], position=1)
+    assert "S1" not in rows_of(goes_well_with(handmade_shop["T1"], limit=5))["Shoes"]
+
+
+def test_a_product_newer_than_the_model_gets_no_model_matches(handmade_shop):
+    newcomer = handmade_shop["T1"].__class__.objects.create(
+        sku="NEW-TOP", title="New top", category=handmade_shop["T1"].category
+    )
+    found = goes_well_with(newcomer)
+    assert found.model_version == "handmade-1" and not found.in_model and found.groups == []
+
+
+def test_complete_the_look_picks_one_per_category_and_no_clashing_categories(handmade_shop):
+    look = complete_the_look([handmade_shop["T1"]])
+    categories = [m.product.category.name for m in look.items]
+    assert len(categories) == len(set(categories)) >= 3
+    assert not {"Trousers", "Skirts"} <= set(categories)  # never in one outfit
+    assert "Tops" not in categories
+    assert look.score is not None and look.shuffle == 0
+
+    second = complete_the_look([handmade_shop["T1"]], shuffle=1)
+    assert [m.product.sku for m in second.items] != [m.product.sku for m in look.items]
+    assert second.score <= look.score
+
+
+def test_complete_the_look_with_one_category_is_the_fill_in_the_blank_answer(handmade_shop):
+    look = complete_the_look([handmade_shop["T1"]], ["Trousers"])
+    assert [m.product.sku for m in look.items] == ["P1"]  # highest score with T1
+    both = complete_the_look([handmade_shop["T1"], handmade_shop["S2"]], ["Trousers"])
+    # With S2 in the outfit P3 (close to S2) beats P1: the mean over the partial outfit counts.
+    assert [m.product.sku for m in both.items] == ["P3"]
+
+
+def test_complete_the_look_honours_blocks_and_stock(handmade_shop):
+    best = complete_the_look([handmade_shop["T1"]])
+    first = best.items[0].product
+    BlockedPair.objects.create(product=handmade_shop["T1"], other=first)
+    assert first not in [m.product for m in complete_the_look([handmade_shop["T1"]]).items]
+    first.in_stock = False
+    first.save()
+    BlockedPair.objects.all().delete()
+    assert first not in [m.product for m in complete_the_look([handmade_shop["T1"]]).items]
+
+
+def test_a_new_active_version_is_served_at_once(handmade_shop, handmade_version):
+    handmade_version(["T1", "P1", "S1"], "handmade-2")
+    found = goes_well_with(handmade_shop["T1"], limit=5)
+    assert found.model_version == "handmade-2"
+    # Its outfits pair tops with shoes only: trousers are not complementary in it.
+    assert {m.product.sku for g in found.groups for m in g.matches} == {"S1"}

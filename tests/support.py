@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 300, every=0.2):
     """Poll `condition()` until it returns something true; fail saying `what` was awaited."""
-    import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

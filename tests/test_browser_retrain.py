@@ -3,11 +3,11 @@ admin, and the run's page follows the worker's progress, without reloading, to t
 The screenshot is kept in test-artifacts/."""
 
 import pytest
-from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from embeddings.models import ModelVersion, TrainingRun
+from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 
 pytestmark = [
     pytest.mark.services,

@@ -5,10 +5,10 @@ Screenshots are kept in test-artifacts/."""
 from pathlib import Path
 
 import pytest
-from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 from django.core.management import call_command
 
 from catalog.models import Product
+from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (make test)")
 

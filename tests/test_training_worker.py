@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.support import ROOT, wait_for
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
 from embeddings.models import ModelVersion, TrainingRun
 from embeddings.training_runs import STAGES, create_training_run
+from tests.support import ROOT, wait_for
 
 pytestmark = pytest.mark.services
 

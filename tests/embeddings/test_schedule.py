@@ -6,11 +6,10 @@ import os
 import subprocess
 import sys
 
-from tests.support import ROOT
-
 from embeddings.models import TrainingRun
 from embeddings.tasks import scheduled_retrain
 from embeddings.training_runs import create_training_run
+from tests.support import ROOT
 
 SHOW_SCHEDULE = (
     "import django, json; django.setup(); from django.conf import settings; "

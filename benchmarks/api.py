@@ -241,6 +241,7 @@ def build_shop(count: int, outfit_count: int, seed: int) -> list[str]:
     from django.conf import settings
     from django.utils.text import slugify
 
+    from catalog.import_jobs import refresh_planner_statistics
     from catalog.models import Category, Product
     from embeddings.artifacts import ModelVersionWriter, read_manifest
     from embeddings.index import CompatibilityIndex
@@ -272,6 +273,7 @@ def build_shop(count: int, outfit_count: int, seed: int) -> list[str]:
         for n, name in enumerate(names)
     ]
     Product.objects.bulk_create(products, batch_size=5000)
+    refresh_planner_statistics()  # as a catalog import does
     print(f"  {count:,} products in {time.perf_counter() - started:.1f} s", flush=True)
 
     started = time.perf_counter()

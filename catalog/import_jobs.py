@@ -12,7 +12,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.core.files import File
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -26,7 +26,7 @@ from .csv_import import (
     spreadsheet_safe,
 )
 from .image_sources import ArchiveRejected, ImageSources, UrlFetcher, extract_archive
-from .models import ImportJob, ImportRejection
+from .models import Category, ImportJob, ImportRejection, Product
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +264,7 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
             report = ImportReport()
             importer.finish(report)
             _record(job, report, last_line=job.lines_total)
+        refresh_planner_statistics()
         job.refresh_from_db()
         job.status = ImportJob.Status.SUCCEEDED
         job.lines_done = job.lines_total
@@ -282,6 +283,17 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
         progress(job)
     logger.info("import job %s %s: %s", job.pk, job.status, job.message)
     return job
+
+
+def refresh_planner_statistics() -> None:
+    """ANALYZE the catalog's tables (PostgreSQL). Autovacuum does it too, but only some time
+    after a bulk load: until then the planner believes the product table is empty and scans it
+    whole for the matches query (7 ms instead of 0.6 ms at 20k products)."""
+    if connection.vendor != "postgresql":
+        return
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in (Product, Category))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encoding: str) -> None:

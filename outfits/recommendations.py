@@ -143,7 +143,8 @@ def shown_rows(
 def categories_of_visible(visible: QuerySet[Product], skus: Iterable[str]) -> dict[str, str]:
     """SKU → category name of the visible products among `skus`: one light query, no model
     instances for the many candidates that will not be shown."""
-    return dict(visible.filter(sku__in=set(skus)).values_list("sku", "category__name"))
+    rows = visible.filter(sku__in=set(skus)).order_by().values_list("sku", "category__name")
+    return dict(rows)
 
 
 def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int) -> str:

@@ -234,3 +234,19 @@ def test_an_interrupted_job_resumes_after_its_last_committed_chunk(run_import, s
     resumed = run_import_job(job.pk)
     assert resumed.status == "succeeded" and resumed.created == 5
     assert sorted(Product.objects.values_list("sku", flat=True)) == ["A", "B", "C", "D", "E"]
+
+
+def test_an_import_refreshes_the_planner_statistics_of_the_product_table(run_import):
+    """Without them PostgreSQL takes a freshly loaded product table for empty and scans it
+    whole on every matches request."""
+    from django.db import connection
+
+    body = HEADER + "".join(f"S-{n},Shirt {n},Shirts,blue,10,yes,,summer\n" for n in range(30))
+    job = run_import(body)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = %s", [Product._meta.db_table]
+        )
+        estimated_rows = cursor.fetchone()[0]
+    assert job.status == ImportJob.Status.SUCCEEDED
+    assert estimated_rows == 30

@@ -28,11 +28,10 @@ from .category_probe import PROBE_FILE, CategoryProbe
 from .encode import encode_texts
 from .index import ITEMS_FILE
 from .text import describe
-from .train import load_head
+from .train import HEAD_FILE, load_head
 
 logger = logging.getLogger(__name__)
 
-HEAD_FILE = "head.safetensors"
 # Zero-shot prompts, averaged per category (CLIP's prompt ensembling). The bare name is how a
 # category appears in the captions the offline backbone is pretrained on (see text.describe).
 CATEGORY_PROMPTS = ("a photo of a {}", "{}")

@@ -95,7 +95,13 @@ def train_model_version(
     from .backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
     from .category_probe import PROBE_FILE, fit_category_probe, held_out_accuracy
     from .evaluate import split_outfits
-    from .train import HeadTrainingConfig, save_head, train_compatibility_head, trained_space
+    from .train import (
+        HEAD_FILE,
+        HeadTrainingConfig,
+        save_head,
+        train_compatibility_head,
+        trained_space,
+    )
 
     stopwatch = Stopwatch()
     progress("preparing", 0, 1)
@@ -157,7 +163,7 @@ def train_model_version(
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         check_cancelled()  # the last point to give up: what follows is quick
         index.save(writer.directory)
-        save_head(head, writer.directory / "head.safetensors")
+        save_head(head, writer.directory / HEAD_FILE)
         category_probe.save(writer.directory / PROBE_FILE)
         if items.image_top is not None:
             save_image_tower_top(items.image_top, writer.directory / IMAGE_TOWER_TOP_FILE)

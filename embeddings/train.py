@@ -254,6 +254,9 @@ def project(
     return torch.cat([head(items(chunk)) for chunk in rows.split(batch_size)]).numpy()
 
 
+HEAD_FILE = "head.safetensors"  # the compatibility head, in a model version's directory
+
+
 def save_head(head: CompatibilityHead, path: Path) -> None:
     from safetensors.torch import save_file
 

@@ -125,19 +125,27 @@ def most_relevant_and_diverse(
     return [candidates[i] for i in picked]
 
 
-def shown_rows(
+def visible_diverse_rows(
     index: CompatibilityIndex,
-    hits: list[tuple[int, float]],
-    shown_categories: dict[str, str],
-    category: str,
+    visible: QuerySet[Product],
+    found: dict[str, list[tuple[int, float]]],
     limit: int,
-) -> list[tuple[int, float]]:
-    """The (row, score) hits that may be shown in `category`'s row (`shown_categories`: the
-    visible products' categories by SKU), diverse, at most `limit`."""
-    kept = [(r, score) for r, score in hits if shown_categories.get(index.skus[r]) == category]
-    return most_relevant_and_diverse(
-        kept, index.vectors, limit, 1 - settings.OUTFITS_MATCH_DIVERSITY
-    )
+) -> dict[str, list[tuple[int, float]]]:
+    """For each category's (row, score) hits: those that are visible products of that
+    category, diverse, at most `limit`."""
+    if not found:
+        return {}
+    shown = categories_of_visible(visible, (index.skus[r] for h in found.values() for r, _ in h))
+    relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
+    return {
+        category: most_relevant_and_diverse(
+            [(r, score) for r, score in hits if shown.get(index.skus[r]) == category],
+            index.vectors,
+            limit,
+            relevance,
+        )
+        for category, hits in found.items()
+    }
 
 
 def categories_of_visible(visible: QuerySet[Product], skus: Iterable[str]) -> dict[str, str]:
@@ -188,12 +196,7 @@ def goes_well_with(
                     (index.row_of_sku[sku], score)
                     for sku, score in index.nearest(product.sku, category, fetch)
                 ]
-    chosen: dict[str, list[tuple[int, float]]] = {}
-    if found:
-        shown = categories_of_visible(
-            visible, (index.skus[r] for h in found.values() for r, _ in h)
-        )
-        chosen = {c: shown_rows(index, hits, shown, c, limit) for c, hits in found.items()}
+    chosen = visible_diverse_rows(index, visible, found, limit)
     pin_positions = dict(
         PinnedMatch.objects.filter(product=product).values_list("match_id", "position")
     )
@@ -380,16 +383,17 @@ def matches_for_photo(
         raise ModelNotReady("A new model version is being switched in; try again in a moment.")
     query = photo.encode(image, category)
     found = {
-        other: index.nearest_to_vector(query.vector, query.category, other, limit * 4 + 10)
+        other: [
+            (index.row_of_sku[sku], score)
+            for sku, score in index.nearest_to_vector(
+                query.vector, query.category, other, limit * 4 + 10
+            )
+        ]
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)
     }
     visible = visible_products([], filters)
-    shown = categories_of_visible(visible, (sku for hits in found.values() for sku, _ in hits))
-    chosen = {
-        other: shown_rows(index, [(index.row_of_sku[k], v) for k, v in hits], shown, other, limit)
-        for other, hits in found.items()
-    }
+    chosen = visible_diverse_rows(index, visible, found, limit)
     skus = [index.skus[r] for rows in chosen.values() for r, _ in rows]
     products = {p.sku: p for p in visible.filter(sku__in=skus)}
     groups = []

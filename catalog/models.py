@@ -5,11 +5,15 @@ from django.db import models
 from django.urls import reverse
 from django.utils.text import slugify
 
+from .changes import EverythingQuerySet, ProductQuerySet
+
 
 class Category(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=140, unique=True)
     group = models.CharField(max_length=120, blank=True, help_text="e.g. Tops, Bottoms")
+
+    objects = EverythingQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -52,6 +56,8 @@ class Product(models.Model):
         editable=False,
     )
     import_line = models.PositiveIntegerField(null=True, blank=True, editable=False)
+
+    objects = ProductQuerySet.as_manager()
 
     class Meta:
         ordering = ["sku"]
@@ -167,3 +173,27 @@ class ImportRejection(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.column}={self.value!r}: {self.reason}"
+
+
+class ServingGeneration(models.Model):
+    """One row: the number of the latest change to what shoppers may be shown (products,
+    categories, merchandising rules, API keys, the active model) and a random stamp of it, so
+    a web process that has read number n knows whether its copy is current (see
+    catalog.changes). The stamp tells a rolled-back or restored counter from the one read."""
+
+    number = models.PositiveBigIntegerField(default=0)
+    stamp = models.CharField(max_length=16, default="")
+
+    def __str__(self) -> str:
+        return f"change {self.number}"
+
+
+class ServingChange(models.Model):
+    """What change `number` touched: the ids of the products, or null for "reload all"."""
+
+    number = models.PositiveBigIntegerField(primary_key=True)
+    stamp = models.CharField(max_length=16)
+    product_ids = models.JSONField(null=True)
+
+    def __str__(self) -> str:
+        return f"change {self.number}"

@@ -103,7 +103,8 @@ class CompatibilityIndex:
         index = self.indexes.get(category)
         if row is None or index is None or count <= 0:
             return []
-        found, _ = self._search(index, self.space.query(row, category), count + 1)
+        query = self.space.query(row, category)
+        found, _ = self._search(index, query, count + 1)
         # Items stylists paired with this one join the candidates: their blended score may
         # beat the nearest neighbours'.
         partners = [
@@ -111,11 +112,12 @@ class CompatibilityIndex:
             for other in self.cooccurrence.partners.get(row, {})
             if self.categories[other] == category
         ]
-        candidates = list(dict.fromkeys(int(r) for r in [*found, *partners]))
-        candidates = [r for r in candidates if r != row]
+        candidates = [r for r in dict.fromkeys([*found, *partners]) if r != row]
         if not candidates:
             return []
-        scores = self.scores([row], candidates)
+        # The served score (self.scores) for one anchor of one category, without its
+        # per-category bookkeeping: exact even when the index's own distances are not.
+        scores = self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
         best = np.argsort(-scores, kind="stable")[:count]
         return [(self.skus[candidates[i]], float(scores[i])) for i in best]
 

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import models
 
+from catalog.changes import ServedQuerySet
+
 
 class ModelVersion(models.Model):
     name = models.CharField(max_length=64, unique=True)
@@ -15,6 +17,8 @@ class ModelVersion(models.Model):
     activated_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     manifest = models.JSONField(default=dict, blank=True)
+
+    objects = ServedQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -513,13 +513,21 @@ _photo_lock = threading.Lock()
 _photo_loaded: "tuple[ModelVersion, PhotoEncoder] | None" = None
 
 
+ASK_THE_DATABASE = ModelVersion(pk=-1)
+
+
 def _of_active_version(
-    slot: str, lock: threading.Lock, load: Callable[[Path], Any], what: str
+    slot: str,
+    lock: threading.Lock,
+    load: Callable[[Path], Any],
+    what: str,
+    version: ModelVersion | None = ASK_THE_DATABASE,
 ) -> tuple[ModelVersion, Any] | None:
-    """The active version and `load(its directory)`, kept in this module's global `slot`.
-    When another version becomes active (one small query per call tells), one thread loads it
+    """The active `version` (by default: one small query) and `load(its directory)`, kept in
+    this module's global `slot`. When another version becomes active, one thread loads it
     while the others go on with the loaded one; then all switch at once."""
-    version = ModelVersion.objects.filter(is_active=True).first()
+    if version is ASK_THE_DATABASE:
+        version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
         return None
     current = globals()[slot]
@@ -539,16 +547,18 @@ def _of_active_version(
         lock.release()
 
 
-def active_compatibility_index() -> tuple[ModelVersion, CompatibilityIndex] | None:
-    """The active version and its index, loaded once per process and swapped when another
-    version becomes active (see `_of_active_version`). Callers use the pair they got for a
-    whole response, so no response mixes versions."""
+def active_compatibility_index(
+    version: ModelVersion | None = ASK_THE_DATABASE,
+) -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """The active version (the given one: the caller knows it) and its index, loaded once per
+    process and swapped when another version becomes active (see `_of_active_version`).
+    Callers use the pair they got for a whole response, so no response mixes versions."""
 
     def load(directory: Path) -> CompatibilityIndex:
         read_manifest(directory)
         return CompatibilityIndex.load(directory)
 
-    return _of_active_version("_loaded", _loaded_lock, load, "serving")
+    return _of_active_version("_loaded", _loaded_lock, load, "serving", version)
 
 
 def photo_encoder() -> "tuple[ModelVersion, PhotoEncoder] | None":

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
 from .models import ApiKey
+from .serving import current_snapshot
 
 KEY_SCHEME = "om"
 
@@ -43,7 +44,7 @@ def find_api_key(raw_key: str) -> ApiKey | None:
     prefix, _, secret = rest.partition("_")
     if scheme != KEY_SCHEME or not prefix or not secret:
         return None
-    key = ApiKey.objects.filter(prefix=prefix, revoked_at__isnull=True).first()
+    key = current_snapshot().rules.api_keys.get(prefix)  # live keys, in memory
     if key is None or not hmac.compare_digest(key.secret_sha256, _sha256(secret)):
         return None
     return key

@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class OutfitsConfig(AppConfig):
     name = "outfits"
     verbose_name = "Curated outfits"
+
+    def ready(self) -> None:
+        from catalog.changes import track_changes
+
+        from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
+
+        for model in (PinnedMatch, BlockedPair, BlockedProduct, ApiKey):
+            track_changes(model)
+        # The serving snapshot is checked against the change counter once per request.
+        from django.core.signals import request_finished, request_started
+
+        from . import serving
+
+        request_started.connect(serving.request_started, dispatch_uid="serving-request")
+        request_finished.connect(serving.request_finished, dispatch_uid="serving-request")

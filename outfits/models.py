@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from catalog.changes import ServedQuerySet
 from catalog.models import Category, Product
 
 
@@ -45,6 +46,8 @@ class PinnedMatch(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ServedQuerySet.as_manager()
+
     class Meta:
         ordering = ["product", "position"]
         constraints = [
@@ -75,6 +78,8 @@ class BlockedPair(models.Model):
     other = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ServedQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["product", "other"], name="unique_blocked_pair"),
@@ -93,6 +98,8 @@ class BlockedProduct(models.Model):
     product = models.OneToOneField(Product, on_delete=models.CASCADE, related_name="+")
     reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ServedQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.product.sku} blocked from matches"
@@ -118,6 +125,8 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ServedQuerySet.as_manager()
 
     class Meta:
         ordering = ["name", "pk"]

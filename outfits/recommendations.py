@@ -3,31 +3,35 @@
 both filtered by stock and price and by the merchandisers' pins and blocks."""
 
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q, QuerySet
 
-from catalog.models import Category, Product
+from catalog.models import Category
 from embeddings.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from embeddings.services import active_compatibility_index
 
-from .models import BlockedPair, BlockedProduct, PinnedMatch
+from .serving import ProductCard, ServingSnapshot, current_snapshot
 
 if TYPE_CHECKING:
     from PIL import Image
+
+
+class HasSku(Protocol):
+    sku: str
+
 
 LEARNED, CURATED, PINNED = "learned", "curated", "pinned"
 
 
 @dataclass(frozen=True)
 class Match:
-    product: Product
+    product: ProductCard
     score: float | None  # None: a pinned product the model does not know (yet)
     why: str  # LEARNED, CURATED (stylists put them together) or PINNED (a merchandiser did)
 
@@ -82,24 +86,32 @@ def model_version_of_rec_id(rec_id: str) -> int | None:
     return int(version) or None
 
 
-def visible_products(anchors: Iterable[Product], filters: MatchFilters) -> QuerySet[Product]:
-    """Products that may be shown with `anchors`: active, in stock (unless asked otherwise),
-    within the price, not blocked from matches, not blocked with an anchor, not an anchor."""
-    anchor_ids = [a.pk for a in anchors]
-    products = Product.objects.filter(active=True).exclude(pk__in=anchor_ids)
-    if filters.in_stock_only:
-        products = products.filter(in_stock=True)
-    if filters.price_max is not None:
-        products = products.filter(price__lte=filters.price_max)
-    blocked_with_anchors = BlockedPair.objects.filter(
-        Q(product__in=anchor_ids) | Q(other__in=anchor_ids)
-    )
-    return (
-        products.exclude(pk__in=BlockedProduct.objects.values("product_id"))
-        .exclude(pk__in=blocked_with_anchors.values("other_id"))
-        .exclude(pk__in=blocked_with_anchors.values("product_id"))
-        .select_related("category")
-    )
+Visible = Callable[[str], ProductCard | None]
+
+
+def visibility(serving: ServingSnapshot, anchors: Sequence[str], filters: MatchFilters) -> Visible:
+    """SKU → its card if it may be shown with `anchors` (else None): active, in stock (unless
+    asked otherwise), within the price, not blocked from matches, not blocked with an anchor,
+    not an anchor."""
+    products, blocked = serving.products, serving.rules.blocked
+    hidden = set(anchors).union(*(serving.rules.blocked_with.get(a, ()) for a in anchors))
+    in_stock_only, price_max = filters.in_stock_only, filters.price_max
+
+    def visible(sku: str) -> ProductCard | None:
+        card = products.get(sku)
+        if card is None or sku in hidden or sku in blocked or (in_stock_only and not card.in_stock):
+            return None
+        if price_max is not None and (card.price is None or card.price > price_max):
+            return None
+        return card
+
+    return visible
+
+
+def active_model(serving: ServingSnapshot) -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """The version the snapshot says is active and its index (the one loaded so far while
+    another thread loads a new one)."""
+    return active_compatibility_index(serving.rules.active_version)
 
 
 def most_relevant_and_diverse(
@@ -127,19 +139,16 @@ def most_relevant_and_diverse(
 
 def visible_diverse_rows(
     index: CompatibilityIndex,
-    visible: QuerySet[Product],
+    visible: Visible,
     found: dict[str, list[tuple[int, float]]],
     limit: int,
 ) -> dict[str, list[tuple[int, float]]]:
     """For each category's (row, score) hits: those that are visible products of that
-    category, diverse, at most `limit`."""
-    if not found:
-        return {}
-    shown = categories_of_visible(visible, (index.skus[r] for h in found.values() for r, _ in h))
+    category (today's: a product may have moved since training), diverse, at most `limit`."""
     relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
     return {
         category: most_relevant_and_diverse(
-            [(r, score) for r, score in hits if shown.get(index.skus[r]) == category],
+            [(r, score) for r, score in hits if in_category(visible(index.skus[r]), category)],
             index.vectors,
             limit,
             relevance,
@@ -148,11 +157,8 @@ def visible_diverse_rows(
     }
 
 
-def categories_of_visible(visible: QuerySet[Product], skus: Iterable[str]) -> dict[str, str]:
-    """SKU → category name of the visible products among `skus`: one light query, no model
-    instances for the many candidates that will not be shown."""
-    rows = visible.filter(sku__in=set(skus)).order_by().values_list("sku", "category__name")
-    return dict(rows)
+def in_category(card: ProductCard | None, category: str) -> bool:
+    return card is not None and card.category.name == category
 
 
 def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int) -> str:
@@ -162,30 +168,35 @@ def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int)
 
 def with_pins(
     matches: list[Match],
-    pins: list[tuple[Product, int]],
+    pins: list[tuple[ProductCard, int]],
     limit: int,
     score_of: Callable[[str], float | None],
 ) -> list[Match]:
     """Pinned (product, position) at their positions (1-based), the model's picks around
     them."""
-    pinned_ids = {product.pk for product, _ in pins}
-    ranked = [m for m in matches if m.product.pk not in pinned_ids]
+    pinned = {product.sku for product, _ in pins}
+    ranked = [m for m in matches if m.product.sku not in pinned]
     for product, position in sorted(pins, key=lambda pin: pin[1]):
         ranked.insert(min(position - 1, len(ranked)), Match(product, score_of(product.sku), PINNED))
     return ranked[:limit]
 
 
 def goes_well_with(
-    product: Product, limit: int | None = None, filters: MatchFilters = MatchFilters()
+    product: HasSku, limit: int | None = None, filters: MatchFilters = MatchFilters()
 ) -> GoesWellWith:
-    """The best matches for `product` from each complementary category, best category first,
-    diverse within a row, pins in place: never the product itself or its own category."""
+    """The best matches for the active `product` (or SKU holder) from each complementary
+    category, best category first, diverse within a row, pins in place: never the product
+    itself or its own category."""
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
-    active = active_compatibility_index()
+    serving = current_snapshot()
+    active = active_model(serving)
     version, index = active if active else (None, None)
-    visible = visible_products([product], filters)
+    visible = visibility(serving, [product.sku], filters)
+    anchor = serving.product(product.sku)
+    if anchor is None:  # no longer active: nothing is shown with it
+        return GoesWellWith(new_rec_id(version), version and version.name, False, [])
     row = index.row_of_sku.get(product.sku) if index else None
-    own_category = product.category.name
+    own_category = anchor.category.name
     found: dict[str, list[tuple[int, float]]] = {}
     if index is not None and row is not None:
         # Over-fetch: filters and diversity drop some of the nearest.
@@ -196,18 +207,13 @@ def goes_well_with(
                     (index.row_of_sku[sku], score)
                     for sku, score in index.nearest(product.sku, category, fetch)
                 ]
-    chosen = visible_diverse_rows(index, visible, found, limit)
-    pin_positions = dict(
-        PinnedMatch.objects.filter(product=product).values_list("match_id", "position")
-    )
-    # One query for every product shown: the chosen candidates and the visible pins.
-    chosen_skus = [index.skus[r] for rows in chosen.values() for r, _ in rows] if index else []
-    products = {p.sku: p for p in visible.filter(Q(sku__in=chosen_skus) | Q(pk__in=pin_positions))}
-    pins_by_category: dict[str, list[tuple[Product, int]]] = {}
-    for pinned in products.values():
-        name = pinned.category.name
-        if pinned.pk in pin_positions and name != own_category and filters.allows(name):
-            pins_by_category.setdefault(name, []).append((pinned, pin_positions[pinned.pk]))
+    chosen = visible_diverse_rows(index, visible, found, limit) if index else {}
+    pins_by_category: dict[str, list[tuple[ProductCard, int]]] = {}
+    for sku, position in serving.rules.pins.get(product.sku, []):
+        pinned = visible(sku)
+        name = pinned.category.name if pinned else None
+        if pinned and name != own_category and filters.allows(name):
+            pins_by_category.setdefault(name, []).append((pinned, position))
 
     def score_of(sku: str) -> float | None:
         other = index.row_of_sku.get(sku) if index and row is not None else None
@@ -217,9 +223,8 @@ def goes_well_with(
     # Rows in the order of the model's categories; a pin may open a row it had nothing for.
     for name in dict.fromkeys([*chosen, *pins_by_category]):
         matches = [
-            Match(products[index.skus[r]], s, why_matched(index, [row], r))
+            Match(visible(index.skus[r]), s, why_matched(index, [row], r))
             for r, s in chosen.get(name, [])
-            if index.skus[r] in products
         ]
         pins = pins_by_category.get(name)
         placed = with_pins(matches, pins, limit, score_of) if pins else matches
@@ -234,7 +239,7 @@ LOOK_BEAM_WIDTH = 48
 
 
 def complete_the_look(
-    anchors: Sequence[Product],
+    anchors: Sequence[HasSku],
     categories: Sequence[str] | None = None,
     shuffle: int = 0,
     filters: MatchFilters = MatchFilters(),
@@ -244,9 +249,11 @@ def complete_the_look(
     outfit), chosen together to maximise the mean compatibility of every pair in the outfit.
     `shuffle` = n gives the n-th best outfit. With one anchor list and one category it is the
     fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
-    active = active_compatibility_index()
+    serving = current_snapshot()
+    active = active_model(serving)
     version, index = active if active else (None, None)
-    rows = [index.row_of_sku[a.sku] for a in anchors if a.sku in index.row_of_sku] if index else []
+    anchor_skus = [a.sku for a in anchors]
+    rows = [index.row_of_sku[s] for s in anchor_skus if s in index.row_of_sku] if index else []
     if not rows:
         return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
     anchor_categories = {index.categories[r] for r in rows}
@@ -260,9 +267,11 @@ def complete_the_look(
                 if c not in anchor_categories
             )
         )
-    visible = visible_products(anchors, filters)
+    visible = visibility(serving, anchor_skus, filters)
     candidates = look_candidates(index, rows, categories, visible)
-    blocked = blocked_pairs(index, [r for found in candidates.values() for r in found] + rows)
+    blocked = blocked_pairs(
+        serving, index, [r for found in candidates.values() for r in found] + rows
+    )
     pool = [*rows, *(r for found in candidates.values() for r in found)]
     pair_scores = np.stack([index.scores([r], pool) for r in pool])
     position = {r: i for i, r in enumerate(pool)}
@@ -294,11 +303,10 @@ def complete_the_look(
         return CompletedLook(new_rec_id(version), version.name, True, [], None, 0)
     shuffle = shuffle % len(beam)
     outfit = beam[shuffle]
-    products = {p.sku: p for p in visible.filter(sku__in=[index.skus[r] for r in outfit])}
     order = {c: i for i, c in enumerate(categories)}
     items = [
         Match(
-            products[index.skus[r]],
+            visible(index.skus[r]),
             float(pair_scores[position[r], [position[a] for a in rows]].mean()),
             why_matched(index, rows, r),
         )
@@ -309,7 +317,7 @@ def complete_the_look(
 
 
 def look_candidates(
-    index: CompatibilityIndex, rows: list[int], categories: Sequence[str], visible: QuerySet
+    index: CompatibilityIndex, rows: list[int], categories: Sequence[str], visible: Visible
 ) -> dict[str, list[int]]:
     """The few visible products of each category most compatible with the anchors."""
     count = LOOK_CANDIDATES_PER_CATEGORY
@@ -321,23 +329,21 @@ def look_candidates(
             for sku, _ in index.nearest(index.skus[r], category, count * 3 + 5)
         }
         found[category] = list(near)
-    shown = categories_of_visible(visible, (index.skus[r] for near in found.values() for r in near))
     for category, near in found.items():
-        near = [r for r in near if shown.get(index.skus[r]) == category]
+        near = [r for r in near if in_category(visible(index.skus[r]), category)]
         scores = index.scores(rows, near) if near else np.zeros(0)
         found[category] = [near[i] for i in np.argsort(-scores, kind="stable")[:count]]
     return found
 
 
-def blocked_pairs(index: CompatibilityIndex, rows: list[int]) -> set[tuple[int, int]]:
-    """Pairs of rows a merchandiser blocked, both ways round."""
-    skus = [index.skus[r] for r in rows]
-    blocked = BlockedPair.objects.filter(product__sku__in=skus, other__sku__in=skus)
-    pairs = set()
-    for a, b in blocked.values_list("product__sku", "other__sku"):
-        first, second = index.row_of_sku[a], index.row_of_sku[b]
-        pairs |= {(first, second), (second, first)}
-    return pairs
+def blocked_pairs(
+    serving: ServingSnapshot, index: CompatibilityIndex, rows: list[int]
+) -> set[tuple[int, int]]:
+    """Pairs of `rows` a merchandiser blocked, both ways round."""
+    blocked_with = serving.rules.blocked_with
+    return {
+        (a, b) for a in rows for b in rows if index.skus[b] in blocked_with.get(index.skus[a], ())
+    }
 
 
 def outfit_score(
@@ -375,7 +381,8 @@ def matches_for_photo(
     from embeddings.services import photo_encoder
 
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
-    active, encoder = active_compatibility_index(), photo_encoder()
+    serving = current_snapshot()
+    active, encoder = active_model(serving), photo_encoder()
     if active is None or encoder is None:
         raise ModelNotReady("No model is trained yet: staff train one from the admin.")
     (version, index), (encoder_version, photo) = active, encoder
@@ -392,15 +399,11 @@ def matches_for_photo(
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)
     }
-    visible = visible_products([], filters)
+    visible = visibility(serving, [], filters)
     chosen = visible_diverse_rows(index, visible, found, limit)
-    skus = [index.skus[r] for rows in chosen.values() for r, _ in rows]
-    products = {p.sku: p for p in visible.filter(sku__in=skus)}
     groups = []
     for rows in chosen.values():
-        matches = [
-            Match(products[index.skus[r]], s, LEARNED) for r, s in rows if index.skus[r] in products
-        ]
+        matches = [Match(visible(index.skus[r]), s, LEARNED) for r, s in rows]
         if matches:
             groups.append(CategoryMatches(matches[0].product.category, matches))
     return PhotoMatches(

@@ -76,7 +76,7 @@ class MatchSerializer(AbsoluteUrls, serializers.Serializer):
     )
 
     def get_image_url(self, match) -> str | None:
-        return self.absolute(match.product.image.url if match.product.image else None)
+        return self.absolute(match.product.image_url)
 
     def get_thumbnail_url(self, match) -> str | None:
         return self.absolute(match.product.card_image_url)
@@ -117,6 +117,23 @@ class GoesWellWithSerializer(serializers.Serializer):
         "come with the next one."
     )
     groups = CategoryMatchesSerializer(many=True)
+
+    def to_representation(self, found: dict) -> dict:
+        """Written out, as MatchSerializer's (a test holds it equal to DRF's walk)."""
+        match = MatchSerializer(context=self.context)
+        return {
+            "sku": found["sku"],
+            "rec_id": found["rec_id"],
+            "model_version": found["model_version"],
+            "in_model": found["in_model"],
+            "groups": [
+                {
+                    "category": group.category.name,
+                    "matches": [match.to_representation(m) for m in group.matches],
+                }
+                for group in found["groups"]
+            ],
+        }
 
 
 class MatchQuerySerializer(serializers.Serializer):

@@ -1,26 +1,89 @@
 """Requests per minute per API key, counted in the shared cache (Redis in production), so every
-web process and server counts against the same budget."""
+web process and server counts against the same budget.
+
+The count is a GCRA ("generic cell rate algorithm"): one timestamp per key, updated by a tiny
+Lua script in one Redis round trip. A key may spend its whole minute's budget at once, then
+gets one request per 60/limit seconds; Retry-After says exactly when the next one is allowed.
+(DRF's default throttle keeps and pickles every request's timestamp: at 600/min that is a
+600-float list read and written on every request.)"""
+
+import math
+import threading
+import time
 
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from outfits.models import ApiKey
 
+PERIOD = 60.0  # seconds
 
-class ApiKeyRateThrottle(SimpleRateThrottle):
-    scope = "api_key"
+# KEYS[1]: the key's theoretical arrival time; ARGV: now, interval, period (seconds).
+# Returns "" when the request is allowed, else the seconds until the next one is.
+GCRA_SCRIPT = """
+local now, interval, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local next_tat = tat + interval
+if next_tat - now > period then return tostring(next_tat - period - now) end
+local expire_ms = math.max(1, math.ceil((next_tat - now) * 1000))
+redis.call('SET', KEYS[1], tostring(next_tat), 'PX', expire_ms)
+return ''
+"""
 
-    def get_rate(self) -> str:
-        return f"{settings.OUTFITS_API_REQUESTS_PER_MINUTE}/min"
 
+def gcra_wait(tat: float | None, now: float, interval: float) -> tuple[float | None, float]:
+    """The same algorithm in Python: (the new arrival time or None if refused, the wait)."""
+    next_tat = max(tat or now, now) + interval
+    if next_tat - now > PERIOD:
+        return None, next_tat - PERIOD - now
+    return next_tat, 0.0
+
+
+class InProcessCounter:
+    """For a cache that is not Redis (development): each process counts on its own."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def wait(self, key: str, now: float, interval: float) -> float:
+        with self.lock:
+            tat, wait = gcra_wait(self.arrivals.get(key), now, interval)
+            if tat is not None:
+                self.arrivals[key] = tat
+            return wait
+
+
+_in_process = InProcessCounter()
+_scripts: dict[int, object] = {}  # registered GCRA script per Redis client
+
+
+def seconds_to_wait(key: str, requests_per_minute: int) -> float:
+    """0 if one more request with `key` is within its budget (and counts it), else how long
+    until it would be."""
+    now, interval = time.time(), PERIOD / requests_per_minute
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        return _in_process.wait(key, now, interval)
+    client = cache._cache.get_client(key, write=True)  # Django's RedisCache: a redis-py client
+    script = _scripts.get(id(client))
+    if script is None:  # EVALSHA: the script is sent once, then named by its hash
+        script = _scripts[id(client)] = client.register_script(GCRA_SCRIPT)
+    answer = script(keys=[key], args=[now, interval, PERIOD])
+    return float(answer) if answer else 0.0
+
+
+class ApiKeyRateThrottle(BaseThrottle):
     def allow_request(self, request: Request, view: APIView) -> bool:
         key = request.user
-        if isinstance(key, ApiKey) and key.requests_per_minute:
-            self.num_requests, self.duration = key.requests_per_minute, 60
-        return super().allow_request(request, view)
+        if not isinstance(key, ApiKey):
+            return True
+        limit = key.requests_per_minute or settings.OUTFITS_API_REQUESTS_PER_MINUTE
+        self.waiting = seconds_to_wait(f"outfits:throttle:api-key:{key.prefix}", limit)
+        return self.waiting == 0
 
-    def get_cache_key(self, request: Request, view: APIView) -> str | None:
-        key = request.user
-        return f"throttle_api_key_{key.pk}" if isinstance(key, ApiKey) else None
+    def wait(self) -> float:
+        return max(1, math.ceil(self.waiting))

@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.image_sources import ImageRejected, decode_image
-from catalog.models import Category, Product
+from catalog.models import Product
 from outfits import events, recommendations
+from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
 from .errors import ErrorResponseSerializer
@@ -48,27 +49,29 @@ class StorefrontView(APIView):
     throttle_classes = [ApiKeyRateThrottle]
 
 
-def active_product(sku: str) -> Product:
-    product = Product.objects.select_related("category").filter(sku=sku, active=True).first()
-    if product is None:
-        raise exceptions.NotFound(f"No active product with SKU {sku!r}.", code="unknown_sku")
-    return product
+def unknown_skus(skus: Sequence[str]) -> exceptions.NotFound:
+    return exceptions.NotFound(
+        f"No active product with SKU {', '.join(map(repr, skus))}.", code="unknown_sku"
+    )
+
+
+def active_products(skus: Sequence[str]) -> list[ProductCard]:
+    """The active products with these SKUs; an unknown or inactive one is a 404."""
+    serving = current_snapshot()
+    unknown = [sku for sku in skus if serving.product(sku) is None]
+    if unknown:
+        raise unknown_skus(unknown)
+    return [serving.products[sku] for sku in skus]
 
 
 def category_names(values: Sequence[str], field: str) -> list[str]:
     """Category names from names or slugs; an unknown one is a 400 that names it."""
     wanted = [v.strip() for v in values if v.strip()]
-    found = {
-        key: name
-        for name, slug in Category.objects.filter(
-            Q(name__in=wanted) | Q(slug__in=wanted)
-        ).values_list("name", "slug")
-        for key in (name, slug)
-    }
-    unknown = [v for v in wanted if v not in found]
+    known = current_snapshot().rules.category_by_name_or_slug
+    unknown = [v for v in wanted if v not in known]
     if unknown:
         raise exceptions.ValidationError({field: [f"unknown category: {', '.join(unknown)}"]})
-    return [found[v] for v in wanted]
+    return [known[v].name for v in wanted]
 
 
 def filters_from(data: dict, categories: list[str] | None) -> recommendations.MatchFilters:
@@ -77,7 +80,7 @@ def filters_from(data: dict, categories: list[str] | None) -> recommendations.Ma
     )
 
 
-def last_change(product: Product) -> int:
+def last_change(product: Product | ProductCard) -> int:
     """The product's last change in microseconds: two saves in one second differ."""
     return int(product.updated_at.timestamp() * 1_000_000)
 
@@ -157,7 +160,9 @@ class ProductDetailView(StorefrontView):
         examples=[OpenApiExample("A product", value=PRODUCT_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, sku: str) -> Response:
-        product = active_product(sku)
+        product = Product.objects.select_related("category").filter(sku=sku, active=True).first()
+        if product is None:
+            raise unknown_skus([sku])
         data = ProductSerializer(product, context={"request": request}).data
         return with_etag(request, data, last_change(product))
 
@@ -204,7 +209,7 @@ class ProductMatchesView(StorefrontView):
         query = MatchQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        product = active_product(sku)
+        (product,) = active_products([sku])
         categories = (
             category_names(params["category"].split(","), "category")
             if "category" in params
@@ -241,20 +246,12 @@ class CompleteOutfitView(StorefrontView):
         given.is_valid(raise_exception=True)
         params = given.validated_data
         skus = list(dict.fromkeys(params["skus"]))
-        products = {
-            p.sku: p
-            for p in Product.objects.filter(sku__in=skus, active=True).select_related("category")
-        }
-        unknown = [s for s in skus if s not in products]
-        if unknown:
-            raise exceptions.NotFound(
-                f"No active product with SKU {', '.join(map(repr, unknown))}.", code="unknown_sku"
-            )
+        products = active_products(skus)
         categories = (
             category_names(params["categories"], "categories") if "categories" in params else None
         )
         look = recommendations.complete_the_look(
-            [products[s] for s in skus],
+            products,
             categories,
             params["shuffle"],
             filters_from(params, None),

@@ -124,17 +124,22 @@ def test_the_fast_match_json_equals_drfs_own_for_the_declared_fields(handmade_sh
     from rest_framework.request import Request
     from rest_framework.serializers import Serializer
 
-    from outfits.api.serializers import MatchSerializer
+    from outfits.api.serializers import GoesWellWithSerializer, MatchSerializer
     from outfits.recommendations import goes_well_with
 
     handmade_shop["P1"].price = None
     handmade_shop["P1"].save()
     context = {"request": Request(rf.get("/"))}
-    for group in goes_well_with(handmade_shop["T1"], limit=5).groups:
+    found = goes_well_with(handmade_shop["T1"], limit=5)
+    for group in found.groups:
         for match in group.matches:
             fast = MatchSerializer(match, context=context).data
             declared = Serializer.to_representation(MatchSerializer(context=context), match)
             assert fast == declared
+    answer = {"sku": "T1", **found.__dict__}
+    fast = GoesWellWithSerializer(answer, context=context).data
+    declared = Serializer.to_representation(GoesWellWithSerializer(context=context), answer)
+    assert fast == declared and len(fast["groups"]) == 4
 
 
 def test_matches_filters(handmade_shop, storefront):

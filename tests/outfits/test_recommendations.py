@@ -141,13 +141,13 @@ def test_complete_the_look_with_one_category_is_the_fill_in_the_blank_answer(han
 
 def test_complete_the_look_honours_blocks_and_stock(handmade_shop):
     best = complete_the_look([handmade_shop["T1"]])
-    first = best.items[0].product
+    first = handmade_shop[best.items[0].product.sku]
     BlockedPair.objects.create(product=handmade_shop["T1"], other=first)
-    assert first not in [m.product for m in complete_the_look([handmade_shop["T1"]]).items]
+    assert first.sku not in [m.product.sku for m in complete_the_look([handmade_shop["T1"]]).items]
     first.in_stock = False
     first.save()
     BlockedPair.objects.all().delete()
-    assert first not in [m.product for m in complete_the_look([handmade_shop["T1"]]).items]
+    assert first.sku not in [m.product.sku for m in complete_the_look([handmade_shop["T1"]]).items]
 
 
 def test_a_new_active_version_is_served_at_once(handmade_shop, handmade_version):

@@ -1,0 +1,218 @@
+"""What a web process answers shoppers and storefronts from: an in-memory snapshot of the
+active products, the merchandisers' rules, the API keys and the active model version.
+
+A request reads the change counter (one indexed row, catalog.changes) and, when something
+changed, the snapshot reloads just that: the changed products, and the small tables of rules,
+keys and versions. A matches answer then needs no other database query, and a change is
+honoured on the first request after its commit."""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from functools import cached_property
+from urllib.parse import quote
+
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from catalog.changes import (
+    Generation,
+    changes_noted_in_this_thread,
+    current_generation,
+    products_changed_between,
+)
+from catalog.models import Category, Product
+from embeddings.models import ModelVersion
+
+from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
+
+logger = logging.getLogger(__name__)
+
+CARD_FIELDS = (
+    "pk",
+    "sku",
+    "title",
+    "category_id",
+    "colour",
+    "price",
+    "in_stock",
+    "image",
+    "thumbnail",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductCard:
+    """What an answer shows of an active product; duck-types the Product a template reads."""
+
+    pk: int
+    sku: str
+    title: str
+    category: Category
+    colour: str
+    price: Decimal | None
+    in_stock: bool
+    image: str  # storage names
+    thumbnail: str
+    updated_at: datetime
+
+    def get_absolute_url(self) -> str:
+        return product_url(self.sku)
+
+    @property
+    def image_url(self) -> str | None:
+        return default_storage.url(self.image) if self.image else None
+
+    @property
+    def card_image_url(self) -> str | None:
+        """The small picture for lists and panels (the full image if no thumbnail yet)."""
+        name = self.thumbnail or self.image
+        return default_storage.url(name) if name else None
+
+
+_url_pattern: list[str] = []
+
+
+def product_url(sku: str) -> str:
+    """reverse("catalog:product-detail") without the resolver's cost on every card."""
+    if not _url_pattern:
+        _url_pattern.append(reverse("catalog:product-detail", args=["SKU"]))
+    return _url_pattern[0].replace("SKU", quote(sku, safe=""), 1)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The merchandisers' rules and everything else small, reloaded whole on any change."""
+
+    categories: dict[int, Category]
+    blocked: frozenset[str]  # SKUs never shown as a match
+    blocked_with: dict[str, frozenset[str]]  # SKU → SKUs never shown with it (both ways)
+    pins: dict[str, list[tuple[str, int]]]  # SKU → (pinned SKU, position), by position
+    api_keys: dict[str, ApiKey]  # prefix → live key
+    active_version: ModelVersion | None
+
+    @cached_property
+    def category_by_name_or_slug(self) -> dict[str, Category]:
+        return {key: c for c in self.categories.values() for key in (c.name, c.slug)}
+
+    @classmethod
+    def load(cls) -> "Rules":
+        blocked_with: dict[str, set[str]] = {}
+        for a, b in BlockedPair.objects.values_list("product__sku", "other__sku"):
+            blocked_with.setdefault(a, set()).add(b)
+            blocked_with.setdefault(b, set()).add(a)
+        pins: dict[str, list[tuple[str, int]]] = {}
+        for sku, match, position in PinnedMatch.objects.order_by("position", "pk").values_list(
+            "product__sku", "match__sku", "position"
+        ):
+            pins.setdefault(sku, []).append((match, position))
+        return cls(
+            categories={c.pk: c for c in Category.objects.all()},
+            blocked=frozenset(BlockedProduct.objects.values_list("product__sku", flat=True)),
+            blocked_with={sku: frozenset(others) for sku, others in blocked_with.items()},
+            pins=pins,
+            api_keys={k.prefix: k for k in ApiKey.objects.filter(revoked_at__isnull=True)},
+            active_version=ModelVersion.objects.filter(is_active=True).first(),
+        )
+
+
+@dataclass(frozen=True)
+class ServingSnapshot:
+    generation: Generation
+    rules: Rules
+    products: dict[str, ProductCard] = field(repr=False)  # the active ones, by SKU
+    sku_of_id: dict[int, str] = field(repr=False)
+
+    def product(self, sku: str) -> ProductCard | None:
+        """The active product with `sku`, or None."""
+        return self.products.get(sku)
+
+
+def load_cards(rules: Rules, ids: set[int] | None = None) -> list[tuple[int, ProductCard | None]]:
+    """(id, card) of the active products (of `ids` only, if given); None for an id that is no
+    longer an active product."""
+    rows = Product.objects.order_by().filter(active=True)
+    if ids is not None:
+        rows = rows.filter(pk__in=ids)
+    categories = rules.categories
+    loaded = [
+        (pk, ProductCard(pk, sku, title, categories[category], *rest))
+        for pk, sku, title, category, *rest in rows.values_list(*CARD_FIELDS).iterator(5000)
+    ]
+    if ids is not None:
+        found = {pk for pk, _ in loaded}
+        loaded += [(pk, None) for pk in ids - found]
+    return loaded
+
+
+def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> ServingSnapshot:
+    """The snapshot at change `now`: from `previous` plus the products changed since, or from
+    scratch when the change log cannot say what changed."""
+    rules = Rules.load()
+    changed = products_changed_between(previous.generation, now) if previous else None
+    if changed is None or previous is None:
+        started = time.perf_counter()
+        products: dict[str, ProductCard] = {}
+        sku_of_id: dict[int, str] = {}
+        for pk, card in load_cards(rules):
+            assert card is not None
+            products[card.sku], sku_of_id[pk] = card, card.sku
+        logger.info(
+            "serving snapshot: %d products loaded in %.2f s",
+            len(products),
+            time.perf_counter() - started,
+        )
+        return ServingSnapshot(now, rules, products, sku_of_id)
+    if not changed:
+        return replace(previous, generation=now, rules=rules)
+    products, sku_of_id = dict(previous.products), dict(previous.sku_of_id)
+    for pk, card in load_cards(rules, changed):
+        old_sku = sku_of_id.pop(pk, None)
+        if old_sku is not None:
+            products.pop(old_sku, None)
+        if card is not None:
+            products[card.sku], sku_of_id[pk] = card, card.sku
+    return ServingSnapshot(now, rules, products, sku_of_id)
+
+
+_snapshot: ServingSnapshot | None = None
+_lock = threading.Lock()
+# Within one request the counter is read once: (the snapshot, this thread's writes then).
+_request = threading.local()
+
+
+def current_snapshot() -> ServingSnapshot:
+    """This process's snapshot, brought up to the latest committed change (checked once per
+    request, and again after the request's own writes)."""
+    global _snapshot
+    memo = getattr(_request, "memo", None)
+    if memo is not None and memo[1] == changes_noted_in_this_thread():
+        return memo[0]
+    now = current_generation()
+    snapshot = _snapshot
+    if snapshot is None or snapshot.generation != now:
+        with _lock:
+            snapshot = _snapshot
+            if snapshot is None or snapshot.generation != now:
+                snapshot = _snapshot = build_snapshot(snapshot, now)
+    if getattr(_request, "active", False):
+        _request.memo = (snapshot, changes_noted_in_this_thread())
+    return snapshot
+
+
+def request_started(**_) -> None:
+    _request.active, _request.memo = True, None
+
+
+def request_finished(**_) -> None:
+    _request.active, _request.memo = False, None
+
+
+def forget_snapshot() -> None:
+    """Drop this process's snapshot (tests: each starts from its own database)."""
+    global _snapshot
+    _snapshot = None

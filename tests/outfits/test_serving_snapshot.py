@@ -1,0 +1,131 @@
+"""The web processes' serving snapshot: every way of writing what shoppers may be shown is
+noticed on the next request, a change reloads only the products it touched, and a web server
+process sees a change committed by another process."""
+
+import json
+import urllib.request
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from catalog.changes import current_generation, note_change, products_changed_between
+from catalog.models import Category, Product
+from outfits import serving
+from outfits.api_keys import create_api_key, revoke_api_key
+from outfits.models import BlockedProduct, PinnedMatch
+from outfits.serving import current_snapshot
+
+
+@pytest.fixture
+def shop(db):
+    tops = Category.objects.create(name="Tops")
+    shoes = Category.objects.create(name="Shoes")
+    products = [
+        Product.objects.create(sku=f"T{i}", title=f"Top {i}", category=tops) for i in range(3)
+    ]
+    products.append(Product.objects.create(sku="S1", title="Shoe", category=shoes))
+    return {p.sku: p for p in products}
+
+
+def test_instance_and_bulk_writes_are_seen_by_the_next_request(shop):
+    assert set(current_snapshot().products) == {"T0", "T1", "T2", "S1"}
+    Product.objects.filter(sku="T0").update(in_stock=False)
+    assert current_snapshot().product("T0").in_stock is False
+    shop["T1"].title = "Renamed"
+    shop["T1"].save()
+    assert current_snapshot().product("T1").title == "Renamed"
+    shop["T2"].price = Decimal("9.50")
+    Product.objects.bulk_update([shop["T2"]], ["price"])
+    assert current_snapshot().product("T2").price == Decimal("9.50")
+    Product.objects.bulk_create([Product(sku="N1", title="New", category=shop["S1"].category)])
+    assert current_snapshot().product("N1").title == "New"
+    Product.objects.filter(sku="N1").update(active=False)
+    assert current_snapshot().product("N1") is None
+    shop["S1"].delete()
+    assert current_snapshot().product("S1") is None
+
+
+def test_a_change_reloads_only_the_products_it_touched(shop):
+    before = current_snapshot()
+    Product.objects.filter(sku="T0").update(colour="red")
+    after = current_snapshot()
+    assert products_changed_between(before.generation, after.generation) == {shop["T0"].pk}
+    assert after.product("T1") is before.product("T1")  # the same card: not reloaded
+    assert after.product("T0") is not before.product("T0")
+
+
+def test_import_bookkeeping_is_not_a_change(shop):
+    before = current_generation()
+    Product.objects.filter(sku="T0").update(import_line=7)
+    Product.objects.bulk_update([shop["T1"]], ["import_line"])
+    assert current_generation() == before
+    Product.objects.filter(sku="T0").update(title="Changed")
+    assert current_generation()[0] == before[0] + 1
+
+
+def test_rules_keys_and_categories_are_seen_at_once(shop):
+    PinnedMatch.objects.create(product=shop["T0"], match=shop["S1"], position=1)
+    BlockedProduct.objects.create(product=shop["T1"])
+    key, _ = create_api_key("shop")
+    rules = current_snapshot().rules
+    assert rules.pins == {"T0": [("S1", 1)]} and rules.blocked == {"T1"}
+    assert rules.api_keys == {key.prefix: key}
+    revoke_api_key(key)
+    assert current_snapshot().rules.api_keys == {}
+    Category.objects.filter(name="Tops").update(name="Shirts")
+    assert current_snapshot().product("T0").category.name == "Shirts"
+
+
+def test_a_rolled_back_or_restored_counter_is_a_full_reload(shop):
+    seen = current_snapshot()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Product.objects.filter(sku="T0").update(title="Never committed")
+        assert current_snapshot().product("T0").title == "Never committed"  # own transaction
+        raise RuntimeError("roll back")
+    # The counter is back at `seen`'s number, but this process's snapshot is past it: the
+    # stamps differ, so it reloads everything rather than trust the log.
+    assert current_generation() == seen.generation
+    assert current_snapshot().product("T0").title == "Top 0"
+    note_change(None)
+    assert products_changed_between(seen.generation, current_generation()) is None
+
+
+def test_the_log_tells_a_gap_from_a_history(db):
+    note_change([1])
+    first = current_generation()
+    note_change([2, 3])
+    note_change([])
+    assert products_changed_between(first, current_generation()) == {2, 3}
+    assert products_changed_between((first[0], "other stamp"), current_generation()) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_web_server_process_sees_a_change_committed_by_another(web_server, settings):
+    tops = Category.objects.create(name="Tops")
+    product = Product.objects.create(sku="T0", title="Top", category=tops, in_stock=True)
+    _, raw_key = create_api_key("shop")
+
+    def matches_status() -> int:
+        request = urllib.request.Request(
+            f"{web_server}/api/v1/products/T0/matches/",
+            headers={"Authorization": f"Api-Key {raw_key}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                json.load(response)
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    assert matches_status() == 200
+    Product.objects.filter(pk=product.pk).update(active=False)  # committed: autocommit
+    assert matches_status() == 404
+    product.active = True
+    product.save()
+    assert matches_status() == 200
+
+
+def test_the_snapshot_of_a_new_process_starts_from_the_database(shop):
+    serving.forget_snapshot()
+    assert set(current_snapshot().products) == {"T0", "T1", "T2", "S1"}

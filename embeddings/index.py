@@ -100,8 +100,14 @@ class CompatibilityIndex:
     def nearest(self, sku: str, category: str, count: int) -> list[tuple[str, float]]:
         """The `count` items of `category` most compatible with `sku`, best first, never `sku`."""
         row = self.row_of_sku.get(sku)
+        if row is None:
+            return []
+        return [(self.skus[r], score) for r, score in self.nearest_rows(row, category, count)]
+
+    def nearest_rows(self, row: int, category: str, count: int) -> list[tuple[int, float]]:
+        """`nearest` by row: (row, score) pairs."""
         index = self.indexes.get(category)
-        if row is None or index is None or count <= 0:
+        if index is None or count <= 0:
             return []
         query = self.space.query(row, category)
         found, _ = self._search(index, query, count + 1)
@@ -119,7 +125,7 @@ class CompatibilityIndex:
         # per-category bookkeeping: exact even when the index's own distances are not.
         scores = self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
         best = np.argsort(-scores, kind="stable")[:count]
-        return [(self.skus[candidates[i]], float(scores[i])) for i in best]
+        return [(candidates[i], float(scores[i])) for i in best]
 
     def nearest_to_vector(
         self, vector: np.ndarray, vector_category: str, category: str, count: int

@@ -203,10 +203,7 @@ def goes_well_with(
         fetch = limit * 2 + 6
         for category in index.complements_of(own_category):
             if category != own_category and filters.allows(category):
-                found[category] = [
-                    (index.row_of_sku[sku], score)
-                    for sku, score in index.nearest(product.sku, category, fetch)
-                ]
+                found[category] = index.nearest_rows(row, category, fetch)
     chosen = visible_diverse_rows(index, visible, found, limit) if index else {}
     pins_by_category: dict[str, list[tuple[ProductCard, int]]] = {}
     for sku, position in serving.rules.pins.get(product.sku, []):

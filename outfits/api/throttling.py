@@ -13,6 +13,7 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
@@ -59,7 +60,7 @@ class InProcessCounter:
 
 
 _in_process = InProcessCounter()
-_scripts: dict[int, object] = {}  # registered GCRA script per Redis client
+_gcra: Script | None = None  # the registered GCRA script, called with each request's client
 
 
 def seconds_to_wait(key: str, requests_per_minute: int) -> float:
@@ -68,11 +69,12 @@ def seconds_to_wait(key: str, requests_per_minute: int) -> float:
     now, interval = time.time(), PERIOD / requests_per_minute
     if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
         return _in_process.wait(key, now, interval)
-    client = cache._cache.get_client(key, write=True)  # Django's RedisCache: a redis-py client
-    script = _scripts.get(id(client))
-    if script is None:  # EVALSHA: the script is sent once, then named by its hash
-        script = _scripts[id(client)] = client.register_script(GCRA_SCRIPT)
-    answer = script(keys=[key], args=[now, interval, PERIOD])
+    global _gcra
+    # Django's RedisCache: a new redis-py client on the shared connection pool per call.
+    client = cache._cache.get_client(key, write=True)
+    if _gcra is None:  # EVALSHA: the script is sent once, then named by its hash
+        _gcra = client.register_script(GCRA_SCRIPT)
+    answer = _gcra(keys=[key], args=[now, interval, PERIOD], client=client)
     return float(answer) if answer else 0.0
 
 

@@ -10,7 +10,7 @@ SQL write must call `note_change` itself."""
 
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -93,8 +93,10 @@ def products_changed_between(seen: Generation, now: Generation) -> set[int] | No
 
 
 class ServedQuerySet(models.QuerySet):
-    """A QuerySet of a model shoppers' answers depend on: its bulk writes note the change.
-    `changed_products` says which products a write touched (this default: none)."""
+    """A QuerySet of a model shoppers' answers depend on: its bulk writes note the change, and
+    track_changes notes its instances' saves and deletes. `changed_products` (the rows of
+    this QuerySet) and `products_of` (given instances) say which products a write touched:
+    this default, none; None, all of them."""
 
     # Fields no answer depends on (import bookkeeping): writing only these notes nothing.
     unserved_fields: frozenset[str] = frozenset()
@@ -117,17 +119,17 @@ class ServedQuerySet(models.QuerySet):
     def bulk_create(self, objs: Iterable[models.Model], *args: Any, **kwargs: Any) -> list:
         created = super().bulk_create(objs, *args, **kwargs)
         if created:
-            note_change(self._products_of(created))
+            note_change(self.products_of(created))
         return created
 
     def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kwargs: Any):
         objs = list(objs)
         count = super().bulk_update(objs, fields, **kwargs)
         if objs and self.serves(fields):
-            note_change(self._products_of(objs))
+            note_change(self.products_of(objs))
         return count
 
-    def _products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
+    def products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
         return []
 
 
@@ -137,7 +139,7 @@ class ProductQuerySet(ServedQuerySet):
     def changed_products(self) -> list[int] | None:
         return list(self.order_by().values_list("pk", flat=True))
 
-    def _products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
+    def products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
         ids = [obj.pk for obj in objs]
         return None if None in ids else ids
 
@@ -148,23 +150,22 @@ class EverythingQuerySet(ServedQuerySet):
     def changed_products(self) -> list[int] | None:
         return None
 
-    def _products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
+    def products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
         return None
 
 
-def track_changes(
-    model: type[models.Model],
-    products_of: Callable[[models.Model], list[int] | None] = lambda instance: [],
-    unserved_fields: frozenset[str] = frozenset(),
-) -> None:
-    """Note a change whenever an instance of `model` is saved or deleted."""
+def track_changes(model: type[models.Model]) -> None:
+    """Note a change whenever an instance of `model` is saved or deleted; its ServedQuerySet
+    says which products that touches and which fields serve nothing."""
+    served = model._default_manager.get_queryset()
+    assert isinstance(served, ServedQuerySet), f"{model.__name__}.objects is not served"
 
     def saved(instance: models.Model, update_fields: frozenset[str] | None = None, **_) -> None:
-        if update_fields is None or not set(update_fields) <= unserved_fields:
-            note_change(products_of(instance))
+        if update_fields is None or served.serves(update_fields):
+            note_change(served.products_of([instance]))
 
     def deleted(instance: models.Model, **_) -> None:
-        note_change(products_of(instance))
+        note_change(served.products_of([instance]))
 
     uid = f"serving-changes-{model._meta.label}"
     post_save.connect(saved, sender=model, weak=False, dispatch_uid=uid)

@@ -208,8 +208,10 @@ def goes_well_with(
     pins_by_category: dict[str, list[tuple[ProductCard, int]]] = {}
     for sku, position in serving.rules.pins.get(product.sku, []):
         pinned = visible(sku)
-        name = pinned.category.name if pinned else None
-        if pinned and name != own_category and filters.allows(name):
+        if pinned is None:
+            continue
+        name = pinned.category.name
+        if name != own_category and filters.allows(name):
             pins_by_category.setdefault(name, []).append((pinned, position))
 
     def score_of(sku: str) -> float | None:

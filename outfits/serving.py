@@ -9,10 +9,10 @@ honoured on the first request after its commit."""
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
+from functools import cache, cached_property
 from urllib.parse import quote
 
 from django.core.files.storage import default_storage
@@ -74,14 +74,14 @@ class ProductCard:
         return default_storage.url(name) if name else None
 
 
-_url_pattern: list[str] = []
+@cache
+def product_url_pattern() -> str:
+    return reverse("catalog:product-detail", args=["SKU"])
 
 
 def product_url(sku: str) -> str:
     """reverse("catalog:product-detail") without the resolver's cost on every card."""
-    if not _url_pattern:
-        _url_pattern.append(reverse("catalog:product-detail", args=["SKU"]))
-    return _url_pattern[0].replace("SKU", quote(sku, safe=""), 1)
+    return product_url_pattern().replace("SKU", quote(sku, safe=""), 1)
 
 
 @dataclass(frozen=True)
@@ -152,30 +152,25 @@ def load_cards(rules: Rules, ids: set[int] | None = None) -> list[tuple[int, Pro
 def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> ServingSnapshot:
     """The snapshot at change `now`: from `previous` plus the products changed since, or from
     scratch when the change log cannot say what changed."""
+    started = time.perf_counter()
     rules = Rules.load()
     changed = products_changed_between(previous.generation, now) if previous else None
-    if changed is None or previous is None:
-        started = time.perf_counter()
-        products: dict[str, ProductCard] = {}
-        sku_of_id: dict[int, str] = {}
-        for pk, card in load_cards(rules):
-            assert card is not None
-            products[card.sku], sku_of_id[pk] = card, card.sku
-        logger.info(
-            "serving snapshot: %d products loaded in %.2f s",
-            len(products),
-            time.perf_counter() - started,
-        )
-        return ServingSnapshot(now, rules, products, sku_of_id)
-    if not changed:
-        return replace(previous, generation=now, rules=rules)
-    products, sku_of_id = dict(previous.products), dict(previous.sku_of_id)
+    if previous is not None and changed is not None:
+        products, sku_of_id = dict(previous.products), dict(previous.sku_of_id)
+    else:
+        products, sku_of_id = {}, {}
     for pk, card in load_cards(rules, changed):
         old_sku = sku_of_id.pop(pk, None)
         if old_sku is not None:
             products.pop(old_sku, None)
         if card is not None:
             products[card.sku], sku_of_id[pk] = card, card.sku
+    if changed is None:
+        logger.info(
+            "serving snapshot: %d products loaded in %.2f s",
+            len(products),
+            time.perf_counter() - started,
+        )
     return ServingSnapshot(now, rules, products, sku_of_id)
 
 
@@ -210,9 +205,3 @@ def request_started(**_) -> None:
 
 def request_finished(**_) -> None:
     _request.active, _request.memo = False, None
-
-
-def forget_snapshot() -> None:
-    """Drop this process's snapshot (tests: each starts from its own database)."""
-    global _snapshot
-    _snapshot = None

@@ -11,7 +11,6 @@ from django.db import transaction
 
 from catalog.changes import current_generation, note_change, products_changed_between
 from catalog.models import Category, Product
-from outfits import serving
 from outfits.api_keys import create_api_key, revoke_api_key
 from outfits.models import BlockedProduct, PinnedMatch
 from outfits.serving import current_snapshot
@@ -124,8 +123,3 @@ def test_a_web_server_process_sees_a_change_committed_by_another(web_server, set
     product.active = True
     product.save()
     assert matches_status() == 200
-
-
-def test_the_snapshot_of_a_new_process_starts_from_the_database(shop):
-    serving.forget_snapshot()
-    assert set(current_snapshot().products) == {"T0", "T1", "T2", "S1"}

@@ -37,9 +37,24 @@ def complementary_categories(
     return complements
 
 
-def build_flat_index(vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
-    """Exact inner-product search (cosine on unit vectors), returning our own row ids."""
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.shape[1]))
+# A category of up to this many items is scanned in float32: it stays in the CPU's cache. A
+# larger one is scanned in float16 codes, half the memory traffic that bounds a scan once the
+# catalog outgrows the cache (100k products, 128 dimensions: a request's 12 scans take 1.3 ms
+# instead of 2.0); nearest_rows re-scores the candidates in float32, so served scores are exact.
+FLOAT32_SCAN_UP_TO = 4096
+
+
+def build_category_index(vectors: np.ndarray, ids: np.ndarray) -> faiss.Index:
+    """Inner-product search (cosine on unit vectors) over one category's items, returning our
+    own row ids: exhaustive, in float32 or, for a large category, float16."""
+    dimensions = vectors.shape[1]
+    if len(vectors) <= FLOAT32_SCAN_UP_TO:
+        scan = faiss.IndexFlatIP(dimensions)
+    else:
+        scan = faiss.IndexScalarQuantizer(
+            dimensions, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+        )
+    index = faiss.IndexIDMap2(scan)
     index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
     return index
 
@@ -78,7 +93,7 @@ class CompatibilityIndex:
         for row, category in enumerate(categories):
             rows_by_category.setdefault(category, []).append(row)
         indexes = {
-            category: build_flat_index(vectors[rows], np.asarray(rows))
+            category: build_category_index(vectors[rows], np.asarray(rows))
             for category, rows in rows_by_category.items()
         }
         return cls(
@@ -173,13 +188,15 @@ class CompatibilityIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "CompatibilityIndex":
+        """The saved index, memory-mapped read-only: the web workers of a machine share one copy
+        of the vectors and codes in the page cache (and in the CPU's), not one each."""
         # A served index answers one small query at a time: OpenMP threads only add their
         # start-up cost to each search (and fight the other web workers for the cores).
         faiss.omp_set_num_threads(1)
         items = json.loads((directory / ITEMS_FILE).read_text())
-        vectors = np.load(directory / VECTORS_FILE)
+        vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
         indexes = {
-            category: faiss.read_index(str(directory / relative))
+            category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
             for category, relative in items["index_files"].items()
         }
         return cls(

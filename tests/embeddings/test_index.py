@@ -1,7 +1,13 @@
+import faiss
 import numpy as np
 import pytest
 
-from embeddings.index import CompatibilityIndex, complementary_categories
+from embeddings.index import (
+    FLOAT32_SCAN_UP_TO,
+    CompatibilityIndex,
+    build_category_index,
+    complementary_categories,
+)
 
 
 def unit(vectors) -> np.ndarray:
@@ -45,6 +51,25 @@ def test_saved_index_loads_with_the_same_answers(tmp_path):
         for category in set(CATEGORIES):
             assert loaded.nearest(sku, category, 3) == index.nearest(sku, category, 3)
     assert loaded.complements == index.complements
+
+
+def test_a_large_category_scans_float16_and_still_serves_the_exact_nearest(tmp_path):
+    rng = np.random.default_rng(7)
+    count = FLOAT32_SCAN_UP_TO + 1000
+    vectors = unit(rng.standard_normal((count + 1, 32)))
+    skus = [f"item-{n}" for n in range(count)] + ["anchor"]
+    categories = ["Bottoms"] * count + ["Tops"]
+    index = CompatibilityIndex.build(skus, categories, vectors, [[0, count]])
+    index.save(tmp_path)
+    loaded = CompatibilityIndex.load(tmp_path)  # memory-mapped
+    assert "ScalarQuantizer" in type(faiss.downcast_index(loaded.indexes["Bottoms"].index)).__name__
+    exact = vectors[:count] @ vectors[count]
+    best = np.argsort(-exact)[:10]
+    found = loaded.nearest_rows(count, "Bottoms", 10)
+    assert [row for row, _ in found] == best.tolist()
+    np.testing.assert_allclose([score for _, score in found], exact[best], rtol=1e-6)
+    small = build_category_index(vectors[:10], np.arange(10))
+    assert type(faiss.downcast_index(small.index)).__name__ == "IndexFlatIP"
 
 
 def test_curated_pairs_lift_warm_matches_and_survive_saving(tmp_path):

@@ -120,21 +120,42 @@ def most_relevant_and_diverse(
     """Maximal marginal relevance: pick, one at a time, the candidate (row, score) with the best
     relevance·score − (1 − relevance)·(its highest cosine with those already picked), so near
     duplicates (the same top in three colours) do not fill a row."""
-    if len(candidates) <= 1 or relevance >= 1:
-        return candidates[:count]
-    rows = [row for row, _ in candidates]
-    scores = np.asarray([score for _, score in candidates], dtype=np.float32)
-    similarity = vectors[rows] @ vectors[rows].T
-    picked: list[int] = []
-    closest = np.full(len(rows), -np.inf, dtype=np.float32)
-    while len(picked) < min(count, len(rows)):
-        redundancy = closest if picked else np.zeros_like(closest)
-        value = relevance * scores - (1 - relevance) * redundancy
-        value[picked] = -np.inf
-        best = int(np.argmax(value))
-        picked.append(best)
-        closest = np.maximum(closest, similarity[best])
-    return [candidates[i] for i in picked]
+    return most_relevant_and_diverse_rows([candidates], vectors, count, relevance)[0]
+
+
+def most_relevant_and_diverse_rows(
+    rows: list[list[tuple[int, float]]], vectors: np.ndarray, count: int, relevance: float
+) -> list[list[tuple[int, float]]]:
+    """`most_relevant_and_diverse` for several rows (one per category) at once: the rows are
+    padded into one array, so each pick is a few numpy calls for all of them, not for each."""
+    width = max(map(len, rows), default=0)
+    if width <= 1 or relevance >= 1:
+        return [candidates[:count] for candidates in rows]
+    lengths = np.asarray([len(candidates) for candidates in rows])
+    valid = np.arange(width) < lengths[:, np.newaxis]
+    ids = np.zeros(valid.shape, dtype=np.int64)
+    scores = np.zeros(valid.shape, dtype=np.float32)
+    for i, candidates in enumerate(rows):
+        if candidates:
+            ids[i, : len(candidates)], scores[i, : len(candidates)] = zip(*candidates, strict=True)
+    relevant = np.where(valid, relevance * scores, -np.inf).astype(np.float32)
+    embedded = vectors[ids]
+    similarity = embedded @ embedded.transpose(0, 2, 1)  # (rows, width, width)
+    every = np.arange(len(rows))
+    redundancy = np.zeros(valid.shape, dtype=np.float32)  # highest cosine with those picked
+    picks = []
+    for step in range(min(count, width)):
+        value = relevant - (1 - relevance) * redundancy
+        if picks:
+            value[every[:, np.newaxis], np.stack(picks, axis=1)] = -np.inf
+        best = np.argmax(value, axis=1)
+        picks.append(best)
+        closest = similarity[every, best]
+        redundancy = closest if step == 0 else np.maximum(redundancy, closest)
+    return [
+        [candidates[int(pick[i])] for pick in picks[: len(candidates)]]
+        for i, candidates in enumerate(rows)
+    ]
 
 
 def visible_diverse_rows(
@@ -145,16 +166,14 @@ def visible_diverse_rows(
 ) -> dict[str, list[tuple[int, float]]]:
     """For each category's (row, score) hits: those that are visible products of that
     category (today's: a product may have moved since training), diverse, at most `limit`."""
-    relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
-    return {
-        category: most_relevant_and_diverse(
-            [(r, score) for r, score in hits if in_category(visible(index.skus[r]), category)],
-            index.vectors,
-            limit,
-            relevance,
-        )
+    skus = index.skus
+    shown = [
+        [(r, score) for r, score in hits if in_category(visible(skus[r]), category)]
         for category, hits in found.items()
-    }
+    ]
+    relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
+    diverse = most_relevant_and_diverse_rows(shown, index.vectors, limit, relevance)
+    return dict(zip(found, diverse, strict=True))
 
 
 def in_category(card: ProductCard | None, category: str) -> bool:

@@ -16,6 +16,7 @@ from outfits.recommendations import (
     goes_well_with,
     model_version_of_rec_id,
     most_relevant_and_diverse,
+    most_relevant_and_diverse_rows,
 )
 
 
@@ -31,6 +32,39 @@ def test_maximal_marginal_relevance_prefers_a_different_item_to_a_near_duplicate
         (0, 0.9),
         (2, 0.8),
     ]
+
+
+def one_row_at_a_time(candidates, vectors, count, relevance):
+    """MMR as its definition reads: the reference for the vectorised one."""
+    picked: list[int] = []
+    while len(picked) < min(count, len(candidates)):
+        value = [
+            -np.inf
+            if i in picked
+            else relevance * score
+            - (1 - relevance)
+            * max((float(vectors[row] @ vectors[candidates[j][0]]) for j in picked), default=0)
+            for i, (row, score) in enumerate(candidates)
+        ]
+        picked.append(int(np.argmax(value)))
+    return [candidates[i] for i in picked]
+
+
+def test_rows_of_different_lengths_are_diversified_together_as_each_alone():
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((60, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows = [
+        [
+            (int(r), float(s))
+            for r, s in zip(rng.choice(60, n, replace=False), rng.random(n), strict=True)
+        ]
+        for n in (7, 0, 1, 12, 3)
+    ]
+    for relevance in (0.0, 0.5, 0.8):
+        together = most_relevant_and_diverse_rows(rows, vectors, 4, relevance)
+        assert together == [one_row_at_a_time(r, vectors, 4, relevance) for r in rows]
+        assert [len(r) for r in together] == [4, 0, 1, 4, 3]
 
 
 def test_rows_are_best_first_diverse_and_never_the_own_category(handmade_shop, settings):

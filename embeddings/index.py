@@ -19,7 +19,11 @@ ITEMS_FILE = "items.json"
 COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
 VECTORS_FILE = "item_vectors.npy"
+NEIGHBOURS_FILE = "neighbours.npy"
 INDEX_DIR = "indexes"
+# How many of each complementary category's best items are computed ahead for every item: a
+# matches row over-fetches 2 × its length + 6 (up to 9 a row) and complete-the-look 23.
+NEIGHBOUR_DEPTH = 24
 
 
 def complementary_categories(
@@ -68,10 +72,18 @@ class CompatibilityIndex:
     complements: dict[str, list[str]]
     cooccurrence: CoOccurrence
     pair_weights: PairWeights
+    # (N, slots, depth) rows, -1 padded: row r's best items of the slot-th category of
+    # complements_of(its category), best first. None: every question searches the index.
+    neighbours: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
         self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
+        self.neighbour_slot = {
+            (category, other): slot
+            for category in self.indexes
+            for slot, other in enumerate(self.complements_of(category))
+        }
 
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """The served score of each candidate row with the anchor rows: mean type-aware
@@ -87,6 +99,7 @@ class CompatibilityIndex:
         outfits: Sequence[Sequence[int]],
         cooccurrence_weight: float = 0.0,
         pair_weights: PairWeights | None = None,
+        neighbour_depth: int = NEIGHBOUR_DEPTH,
     ) -> "CompatibilityIndex":
         categories = list(categories)
         rows_by_category: dict[str, list[int]] = {}
@@ -96,7 +109,7 @@ class CompatibilityIndex:
             category: build_category_index(vectors[rows], np.asarray(rows))
             for category, rows in rows_by_category.items()
         }
-        return cls(
+        index = cls(
             list(skus),
             categories,
             vectors,
@@ -105,6 +118,40 @@ class CompatibilityIndex:
             CoOccurrence.from_outfits(outfits, cooccurrence_weight),
             pair_weights or PairWeights.none(),
         )
+        if neighbour_depth > 0:
+            index.neighbours = index.computed_neighbours(neighbour_depth)
+        return index
+
+    def computed_neighbours(self, depth: int, batch: int = 4096) -> np.ndarray:
+        """Every item's `depth` best items of each complementary category by the served score,
+        as `neighbours` holds them: exact search of whole categories in batches (matrix
+        products, the CPU's fastest work; 100k items: about 25 s on 2 cores), the curated
+        partners merged in as nearest_rows merges them."""
+        rows_of = {c: np.flatnonzero(np.asarray(self.categories) == c) for c in self.indexes}
+        slots = max((len(self.complements_of(c)) for c in rows_of), default=0)
+        table = np.full((len(self.skus), slots, depth), -1, dtype=np.int32)
+        for category, anchors in rows_of.items():
+            for slot, other in enumerate(self.complements_of(category)):
+                candidates = rows_of.get(other)
+                if candidates is None:
+                    continue
+                keep, pool = min(depth, len(candidates)), self.vectors[candidates]
+                for start in range(0, len(anchors), batch):
+                    chunk = anchors[start : start + batch]
+                    queries = self.space.query_for(self.vectors[chunk], category, other)
+                    _, found = faiss.knn(
+                        np.ascontiguousarray(queries, dtype=np.float32),
+                        pool,
+                        keep,
+                        metric=faiss.METRIC_INNER_PRODUCT,
+                    )
+                    table[chunk, slot, :keep] = candidates[found]
+                for anchor in anchors.tolist():
+                    if anchor in self.cooccurrence.partners:
+                        merged = self.with_partners(anchor, other, table[anchor, slot, :keep])
+                        best = self.best_of(anchor, other, merged, keep)
+                        table[anchor, slot, :keep] = [r for r, _ in best]
+        return table
 
     def complements_of(self, category: str) -> list[str]:
         """Complementary categories; a category seen in no outfit gets every other one."""
@@ -120,24 +167,39 @@ class CompatibilityIndex:
         return [(self.skus[r], score) for r, score in self.nearest_rows(row, category, count)]
 
     def nearest_rows(self, row: int, category: str, count: int) -> list[tuple[int, float]]:
-        """`nearest` by row: (row, score) pairs."""
+        """`nearest` by row: (row, score) pairs; read from the computed neighbours when they
+        reach deep enough, else searched."""
         index = self.indexes.get(category)
         if index is None or count <= 0:
             return []
-        query = self.space.query(row, category)
-        found, _ = self._search(index, query, count + 1)
-        # Items stylists paired with this one join the candidates: their blended score may
-        # beat the nearest neighbours'.
+        slot = self.neighbour_slot.get((self.categories[row], category))
+        if self.neighbours is not None and slot is not None and count <= self.neighbours.shape[2]:
+            computed = self.neighbours[row, slot, :count]
+            candidates = computed[computed >= 0].tolist()
+        else:
+            found, _ = self._search(index, self.space.query(row, category), count + 1)
+            candidates = self.with_partners(row, category, found)
+        return self.best_of(row, category, candidates, count)
+
+    def with_partners(self, row: int, category: str, found: Sequence[int]) -> list[int]:
+        """`found` and the items of `category` stylists paired with `row` (their blended score
+        may beat the nearest neighbours'), never `row` itself."""
         partners = [
             other
             for other in self.cooccurrence.partners.get(row, {})
             if self.categories[other] == category
         ]
-        candidates = [r for r in dict.fromkeys([*found, *partners]) if r != row]
+        return [r for r in dict.fromkeys([*map(int, found), *partners]) if r != row]
+
+    def best_of(
+        self, row: int, category: str, candidates: list[int], count: int
+    ) -> list[tuple[int, float]]:
+        """The `count` best `candidates` of `category` for `row`, by the served score
+        (self.scores for one anchor of one category, without its per-category bookkeeping):
+        exact even when the index's own distances are not."""
         if not candidates:
             return []
-        # The served score (self.scores) for one anchor of one category, without its
-        # per-category bookkeeping: exact even when the index's own distances are not.
+        query = self.space.query(row, category)
         scores = self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
         best = np.argsort(-scores, kind="stable")[:count]
         return [(candidates[i], float(scores[i])) for i in best]
@@ -173,6 +235,8 @@ class CompatibilityIndex:
         }
         for category, relative in category_files.items():
             faiss.write_index(self.indexes[category], str(directory / relative))
+        if self.neighbours is not None:
+            np.save(directory / NEIGHBOURS_FILE, self.neighbours)
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
         (directory / ITEMS_FILE).write_text(
@@ -195,6 +259,8 @@ class CompatibilityIndex:
         faiss.omp_set_num_threads(1)
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
+        computed = directory / NEIGHBOURS_FILE  # absent in versions saved before it existed
+        neighbours = np.asarray(np.load(computed, mmap_mode="r")) if computed.is_file() else None
         indexes = {
             category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
             for category, relative in items["index_files"].items()
@@ -207,4 +273,5 @@ class CompatibilityIndex:
             items["complements"],
             CoOccurrence.load(directory / COOCCURRENCE_FILE),
             PairWeights.load(directory / PAIR_WEIGHTS_FILE),
+            neighbours,
         )

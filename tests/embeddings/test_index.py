@@ -8,6 +8,7 @@ from embeddings.index import (
     build_category_index,
     complementary_categories,
 )
+from embeddings.space import PairWeights
 
 
 def unit(vectors) -> np.ndarray:
@@ -70,6 +71,36 @@ def test_a_large_category_scans_float16_and_still_serves_the_exact_nearest(tmp_p
     np.testing.assert_allclose([score for _, score in found], exact[best], rtol=1e-6)
     small = build_category_index(vectors[:10], np.arange(10))
     assert type(faiss.downcast_index(small.index)).__name__ == "IndexFlatIP"
+
+
+def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
+    rng = np.random.default_rng(11)
+    names = ["Tops", "Bottoms", "Shoes", "Bags"]
+    categories = [names[n % 4] for n in range(240)]
+    vectors = unit(rng.standard_normal((240, 16)))
+    outfits = [[int(rng.integers(60)) * 4 + k for k in range(4)] for _ in range(80)]
+    pairs = np.asarray([(a, b) for a in range(4) for b in range(a + 1, 4)])
+    weights = PairWeights(names, pairs, rng.uniform(0.2, 1.8, (len(pairs), 16)).astype("f4"))
+    live = CompatibilityIndex.build(
+        [f"s{n}" for n in range(240)], categories, vectors, outfits, 0.5, weights, 0
+    )
+    computed = CompatibilityIndex.build(
+        live.skus, categories, vectors, outfits, 0.5, weights, neighbour_depth=8
+    )
+    computed.save(tmp_path)
+    loaded = CompatibilityIndex.load(tmp_path)
+    assert live.neighbours is None and loaded.neighbours.shape == (240, 3, 8)
+    curated = 0
+    for row in range(240):
+        for other in live.complements_of(categories[row]):
+            expected = live.nearest_rows(row, other, 6)
+            got = loaded.nearest_rows(row, other, 6)
+            assert [r for r, _ in got] == [r for r, _ in expected]
+            np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
+            curated += any(r in live.cooccurrence.partners.get(row, {}) for r, _ in got)
+            # Deeper than computed: the index is searched.
+            assert loaded.nearest_rows(row, other, 12) == live.nearest_rows(row, other, 12)
+    assert curated > 100  # the curated bonus is part of what was computed
 
 
 def test_curated_pairs_lift_warm_matches_and_survive_saving(tmp_path):

@@ -103,6 +103,28 @@ def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
     assert curated > 100  # the curated bonus is part of what was computed
 
 
+def test_a_category_from_graph_size_is_searched_through_hnsw(tmp_path, monkeypatch):
+    import embeddings.index as index_module
+
+    monkeypatch.setattr(index_module, "GRAPH_FROM", 300)
+    assert index_module.index_kind(299) == "float32" and index_module.index_kind(300) == "hnsw"
+    rng = np.random.default_rng(5)
+    vectors = unit(rng.standard_normal((401, 16)))
+    categories = ["Bottoms"] * 400 + ["Tops"]
+    index = CompatibilityIndex.build(
+        [f"s{n}" for n in range(401)], categories, vectors, [[0, 400]], neighbour_depth=0
+    )
+    index.save(tmp_path)
+    loaded = CompatibilityIndex.load(tmp_path)
+    graph = faiss.downcast_index(loaded.indexes["Bottoms"].index)
+    assert type(graph).__name__ == "IndexHNSWFlat"
+    assert graph.hnsw.efSearch == index_module.HNSW_SEARCH_DEPTH  # saved with the index
+    exact = np.argsort(-(vectors[:400] @ vectors[400]))[:10].tolist()
+    assert [row for row, _ in loaded.nearest_rows(400, "Bottoms", 10)] == exact
+    with pytest.raises(ValueError, match="unknown index kind"):
+        build_category_index(vectors, np.arange(401), "ivf")
+
+
 def test_curated_pairs_lift_warm_matches_and_survive_saving(tmp_path):
     # top-b sits far from bottom-a, but stylists paired them three times
     outfits = [[1, 2], [1, 2], [1, 2]]

@@ -1,3 +1,5 @@
+import mmap
+
 import faiss
 import numpy as np
 import pytest
@@ -52,6 +54,9 @@ def test_saved_index_loads_with_the_same_answers(tmp_path):
         for category in set(CATEGORIES):
             assert loaded.nearest(sku, category, 3) == index.nearest(sku, category, 3)
     assert loaded.complements == index.complements
+    # Memory-mapped read-only: every web worker of a machine reads the same pages.
+    for array in (loaded.vectors, loaded.neighbours):
+        assert not array.flags.writeable and isinstance(array.base.base, mmap.mmap)
 
 
 def test_a_large_category_scans_float16_and_still_serves_the_exact_nearest(tmp_path):

@@ -121,3 +121,33 @@ def test_an_hf_hub_model_loads_by_configuration_alone(offline_hub, small_catalog
 def test_an_hf_hub_model_absent_from_the_cache_fails_clearly(offline_hub):
     with pytest.raises(BackboneUnavailable, match="hf-hub:Marqo/marqo-fashionCLIP"):
         load_backbone("hf-hub:Marqo/marqo-fashionCLIP", "")
+
+
+def test_the_fast_encoder_agrees_with_plain_open_clip_in_order_in_both_precisions(small_catalog):
+    import torch
+    from PIL import Image
+
+    from embeddings.encode import encode_trunk_tokens
+
+    backbone = create_untrained_backbone(seed=2)
+    images = sorted(small_catalog.image_dir.iterdir())[:7]
+    with torch.inference_mode():
+        plain = []
+        for path in images:  # full-size decode, float32, one at a time
+            with Image.open(path) as image:
+                pixels = backbone.preprocess(image.convert("RGB"))[None]
+            plain.append(torch.nn.functional.normalize(backbone.model.encode_image(pixels)))
+        reference = torch.cat(plain).numpy()
+    for precision in ("float32", "bfloat16"):
+        vectors = encode_images(backbone, images, batch_size=3, precision=precision)
+        cosines = (vectors * reference).sum(axis=1)
+        assert cosines.min() >= 0.99, (precision, cosines)
+        assert np.argmax(vectors @ reference.T, axis=1).tolist() == list(range(7))  # in order
+    tokens = {
+        p: encode_trunk_tokens(backbone, images, 1, batch_size=3, precision=p).float()
+        for p in ("float32", "bfloat16")
+    }
+    agreement = torch.nn.functional.cosine_similarity(tokens["float32"], tokens["bfloat16"], -1)
+    assert agreement.min() >= 0.99
+    with pytest.raises(ValueError, match="unknown precision 'int4'"):
+        encode_images(backbone, images, precision="int4")

@@ -9,9 +9,9 @@ Images: the Mango catalog's photos (../shared/datasets/mango/images, 239×334 JP
 present, else generated JPEGs of that size. The baseline decodes each image with Pillow,
 applies the backbone's preprocessing and calls `model.encode_image` in float32, at batch 1 and
 at each of --batches (its best is reported). The project's encoder is `encode_images` as
-training calls it: JPEGs decoded at the smallest scale the model's input allows, in a thread
-while the model runs, and a bfloat16 copy of the image tower where the CPU computes bfloat16
-natively. Reported per backbone: images/s, the speed-up over the baseline at batch 1 and at
+training calls it: large JPEGs decoded at a reduced scale (still twice the model's input), in
+a thread while the model runs, and a bfloat16 copy of the image tower where the CPU computes
+bfloat16 natively. Reported per backbone: images/s, the speed-up over the baseline at batch 1 and at
 its best batch, GFLOP/s against the CPU's peak, and the cosine of the project's vectors to the
 baseline's (target ≥ 0.99).
 

@@ -97,12 +97,13 @@ def test_a_catalog_image_with_its_own_words_lands_on_its_stored_vector(
 ):
     """The photo path is the catalog's path: backbone trunk, the version's tuned top, the
     head. In this small model the stored vectors of a category lie within a cosine of 0.01 of
-    one another, so the check is exact: with the untuned top instead of the tuned one every
-    vector misses by 5e-3 or more; the right path misses by about 1e-7."""
+    one another, so the check is tight: with the untuned top instead of the tuned one every
+    vector misses by 5e-3 or more; the right path misses by 2e-4 at most (the catalog is
+    embedded in bfloat16 where the CPU has it, a photo in float32)."""
     for item in trained_version.items:
         query = encoder.encode(open_rgb(item.image), item.category, description=item.text)
         stored = index.vectors[index.row_of_sku[item.sku]]
-        np.testing.assert_allclose(query.vector, stored, atol=1e-5, err_msg=item.sku)
+        np.testing.assert_allclose(query.vector, stored, atol=1e-3, err_msg=item.sku)
 
 
 def test_a_photo_is_a_unit_vector_of_the_space_nearest_its_own_product(

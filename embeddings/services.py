@@ -159,6 +159,7 @@ def train_model_version(
         outfits,
         cooccurrence_weight=float(metrics["cooccurrence_weight"]),
         pair_weights=space.pair_weights,
+        neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:

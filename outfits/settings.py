@@ -186,6 +186,9 @@ OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY"
 # Diversity of a row of matches (maximal marginal relevance): 0 ranks by score alone; higher
 # values push near-duplicates (the same shirt in three colours) down the row.
 OUTFITS_MATCH_DIVERSITY = float(os.environ.get("OUTFITS_MATCH_DIVERSITY", "0.3"))
+# How many of each complementary category's best items a model version computes ahead for
+# every item (matches rows up to (depth - 6) / 2 long read them); 0: every answer searches.
+OUTFITS_COMPUTED_NEIGHBOURS = int(os.environ.get("OUTFITS_COMPUTED_NEIGHBOURS", "24"))
 # FAISS threads of a process that serves matches (one query at a time: 1 is fastest).
 OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREADS", "1"))
 

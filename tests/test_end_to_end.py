@@ -21,6 +21,7 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
         "item_vectors.npy",
         "items.json",
         "pair_weights.npz",
+        "neighbours.npy",
     } <= manifest["files"].keys()
     assert manifest["category_pairs_weighted"] > 0  # the type-aware space is served
     assert manifest["seconds"].keys() == {"embedding", "training", "evaluating", "indexing"}
@@ -38,6 +39,15 @@ def test_a_fixed_blend_weight_is_used_as_given(trained_shop, settings):
     metrics = ModelVersion.objects.latest().metrics
     assert metrics["cooccurrence_weight"] == 0.0
     assert metrics["fitb"] == metrics["fitb_content_only"]  # no blend: the same scores
+
+
+def test_computed_neighbours_can_be_turned_off(trained_shop, settings):
+    settings.OUTFITS_COMPUTED_NEIGHBOURS = 0
+    call_command("train", epochs=1)
+    manifest = read_manifest(
+        Path(settings.OUTFITS_MODEL_DIR) / ModelVersion.objects.latest().directory
+    )
+    assert "neighbours.npy" not in manifest["files"] and "items.json" in manifest["files"]
 
 
 def test_unchanged_images_are_not_embedded_again(trained_shop, settings, small_catalog):

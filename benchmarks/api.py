@@ -4,6 +4,8 @@ for synthetic catalogs of 10k and 100k products.
 
     .venv/bin/python benchmarks/api.py [--products 10000,100000] [--worker-classes sync,gthread]
         [--threads 4] [--omp-threads default] [--connections 4] [--warmup 5] [--seconds 30]
+        [--computed-neighbours N]  (0: answers search the index, as for a catalog too large to
+        compute them; default: the product's setting)
 
 Each catalog size runs in a child process on a fresh PostgreSQL database (`bench_api` on
 127.0.0.1:5432, trust auth; dropped at the end) and a temporary var folder: N products in 12
@@ -237,7 +239,9 @@ def random_pair_weights(outfits: list[list[int]], categories: list[str], rng):
     return PairWeights(names, np.asarray(pairs), weights / weights.mean(axis=1, keepdims=True))
 
 
-def build_shop(count: int, outfit_count: int, seed: int) -> list[str]:
+def build_shop(
+    count: int, outfit_count: int, seed: int, neighbours: int | None = None
+) -> list[str]:
     """`count` products in the database and an active model version that knows them all;
     returns their SKUs."""
     import numpy as np
@@ -288,7 +292,8 @@ def build_shop(count: int, outfit_count: int, seed: int) -> list[str]:
     vectors = rng.standard_normal((count, DIMENSIONS)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     pair_weights = random_pair_weights(outfits, names, rng)
-    index = CompatibilityIndex.build(skus, names, vectors, outfits, 1.0, pair_weights)
+    depth = settings.OUTFITS_COMPUTED_NEIGHBOURS if neighbours is None else neighbours
+    index = CompatibilityIndex.build(skus, names, vectors, outfits, 1.0, pair_weights, depth)
     name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         index.save(writer.directory)
@@ -618,7 +623,7 @@ def measure_catalog(count: int, options) -> None:
         django.setup()
         from django.db import connection
 
-        skus = build_shop(count, options.outfits, seed=count)
+        skus = build_shop(count, options.outfits, count, options.computed_neighbours)
         files = (folder / "matches.lua", folder / "paths.txt")
         files[0].write_text(WRK_SCRIPT)
         files[1].write_text("".join(matches_path(sku) + "\n" for sku in skus))
@@ -726,6 +731,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--outfits", type=int, default=3000)
+    parser.add_argument(
+        "--computed-neighbours",
+        type=int,
+        help="depth computed per item (default: OUTFITS_COMPUTED_NEIGHBOURS, 24; 0: search)",
+    )
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_api")

@@ -24,6 +24,7 @@ INDEX_DIR = "indexes"
 # How many of each complementary category's best items are computed ahead for every item: a
 # matches row over-fetches 2 × its length + 6 (up to 9 a row) and complete-the-look 23.
 NEIGHBOUR_DEPTH = 24
+BATCH_THREADS = faiss.omp_get_max_threads()  # OpenMP's default (OMP_NUM_THREADS or the cores)
 
 
 def complementary_categories(
@@ -151,6 +152,16 @@ class CompatibilityIndex:
         as `neighbours` holds them: exact search of whole categories in batches (matrix
         products, the CPU's fastest work; 100k items: about 25 s on 2 cores), the curated
         partners merged in as nearest_rows merges them."""
+        # OpenMP's own thread count, even in a process that serves with one thread
+        # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
+        serving_threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(BATCH_THREADS)
+        try:
+            return self._computed_neighbours(depth, batch)
+        finally:
+            faiss.omp_set_num_threads(serving_threads)
+
+    def _computed_neighbours(self, depth: int, batch: int) -> np.ndarray:
         rows_of = {c: np.flatnonzero(np.asarray(self.categories) == c) for c in self.indexes}
         slots = max((len(self.complements_of(c)) for c in rows_of), default=0)
         table = np.full((len(self.skus), slots, depth), -1, dtype=np.int32)
@@ -278,9 +289,6 @@ class CompatibilityIndex:
     def load(cls, directory: Path) -> "CompatibilityIndex":
         """The saved index, memory-mapped read-only: the web workers of a machine share one copy
         of the vectors and codes in the page cache (and in the CPU's), not one each."""
-        # A served index answers one small query at a time: OpenMP threads only add their
-        # start-up cost to each search (and fight the other web workers for the cores).
-        faiss.omp_set_num_threads(1)
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
         computed = directory / NEIGHBOURS_FILE  # absent in versions saved before it existed

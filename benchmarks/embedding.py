@@ -185,7 +185,6 @@ def main() -> None:
     parser.add_argument("--batches", default="8,32,64")
     parser.add_argument("--pretrain-epochs", type=int, default=1, help="0: no FITB check")
     options = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())  # all cores, as training runs
     names, counts = options.backbones.split(","), [int(n) for n in options.images.split(",")]
     batches = [int(n) for n in options.batches.split(",")]
     real = mango_images()

@@ -150,7 +150,7 @@ class CompatibilityIndex:
     def computed_neighbours(self, depth: int, batch: int = 4096) -> np.ndarray:
         """Every item's `depth` best items of each complementary category by the served score,
         as `neighbours` holds them: exact search of whole categories in batches (matrix
-        products, the CPU's fastest work; 100k items: about 25 s on 2 cores), the curated
+        products, the CPU's fastest work; 100k items: 22–24 s on 2 cores), the curated
         partners merged in as nearest_rows merges them."""
         # OpenMP's own thread count, even in a process that serves with one thread
         # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
@@ -162,7 +162,8 @@ class CompatibilityIndex:
             faiss.omp_set_num_threads(serving_threads)
 
     def _computed_neighbours(self, depth: int, batch: int) -> np.ndarray:
-        rows_of = {c: np.flatnonzero(np.asarray(self.categories) == c) for c in self.indexes}
+        categories = np.asarray(self.categories)
+        rows_of = {c: np.flatnonzero(categories == c) for c in self.indexes}
         slots = max((len(self.complements_of(c)) for c in rows_of), default=0)
         table = np.full((len(self.skus), slots, depth), -1, dtype=np.int32)
         for category, anchors in rows_of.items():

@@ -341,11 +341,7 @@ def look_candidates(
     count = LOOK_CANDIDATES_PER_CATEGORY
     found: dict[str, list[int]] = {}
     for category in categories:
-        near = {
-            index.row_of_sku[sku]
-            for r in rows
-            for sku, _ in index.nearest(index.skus[r], category, count * 3 + 5)
-        }
+        near = {other for r in rows for other, _ in index.nearest_rows(r, category, count * 3 + 5)}
         found[category] = list(near)
     for category, near in found.items():
         near = [r for r in near if in_category(visible(index.skus[r]), category)]

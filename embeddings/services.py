@@ -229,9 +229,14 @@ def embed_catalog(
         ).vectors_for(
             image_keys,
             image_paths,
-            lambda paths: encode_trunk_tokens(
-                backbone, paths, frozen_blocks, progress=progress
-            ).numpy(),
+            workers_or(
+                backbone,
+                frozen_blocks,
+                progress,
+                lambda paths: encode_trunk_tokens(
+                    backbone, paths, frozen_blocks, progress=progress
+                ).numpy(),
+            ),
         )
         tokens = torch.from_numpy(cached_tokens)
         image_vectors = image_vectors_from_tokens(image_top, tokens)
@@ -239,7 +244,14 @@ def embed_catalog(
         image_vectors, embedded = ImageVectorCache(
             image_cache_path(backbone.name, weights_identity)
         ).vectors_for(
-            image_keys, image_paths, lambda paths: encode_images(backbone, paths, progress=progress)
+            image_keys,
+            image_paths,
+            workers_or(
+                backbone,
+                None,
+                progress,
+                lambda paths: encode_images(backbone, paths, progress=progress),
+            ),
         )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)
     progress("embedding images", len(products), len(products))  # also when all were cached
@@ -247,6 +259,30 @@ def embed_catalog(
         backbone, image_paths, [item_text(p) for p in products], progress, image_vectors
     )
     return ItemEncoder(item_vectors, image_top, tokens), embedded
+
+
+def workers_or(
+    backbone: "Backbone",
+    frozen_blocks: int | None,
+    progress: Progress,
+    encode_here: Callable[[list[Path]], np.ndarray],
+) -> Callable[[list[Path]], np.ndarray]:
+    """How a run embeds its new images: in chunks on the workers of OUTFITS_EMBEDDING_QUEUE
+    when it names one, else `encode_here`, in this process."""
+    from .chunked_embedding import EmbeddingJob, encode_on_workers
+
+    queue = settings.OUTFITS_EMBEDDING_QUEUE
+    if not queue:
+        return encode_here
+    job = EmbeddingJob(backbone.name, backbone.pretrained, frozen_blocks)
+    return lambda paths: encode_on_workers(
+        job,
+        paths,
+        queue,
+        settings.OUTFITS_EMBEDDING_CHUNK,
+        progress,
+        settings.OUTFITS_EMBEDDING_STALL_SECONDS,
+    )
 
 
 def pretrain_backbone(

@@ -1,10 +1,11 @@
-"""Celery tasks of the compatibility model (routed to the `training` queue)."""
+"""Celery tasks of the compatibility model (routed to the `training` queue; embedding chunks go
+to the queue their run names, OUTFITS_EMBEDDING_QUEUE)."""
 
 import logging
 
 from celery import shared_task
 
-from . import training_runs
+from . import chunked_embedding, training_runs
 
 logger = logging.getLogger(__name__)
 
@@ -30,3 +31,10 @@ def scheduled_retrain() -> int | None:
 @shared_task
 def fail_stale_training_runs() -> int:
     return training_runs.fail_stale_training_runs()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def embed_image_chunk(job: dict, paths: list[str], output: str) -> int:
+    """Embed one chunk of a training run's images into `output` (chunked_embedding); a chunk
+    whose worker is lost is delivered again."""
+    return chunked_embedding.embed_chunk(job, paths, output)

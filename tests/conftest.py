@@ -219,11 +219,14 @@ def site_env(transactional_db, settings, use_backbone, tmp_path: Path) -> dict[s
 
 @pytest.fixture
 def start_worker(site_env: dict[str, str], tmp_path: Path):
-    """Start a real Celery worker process on the site's training queue: `start(name)` returns
-    the process (its log is `worker_log(name)`); all are stopped after the test."""
+    """Start a real Celery worker process on the site's training queue (or `queue`), in one
+    process (or a `pool` of one child): `start(name)` returns the process (its log is
+    `worker_log(name)`); all are stopped after the test."""
     started: list[subprocess.Popen] = []
 
-    def start(name: str = "worker") -> subprocess.Popen:
+    def start(
+        name: str = "worker", queue: str | None = None, pool: str = "solo"
+    ) -> subprocess.Popen:
         log = (tmp_path / f"{name}.log").open("w")
         worker = subprocess.Popen(
             [
@@ -234,10 +237,11 @@ def start_worker(site_env: dict[str, str], tmp_path: Path):
                 "outfits",
                 "worker",
                 "-Q",
-                site_env["OUTFITS_TRAINING_QUEUE"],
+                queue or site_env["OUTFITS_TRAINING_QUEUE"],
                 "-n",
                 f"{name}@%h",
-                "--pool=solo",
+                f"--pool={pool}",
+                "--concurrency=1",
                 "--loglevel=INFO",
                 "--without-gossip",
                 "--without-mingle",

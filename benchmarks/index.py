@@ -35,6 +35,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loglog import Panel, write_loglog_svg  # noqa: E402  (benchmarks/, this script's folder)
+
 from embeddings.index import HNSW_SEARCH_DEPTH, build_category_index, index_kind  # noqa: E402
 
 TARGET_RECALL, TARGET_P99_MS = 0.95, 2.0
@@ -169,61 +171,22 @@ PLOTTED = {  # (index, setting) → colour: the baseline, the exhaustive and the
 
 def svg_plot(rows: list[dict], path: Path) -> None:
     """p99 query latency and memory against the number of items, log-log, one line per index
-    (HNSW at the product's search depth); no plotting library needed."""
-    sizes = sorted({row["items"] for row in rows})
-    width, height, pad = 360, 260, 52
-    panels = [("p99_ms", "p99 query, ms"), ("memory_mb", "memory, MB")]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * width}" height="{height + 56}" '
-        'font-family="sans-serif" font-size="11">'
+    (HNSW at the product's search depth)."""
+    colours = {f"{name} {setting}".strip(): colour for (name, setting), colour in PLOTTED.items()}
+
+    def lines(field: str) -> dict[str, dict[int, float]]:
+        return {
+            f"{name} {setting}".strip(): {
+                r["items"]: r[field] for r in rows if (r["index"], r["setting"]) == (name, setting)
+            }
+            for name, setting in PLOTTED
+        }
+
+    panels = [
+        Panel("p99 query, ms", lines("p99_ms"), (TARGET_P99_MS, f"{TARGET_P99_MS:g} ms")),
+        Panel("memory, MB", lines("memory_mb")),
     ]
-    for panel, (field, title) in enumerate(panels):
-        left = panel * width
-        values = [r[field] for r in rows if (r["index"], r["setting"]) in PLOTTED]
-        low, high = np.log10(min(values)), np.log10(max(values))
-
-        def x(items: int, left: int = left) -> float:
-            span = np.log10(sizes[-1] / sizes[0]) or 1.0
-            return left + pad + np.log10(items / sizes[0]) / span * (width - 2 * pad)
-
-        def y(value: float, low: float = low, high: float = high) -> float:
-            return (
-                height
-                - pad
-                + 20
-                - (np.log10(value) - low) / ((high - low) or 1) * (height - 2 * pad)
-            )
-
-        parts.append(f'<text x="{left + pad}" y="16" font-weight="bold">{title}</text>')
-        if field == "p99_ms" and low < np.log10(TARGET_P99_MS) < high:  # the target, dashed
-            target = y(TARGET_P99_MS)
-            parts.append(
-                f'<line x1="{x(sizes[0]):.1f}" x2="{x(sizes[-1]):.1f}" y1="{target:.1f}" '
-                f'y2="{target:.1f}" stroke="#444" stroke-dasharray="4 3"/>'
-                f'<text x="{x(sizes[-1]) + 4:.1f}" y="{target + 4:.1f}">2 ms</text>'
-            )
-        for items in sizes:
-            parts.append(
-                f'<text x="{x(items):.1f}" y="{height + 10}" text-anchor="middle">{items:,}</text>'
-            )
-        for value in (10**low, 10**high):
-            parts.append(
-                f'<text x="{left + pad - 4}" y="{y(value):.1f}" text-anchor="end">'
-                f"{value:.3g}</text>"
-            )
-        for (name, setting), colour in PLOTTED.items():
-            line = [r for r in rows if r["index"] == name and r["setting"] == setting]
-            points = " ".join(f"{x(r['items']):.1f},{y(r[field]):.1f}" for r in line)
-            parts.append(
-                f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
-            )
-    for i, ((name, setting), colour) in enumerate(PLOTTED.items()):
-        parts.append(
-            f'<text x="{pad + (i % 2) * width}" y="{height + 30 + (i // 2) * 16}" '
-            f'fill="{colour}">{name} {setting}</text>'
-        )
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+    write_loglog_svg(panels, colours, path)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import permutations
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import faiss
 import numpy as np
 
 from .cooccurrence import CoOccurrence
+from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
 
 ITEMS_FILE = "items.json"
@@ -125,6 +127,7 @@ class CompatibilityIndex:
         cooccurrence_weight: float = 0.0,
         pair_weights: PairWeights | None = None,
         neighbour_depth: int = NEIGHBOUR_DEPTH,
+        progress: Progress = no_progress,
     ) -> "CompatibilityIndex":
         categories = list(categories)
         rows_by_category: dict[str, list[int]] = {}
@@ -144,49 +147,72 @@ class CompatibilityIndex:
             pair_weights or PairWeights.none(),
         )
         if neighbour_depth > 0:
-            index.neighbours = index.computed_neighbours(neighbour_depth)
+            index.neighbours = index.computed_neighbours(neighbour_depth, progress)
         return index
 
-    def computed_neighbours(self, depth: int, batch: int = 4096) -> np.ndarray:
+    @cached_property
+    def rows_of_category(self) -> dict[str, np.ndarray]:
+        """The rows of each category, ascending."""
+        categories = np.asarray(self.categories)
+        return {category: np.flatnonzero(categories == category) for category in self.indexes}
+
+    def empty_neighbours(self, depth: int, items: int | None = None) -> np.ndarray:
+        """A `neighbours` table of `depth` for all items (or the first `items`), no neighbour
+        found yet (all -1)."""
+        slots = max((len(self.complements_of(c)) for c in self.indexes), default=0)
+        count = len(self.skus) if items is None else items
+        return np.full((count, slots, depth), -1, dtype=np.int32)
+
+    def computed_neighbours(self, depth: int, progress: Progress = no_progress) -> np.ndarray:
         """Every item's `depth` best items of each complementary category by the served score,
-        as `neighbours` holds them: exact search of whole categories in batches (matrix
-        products, the CPU's fastest work; 100k items: 22–24 s on 2 cores), the curated
-        partners merged in as nearest_rows merges them."""
+        as `neighbours` holds them (2 cores: 22–24 s at 100k items, about 26 min at 1M)."""
+        table = self.empty_neighbours(depth)
+        done, total = 0, len(self.skus)
+        for category, anchors in self.rows_of_category.items():
+            table[anchors] = self.neighbours_of(category, anchors, depth)
+            done += len(anchors)
+            progress("indexing", done, total)
+        return table
+
+    def neighbours_of(
+        self, category: str, anchors: np.ndarray, depth: int, batch: int = 4096
+    ) -> np.ndarray:
+        """The `neighbours` rows of `anchors`, items of `category`: (len(anchors), slots,
+        depth). Exact search of whole categories in batches (matrix products, the CPU's
+        fastest work), the curated partners merged in as nearest_rows merges them."""
         # OpenMP's own thread count, even in a process that serves with one thread
         # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
         serving_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(BATCH_THREADS)
         try:
-            return self._computed_neighbours(depth, batch)
+            return self._neighbours_of(category, np.asarray(anchors), depth, batch)
         finally:
             faiss.omp_set_num_threads(serving_threads)
 
-    def _computed_neighbours(self, depth: int, batch: int) -> np.ndarray:
-        categories = np.asarray(self.categories)
-        rows_of = {c: np.flatnonzero(categories == c) for c in self.indexes}
-        slots = max((len(self.complements_of(c)) for c in rows_of), default=0)
-        table = np.full((len(self.skus), slots, depth), -1, dtype=np.int32)
-        for category, anchors in rows_of.items():
-            for slot, other in enumerate(self.complements_of(category)):
-                candidates = rows_of.get(other)
-                if candidates is None:
-                    continue
-                keep, pool = min(depth, len(candidates)), self.vectors[candidates]
-                for start in range(0, len(anchors), batch):
-                    chunk = anchors[start : start + batch]
-                    queries = self.space.query_for(self.vectors[chunk], category, other)
-                    _, found = faiss.knn(
-                        np.ascontiguousarray(queries, dtype=np.float32),
-                        pool,
-                        keep,
-                        metric=faiss.METRIC_INNER_PRODUCT,
-                    )
-                    table[chunk, slot, :keep] = candidates[found]
-                for anchor in anchors.tolist():
-                    if anchor in self.cooccurrence.partners:
-                        merged = self.with_partners(anchor, other, table[anchor, slot, :keep])
-                        best = self.best_of(anchor, other, merged, keep)
-                        table[anchor, slot, :keep] = [r for r, _ in best]
+    def _neighbours_of(
+        self, category: str, anchors: np.ndarray, depth: int, batch: int
+    ) -> np.ndarray:
+        table = self.empty_neighbours(depth, len(anchors))
+        for slot, other in enumerate(self.complements_of(category)):
+            candidates = self.rows_of_category.get(other)
+            if candidates is None:
+                continue
+            keep, pool = min(depth, len(candidates)), self.vectors[candidates]
+            for start in range(0, len(anchors), batch):
+                chunk = anchors[start : start + batch]
+                queries = self.space.query_for(self.vectors[chunk], category, other)
+                _, found = faiss.knn(
+                    np.ascontiguousarray(queries, dtype=np.float32),
+                    pool,
+                    keep,
+                    metric=faiss.METRIC_INNER_PRODUCT,
+                )
+                table[start : start + len(chunk), slot, :keep] = candidates[found]
+            for position, anchor in enumerate(anchors.tolist()):
+                if anchor in self.cooccurrence.partners:
+                    merged = self.with_partners(anchor, other, table[position, slot, :keep])
+                    best = self.best_of(anchor, other, merged, keep)
+                    table[position, slot, :keep] = [r for r, _ in best]
         return table
 
     def complements_of(self, category: str) -> list[str]:
@@ -272,7 +298,7 @@ class CompatibilityIndex:
         for category, relative in category_files.items():
             faiss.write_index(self.indexes[category], str(directory / relative))
         if self.neighbours is not None:
-            np.save(directory / NEIGHBOURS_FILE, self.neighbours)
+            self.save_neighbours(directory)
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
         (directory / ITEMS_FILE).write_text(
@@ -285,6 +311,9 @@ class CompatibilityIndex:
                 }
             )
         )
+
+    def save_neighbours(self, directory: Path) -> None:
+        np.save(directory / NEIGHBOURS_FILE, self.neighbours)
 
     @classmethod
     def load(cls, directory: Path) -> "CompatibilityIndex":

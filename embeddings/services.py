@@ -151,7 +151,9 @@ def train_model_version(
     stopwatch.lap("evaluating")
     logger.info("evaluation: %s", metrics)
 
-    progress("indexing", 0, 1)
+    progress("indexing", 0, len(products))
+    depth = settings.OUTFITS_COMPUTED_NEIGHBOURS
+    fan_out = bool(settings.OUTFITS_FANOUT_QUEUE) and depth > 0
     index = CompatibilityIndex.build(
         skus,
         category_names,
@@ -159,12 +161,19 @@ def train_model_version(
         outfits,
         cooccurrence_weight=float(metrics["cooccurrence_weight"]),
         pair_weights=space.pair_weights,
-        neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
+        neighbour_depth=0 if fan_out else depth,
+        progress=progress,
     )
     name = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
-        check_cancelled()  # the last point to give up: what follows is quick
+        check_cancelled()
         index.save(writer.directory)
+        if fan_out:  # the workers read the version's files, written but not yet committed
+            from .fanout import neighbours_on_workers
+
+            index.neighbours = neighbours_on_workers(writer.directory, index, depth, progress)
+            index.save_neighbours(writer.directory)
+        check_cancelled()  # the last point to give up: what follows is quick
         save_head(head, writer.directory / HEAD_FILE)
         category_probe.save(writer.directory / PROBE_FILE)
         if items.image_top is not None:
@@ -186,7 +195,7 @@ def train_model_version(
             seconds=stopwatch.lap("indexing"),
             metrics=metrics,
         )
-    progress("indexing", 1, 1)
+    progress("indexing", len(products), len(products))
     version = ModelVersion.objects.create(
         name=name,
         directory=directory.name,
@@ -267,22 +276,14 @@ def workers_or(
     progress: Progress,
     encode_here: Callable[[list[Path]], np.ndarray],
 ) -> Callable[[list[Path]], np.ndarray]:
-    """How a run embeds its new images: in chunks on the workers of OUTFITS_EMBEDDING_QUEUE
-    when it names one, else `encode_here`, in this process."""
-    from .chunked_embedding import EmbeddingJob, encode_on_workers
+    """How a run embeds its new images: in chunks on the workers of OUTFITS_FANOUT_QUEUE when
+    it names one, else `encode_here`, in this process."""
+    from .fanout import EmbeddingJob, encode_on_workers
 
-    queue = settings.OUTFITS_EMBEDDING_QUEUE
-    if not queue:
+    if not settings.OUTFITS_FANOUT_QUEUE:
         return encode_here
     job = EmbeddingJob(backbone.name, backbone.pretrained, frozen_blocks)
-    return lambda paths: encode_on_workers(
-        job,
-        paths,
-        queue,
-        settings.OUTFITS_EMBEDDING_CHUNK,
-        progress,
-        settings.OUTFITS_EMBEDDING_STALL_SECONDS,
-    )
+    return lambda paths: encode_on_workers(job, paths, progress)
 
 
 def pretrain_backbone(

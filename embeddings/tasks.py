@@ -1,11 +1,11 @@
-"""Celery tasks of the compatibility model (routed to the `training` queue; embedding chunks go
-to the queue their run names, OUTFITS_EMBEDDING_QUEUE)."""
+"""Celery tasks of the compatibility model (routed to the `training` queue; the chunks of a run's
+fanned-out work go to the queue it sends them to, OUTFITS_FANOUT_QUEUE)."""
 
 import logging
 
 from celery import shared_task
 
-from . import chunked_embedding, training_runs
+from . import fanout, training_runs
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,17 @@ def fail_stale_training_runs() -> int:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def embed_image_chunk(job: dict, paths: list[str], output: str) -> int:
-    """Embed one chunk of a training run's images into `output` (chunked_embedding); a chunk
-    whose worker is lost is delivered again."""
-    return chunked_embedding.embed_chunk(job, paths, output)
+    """Embed one chunk of a training run's images into `output` (fanout.py); a chunk whose
+    worker is lost is delivered again."""
+    return fanout.write_chunk(output, lambda: fanout.embed_chunk(job, paths))
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def compute_neighbours_chunk(
+    directory: str, category: str, start: int, stop: int, depth: int, output: str
+) -> int:
+    """Compute the neighbours of items start:stop of `category` of the version being written
+    in `directory` into `output` (fanout.py)."""
+    return fanout.write_chunk(
+        output, lambda: fanout.neighbours_chunk(directory, category, start, stop, depth)
+    )

@@ -193,14 +193,16 @@ OUTFITS_COMPUTED_NEIGHBOURS = int(os.environ.get("OUTFITS_COMPUTED_NEIGHBOURS", 
 OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREADS", "1"))
 
 # --- Retraining ---
-# Embedding fans out over Celery workers when this names a queue: a run's new images go in
-# chunks of OUTFITS_EMBEDDING_CHUNK, a task each, to the workers of that queue (start them with
-# `celery -A outfits worker -Q <queue>`, on any machine sharing the var and media folders).
-# Empty: the training worker embeds them itself.
-OUTFITS_EMBEDDING_QUEUE = os.environ.get("OUTFITS_EMBEDDING_QUEUE", "")
+# A run's heavy work fans out over Celery workers when this names a queue: its new images in
+# chunks of OUTFITS_EMBEDDING_CHUNK, and the new version's computed neighbours in chunks of
+# OUTFITS_NEIGHBOURS_CHUNK items, a task each, to the workers of that queue (start them with
+# `celery -A outfits worker -Q <queue>` on machines sharing the var and media folders).
+# Empty: the training worker does it all itself.
+OUTFITS_FANOUT_QUEUE = os.environ.get("OUTFITS_FANOUT_QUEUE", "")
 OUTFITS_EMBEDDING_CHUNK = int(os.environ.get("OUTFITS_EMBEDDING_CHUNK", "2000"))
+OUTFITS_NEIGHBOURS_CHUNK = int(os.environ.get("OUTFITS_NEIGHBOURS_CHUNK", "20000"))
 # A run gives up (failed, nothing activated) when no chunk has finished for this long.
-OUTFITS_EMBEDDING_STALL_SECONDS = float(os.environ.get("OUTFITS_EMBEDDING_STALL_SECONDS", "900"))
+OUTFITS_FANOUT_STALL_SECONDS = float(os.environ.get("OUTFITS_FANOUT_STALL_SECONDS", "900"))
 # A new version is activated when its held-out FITB beats the active version's on the same
 # questions by at least this much (negative: also when slightly worse; staff can always
 # activate by hand).

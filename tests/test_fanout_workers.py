@@ -1,7 +1,8 @@
-"""Embedding fanned out over Celery workers (OUTFITS_EMBEDDING_QUEUE): a training worker sends
-its new images in chunks to real embedding worker processes on the Redis broker and trains on
-what they return; a queue nobody serves, a chunk that fails, workers that stop answering and a
-cancel end the run clearly, keeping nothing."""
+"""A run's heavy work fanned out over Celery workers (OUTFITS_FANOUT_QUEUE): a training worker
+sends its new images, then its version's neighbour search, in chunks to real worker processes
+on the Redis broker and builds the version from what they return; a queue nobody serves, a
+chunk that fails, workers that stop answering and a cancel end the run clearly, keeping
+nothing."""
 
 import re
 import uuid
@@ -19,6 +20,7 @@ from catalog.models import Product
 from embeddings.artifacts import file_sha256
 from embeddings.backbone import load_backbone
 from embeddings.encode import encode_images, encode_trunk_tokens
+from embeddings.index import NEIGHBOUR_DEPTH, CompatibilityIndex
 from embeddings.models import ModelVersion, TrainingRun
 from embeddings.services import embeddable_products, image_cache_path
 from embeddings.training_runs import create_training_run
@@ -27,7 +29,8 @@ from tests.support import wait_for
 
 pytestmark = pytest.mark.services
 
-CHUNK = 16  # the small catalog's 56 images: 4 chunks
+IMAGES_A_CHUNK = 16  # the small catalog's 56 images: 4 chunks
+ITEMS_A_CHUNK = 5  # of a category, for the neighbour search
 
 
 @pytest.fixture
@@ -37,10 +40,14 @@ def shop(site_env, small_catalog):
 
 
 @pytest.fixture
-def embedding_queue(site_env) -> str:
-    """A queue of this test's own, named to the site's processes as their embedding queue."""
-    queue = f"embedding-test-{uuid.uuid4().hex[:8]}"
-    site_env |= {"OUTFITS_EMBEDDING_QUEUE": queue, "OUTFITS_EMBEDDING_CHUNK": str(CHUNK)}
+def fanout_queue(site_env) -> str:
+    """A queue of this test's own, named to the site's processes as their fan-out queue."""
+    queue = f"fanout-test-{uuid.uuid4().hex[:8]}"
+    site_env |= {
+        "OUTFITS_FANOUT_QUEUE": queue,
+        "OUTFITS_EMBEDDING_CHUNK": str(IMAGES_A_CHUNK),
+        "OUTFITS_NEIGHBOURS_CHUNK": str(ITEMS_A_CHUNK),
+    }
     return queue
 
 
@@ -49,31 +56,41 @@ def finished(run: TrainingRun) -> TrainingRun | None:
     return run if run.finished else None
 
 
-def chunks_done(log: str) -> int:
-    return len(re.findall(r"embeddings\.tasks\.embed_image_chunk\[[^\]]+\] succeeded", log))
+def chunks_done(log: str, task: str = "embed_image_chunk") -> int:
+    return len(re.findall(rf"embeddings\.tasks\.{task}\[[^\]]+\] succeeded", log))
 
 
 def chunk_folders() -> list[Path]:
-    folder = Path(settings.VAR_DIR) / "embedding-chunks"
+    folder = Path(settings.VAR_DIR) / "fanout"
     return list(folder.iterdir()) if folder.is_dir() else []
 
 
 @pytest.mark.parametrize("unfrozen_blocks", [0, 1], ids=["image vectors", "trunk tokens"])
-def test_a_retrain_embeds_its_images_in_chunks_on_the_embedding_workers(
-    shop, embedding_queue, start_worker, send_retrain, worker_log, unfrozen_blocks
+def test_a_retrain_embeds_and_searches_in_chunks_on_the_fanout_workers(
+    shop, fanout_queue, start_worker, send_retrain, worker_log, unfrozen_blocks
 ):
     start_worker("trainer")
-    start_worker("embedder-1", embedding_queue)
-    start_worker("embedder-2", embedding_queue)
+    start_worker("helper-1", fanout_queue)
+    start_worker("helper-2", fanout_queue)
     run = create_training_run(epochs=2, unfrozen_blocks=unfrozen_blocks)
     send_retrain(run.pk)
     run = wait_for(lambda: finished(run), "the run to finish")
     assert run.status == "succeeded", f"{run.message}\n{worker_log('trainer')[-3000:]}"
     assert run.model_version.is_active
-    embedders = worker_log("embedder-1") + worker_log("embedder-2")
-    assert chunks_done(embedders) == 4, embedders[-3000:]
+    helpers = worker_log("helper-1") + worker_log("helper-2")
+    assert chunks_done(helpers) == 4, helpers[-3000:]
     assert "embed_image_chunk[" not in worker_log("trainer")  # not its own work
     assert chunk_folders() == []  # the chunks' files are gone once the run has them
+
+    # The version's neighbours, searched by the helpers a few items at a time, are the ones
+    # this process computes from its files.
+    version = CompatibilityIndex.load(
+        Path(settings.OUTFITS_MODEL_DIR) / run.model_version.directory
+    )
+    chunks = sum(-(-len(rows) // ITEMS_A_CHUNK) for rows in version.rows_of_category.values())
+    assert chunks_done(helpers, "compute_neighbours_chunk") == chunks > len(version.indexes)
+    assert "compute_neighbours_chunk[" not in worker_log("trainer")
+    np.testing.assert_array_equal(version.neighbours, version.computed_neighbours(NEIGHBOUR_DEPTH))
 
     # What the workers embedded, in the cache under each product's image, is what this
     # process embeds from the same files.
@@ -99,43 +116,43 @@ def test_a_retrain_embeds_its_images_in_chunks_on_the_embedding_workers(
 
 
 def test_a_queue_no_worker_serves_fails_the_run_at_once_and_says_what_to_start(
-    shop, embedding_queue, start_worker, send_retrain
+    shop, fanout_queue, start_worker, send_retrain
 ):
     start_worker("trainer")  # and no embedding worker
     run = create_training_run(epochs=2, unfrozen_blocks=0)
     send_retrain(run.pk)
     run = wait_for(lambda: finished(run), "the run to stop", timeout=120)
     assert run.status == "failed"
-    assert f"No Celery worker serves the embedding queue '{embedding_queue}'" in run.message
-    assert f"celery -A outfits worker -Q {embedding_queue}" in run.message
+    assert f"No Celery worker serves the fan-out queue '{fanout_queue}'" in run.message
+    assert f"celery -A outfits worker -Q {fanout_queue}" in run.message
     assert not ModelVersion.objects.exists() and chunk_folders() == []
 
 
 def test_a_chunk_that_fails_fails_the_run_with_its_reason_and_keeps_nothing(
-    shop, embedding_queue, start_worker, send_retrain, worker_log
+    shop, fanout_queue, start_worker, send_retrain, worker_log
 ):
     broken = Product.objects.order_by("pk")[20]  # in the second chunk
     Path(broken.image.path).write_bytes(b"not a picture")
     start_worker("trainer")
-    start_worker("embedder", embedding_queue)
+    start_worker("helper", fanout_queue)
     run = create_training_run(epochs=2, unfrozen_blocks=0)
     send_retrain(run.pk)
     run = wait_for(lambda: finished(run), "the run to stop")
     assert run.status == "failed", run.message
-    assert "Embedding chunk 2 of 4 failed on its worker" in run.message
+    assert "Embedding images: chunk 2 of 4 failed on its worker" in run.message
     assert "cannot identify image file" in run.message and broken.image.name in run.message
     assert not ModelVersion.objects.exists() and chunk_folders() == []
     identity = file_sha256(Path(settings.OUTFITS_PRETRAINED))
     assert not image_cache_path(settings.OUTFITS_BACKBONE, identity).exists()  # none kept
-    assert "embed_image_chunk[" in worker_log("embedder")
+    assert "embed_image_chunk[" in worker_log("helper")
 
 
 @pytest.fixture
-def busy_embedder(site_env, embedding_queue, start_worker, shop, tmp_path):
-    """An embedding worker (a prefork pool of one: its main process still answers the run's
+def busy_helper(site_env, fanout_queue, start_worker, shop, tmp_path):
+    """A fan-out worker (a prefork pool of one: its main process still answers the run's
     question whether anyone serves the queue) kept busy with a long chunk of its own, so the
     run's chunks wait in the queue."""
-    start_worker("embedder", embedding_queue, pool="prefork")
+    start_worker("helper", fanout_queue, pool="prefork")
     app = Celery(broker=site_env["CELERY_BROKER_URL"])
     picture = Product.objects.order_by("pk").first().image.path
     job = {"backbone": settings.OUTFITS_BACKBONE, "pretrained": settings.OUTFITS_PRETRAINED}
@@ -143,7 +160,7 @@ def busy_embedder(site_env, embedding_queue, start_worker, shop, tmp_path):
     app.send_task(
         "embeddings.tasks.embed_image_chunk",
         args=[job, [picture] * 100_000, str(tmp_path / "busy" / "00000.npy")],
-        queue=embedding_queue,
+        queue=fanout_queue,
     )
     app.close()
 
@@ -155,7 +172,7 @@ def embedding_under_way(run: TrainingRun) -> bool:
 
 
 def test_cancel_while_the_chunks_wait_stops_the_run_and_drops_them(
-    busy_embedder, client, start_worker, send_retrain
+    busy_helper, client, start_worker, send_retrain
 ):
     start_worker("trainer")
     run = create_training_run(epochs=2, unfrozen_blocks=0)
@@ -170,14 +187,14 @@ def test_cancel_while_the_chunks_wait_stops_the_run_and_drops_them(
 
 
 def test_chunks_that_stop_coming_fail_the_run_after_the_stall_time(
-    site_env, busy_embedder, start_worker, send_retrain
+    site_env, busy_helper, start_worker, send_retrain
 ):
-    site_env["OUTFITS_EMBEDDING_STALL_SECONDS"] = "3"
+    site_env["OUTFITS_FANOUT_STALL_SECONDS"] = "3"
     start_worker("trainer")
     run = create_training_run(epochs=2, unfrozen_blocks=0)
     send_retrain(run.pk)
     run = wait_for(lambda: finished(run), "the run to give up", timeout=120)
     assert run.status == "failed"
-    assert "No embedding chunk finished for 3 s" in run.message
+    assert "Embedding images: no chunk finished for 3 s" in run.message
     assert "0 of 4 are done" in run.message
     assert not ModelVersion.objects.exists() and chunk_folders() == []

@@ -8,7 +8,8 @@ memory it added (peak RSS during the stage minus RSS when the stage began):
 
 - embed: N product photos through the project's image encoder (`encode_images`, the offline
   backbone outfits-tiny with random weights: the same speed as trained ones). Photos: Mango's
-  (../shared/datasets/mango/images) repeated to N when present, else generated JPEGs.
+  (../shared/datasets/mango/images) repeated to N when present, else generated JPEGs; read
+  once before the clock starts, so they come from the page cache.
 - train: one epoch of the compatibility head (type-aware, head only) on N synthetic items
   (image ⊕ title vectors of the offline backbone's width) and N/2 synthetic outfits (Mango
   has 0.56 outfits a product); a retrain runs OUTFITS_TRAINING_EPOCHS of them (30).
@@ -82,6 +83,8 @@ def embed(count: int, folder: Path) -> dict:
     from embeddings.encode import encode_images
 
     paths = photos(count, folder)
+    for path in set(paths):  # into the page cache: the disk is not what is measured
+        path.read_bytes()
     backbone = create_untrained_backbone()
     encode_images(backbone, paths[:64])  # warm-up: oneDNN picks its kernels
     began, started = rss_mb(), time.perf_counter()

@@ -20,12 +20,38 @@ def native_bfloat16() -> bool:
     return bool(torch.backends.mkldnn.is_available() and supported and supported())
 
 
-def inference_tower(visual: nn.Module, precision: str = "auto") -> tuple[nn.Module, torch.dtype]:
-    """The image tower to embed with and its input dtype. 'auto': a bfloat16 copy where the CPU
-    computes bfloat16 natively (about 2× float32's images/s, cosine ≥ 0.9999 to its vectors:
-    benchmarks/embedding.py), else the float32 tower; 'float32' or 'bfloat16' to choose."""
+CPU = torch.device("cpu")
+
+
+def embedding_device(name: str = "auto") -> torch.device:
+    """Where images are embedded: 'cpu', 'cuda', or 'auto' (CUDA when this process sees a
+    device, as a worker on a GPU machine does). Asking for 'cuda' without one is an error, not
+    a silent fall back to the CPU."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown embedding device {name!r}: auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "Embedding on 'cuda' was asked for (OUTFITS_EMBEDDING_DEVICE), but this process "
+            "sees no CUDA device (torch.cuda.is_available() is False): check the GPU driver, "
+            "or use 'auto' or 'cpu'."
+        )
+    return torch.device(name)
+
+
+def inference_tower(
+    visual: nn.Module, precision: str = "auto", device: torch.device = CPU
+) -> tuple[nn.Module, torch.dtype]:
+    """The image tower to embed with on `device` and its input dtype. 'auto': on a CPU, a
+    bfloat16 copy where the CPU computes bfloat16 natively (about 2× float32's images/s,
+    cosine ≥ 0.9999 to its vectors: benchmarks/embedding.py), else the float32 tower; on a GPU,
+    a float16 copy (every CUDA GPU computes it natively). 'float32' or 'bfloat16' to choose."""
     if precision not in ("auto", "float32", "bfloat16"):
         raise ValueError(f"unknown precision {precision!r}: auto, float32 or bfloat16")
+    if device.type == "cuda":
+        dtype = {"auto": torch.float16, "float32": torch.float32}.get(precision, torch.bfloat16)
+        return copy.deepcopy(visual).to(device, dtype), dtype
     if precision == "bfloat16" or (precision == "auto" and native_bfloat16()):
         return copy.deepcopy(visual).to(torch.bfloat16), torch.bfloat16
     return visual, torch.float32
@@ -73,7 +99,8 @@ def decoded_batches(
 
 
 def _normalised(vectors: torch.Tensor) -> np.ndarray:
-    return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy().astype(np.float32)
+    normalised = torch.nn.functional.normalize(vectors.float(), dim=-1)
+    return normalised.cpu().numpy().astype(np.float32)
 
 
 @torch.inference_mode()
@@ -83,14 +110,17 @@ def encode_images(
     batch_size: int = 32,
     progress: Progress = no_progress,
     precision: str = "auto",
+    device: str = "cpu",
 ) -> np.ndarray:
-    """Embed image files; returns an (N, D) float32 array of unit vectors in input order."""
+    """Embed image files on `device` (embedding_device); returns an (N, D) float32 array of
+    unit vectors in input order."""
     visual = backbone.model.visual.eval()
-    tower, dtype = inference_tower(visual, precision)
+    on = embedding_device(device)
+    tower, dtype = inference_tower(visual, precision, on)
     chunks: list[np.ndarray] = []
     done = 0
     for batch in decoded_batches(paths, backbone.preprocess, input_side(visual), batch_size):
-        chunks.append(_normalised(tower(batch.to(dtype))))
+        chunks.append(_normalised(tower(batch.to(on, dtype))))
         done += len(batch)
         progress("embedding images", done, len(paths))
     return np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
@@ -104,15 +134,17 @@ def encode_trunk_tokens(
     batch_size: int = 32,
     progress: Progress = no_progress,
     precision: str = "auto",
+    device: str = "cpu",
 ) -> torch.Tensor:
     """The image tower's tokens after its frozen blocks, for fine-tuning the blocks after them
-    (`ImageTowerTop`): (N, T, W) float16, half the memory of float32 at no cost in accuracy
-    that matters for training."""
+    (`ImageTowerTop`): (N, T, W) float16 on the CPU, half the memory of float32 at no cost in
+    accuracy that matters for training. Computed on `device` (embedding_device)."""
     visual = backbone.model.visual.eval()
-    tower, dtype = inference_tower(visual, precision)
+    on = embedding_device(device)
+    tower, dtype = inference_tower(visual, precision, on)
     chunks: list[torch.Tensor] = []
     for batch in decoded_batches(paths, backbone.preprocess, input_side(visual), batch_size):
-        chunks.append(trunk_tokens(tower, batch.to(dtype), frozen_blocks).half())
+        chunks.append(trunk_tokens(tower, batch.to(on, dtype), frozen_blocks).half().cpu())
         progress("embedding images", sum(len(c) for c in chunks), len(paths))
     return torch.cat(chunks)
 

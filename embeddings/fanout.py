@@ -204,9 +204,10 @@ def embed_chunk(job: dict, paths: list[str]) -> np.ndarray:
     spec = EmbeddingJob(**job)
     backbone = loaded_backbone(spec.backbone, spec.pretrained)
     images = [Path(p) for p in paths]
+    device = settings.OUTFITS_EMBEDDING_DEVICE  # this worker's own: a GPU machine's is cuda
     if spec.frozen_blocks is None:
-        return encode_images(backbone, images)
-    return encode_trunk_tokens(backbone, images, spec.frozen_blocks).numpy()
+        return encode_images(backbone, images, device=device)
+    return encode_trunk_tokens(backbone, images, spec.frozen_blocks, device=device).numpy()
 
 
 def neighbours_chunk(directory: str, category: str, start: int, stop: int, depth: int):

@@ -225,6 +225,7 @@ def embed_catalog(
 
     image_paths = [Path(p.image.path) for p in products]
     image_keys = [p.image_sha256 or p.image.name for p in products]
+    device = settings.OUTFITS_EMBEDDING_DEVICE
     weights_identity = pretrained_sha256 or backbone.pretrained
     image_top: ImageTowerTop | None = None
     tokens: torch.Tensor | None = None
@@ -243,7 +244,7 @@ def embed_catalog(
                 frozen_blocks,
                 progress,
                 lambda paths: encode_trunk_tokens(
-                    backbone, paths, frozen_blocks, progress=progress
+                    backbone, paths, frozen_blocks, progress=progress, device=device
                 ).numpy(),
             ),
         )
@@ -259,7 +260,7 @@ def embed_catalog(
                 backbone,
                 None,
                 progress,
-                lambda paths: encode_images(backbone, paths, progress=progress),
+                lambda paths: encode_images(backbone, paths, progress=progress, device=device),
             ),
         )
     logger.info("embedded %d new images, %d from the cache", embedded, len(products) - embedded)

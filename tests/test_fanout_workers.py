@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from celery import Celery
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -145,6 +146,23 @@ def test_a_chunk_that_fails_fails_the_run_with_its_reason_and_keeps_nothing(
     identity = file_sha256(Path(settings.OUTFITS_PRETRAINED))
     assert not image_cache_path(settings.OUTFITS_BACKBONE, identity).exists()  # none kept
     assert "embed_image_chunk[" in worker_log("helper")
+
+
+def test_a_gpu_worker_without_a_gpu_fails_the_run_saying_so(
+    shop, site_env, fanout_queue, start_worker, send_retrain
+):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    site_env["OUTFITS_EMBEDDING_DEVICE"] = "cuda"  # what a GPU machine's worker is told
+    start_worker("trainer")
+    start_worker("helper", fanout_queue)
+    run = create_training_run(epochs=2, unfrozen_blocks=0)
+    send_retrain(run.pk)
+    run = wait_for(lambda: finished(run), "the run to stop")
+    assert run.status == "failed"
+    assert "Embedding images: chunk 1 of 4 failed on its worker" in run.message
+    assert "sees no CUDA device" in run.message
+    assert not ModelVersion.objects.exists() and chunk_folders() == []
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from embeddings.backbone import (
     MODEL_CONFIG_DIR,
@@ -124,7 +125,6 @@ def test_an_hf_hub_model_absent_from_the_cache_fails_clearly(offline_hub):
 
 
 def test_the_fast_encoder_agrees_with_plain_open_clip_in_order_in_both_precisions(small_catalog):
-    import torch
     from PIL import Image
 
     from embeddings.encode import encode_trunk_tokens
@@ -151,3 +151,19 @@ def test_the_fast_encoder_agrees_with_plain_open_clip_in_order_in_both_precision
     assert agreement.min() >= 0.99
     with pytest.raises(ValueError, match="unknown precision 'int4'"):
         encode_images(backbone, images, precision="int4")
+
+
+def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error(small_catalog):
+    from embeddings.encode import embedding_device, encode_images
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    assert embedding_device("auto") == torch.device("cpu")
+    backbone = create_untrained_backbone(seed=2)
+    images = sorted(small_catalog.image_dir.iterdir())[:3]
+    on_cpu = encode_images(backbone, images, device="cpu")
+    np.testing.assert_array_equal(encode_images(backbone, images, device="auto"), on_cpu)
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        encode_images(backbone, images, device="cuda")
+    with pytest.raises(ValueError, match="unknown embedding device 'tpu'"):
+        encode_images(backbone, images, device="tpu")

@@ -90,6 +90,12 @@ def build_category_index(
     return index
 
 
+def rows_by_category(categories: Sequence[str]) -> dict[str, np.ndarray]:
+    """The rows of each category, ascending; the categories in order of first appearance."""
+    names = np.asarray(categories)
+    return {category: np.flatnonzero(names == category) for category in dict.fromkeys(categories)}
+
+
 @dataclass
 class CompatibilityIndex:
     skus: list[str]
@@ -130,12 +136,9 @@ class CompatibilityIndex:
         progress: Progress = no_progress,
     ) -> "CompatibilityIndex":
         categories = list(categories)
-        rows_by_category: dict[str, list[int]] = {}
-        for row, category in enumerate(categories):
-            rows_by_category.setdefault(category, []).append(row)
         indexes = {
-            category: build_category_index(vectors[rows], np.asarray(rows))
-            for category, rows in rows_by_category.items()
+            category: build_category_index(vectors[rows], rows)
+            for category, rows in rows_by_category(categories).items()
         }
         index = cls(
             list(skus),
@@ -152,9 +155,7 @@ class CompatibilityIndex:
 
     @cached_property
     def rows_of_category(self) -> dict[str, np.ndarray]:
-        """The rows of each category, ascending."""
-        categories = np.asarray(self.categories)
-        return {category: np.flatnonzero(categories == category) for category in self.indexes}
+        return rows_by_category(self.categories)
 
     def empty_neighbours(self, depth: int, items: int | None = None) -> np.ndarray:
         """A `neighbours` table of `depth` for all items (or the first `items`), no neighbour

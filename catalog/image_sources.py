@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image, UnidentifiedImageError
@@ -106,41 +107,39 @@ def store_image(data: bytes) -> StoredImage:
 def extract_archive(
     archive: Path,
     destination: Path,
-    max_total_bytes: int = 4 << 30,
-    max_files: int = 500_000,
-    max_ratio: int = 200,
+    max_total_bytes: int | None = None,
+    max_entries: int | None = None,
+    max_ratio: float | None = None,
 ) -> Path:
-    """Unpack a zip of images, refusing the whole archive on a path that leaves `destination`
-    (zip-slip) or on zip-bomb signs: a huge compression ratio, or more bytes than allowed
-    (counted while writing, never trusting the headers)."""
+    """Unpack a zip of images, refusing the whole archive before anything is written on a path
+    that leaves `destination` (zip-slip) or on zip-bomb signs: more entries, more expanded bytes
+    or a higher expansion ratio (whole archive and per large entry) than allowed. Bytes are
+    counted again while writing, so headers that lie cannot get past the total either. The
+    limits default to the OUTFITS_IMPORT_ZIP_* settings."""
+    if max_total_bytes is None:
+        max_total_bytes = settings.OUTFITS_IMPORT_ZIP_MAX_BYTES
+    if max_entries is None:
+        max_entries = settings.OUTFITS_IMPORT_ZIP_MAX_ENTRIES
+    if max_ratio is None:
+        max_ratio = settings.OUTFITS_IMPORT_ZIP_MAX_RATIO
     written = 0
     try:
         with zipfile.ZipFile(archive) as bundle:
-            entries = [entry for entry in bundle.infolist() if not entry.is_dir()]
-            if len(entries) > max_files:
-                raise ArchiveRejected(f"{len(entries):,} files is over the limit of {max_files:,}")
-            for entry in entries:
-                try:
-                    target = inside(destination, entry.filename)
-                except ImageRejected:
-                    raise ArchiveRejected(
-                        f"{entry.filename!r} would be written outside the upload folder "
-                        "(a zip-slip path); the archive was not used"
-                    ) from None
-                ratio = entry.file_size / max(entry.compress_size, 1)
-                if entry.file_size > 1 << 20 and ratio > max_ratio:
-                    raise ArchiveRejected(
-                        f"{entry.filename!r} expands {ratio:.0f}× ({entry.file_size:,} bytes): "
-                        "a zip bomb, not images; the archive was not used"
-                    )
+            entries = bundle.infolist()
+            _check_archive_size(
+                entries, archive.stat().st_size, max_total_bytes, max_entries, max_ratio
+            )
+            files = [entry for entry in entries if not entry.is_dir()]
+            targets = [_extraction_target(destination, entry) for entry in files]
+            for entry, target in zip(files, targets, strict=True):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with bundle.open(entry) as source, target.open("wb") as sink:
                     while block := source.read(1 << 20):
                         written += len(block)
                         if written > max_total_bytes:
                             raise ArchiveRejected(
-                                f"the archive expands past {max_total_bytes:,} bytes; "
-                                "the archive was not used"
+                                f"the archive expands past {max_total_bytes:,} bytes "
+                                "(OUTFITS_IMPORT_ZIP_MAX_BYTES); the archive was not used"
                             )
                         sink.write(block)
     except ArchiveRejected:
@@ -150,6 +149,59 @@ def extract_archive(
         shutil.rmtree(destination, ignore_errors=True)
         raise ArchiveRejected(f"not a readable zip file ({error})") from None
     return destination
+
+
+# Archives (and entries) expanding to less than this are too small to be bombs, whatever
+# their ratio: a few flat-colour pictures compress well.
+BOMB_RATIO_FLOOR_BYTES = 1 << 20
+
+
+def _check_archive_size(
+    entries: Sequence[zipfile.ZipInfo],
+    archive_bytes: int,
+    max_total_bytes: int,
+    max_entries: int,
+    max_ratio: float,
+) -> None:
+    """Refuse a zip bomb from its directory alone, before anything is extracted: many small
+    entries are as much a bomb as one huge one, so the count, the total and the ratio are
+    checked on the whole archive."""
+    if len(entries) > max_entries:
+        raise ArchiveRejected(
+            f"the archive holds {len(entries):,} entries, over the limit of {max_entries:,} "
+            "(OUTFITS_IMPORT_ZIP_MAX_ENTRIES); the archive was not used"
+        )
+    total = sum(entry.file_size for entry in entries)
+    if total > max_total_bytes:
+        raise ArchiveRejected(
+            f"the archive would expand to {total:,} bytes, over the limit of "
+            f"{max_total_bytes:,} (OUTFITS_IMPORT_ZIP_MAX_BYTES); the archive was not used"
+        )
+    ratio = total / max(archive_bytes, 1)
+    if total > BOMB_RATIO_FLOOR_BYTES and ratio > max_ratio:
+        raise ArchiveRejected(
+            f"the archive expands {ratio:,.0f}× ({archive_bytes:,} bytes to {total:,}), over "
+            f"the limit of {max_ratio:g}× (OUTFITS_IMPORT_ZIP_MAX_RATIO): a zip bomb, not "
+            "images; the archive was not used"
+        )
+    for entry in entries:
+        ratio = entry.file_size / max(entry.compress_size, 1)
+        if entry.file_size > BOMB_RATIO_FLOOR_BYTES and ratio > max_ratio:
+            raise ArchiveRejected(
+                f"{entry.filename!r} expands {ratio:,.0f}× ({entry.file_size:,} bytes), over "
+                f"the limit of {max_ratio:g}× (OUTFITS_IMPORT_ZIP_MAX_RATIO): a zip bomb, not "
+                "images; the archive was not used"
+            )
+
+
+def _extraction_target(destination: Path, entry: zipfile.ZipInfo) -> Path:
+    try:
+        return inside(destination, entry.filename)
+    except ImageRejected:
+        raise ArchiveRejected(
+            f"{entry.filename!r} would be written outside the upload folder "
+            "(a zip-slip path); the archive was not used"
+        ) from None
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):

@@ -144,6 +144,12 @@ OUTFITS_IMPORT_CHUNK_ROWS = int(os.environ.get("OUTFITS_IMPORT_CHUNK_ROWS", "100
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
+# An uploaded images zip is refused whole, before anything is extracted, over any of these:
+# entries, expanded bytes, and expansion ratio (whole archive, and any entry over 1 MB;
+# photos hardly compress, a zip bomb expands hundreds of times).
+OUTFITS_IMPORT_ZIP_MAX_ENTRIES = int(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_ENTRIES", "100000"))
+OUTFITS_IMPORT_ZIP_MAX_BYTES = int(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_BYTES", str(4 << 30)))
+OUTFITS_IMPORT_ZIP_MAX_RATIO = float(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_RATIO", "100"))
     CELERY_BROKER_URL = "memory://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # A broker in a folder: what `make demo` runs its worker on, with no broker server.

@@ -159,14 +159,53 @@ def test_zip_bombs_are_refused(tmp_path):
     archive.write_bytes(zip_of({"zeros.png": bytes(30 << 20)}))  # 30 MB of zeros, ~30 kB zipped
     with pytest.raises(ArchiveRejected, match="zip bomb"):
         extract_archive(archive, tmp_path / "out")
-    many = tmp_path / "many.zip"
-    many.write_bytes(zip_of({f"{i}.png": PNG_BYTES for i in range(20)}))
-    with pytest.raises(ArchiveRejected, match="expands past 1,000 bytes"):
-        extract_archive(many, tmp_path / "out", max_total_bytes=1000)
     not_zip = tmp_path / "not.zip"
     not_zip.write_bytes(b"plain text")
     with pytest.raises(ArchiveRejected, match="not a readable zip"):
         extract_archive(not_zip, tmp_path / "out")
+
+
+def test_a_zip_of_many_small_entries_is_a_bomb_refused_before_anything_is_written(tmp_path):
+    """Each entry is small and below the per-entry ratio check; the archive as a whole expands
+    about 400 times (100 MB from 250 kB): the default settings refuse it unopened."""
+    archive = tmp_path / "many-small.zip"
+    archive.write_bytes(zip_of({f"{i}.png": bytes(100_000) for i in range(1000)}))
+    with pytest.raises(ArchiveRejected) as refused:
+        extract_archive(archive, tmp_path / "out")
+    message = str(refused.value)
+    assert "zip bomb" in message and "100,000,000" in message
+    assert f"{archive.stat().st_size:,} bytes" in message
+    assert "over the limit of 100× (OUTFITS_IMPORT_ZIP_MAX_RATIO)" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_entry_count_and_expanded_size_are_bounded_by_settings(tmp_path, settings):
+    archive = tmp_path / "images.zip"
+    entries = {f"{i}.png": PNG_BYTES for i in range(11)}
+    archive.write_bytes(zip_of(entries))
+    expanded = len(PNG_BYTES) * 11
+
+    settings.OUTFITS_IMPORT_ZIP_MAX_ENTRIES = 10
+    with pytest.raises(
+        ArchiveRejected,
+        match=r"holds 11 entries, over the limit of 10 \(OUTFITS_IMPORT_ZIP_MAX_ENTRIES\)",
+    ):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    settings.OUTFITS_IMPORT_ZIP_MAX_ENTRIES = 11
+    settings.OUTFITS_IMPORT_ZIP_MAX_BYTES = expanded - 1
+    with pytest.raises(
+        ArchiveRejected,
+        match=f"would expand to {expanded:,} bytes, over the limit of {expanded - 1:,} "
+        r"\(OUTFITS_IMPORT_ZIP_MAX_BYTES\)",
+    ):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    settings.OUTFITS_IMPORT_ZIP_MAX_BYTES = expanded
+    folder = extract_archive(archive, tmp_path / "out")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(entries)
 
 
 def test_an_uploaded_zip_provides_the_images_and_an_unsafe_one_fails_the_job(run_import):
@@ -178,6 +217,9 @@ def test_an_uploaded_zip_provides_the_images_and_an_unsafe_one_fails_the_job(run
     evil = ContentFile(zip_of({"../x.png": PNG_BYTES}), name="images.zip")
     failed = run_import("sku,category,image\nB,Tops,x.png\n", images_archive=evil)
     assert failed.status == "failed" and "zip-slip" in failed.message
+    bomb = ContentFile(zip_of({f"{i}.png": bytes(100_000) for i in range(100)}), name="b.zip")
+    exploded = run_import("sku,category,image\nC,Tops,1.png\n", images_archive=bomb)
+    assert exploded.status == "failed" and "OUTFITS_IMPORT_ZIP_MAX_RATIO" in exploded.message
     assert not Product.objects.filter(sku="B").exists()
 
 

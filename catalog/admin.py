@@ -1,6 +1,7 @@
 """Admin for products and categories, and the catalog/outfits upload pages."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -9,10 +10,26 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from .forms import ImportUploadForm
-from .import_jobs import enqueue_import_job, rejections_csv, rerun_for_real
+from .import_jobs import (
+    enqueue_import_job,
+    may_see_import_jobs,
+    may_start_imports,
+    rejections_csv,
+    rerun_for_real,
+)
 from .models import Category, ImportJob, Product
 
 REJECTIONS_SHOWN = 100
+MAY_NOT_IMPORT = "Importing needs the permission catalog.add_importjob (Can add import job)."
+MAY_NOT_SEE_IMPORTS = (
+    "Import jobs can be seen with the permission catalog.view_importjob (Can view import job)."
+)
+
+
+def require(allowed: bool, message: str) -> None:
+    """Custom admin views are reached by any staff user: each checks its model permission."""
+    if not allowed:
+        raise PermissionDenied(message)
 
 
 @admin.register(Category)
@@ -74,6 +91,10 @@ class ImportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        context = {"may_import": may_start_imports(request.user), **(extra_context or {})}
+        return super().changelist_view(request, context)
+
     def get_urls(self):
         def view(function):
             return self.admin_site.admin_view(function)
@@ -94,9 +115,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[object_id]))
 
     def upload_view(self, request: HttpRequest):
-        if not request.user.has_perm("catalog.add_importjob"):
-            messages.error(request, "You may not import files.")
-            return HttpResponseRedirect(reverse("admin:index"))
+        require(may_start_imports(request.user), MAY_NOT_IMPORT)
         form = ImportUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             job = form.start_job(request.user)
@@ -110,6 +129,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/catalog/importjob/upload.html", context)
 
     def job_view(self, request: HttpRequest, job_id: int):
+        require(may_see_import_jobs(request.user), MAY_NOT_SEE_IMPORTS)
         job = get_object_or_404(ImportJob, pk=job_id)
         context = {
             **self.admin_site.each_context(request),
@@ -117,18 +137,21 @@ class ImportJobAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": str(job),
             "rejections": job.rejections.all()[:REJECTIONS_SHOWN],
+            "may_import": may_start_imports(request.user),
         }
         return TemplateResponse(request, "admin/catalog/importjob/report.html", context)
 
     def rejections_view(self, request: HttpRequest, job_id: int):
+        require(may_see_import_jobs(request.user), MAY_NOT_SEE_IMPORTS)
         job = get_object_or_404(ImportJob, pk=job_id)
         response = StreamingHttpResponse(rejections_csv(job), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
         return response
 
     def apply_view(self, request: HttpRequest, job_id: int):
+        require(may_start_imports(request.user), MAY_NOT_IMPORT)
         dry_run = get_object_or_404(ImportJob, pk=job_id)
-        if request.method != "POST" or not request.user.has_perm("catalog.add_importjob"):
+        if request.method != "POST":
             return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job_id]))
         try:
             with transaction.atomic():

@@ -4,7 +4,12 @@ from django import forms
 from django.db import transaction
 
 from .csv_import import CsvFormatError, parse_mapping
-from .import_jobs import check_images_folder, create_import_job, enqueue_import_job
+from .import_jobs import (
+    check_images_folder,
+    create_import_job,
+    enqueue_import_job,
+    importer_class,
+)
 from .models import Category, ImportJob
 
 
@@ -61,6 +66,17 @@ class ImportUploadForm(forms.Form):
         cleaned = super().clean()
         if cleaned.get("images_zip") and cleaned.get("images_folder"):
             raise forms.ValidationError("Give an images zip or a folder, not both.")
+        kind, mapping = cleaned.get("kind"), cleaned.get("column_mapping")
+        if kind and mapping:
+            # Checked here, not only when the job is created: a refused upload stores nothing.
+            known = importer_class(kind).known_fields
+            unknown = sorted(set(mapping) - set(known))
+            if unknown:
+                self.add_error(
+                    "column_mapping",
+                    f"Names unknown field(s) {', '.join(unknown)}; the {kind} fields are "
+                    f"{', '.join(known)}",
+                )
         return cleaned
 
     def start_job(self, requested_by) -> ImportJob:

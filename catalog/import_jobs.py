@@ -59,6 +59,24 @@ def importer_class(kind: str) -> type[RowImporter]:
     return CatalogRowImporter
 
 
+def may_start_imports(user) -> bool:
+    """The admin's upload page, its "Apply" button and POST /api/v1/imports/ all ask this."""
+    return bool(
+        user and user.is_active and user.is_staff and user.has_perm("catalog.add_importjob")
+    )
+
+
+def may_see_import_jobs(user) -> bool:
+    """Reports, rejections and stored files of import jobs: view (or change) permission, as
+    the admin's own pages require."""
+    return bool(
+        user
+        and user.is_active
+        and user.is_staff
+        and (user.has_perm("catalog.view_importjob") or user.has_perm("catalog.change_importjob"))
+    )
+
+
 def check_images_folder(folder: str) -> Path | None:
     """A server-side images folder must exist under one of OUTFITS_IMPORT_ROOTS."""
     if not folder:

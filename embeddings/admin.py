@@ -2,8 +2,15 @@
 run, cancel, the history of runs)."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.http import (
+    HttpRequest,
+    HttpResponseBadRequest,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -14,6 +21,22 @@ from . import services, training_runs
 from .charts import loss_curve_svg, metric_bars_svg
 from .forms import RetrainForm
 from .models import ModelVersion, TrainingRun
+
+MAY_NOT_TRAIN = "Starting or cancelling trainings needs the permission embeddings.add_trainingrun."
+MAY_NOT_ACTIVATE = (
+    "Activating or rolling back model versions needs the permission embeddings.change_modelversion."
+)
+MAY_NOT_SEE_RUNS = "Training runs can be seen with the permission embeddings.view_trainingrun."
+
+
+def require(allowed: bool, message: str) -> None:
+    """Custom admin views are reached by any staff user: each checks its model permission."""
+    if not allowed:
+        raise PermissionDenied(message)
+
+
+def may_train(request: HttpRequest) -> bool:
+    return request.user.has_perm("embeddings.add_trainingrun")
 
 
 def metric(name: str, description: str):
@@ -79,21 +102,27 @@ class ModelVersionAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def get_list_display(self, request: HttpRequest):
+        shown = super().get_list_display(request)
+        if self.has_change_permission(request):
+            return shown
+        return [name for name in shown if name != "activate_button"]
+
     def changelist_view(self, request: HttpRequest, extra_context=None):
         running = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
         context = {
             "title": "Model versions",
             "previous_version": services.previous_version(),
             "running_training": running,
+            "may_retrain": may_train(request),
+            "may_activate": self.has_change_permission(request),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)
 
     def retrain_view(self, request: HttpRequest):
+        require(may_train(request), MAY_NOT_TRAIN)
         changelist = reverse("admin:embeddings_modelversion_changelist")
-        if not request.user.has_perm("embeddings.add_trainingrun"):
-            messages.error(request, "You may not start trainings.")
-            return HttpResponseRedirect(changelist)
         form = RetrainForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
@@ -122,26 +151,29 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def activate_view(self, request: HttpRequest):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if self.has_change_permission(request):
-            version = get_object_or_404(ModelVersion, pk=request.POST.get("version"))
-            services.activate(version)
-            messages.success(request, f"Model version {version.name} is now serving.")
-        else:
-            messages.error(request, "You may not activate model versions.")
+        require(self.has_change_permission(request), MAY_NOT_ACTIVATE)
+        number = request.POST.get("version", "")
+        if not number.isdigit():
+            return HttpResponseBadRequest(
+                f"version={number!r} is not a model version's number: send the id of the "
+                "version to activate (the Activate button of its row does).",
+                content_type="text/plain; charset=utf-8",
+            )
+        version = get_object_or_404(ModelVersion, pk=int(number))
+        services.activate(version)
+        messages.success(request, f"Model version {version.name} is now serving.")
         return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
 
     def rollback_view(self, request: HttpRequest):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not self.has_change_permission(request):
-            messages.error(request, "You may not activate model versions.")
+        require(self.has_change_permission(request), MAY_NOT_ACTIVATE)
+        try:
+            version = services.roll_back()
+        except ValueError as error:
+            messages.error(request, str(error))
         else:
-            try:
-                version = services.roll_back()
-            except ValueError as error:
-                messages.error(request, str(error))
-            else:
-                messages.success(request, f"Rolled back: model version {version.name} is serving.")
+            messages.success(request, f"Rolled back: model version {version.name} is serving.")
         return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
 
 
@@ -189,6 +221,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         return False  # the history stays; a deleted running row would also free the lock
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
+        require(self.has_view_permission(request), MAY_NOT_SEE_RUNS)
         training_runs.fail_stale_training_runs()
         return super().changelist_view(request, {"title": "Training runs", **(extra_context or {})})
 
@@ -205,6 +238,7 @@ class TrainingRunAdmin(admin.ModelAdmin):
         ]
 
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        require(self.has_view_permission(request), MAY_NOT_SEE_RUNS)
         training_runs.fail_stale_training_runs()
         run = get_object_or_404(TrainingRun, pk=object_id)
         context = {
@@ -212,12 +246,14 @@ class TrainingRunAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "title": f"Training run {run.pk}",
             "run": run,
+            "may_cancel": may_train(request),
             "state": render_to_string("admin/embeddings/trainingrun/_state.html", run_state(run)),
         }
         return TemplateResponse(request, "admin/embeddings/trainingrun/run.html", context)
 
     def state_view(self, request: HttpRequest, run_id: int):
         """What the run page polls: its state, rendered, and whether to keep polling."""
+        require(self.has_view_permission(request), MAY_NOT_SEE_RUNS)
         training_runs.fail_stale_training_runs()
         run = get_object_or_404(TrainingRun, pk=run_id)
         return JsonResponse(
@@ -233,14 +269,12 @@ class TrainingRunAdmin(admin.ModelAdmin):
     def cancel_view(self, request: HttpRequest, run_id: int):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
+        require(may_train(request), MAY_NOT_TRAIN)
         run = get_object_or_404(TrainingRun, pk=run_id)
-        if not request.user.has_perm("embeddings.add_trainingrun"):
-            messages.error(request, "You may not cancel trainings.")
-        else:
-            try:
-                messages.success(request, training_runs.request_cancel(run))
-            except ValueError as error:
-                messages.error(request, str(error))
+        try:
+            messages.success(request, training_runs.request_cancel(run))
+        except ValueError as error:
+            messages.error(request, str(error))
         return HttpResponseRedirect(reverse("admin:embeddings_trainingrun_change", args=[run.pk]))
 
 

@@ -4,17 +4,18 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BasicAuthentication, SessionAuthentication
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.forms import ImportUploadForm
-from catalog.import_jobs import rejections_csv
+from catalog.import_jobs import may_see_import_jobs, may_start_imports, rejections_csv
 from catalog.models import ImportJob
+from outfits.api.errors import ErrorResponseSerializer
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
@@ -62,9 +63,37 @@ class ImportJobSerializer(serializers.ModelSerializer):
         )
 
 
-class StaffOnly(APIView):
+class ImportJobPermission(BasePermission):
+    """The admin's model permissions, not staff status alone: starting an import needs
+    catalog.add_importjob (as the upload page), reading a job catalog.view_importjob."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if request.method == "POST":
+            if not may_start_imports(request.user):
+                raise exceptions.PermissionDenied(
+                    "Importing needs the permission catalog.add_importjob (Can add import job); "
+                    "ask an administrator to grant it."
+                )
+        elif not may_see_import_jobs(request.user):
+            raise exceptions.PermissionDenied(
+                "Reading import jobs needs the permission catalog.view_importjob "
+                "(Can view import job); ask an administrator to grant it."
+            )
+        return True
+
+
+class ImportApiView(APIView):
     authentication_classes = [SessionAuthentication, BasicAuthentication]
-    permission_classes = [IsAdminUser]
+    permission_classes = [IsAdminUser, ImportJobPermission]
+
+
+ERRORS = {
+    401: OpenApiResponse(ErrorResponseSerializer, description="No or wrong credentials."),
+    403: OpenApiResponse(
+        ErrorResponseSerializer, description="Not staff, or without the model permission."
+    ),
+}
+NOT_FOUND = {404: OpenApiResponse(ErrorResponseSerializer, description="No such import job.")}
 
 
 class ImportUploadSerializer(serializers.Serializer):
@@ -83,9 +112,13 @@ class ImportUploadSerializer(serializers.Serializer):
 @extend_schema(
     summary="Import a catalog or outfits CSV (staff)",
     request={"multipart/form-data": ImportUploadSerializer},
-    responses={202: ImportJobSerializer},
+    responses={
+        202: ImportJobSerializer,
+        400: OpenApiResponse(ErrorResponseSerializer, description="Invalid fields."),
+        **ERRORS,
+    },
 )
-class ImportJobListView(StaffOnly):
+class ImportJobListView(ImportApiView):
     """POST a multipart upload (fields as on the admin page: kind, csv_file, images_zip,
     images_folder, column_mapping, dry_run, deactivate_missing, create_categories) → 202 and
     the job; poll its `url`."""
@@ -95,8 +128,11 @@ class ImportJobListView(StaffOnly):
         data.setdefault("create_categories", "true")
         form = ImportUploadForm(data, request.FILES)
         if not form.is_valid():
-            return Response(
-                {"errors": form.errors.get_json_data()}, status=status.HTTP_400_BAD_REQUEST
+            raise exceptions.ValidationError(
+                {
+                    field: [str(message) for message in messages]
+                    for field, messages in form.errors.items()
+                }
             )
         job = form.start_job(request.user)
         body = ImportJobSerializer(job, context={"request": request}).data
@@ -104,9 +140,10 @@ class ImportJobListView(StaffOnly):
 
 
 @extend_schema(
-    summary="An import job's progress and outcome (staff)", responses=ImportJobSerializer
+    summary="An import job's progress and outcome (staff)",
+    responses={200: ImportJobSerializer, **ERRORS, **NOT_FOUND},
 )
-class ImportJobDetailView(StaffOnly):
+class ImportJobDetailView(ImportApiView):
     def get(self, request: Request, job_id: int) -> Response:
         job = get_object_or_404(ImportJob, pk=job_id)
         return Response(ImportJobSerializer(job, context={"request": request}).data)
@@ -114,9 +151,9 @@ class ImportJobDetailView(StaffOnly):
 
 @extend_schema(
     summary="An import's rejected rows as CSV (staff)",
-    responses={(200, "text/csv"): OpenApiTypes.BINARY},
+    responses={(200, "text/csv"): OpenApiTypes.BINARY, **ERRORS, **NOT_FOUND},
 )
-class ImportJobRejectionsView(StaffOnly):
+class ImportJobRejectionsView(ImportApiView):
     def get(self, request: Request, job_id: int) -> StreamingHttpResponse:
         job = get_object_or_404(ImportJob, pk=job_id)
         response = StreamingHttpResponse(rejections_csv(job), content_type="text/csv")

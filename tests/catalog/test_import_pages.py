@@ -124,8 +124,10 @@ def test_rest_upload_rejects_bad_fields_with_400(client, staff):
     response = client.post(
         "/api/v1/imports/", {"kind": "shoes", "column_mapping": "x"}, HTTP_AUTHORIZATION=basic
     )
-    errors = response.json()["errors"]
-    assert response.status_code == 400 and {"kind", "csv_file", "column_mapping"} <= errors.keys()
+    error = response.json()["error"]
+    assert response.status_code == 400 and error["code"] == "invalid_parameters"
+    assert {"kind", "csv_file", "column_mapping"} <= error["details"].keys()
+    assert "csv_file: This field is required." in error["message"]
 
 
 def test_command_creates_the_same_job(db, tmp_path, capsys):

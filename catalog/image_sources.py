@@ -204,31 +204,139 @@ def _extraction_target(destination: Path, entry: zipfile.ZipInfo) -> Path:
         ) from None
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Connects to the address we vetted, not to whatever DNS says a moment later."""
+# IPv6 forms that lead to an IPv4 address, checked by the IPv4 rules: a NAT64 gateway, a 6to4
+# relay or the host's own stack would otherwise carry a "public" IPv6 request to 10.0.0.1.
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 in the last 32 bits
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: the layout is the operator's
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated ::a.b.c.d
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 ::ffff:0:a.b.c.d
 
-    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self.vetted_address = address
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries and a request to it may end up at: mapped,
+    compatible and translated forms, well-known NAT64, 6to4, Teredo (server and client)."""
+    if ip.ipv4_mapped is not None:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    if ip in NAT64_WELL_KNOWN or ip in IPV4_COMPATIBLE or ip in IPV4_TRANSLATED:
+        return [ipaddress.IPv4Address(ip.packed[12:])]
+    return []
+
+
+def remaining_seconds(deadline: float) -> float:
+    """Time left before `deadline` (time.monotonic()); TimeoutError when there is none."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("the fetch deadline passed")
+    return remaining
+
+
+def connect_to_first(addresses: Sequence[str], port: int, deadline: float) -> socket.socket:
+    """A connection to the first of `addresses` that accepts: each gets an equal share of the
+    time left, so one that drops packets cannot use up the others' time. The last error when
+    none accepts."""
+    last_error: OSError = TimeoutError("the fetch deadline passed before connecting")
+    for index, address in enumerate(addresses):
+        try:
+            share = remaining_seconds(deadline) / (len(addresses) - index)
+            return socket.create_connection((address, port), timeout=share)
+        except OSError as error:
+            last_error = error
+    raise last_error
+
+
+class _DeadlineReader(io.RawIOBase):
+    def __init__(self, owner: "_DeadlineSocket") -> None:
+        self.owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self.owner.arm()
+        return self.owner.sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.owner.reader_closed()
+        super().close()
+
+
+class _DeadlineSocket:
+    """A connected socket whose every send and receive may wait only until the fetch's deadline:
+    a server dripping a byte at a time no longer restarts the timeout with each byte."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.open_readers = 0
+        self.close_requested = False
+
+    def arm(self) -> None:
+        self.sock.settimeout(remaining_seconds(self.deadline))
+
+    def sendall(self, data: bytes) -> None:
+        self.arm()
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str = "rb", *args, **kwargs) -> io.BufferedReader:
+        self.open_readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def close(self) -> None:
+        # As socket.makefile's files do: http.client closes the connection as soon as it has
+        # the headers of a response that ends with it, and reads the body afterwards.
+        self.close_requested = True
+        if not self.open_readers:
+            self.sock.close()
+
+    def reader_closed(self) -> None:
+        self.open_readers -= 1
+        if self.close_requested and not self.open_readers:
+            self.sock.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the addresses we vetted (the first that accepts), not to whatever DNS says a
+    moment later; every read and write ends by the fetch's deadline."""
+
+    def __init__(self, host: str, port: int, addresses: Sequence[str], deadline: float) -> None:
+        super().__init__(host, port)
+        self.vetted_addresses = addresses
+        self.deadline = deadline
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.vetted_address, self.port), self.timeout)
+        raw = connect_to_first(self.vetted_addresses, self.port, self.deadline)
+        self.sock = _DeadlineSocket(raw, self.deadline)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int | None, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self.vetted_address = address
+    def __init__(self, host: str, port: int, addresses: Sequence[str], deadline: float) -> None:
+        super().__init__(host, port, context=ssl.create_default_context())
+        self.vetted_addresses = addresses
+        self.deadline = deadline
 
     def connect(self) -> None:
-        raw = socket.create_connection((self.vetted_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        raw = connect_to_first(self.vetted_addresses, self.port, self.deadline)
+        raw.settimeout(remaining_seconds(self.deadline))  # the handshake, as one wait
+        secure = self._context.wrap_socket(raw, server_hostname=self.host)
+        self.sock = _DeadlineSocket(secure, self.deadline)
 
 
 class UrlFetcher:
-    """GET an image over http(s) with a timeout, a size cap, retries of transient failures,
-    and no request (first or after a redirect) to a private, loopback, link-local or otherwise
-    non-public address, unless its network is explicitly allowed."""
+    """GET an image over http(s) within a deadline for the whole fetch (`timeout` seconds for
+    every redirect, retry and byte), with a size cap, retries of transient failures, every
+    resolved address tried in turn, and no request (first or after a redirect) to a private,
+    loopback, link-local or otherwise non-public address, also not one carried inside an IPv6
+    address, unless its network is explicitly allowed."""
 
     def __init__(
         self,
@@ -246,28 +354,45 @@ class UrlFetcher:
         self.backoff = backoff
         self.allowed_networks = [ipaddress.ip_network(n, strict=False) for n in allowed_networks]
 
-    def vetted_address(self, host: str, port: int) -> str:
+    def refusal(self, ip: IPAddress) -> str | None:
+        """Why no request may go to `ip`, or None when it may."""
+        if any(ip in network for network in self.allowed_networks):
+            return None
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip in NAT64_LOCAL_USE:
+                return "a local-use NAT64 address (its IPv4 address is the network's to say)"
+            embedded = embedded_ipv4(ip)
+            for ipv4 in embedded:
+                if self.refusal(ipv4):
+                    return f"an address leading to {ipv4}, a private or reserved address"
+            if ip.ipv4_mapped is not None:
+                return None  # only a notation for its IPv4 address, which passed
+        if not ip.is_global:
+            return "a private or reserved address"
+        return None
+
+    def vetted_addresses(self, host: str, port: int) -> list[str]:
+        """Every address `host` resolves to, in the resolver's order; any refused one refuses
+        the host (its DNS may hand the refused one to the next caller)."""
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as error:
             raise ImageRejected(f"cannot resolve {host} ({error})") from None
-        addresses = {info[4][0] for info in infos}
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         for address in addresses:
-            ip = ipaddress.ip_address(address)
-            if not ip.is_global and not any(ip in net for net in self.allowed_networks):
-                raise ImageRejected(
-                    f"{host} resolves to {address}, a private or reserved address: refused"
-                )
-        return sorted(addresses)[0]
+            if reason := self.refusal(ipaddress.ip_address(address)):
+                raise ImageRejected(f"{host} resolves to {address}, {reason}: refused")
+        return addresses
 
     def fetch(self, url: str) -> bytes:
+        deadline = time.monotonic() + self.timeout
         for _hop in range(self.max_redirects + 1):
             parts = urlsplit(url)
             if parts.scheme not in {"http", "https"} or not parts.hostname:
                 raise ImageRejected(f"only http(s) URLs are fetched, not {url!r}")
             port = parts.port or (443 if parts.scheme == "https" else 80)
-            address = self.vetted_address(parts.hostname, port)
-            status, location, body = self._get_with_retries(parts, port, address)
+            addresses = self.vetted_addresses(parts.hostname, port)
+            status, location, body = self._get_with_retries(parts, port, addresses, deadline)
             if 300 <= status < 400 and location:
                 url = urljoin(url, location)
                 continue
@@ -276,11 +401,18 @@ class UrlFetcher:
             return body
         raise ImageRejected(f"more than {self.max_redirects} redirects")
 
-    def _get_with_retries(self, parts, port: int, address: str) -> tuple[int, str, bytes]:
+    def _get_with_retries(
+        self, parts, port: int, addresses: Sequence[str], deadline: float
+    ) -> tuple[int, str, bytes]:
         for attempt in range(1, self.attempts + 1):
             try:
-                status, location, body = self._get(parts, port, address)
+                status, location, body = self._get(parts, port, addresses, deadline)
             except (OSError, http.client.HTTPException) as error:
+                if time.monotonic() >= deadline:
+                    raise ImageRejected(
+                        f"no image from {parts.hostname} within the {self.timeout:g} s fetch "
+                        "deadline (OUTFITS_IMAGE_FETCH_TIMEOUT)"
+                    ) from None
                 if attempt == self.attempts:
                     raise ImageRejected(
                         f"fetch failed after {attempt} attempts ({error})"
@@ -288,12 +420,16 @@ class UrlFetcher:
             else:
                 if status not in TRANSIENT_STATUSES or attempt == self.attempts:
                     return status, location, body
-            time.sleep(self.backoff * attempt)
+                if time.monotonic() + self.backoff * attempt >= deadline:
+                    return status, location, body  # no time left to ask again
+            time.sleep(min(self.backoff * attempt, max(deadline - time.monotonic(), 0)))
         raise AssertionError("unreachable")
 
-    def _get(self, parts, port: int, address: str) -> tuple[int, str, bytes]:
+    def _get(
+        self, parts, port: int, addresses: Sequence[str], deadline: float
+    ) -> tuple[int, str, bytes]:
         pinned = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
-        connection = pinned(parts.hostname, port, address, self.timeout)
+        connection = pinned(parts.hostname, port, addresses, deadline)
         path = parts.path or "/"
         if parts.query:
             path += f"?{parts.query}"

@@ -209,6 +209,7 @@ OUTFITS_EMBEDDING_CHUNK = int(os.environ.get("OUTFITS_EMBEDDING_CHUNK", "2000"))
 OUTFITS_NEIGHBOURS_CHUNK = int(os.environ.get("OUTFITS_NEIGHBOURS_CHUNK", "20000"))
 # Where a process embeds images: auto (a CUDA GPU when it sees one: give GPU machines the
 # fan-out queue), cpu or cuda (an error without one).
+# Seconds for the whole fetch of an image URL (redirects, retries and every byte included).
 OUTFITS_EMBEDDING_DEVICE = os.environ.get("OUTFITS_EMBEDDING_DEVICE", "auto")
 # A run gives up (failed, nothing activated) when no chunk has finished for this long.
 OUTFITS_FANOUT_STALL_SECONDS = float(os.environ.get("OUTFITS_FANOUT_STALL_SECONDS", "900"))

@@ -1,7 +1,9 @@
 """Image sources are safe: no SSRF, no zip-slip, no zip bomb, no decompression bomb."""
 
 import io
+import socket
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +16,7 @@ from catalog.image_sources import (
     ArchiveRejected,
     ImageRejected,
     UrlFetcher,
+    connect_to_first,
     extract_archive,
     inside,
 )
@@ -110,18 +113,107 @@ def test_transient_failures_are_retried_and_size_and_scheme_are_capped(image_ser
 
 
 def test_a_url_that_does_not_answer_times_out():
-    import socket
-
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)  # accepts the connection, never answers
     try:
-        with pytest.raises(ImageRejected, match="fetch failed after 1 attempts"):
+        with pytest.raises(ImageRejected, match="within the 0.3 s fetch deadline"):
             trusting_loopback(timeout=0.3, attempts=1).fetch(
                 f"http://127.0.0.1:{silent.getsockname()[1]}/slow"
             )
     finally:
         silent.close()
+
+
+class DrippingServer(BaseHTTPRequestHandler):
+    """Sends a byte every 0.1 s for 5 s, never long enough silent for a per-read timeout:
+    /body drips the body of a 200, /headers the response's headers."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        body = PNG_BYTES[:50]
+        head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n"
+        if self.path == "/body":
+            self.wfile.write(head.encode() + b"\r\n")
+            slow = body
+        else:
+            slow = (head + "X-Padding: " + "x" * (50 - len(head) - 14) + "\r\n\r\n").encode()
+        try:
+            for index in range(len(slow)):
+                self.wfile.write(slow[index : index + 1])
+                time.sleep(0.1)
+            if self.path != "/body":
+                self.wfile.write(body)
+        except OSError:
+            pass  # the fetcher gave up: what the test wants
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("dripped", ["/body", "/headers"])
+def test_a_dripping_server_cannot_hold_a_fetch_past_its_deadline(dripped):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DrippingServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ImageRejected) as late:
+            trusting_loopback(timeout=1.0).fetch(
+                f"http://127.0.0.1:{server.server_address[1]}{dripped}"
+            )
+    finally:
+        server.shutdown()
+    elapsed = time.monotonic() - started
+    assert str(late.value) == (
+        "no image from 127.0.0.1 within the 1 s fetch deadline (OUTFITS_IMAGE_FETCH_TIMEOUT)"
+    )
+    assert 0.9 < elapsed < 2.0  # the whole fetch: no per-read restart, no retry after it
+
+
+def test_every_resolved_address_is_tried_until_one_accepts():
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(1)
+    port = listening.getsockname()[1]
+    deadline = time.monotonic() + 5
+    try:
+        # 127.0.0.2 is loopback too, but nothing listens there: refused, then the next
+        with connect_to_first(["127.0.0.2", "127.0.0.1"], port, deadline) as connected:
+            assert connected.getpeername() == ("127.0.0.1", port)
+        with pytest.raises(ConnectionRefusedError):
+            connect_to_first(["127.0.0.2", "127.0.0.3"], port, deadline)
+        with pytest.raises(TimeoutError):
+            connect_to_first(["127.0.0.1"], port, time.monotonic() - 1)
+    finally:
+        listening.close()
+
+
+@pytest.mark.parametrize(
+    ("address", "leads_to"),
+    [
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),  # NAT64, well-known prefix
+        ("2002:a9fe:a9fe::1", "169.254.169.254"),  # 6to4
+        ("::7f00:1", "127.0.0.1"),  # IPv4-compatible
+        ("::ffff:0:a00:1", "10.0.0.1"),  # IPv4-translated
+        ("::ffff:127.0.0.1", "127.0.0.1"),  # IPv4-mapped
+        ("2001:0:4136:e378:8000:63bf:80ff:fffe", "127.0.0.1"),  # Teredo, its client
+    ],
+)
+def test_ipv6_addresses_carrying_a_private_ipv4_address_are_refused(address, leads_to):
+    with pytest.raises(ImageRejected, match="private or reserved address: refused") as refused:
+        UrlFetcher(attempts=1, backoff=0.01).fetch(f"http://[{address}]/image.jpg")
+    assert f"an address leading to {leads_to}," in str(refused.value)
+
+
+def test_ipv6_addresses_carrying_a_public_ipv4_address_pass_and_local_nat64_is_refused():
+    fetcher = UrlFetcher()
+    assert fetcher.vetted_addresses("64:ff9b::808:808", 80) == ["64:ff9b::808:808"]
+    assert fetcher.vetted_addresses("::ffff:8.8.8.8", 80) == ["::ffff:8.8.8.8"]
+    with pytest.raises(ImageRejected, match="local-use NAT64"):
+        fetcher.vetted_addresses("64:ff9b:1::a9fe:a9fe", 80)
+    allowed = UrlFetcher(allowed_networks=["127.0.0.1/32"])
+    assert allowed.vetted_addresses("::ffff:127.0.0.1", 80) == ["::ffff:127.0.0.1"]
+    with pytest.raises(ImageRejected, match="leading to 127.0.0.2"):
+        allowed.vetted_addresses("64:ff9b::7f00:2", 80)
 
 
 def test_url_images_import_and_an_unchanged_url_is_not_fetched_again(

@@ -2,11 +2,15 @@
 reported with its line, column, value and reason, and never stops the others."""
 
 import logging
+import unicodedata
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from django.core.files import File
+from django.urls import NoReverseMatch, Resolver404, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
 from .csv_import import ColumnMap, ImportReport
@@ -62,6 +66,66 @@ def parse_in_stock(value: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise RowError("in_stock", value, "expected true/false, yes/no or 1/0")
+
+
+SKU_MAX_LENGTH = Product._meta.get_field("sku").max_length
+
+
+@cache
+def sku_routes(resolver: URLResolver) -> tuple[str, ...]:
+    """The names (with namespaces) of every URL route that carries a SKU: the shop's pages and
+    the API's, wherever they are declared."""
+    names: list[str] = []
+
+    def walk(patterns: list, namespace: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                inner = f"{namespace}{pattern.namespace}:" if pattern.namespace else namespace
+                walk(pattern.url_patterns, inner)
+            elif pattern.name and "sku" in getattr(pattern.pattern, "converters", {}):
+                names.append(namespace + pattern.name)
+
+    walk(resolver.url_patterns, "")
+    return tuple(names)
+
+
+def sku_address_problem(sku: str) -> str | None:
+    """Why some web address of this SKU would open another page (or none), or None: every
+    route carrying a SKU must lead back to the same route with the same SKU."""
+    for name in sku_routes(get_resolver()):
+        try:
+            url = reverse(name, kwargs={"sku": sku})
+            match = resolve(unquote(url))  # what a server hands Django: the decoded path
+        except (NoReverseMatch, Resolver404):
+            return f"has no web address for {name}"
+        if match.view_name != name or match.kwargs.get("sku") != sku:
+            return f"its web address {url} is the address of another page"
+    return None
+
+
+def sku_problem(sku: str) -> str | None:
+    """Why `sku` cannot be a product's SKU, or None. A SKU names the product in its page's and
+    the API's addresses, so it must survive a trip through a URL path: browsers, proxies and
+    HTTP clients drop or merge empty and dot segments and trim spaces."""
+    if not sku:
+        return "required"
+    if len(sku) > SKU_MAX_LENGTH:
+        return f"longer than {SKU_MAX_LENGTH} characters"
+    if sku != sku.strip():
+        return "starts or ends with a space"
+    for character in sku:
+        if unicodedata.category(character) in ("Cc", "Cs"):
+            return f"contains the control character U+{ord(character):04X}"
+    segments = sku.split("/")
+    if "" in segments:
+        return "has an empty segment (a '/' at the start or end, or '//'), which web addresses lose"
+    if "." in segments or ".." in segments:
+        return "has a '.' or '..' segment between '/', which web addresses resolve away"
+    # Only a SKU with "/" can reach into another route's suffix (X/look); checking every SKU
+    # would cost 0.2 ms a row.
+    if len(segments) > 1:
+        return sku_address_problem(sku)
+    return None
 
 
 def default_title(colour: str, category: str) -> str:
@@ -151,10 +215,8 @@ class CatalogRowImporter:
     def _parse(self, row: dict[str, str]) -> tuple[str, dict[str, Any]]:
         values = self.columns.fields(row)
         sku = values.get("sku", "")
-        if not sku:
-            raise RowError("sku", "", "required")
-        if len(sku) > 64:
-            raise RowError("sku", sku, "longer than 64 characters")
+        if problem := sku_problem(sku):
+            raise RowError("sku", sku, problem)
         category = values.get("category", "")
         if not category:
             raise RowError("category", "", "required")

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from django.core.files.storage import default_storage
 from django.urls import reverse
+from django.utils.http import RFC3986_SUBDELIMS
 
 from catalog.changes import (
     Generation,
@@ -80,8 +81,9 @@ def product_url_pattern() -> str:
 
 
 def product_url(sku: str) -> str:
-    """reverse("catalog:product-detail") without the resolver's cost on every card."""
-    return product_url_pattern().replace("SKU", quote(sku, safe=""), 1)
+    """reverse("catalog:product-detail") without the resolver's cost on every card, quoted as
+    reverse() quotes: a SKU's "/" stays a "/" (an encoded %2F is refused by some proxies)."""
+    return product_url_pattern().replace("SKU", quote(sku, safe=RFC3986_SUBDELIMS + "/~:@"), 1)
 
 
 @dataclass(frozen=True)

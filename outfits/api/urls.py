@@ -7,8 +7,11 @@ from . import views
 app_name = "api-v1"
 urlpatterns = [
     path("products/", views.ProductListView.as_view(), name="product-list"),
-    path("products/<str:sku>/", views.ProductDetailView.as_view(), name="product-detail"),
-    path("products/<str:sku>/matches/", views.ProductMatchesView.as_view(), name="product-matches"),
+    # `path:` for SKUs with "/", the longer route first (as in catalog/urls.py).
+    path(
+        "products/<path:sku>/matches/", views.ProductMatchesView.as_view(), name="product-matches"
+    ),
+    path("products/<path:sku>/", views.ProductDetailView.as_view(), name="product-detail"),
     path("outfits/complete/", views.CompleteOutfitView.as_view(), name="outfit-complete"),
     path("matches/by-image/", views.ImageMatchesView.as_view(), name="matches-by-image"),
     path("events/", views.EventListView.as_view(), name="events"),

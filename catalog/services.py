@@ -12,6 +12,7 @@ from urllib.parse import unquote
 from django.core.files import File
 from django.urls import NoReverseMatch, Resolver404, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from .csv_import import ColumnMap, ImportReport
 from .image_sources import ImageRejected, ImageSources, check_image, store_image
@@ -143,6 +144,13 @@ class CatalogRowImporter:
         self.columns = columns
         self.sources = sources
         self.categories = {category.name: category for category in Category.objects.all()}
+        # A name differing only by case is the same category ("TOPS" is "Tops"): the first one
+        # made keeps its name. Slugs are unique too: distinct names slugify alike ("T-shirts",
+        # "T shirts"; "Юбки" and "Шубы" are both "category") and get a numbered one.
+        self.categories_by_folded_name: dict[str, Category] = {}
+        for category in sorted(self.categories.values(), key=lambda c: c.pk):
+            self.categories_by_folded_name.setdefault(category.name.casefold(), category)
+        self.category_slugs = {category.slug for category in self.categories.values()}
         self.dry_run_lines: dict[str, int] = {}  # a dry run writes no import_line to check
 
     def column(self, field: str) -> str:
@@ -245,20 +253,31 @@ class CatalogRowImporter:
             raise RowError("sku", sku, f"duplicate of line {first_line}")
 
     def _category(self, name: str, group: str) -> Category:
-        category = self.categories.get(name)
+        category = self.categories.get(name) or self.categories_by_folded_name.get(name.casefold())
         if category is None:
             if not self.job.create_categories:
                 raise RowError(
                     "category", name, "unknown category (this upload may not create categories)"
                 )
-            category = Category(name=name, group=group)
+            category = Category(name=name, slug=self._free_slug(name), group=group)
             if not self.job.dry_run:
                 category.save()
+            self.categories_by_folded_name[name.casefold()] = category
+            self.category_slugs.add(category.slug)
             self.categories[name] = category
         elif group and category.group != group and not self.job.dry_run:
             category.group = group
             category.save(update_fields=["group"])
         return category
+
+    def _free_slug(self, name: str) -> str:
+        """slugify(name) as Category.save() makes it, numbered if another category has it."""
+        base = slugify(name)[:130] or "category"
+        slug, number = base, 1
+        while slug in self.category_slugs or Category.objects.filter(slug=slug).exists():
+            number += 1
+            slug = f"{base}-{number}"
+        return slug
 
     def _resolve_image(self, fields: dict[str, Any], product: Product | None) -> None:
         reference = fields.pop("image_reference")

@@ -1,6 +1,7 @@
 """The upload form merchandisers fill in (admin page and, field for field, the REST API)."""
 
 from django import forms
+from django.conf import settings
 from django.db import transaction
 
 from .csv_import import CsvFormatError, parse_mapping
@@ -11,6 +12,7 @@ from .import_jobs import (
     importer_class,
 )
 from .models import Category, ImportJob
+from .shopper_photos import megabytes, too_large
 
 
 class ImportUploadForm(forms.Form):
@@ -102,11 +104,9 @@ class ImportUploadForm(forms.Form):
 class PhotoMatchForm(forms.Form):
     """A shopper's photo of a garment they own."""
 
-    MAX_BYTES = 10 * 1024 * 1024
     label_suffix = ""
 
     photo = forms.ImageField(
-        help_text="A photo of one garment, on its own if you can (JPEG or PNG, up to 10 MB).",
         widget=forms.ClearableFileInput(attrs={"accept": "image/*"}),
     )
     category = forms.ModelChoiceField(
@@ -122,12 +122,17 @@ class PhotoMatchForm(forms.Form):
         help_text="Unticked, the photo is used for this answer only and never stored.",
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["photo"].help_text = (
+            "A photo of one garment, on its own if you can (JPEG or PNG, up to "
+            f"{megabytes(settings.OUTFITS_PHOTO_MAX_BYTES)})."
+        )
+
     def clean_photo(self):
         photo = self.cleaned_data["photo"]
-        if photo.size > self.MAX_BYTES:
-            raise forms.ValidationError(
-                f"The photo is {photo.size / 1e6:.1f} MB; the limit is 10 MB."
-            )
+        if photo.size > settings.OUTFITS_PHOTO_MAX_BYTES:  # limit_photo_upload stops it sooner
+            raise forms.ValidationError(str(too_large(photo.size)))
         photo.seek(0)
         return photo
 

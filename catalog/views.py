@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from outfits.recommendations import (
     ModelNotReady,
@@ -16,6 +17,7 @@ from outfits.recommendations import (
 from .forms import PhotoMatchForm
 from .image_sources import ImageRejected, decode_image
 from .models import Category, Product
+from .shopper_photos import PhotoRefused, limit_photo_upload
 
 PRODUCTS_PER_PAGE = 24
 
@@ -69,9 +71,25 @@ def complete_look(request: HttpRequest, sku: str) -> HttpResponse:
     )
 
 
+@csrf_exempt  # the size limit goes in before anything (CSRF's check too) reads the body
 def match_photo(request: HttpRequest) -> HttpResponse:
     """Upload a photo of a garment, see what in the catalog goes with it. The photo is kept
-    only when the shopper ticks the box."""
+    only when the shopper ticks the box. One over OUTFITS_PHOTO_MAX_BYTES is refused unread."""
+    try:
+        if request.method == "POST":
+            limit_photo_upload(request)
+        return _match_photo(request)
+    except PhotoRefused as refused:
+        return render(
+            request,
+            "catalog/match_photo.html",
+            {"form": PhotoMatchForm(), "found": None, "error": f"{refused} Try a smaller photo."},
+            status=refused.status,
+        )
+
+
+@csrf_protect
+def _match_photo(request: HttpRequest) -> HttpResponse:
     form = PhotoMatchForm(request.POST or None, request.FILES or None)
     found, error, status = None, None, 200
     if request.method == "POST":

@@ -123,6 +123,9 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per minute of a storefront API key that sets none of its own; counted in the cache.
 OUTFITS_API_REQUESTS_PER_MINUTE = int(os.environ.get("OUTFITS_API_REQUESTS_PER_MINUTE", "600"))
+# The largest photo a shopper may send (the /match/ page, POST /api/v1/matches/by-image/): a
+# larger one is refused (413) before its body is read.
+OUTFITS_PHOTO_MAX_BYTES = int(os.environ.get("OUTFITS_PHOTO_MAX_BYTES", str(10 << 20)))
 # The shared cache (API rate limits): Redis when REDIS_URL is set, else this process's memory.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 CACHES = {

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Product
+from catalog.shopper_photos import PhotoRefused, limit_photo_upload
 from outfits import events, recommendations
 from outfits.serving import ProductCard, current_snapshot
 
@@ -271,9 +272,17 @@ class ImageMatchesView(StorefrontView):
     @extend_schema(
         summary="Match something the shopper owns",
         description="Upload a photo of one garment: catalog products that go well with it, by "
-        "category. The photo is embedded by the active model and not stored.",
+        "category. The photo is embedded by the active model and not stored. A request over "
+        "OUTFITS_PHOTO_MAX_BYTES (10 MB by default) is refused before it is read (413), one of "
+        "unknown length (chunked) too (411).",
         request={"multipart/form-data": ImageMatchRequestSerializer},
-        responses={200: ImageMatchesSerializer, 503: ErrorResponseSerializer, **ERRORS},
+        responses={
+            200: ImageMatchesSerializer,
+            411: ErrorResponseSerializer,
+            413: ErrorResponseSerializer,
+            503: ErrorResponseSerializer,
+            **ERRORS,
+        },
         examples=[
             OpenApiExample(
                 "Matches for a photo of trousers",
@@ -301,7 +310,11 @@ class ImageMatchesView(StorefrontView):
         ],
     )
     def post(self, request: Request) -> Response:
-        given = ImageMatchRequestSerializer(data=request.data)
+        try:
+            limit_photo_upload(request._request)  # before anything reads the body
+            given = ImageMatchRequestSerializer(data=request.data)
+        except PhotoRefused as refused:
+            raise PhotoUploadRefused(refused) from None
         given.is_valid(raise_exception=True)
         params = given.validated_data
         category = (
@@ -318,6 +331,12 @@ class ImageMatchesView(StorefrontView):
         except recommendations.ModelNotReady as error:
             raise ServiceUnavailable(str(error)) from None
         return Response(ImageMatchesSerializer(found, context={"request": request}).data)
+
+
+class PhotoUploadRefused(exceptions.APIException):
+    def __init__(self, refused: PhotoRefused) -> None:
+        super().__init__(str(refused), refused.code)
+        self.status_code = refused.status
 
 
 class ServiceUnavailable(exceptions.APIException):

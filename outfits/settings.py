@@ -140,19 +140,20 @@ OUTFITS_IMPORT_ROOTS = [Path(p) for p in env_list("OUTFITS_IMPORT_ROOTS", str(VA
 # Image URLs resolving to private addresses are refused unless their network is listed here
 # (e.g. an in-house image server): CIDRs, comma-separated.
 OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS = env_list("OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS", "")
+# Seconds for the whole fetch of an image URL (redirects, retries and every byte included).
 OUTFITS_IMAGE_FETCH_TIMEOUT = float(os.environ.get("OUTFITS_IMAGE_FETCH_TIMEOUT", "10"))
 OUTFITS_IMPORT_CHUNK_ROWS = int(os.environ.get("OUTFITS_IMPORT_CHUNK_ROWS", "1000"))
-
-# --- Celery: a real broker when CELERY_BROKER_URL is set, in-process tasks otherwise. ---
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
-if CELERY_TASK_ALWAYS_EAGER:
 # An uploaded images zip is refused whole, before anything is extracted, over any of these:
 # entries, expanded bytes, and expansion ratio (whole archive, and any entry over 1 MB;
 # photos hardly compress, a zip bomb expands hundreds of times).
 OUTFITS_IMPORT_ZIP_MAX_ENTRIES = int(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_ENTRIES", "100000"))
 OUTFITS_IMPORT_ZIP_MAX_BYTES = int(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_BYTES", str(4 << 30)))
 OUTFITS_IMPORT_ZIP_MAX_RATIO = float(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_RATIO", "100"))
+
+# --- Celery: a real broker when CELERY_BROKER_URL is set, in-process tasks otherwise. ---
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # A broker in a folder: what `make demo` runs its worker on, with no broker server.
@@ -212,7 +213,6 @@ OUTFITS_EMBEDDING_CHUNK = int(os.environ.get("OUTFITS_EMBEDDING_CHUNK", "2000"))
 OUTFITS_NEIGHBOURS_CHUNK = int(os.environ.get("OUTFITS_NEIGHBOURS_CHUNK", "20000"))
 # Where a process embeds images: auto (a CUDA GPU when it sees one: give GPU machines the
 # fan-out queue), cpu or cuda (an error without one).
-# Seconds for the whole fetch of an image URL (redirects, retries and every byte included).
 OUTFITS_EMBEDDING_DEVICE = os.environ.get("OUTFITS_EMBEDDING_DEVICE", "auto")
 # A run gives up (failed, nothing activated) when no chunk has finished for this long.
 OUTFITS_FANOUT_STALL_SECONDS = float(os.environ.get("OUTFITS_FANOUT_STALL_SECONDS", "900"))

@@ -4,13 +4,14 @@ click-through rates per model version and per category they add up to."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Count, Q
 
 from catalog.models import Product
 from embeddings.models import ModelVersion
 
-from .models import ApiKey, RecommendationEvent
-from .recommendations import model_version_of_rec_id
+from .models import ApiKey, EventReceipt, RecommendationEvent
+from .rec_ids import RecIdRefused, verify_rec_id
 
 Kind = RecommendationEvent.Kind
 
@@ -19,32 +20,57 @@ class InvalidEvent(ValueError):
     """An event that cannot be recorded; the message says why."""
 
 
-def record_events(rec_id: str, kind: str, skus: Sequence[str], api_key: ApiKey | None) -> int:
+@dataclass(frozen=True)
+class Recorded:
+    count: int  # events recorded by this call
+    duplicate: bool  # True: a call with the same event_id was recorded before; nothing now
+
+
+def record_events(
+    rec_id: str, kind: str, skus: Sequence[str], api_key: ApiKey, event_id: str | None = None
+) -> Recorded:
     """One event of `kind` per SKU, attributed to the model version that answered `rec_id`.
-    All or nothing: an unknown SKU rejects the whole call, so a retry does not double count."""
-    version_id = model_version_of_rec_id(rec_id)
-    if version_id is None and not rec_id.startswith("0-"):
-        raise InvalidEvent(f"rec_id {rec_id!r} is not one this API gave out.")
+    Only a rec_id this API signed counts, and only for products its answer showed; a SKU it
+    did not show (unknown, inactive or another) gets one message, so nothing tells which SKUs
+    exist. All or nothing; with an `event_id` a retried call is counted once per API key."""
+    try:
+        answer = verify_rec_id(rec_id)
+    except RecIdRefused as refused:
+        raise InvalidEvent(str(refused)) from None
     products = {
-        p.sku: p for p in Product.objects.filter(sku__in=set(skus)).only("pk", "sku", "category")
+        p.sku: p
+        for p in Product.objects.filter(sku__in=set(skus)).only("pk", "sku", "category")
+        if p.pk in answer.product_pks
     }
-    unknown = sorted(set(skus) - products.keys())
-    if unknown:
-        raise InvalidEvent(f"Unknown SKU(s): {', '.join(unknown[:10])}.")
+    not_shown = sorted(set(skus) - products.keys())
+    if not_shown:
+        raise InvalidEvent(
+            f"SKU(s) not shown by the answer with this rec_id: {', '.join(not_shown[:10])}."
+        )
+    version_id = answer.model_version_id
     if version_id is not None and not ModelVersion.objects.filter(pk=version_id).exists():
         version_id = None  # a version since deleted: the event still counts overall
-    RecommendationEvent.objects.bulk_create(
-        RecommendationEvent(
-            rec_id=rec_id,
-            kind=kind,
-            model_version_id=version_id,
-            product=products[sku],
-            category_id=products[sku].category_id,
-            api_key=api_key,
+    with transaction.atomic():
+        if event_id:
+            # The unique (api key, event_id) row is the lock: a concurrent retry waits for this
+            # transaction and then finds it.
+            _, created = EventReceipt.objects.get_or_create(
+                api_key=api_key, event_id=event_id, defaults={"recorded": len(skus)}
+            )
+            if not created:
+                return Recorded(0, duplicate=True)
+        RecommendationEvent.objects.bulk_create(
+            RecommendationEvent(
+                rec_id=rec_id,
+                kind=kind,
+                model_version_id=version_id,
+                product=products[sku],
+                category_id=products[sku].category_id,
+                api_key=api_key,
+            )
+            for sku in skus
         )
-        for sku in skus
-    )
-    return len(skus)
+    return Recorded(len(skus), duplicate=False)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from django.db import models
 from catalog.changes import ServedQuerySet
 from catalog.models import Category, Product
 
+from .rec_ids import MAX_LENGTH as REC_ID_MAX_LENGTH
+
 
 class Outfit(models.Model):
     external_id = models.CharField("outfit id", max_length=64, unique=True)
@@ -153,7 +155,9 @@ class RecommendationEvent(models.Model):
         CLICK = "click"
         ADD_TO_CART = "add_to_cart", "add to cart"
 
-    rec_id = models.CharField(max_length=64, db_index=True)
+    # Signed, listing the answer's products (outfits.rec_ids): too long for a B-tree entry
+    # at its longest, and nothing looks events up by it but the admin's substring search.
+    rec_id = models.CharField(max_length=REC_ID_MAX_LENGTH)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     model_version = models.ForeignKey(
         "embeddings.ModelVersion", null=True, on_delete=models.SET_NULL, related_name="+"
@@ -169,3 +173,21 @@ class RecommendationEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.product_id} ({self.rec_id})"
+
+
+class EventReceipt(models.Model):
+    """A POST /events/ that carried a client `event_id`: the same (API key, event_id) is
+    recorded once, so a storefront may retry a call whose answer it did not get."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    event_id = models.CharField(max_length=64)
+    recorded = models.PositiveIntegerField(help_text="Events the first call recorded.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["api_key", "event_id"], name="one_receipt_per_event_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} ({self.recorded} events)"

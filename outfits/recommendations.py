@@ -2,8 +2,7 @@
 (ranked, diverse matches per complementary category) and "Complete the look" (a whole outfit),
 both filtered by stock and price and by the merchandisers' pins and blocks."""
 
-import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
@@ -16,6 +15,7 @@ from embeddings.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from embeddings.services import active_compatibility_index
 
+from .rec_ids import RecIdRefused, encode_pks, issue_rec_id, verify_rec_id
 from .serving import ProductCard, ServingSnapshot, current_snapshot
 
 if TYPE_CHECKING:
@@ -73,17 +73,18 @@ class MatchFilters:
         return self.categories is None or category in self.categories
 
 
-def new_rec_id(version: ModelVersion | None) -> str:
-    """`<model version id>-<random>`: an event carries it back, and with it the version."""
-    return f"{version.pk if version else 0}-{secrets.token_hex(8)}"
+def new_rec_id(version: ModelVersion | None, shown: Iterable[Match] = ()) -> str:
+    """A signed rec_id (outfits.rec_ids) naming the version and every product the answer
+    `shown`: an event carries it back, and counts only for those products."""
+    return issue_rec_id(version.pk if version else None, encode_pks(m.product.pk for m in shown))
 
 
 def model_version_of_rec_id(rec_id: str) -> int | None:
-    """The model version id in a rec_id, or None if it is not one of ours."""
-    version, _, token = rec_id.partition("-")
-    if not (version.isdigit() and len(token) == 16 and all(c in "0123456789abcdef" for c in token)):
+    """The model version id in a rec_id this API issued (and still accepts), else None."""
+    try:
+        return verify_rec_id(rec_id).model_version_id
+    except RecIdRefused:
         return None
-    return int(version) or None
 
 
 Visible = Callable[[str], ProductCard | None]
@@ -249,7 +250,8 @@ def goes_well_with(
         if placed:
             groups.append(CategoryMatches(placed[0].product.category, placed))
     version_name = version.name if version else None
-    return GoesWellWith(new_rec_id(version), version_name, row is not None, groups)
+    shown = [m for group in groups for m in group.matches]
+    return GoesWellWith(new_rec_id(version, shown), version_name, row is not None, groups)
 
 
 LOOK_CANDIDATES_PER_CATEGORY = 6
@@ -331,7 +333,7 @@ def complete_the_look(
         for r in sorted(outfit, key=lambda r: order[index.categories[r]])
     ]
     score = outfit_score(pair_scores, position, rows, outfit)
-    return CompletedLook(new_rec_id(version), version.name, True, items, score, shuffle)
+    return CompletedLook(new_rec_id(version, items), version.name, True, items, score, shuffle)
 
 
 def look_candidates(
@@ -420,6 +422,7 @@ def matches_for_photo(
         matches = [Match(visible(index.skus[r]), s, LEARNED) for r, s in rows]
         if matches:
             groups.append(CategoryMatches(matches[0].product.category, matches))
+    shown = [m for group in groups for m in group.matches]
     return PhotoMatches(
-        new_rec_id(version), version.name, query.category, query.category_guessed, groups
+        new_rec_id(version, shown), version.name, query.category, query.category_guessed, groups
     )

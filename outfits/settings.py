@@ -123,6 +123,8 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per minute of a storefront API key that sets none of its own; counted in the cache.
 OUTFITS_API_REQUESTS_PER_MINUTE = int(os.environ.get("OUTFITS_API_REQUESTS_PER_MINUTE", "600"))
+# Events (POST /api/v1/events/) count only for a signed rec_id issued at most this long ago.
+OUTFITS_REC_ID_MAX_AGE_DAYS = float(os.environ.get("OUTFITS_REC_ID_MAX_AGE_DAYS", "30"))
 # The largest photo a shopper may send (the /match/ page, POST /api/v1/matches/by-image/): a
 # larger one is refused (413) before its body is read.
 OUTFITS_PHOTO_MAX_BYTES = int(os.environ.get("OUTFITS_PHOTO_MAX_BYTES", str(10 << 20)))

@@ -1,9 +1,11 @@
 """JSON shapes of the storefront API: what it answers and what it accepts."""
 
+from django.conf import settings
 from rest_framework import serializers
 
 from catalog.models import Product
 from outfits.models import RecommendationEvent
+from outfits.rec_ids import MAX_LENGTH as REC_ID_MAX_LENGTH
 from outfits.recommendations import CURATED, LEARNED, PINNED
 
 
@@ -202,15 +204,29 @@ class ImageMatchesSerializer(serializers.Serializer):
 
 
 class EventRequestSerializer(serializers.Serializer):
-    rec_id = serializers.CharField(max_length=64, help_text="From the response that showed them.")
+    rec_id = serializers.CharField(
+        max_length=REC_ID_MAX_LENGTH,
+        help_text="From the response that showed the products, unchanged (signed: it lists "
+        f"them). Accepted for {settings.OUTFITS_REC_ID_MAX_AGE_DAYS:g} days.",
+    )
     type = serializers.ChoiceField(RecommendationEvent.Kind.values)
     skus = serializers.ListField(
         child=serializers.CharField(max_length=64),
         min_length=1,
         max_length=200,
-        help_text="The products seen, clicked or added to the cart.",
+        help_text="The products seen, clicked or added to the cart: only products that "
+        "response showed.",
+    )
+    event_id = serializers.CharField(
+        max_length=64,
+        required=False,
+        help_text="Your id of this call, e.g. a UUID: a retry with the same event_id (and API "
+        "key) is recorded once.",
     )
 
 
 class EventReceiptSerializer(serializers.Serializer):
-    recorded = serializers.IntegerField()
+    recorded = serializers.IntegerField(help_text="Events recorded by this call.")
+    duplicate = serializers.BooleanField(
+        help_text="true: a call with this event_id was recorded before; nothing was now."
+    )

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload
-from outfits import events, recommendations
+from outfits import events, rec_ids, recommendations
 from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
@@ -175,7 +175,7 @@ class ProductDetailView(StorefrontView):
 
 MATCHES_EXAMPLE = {
     "sku": "TOP-0001",
-    "rec_id": "12-9f2c41d07a3b5e68",
+    "rec_id": "12.top2v4.kiEBSw.0CwSSXElvUWts1e8zGDAew",
     "model_version": "20261124-101500-ab12cd",
     "in_model": True,
     "groups": [
@@ -227,7 +227,7 @@ class ProductMatchesView(StorefrontView):
         data = GoesWellWithSerializer(
             {"sku": product.sku, **found.__dict__}, context={"request": request}
         ).data
-        version_id = found.rec_id.partition("-")[0]
+        version_id = rec_ids.version_part(found.rec_id)
         return with_etag(request, data, version_id, last_change(product))
 
 
@@ -349,19 +349,31 @@ class EventListView(StorefrontView):
         summary="Record what shoppers did with recommendations",
         description="Impressions, clicks and add-to-carts of products shown by the response "
         "with `rec_id`: they make the click-through rates per model version and category in "
-        "the admin.",
+        "the admin. The rec_id is signed and lists the products its response showed: a "
+        "changed or made-up rec_id, one older than OUTFITS_REC_ID_MAX_AGE_DAYS, or a SKU that "
+        "response did not show is a 400 and records nothing (all events of a call or none). "
+        "With `event_id`, a retried call is recorded once: the retry gets 200 and "
+        "`duplicate: true`.",
         request=EventRequestSerializer,
-        responses={201: EventReceiptSerializer, **ERRORS},
+        responses={
+            201: EventReceiptSerializer,
+            200: OpenApiResponse(EventReceiptSerializer, description="A duplicate event_id."),
+            **ERRORS,
+        },
         examples=[
             OpenApiExample(
                 "Two products seen",
                 value={
-                    "rec_id": "12-9f2c41d07a3b5e68",
+                    "rec_id": MATCHES_EXAMPLE["rec_id"],
                     "type": "impression",
                     "skus": ["TRS-0042", "SHO-0007"],
+                    "event_id": "5f0c6e1e-8a5d-4c1e-9a43-2b7d1f0e9c11",
                 },
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "Recorded", value={"recorded": 2, "duplicate": False}, response_only=True
+            ),
         ],
     )
     def post(self, request: Request) -> Response:
@@ -370,8 +382,15 @@ class EventListView(StorefrontView):
         params = given.validated_data
         try:
             recorded = events.record_events(
-                params["rec_id"], params["type"], params["skus"], request.user
+                params["rec_id"],
+                params["type"],
+                params["skus"],
+                request.user,
+                params.get("event_id"),
             )
         except events.InvalidEvent as error:
             raise exceptions.ValidationError({"events": [str(error)]}) from None
-        return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)
+        return Response(
+            {"recorded": recorded.count, "duplicate": recorded.duplicate},
+            status=status.HTTP_200_OK if recorded.duplicate else status.HTTP_201_CREATED,
+        )

@@ -1,6 +1,10 @@
 """The storefront API v1: keys, throttling, CORS, errors, ETags, every endpoint's answers."""
 
 import hashlib
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
@@ -9,6 +13,7 @@ from rest_framework.test import APIClient
 from catalog.models import Product
 from outfits.api_keys import create_api_key, revoke_api_key
 from outfits.models import ApiKey, BlockedProduct, PinnedMatch, RecommendationEvent
+from outfits.rec_ids import encode_pks, issue_rec_id, verify_rec_id
 
 MATCHES = "/api/v1/products/{}/matches/"
 
@@ -109,8 +114,11 @@ def test_cors_allows_only_the_keys_origins(handmade_shop, storefront):
 def test_matches_are_grouped_with_why_and_a_rec_id(handmade_shop, storefront):
     data = storefront.get(MATCHES.format("T1"), {"limit": 2}).json()
     assert data["sku"] == "T1" and data["model_version"] == "handmade-1" and data["in_model"]
-    assert data["rec_id"].startswith(f"{handmade_shop.version.pk}-")
     groups = {g["category"]: g["matches"] for g in data["groups"]}
+    answer = verify_rec_id(data["rec_id"])  # signed, naming every product shown
+    shown = {m["sku"] for matches in groups.values() for m in matches}
+    assert answer.model_version_id == handmade_shop.version.pk
+    assert answer.product_pks == {handmade_shop[sku].pk for sku in shown}
     assert set(groups) == {"Shoes", "Trousers", "Bags", "Skirts"}
     first = groups["Trousers"][0]
     assert (
@@ -288,7 +296,7 @@ def test_events_are_recorded_against_the_answering_version(handmade_shop, storef
         {"rec_id": rec_id, "type": "impression", "skus": ["P1", "S1", "B1"]},
         format="json",
     )
-    assert seen.status_code == 201 and seen.json() == {"recorded": 3}
+    assert seen.status_code == 201 and seen.json() == {"recorded": 3, "duplicate": False}
     storefront.post(
         "/api/v1/events/", {"rec_id": rec_id, "type": "click", "skus": ["P1"]}, format="json"
     )
@@ -305,20 +313,132 @@ def test_events_are_recorded_against_the_answering_version(handmade_shop, storef
     assert [(r.label, r.impressions, r.clicks) for r in by_version] == [("handmade-1", 3, 1)]
 
 
+def post_event(client, rec_id: str, skus: list[str], kind: str = "click", **more):
+    body = {"rec_id": rec_id, "type": kind, "skus": skus, **more}
+    return client.post("/api/v1/events/", body, format="json")
+
+
+def test_events_count_for_every_answer_that_issues_a_rec_id(handmade_shop, storefront):
+    look = storefront.post("/api/v1/outfits/complete/", {"skus": ["T1"]}, format="json").json()
+    items = [item["sku"] for item in look["items"]]
+    assert post_event(storefront, look["rec_id"], items, "impression").status_code == 201
+    assert post_event(storefront, look["rec_id"], ["T1"]).status_code == 400  # the anchor
+    matches = storefront.get(MATCHES.format("T1"), {"limit": 1}).json()
+    (shown,) = [g["matches"][0]["sku"] for g in matches["groups"] if g["category"] == "Bags"]
+    Product.objects.filter(sku=shown).update(active=False)  # it was shown: it still counts
+    assert post_event(storefront, matches["rec_id"], [shown]).status_code == 201
+    assert RecommendationEvent.objects.count() == len(items) + 1
+
+
+def test_a_forged_rec_id_is_refused(handmade_shop, storefront, settings):
+    rec_id = storefront.get(MATCHES.format("T1"), {"limit": 1}).json()["rec_id"]
+    version, issued, _, mac = rec_id.split(".")
+    every_product = encode_pks(p.pk for p in handmade_shop.products.values())
+    forged = [
+        f"{version}.{issued}.{every_product}.{mac}",  # more products under the real MAC
+        f"{int(version) + 1}.{rec_id.partition('.')[2]}",  # another version
+        rec_id[:-2] + ("AA" if not rec_id.endswith("AA") else "BB"),  # another MAC
+        "nonsense",
+        f"{handmade_shop.version.pk}-0123456789abcdef",  # the old unsigned form
+    ]
+    ours = settings.SECRET_KEY
+    settings.SECRET_KEY = "an attacker's guess"
+    forged.append(issue_rec_id(handmade_shop.version.pk, every_product))  # another key's MAC
+    settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = ours, ["an attacker's guess"]
+    assert post_event(storefront, forged[-1], ["T2"]).status_code == 201  # a rotated-out key
+    settings.SECRET_KEY_FALLBACKS = []
+    RecommendationEvent.objects.all().delete()
+    for rec_id in forged:
+        response = post_event(storefront, rec_id, ["P1"])
+        assert response.status_code == 400, rec_id
+        assert "rec_id is not one this API gave out" in error_of(response)["message"]
+    assert not RecommendationEvent.objects.exists()
+
+
+def test_a_sku_the_answer_did_not_show_is_refused_alike_whether_it_exists_or_not(
+    handmade_shop, storefront
+):
+    rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
+    Product.objects.filter(sku="T3").update(active=False)
+    messages = {}
+    # Unknown, inactive, active but not shown (T1's own category), the anchor itself.
+    for sku in ["NOPE", "T3", "T2", "T1"]:
+        response = post_event(storefront, rec_id, ["P1", sku])
+        assert response.status_code == 400, sku
+        messages[sku] = error_of(response)["message"].replace(sku, "<sku>")
+    assert set(messages.values()) == {
+        "events: SKU(s) not shown by the answer with this rec_id: <sku>."
+    }
+    assert not RecommendationEvent.objects.exists()  # P1, shown, is not recorded either
+
+
+def test_an_expired_rec_id_is_refused(handmade_shop, storefront, settings):
+    settings.OUTFITS_REC_ID_MAX_AGE_DAYS = 30
+    shown = encode_pks([handmade_shop["P1"].pk])
+    version = handmade_shop.version.pk
+    day = 86_400
+    old = issue_rec_id(version, shown, now=time.time() - 31 * day)
+    response = post_event(storefront, old, ["P1"])
+    assert response.status_code == 400
+    assert "rec_id expired" in error_of(response)["message"]
+    assert "30 days" in error_of(response)["message"]
+    recent = issue_rec_id(version, shown, now=time.time() - 29 * day)
+    assert post_event(storefront, recent, ["P1"]).status_code == 201
+    future = issue_rec_id(version, shown, now=time.time() + day)
+    assert post_event(storefront, future, ["P1"]).status_code == 400
+
+
+def test_a_retried_call_with_the_same_event_id_counts_once(handmade_shop, storefront):
+    rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
+    event_id = str(uuid.uuid4())
+    first = post_event(storefront, rec_id, ["P1", "S1"], "impression", event_id=event_id)
+    assert first.status_code == 201 and first.json() == {"recorded": 2, "duplicate": False}
+    retry = post_event(storefront, rec_id, ["P1", "S1"], "impression", event_id=event_id)
+    assert retry.status_code == 200 and retry.json() == {"recorded": 0, "duplicate": True}
+    assert RecommendationEvent.objects.count() == 2
+    # Another call, and the same id from another storefront's key, are their own.
+    assert post_event(storefront, rec_id, ["P1"], event_id=str(uuid.uuid4())).status_code == 201
+    _, other_key = create_api_key("other")
+    other = APIClient(HTTP_AUTHORIZATION=f"Api-Key {other_key}")
+    assert post_event(other, rec_id, ["P1"], event_id=event_id).json()["duplicate"] is False
+    assert RecommendationEvent.objects.count() == 4
+    too_long = post_event(storefront, rec_id, ["P1"], event_id="x" * 65)
+    assert too_long.status_code == 400 and "event_id: " in error_of(too_long)["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_retries_with_one_event_id_count_once(handmade_shop, storefront):
+    from django.db import connection
+
+    rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
+    start = threading.Barrier(4)
+
+    def send(_: int) -> int:
+        client = APIClient(HTTP_AUTHORIZATION=f"Api-Key {storefront.raw_key}")
+        try:
+            start.wait()
+            return post_event(client, rec_id, ["P1", "S1"], event_id="retry-me").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(pool.map(send, range(4)))
+    assert statuses == [200, 200, 200, 201]
+    assert RecommendationEvent.objects.count() == 2
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
         ({"rec_id": "nonsense", "type": "click", "skus": ["P1"]}, "is not one this API gave out"),
-        (
-            {"rec_id": "1-0123456789abcdef", "type": "click", "skus": ["NOPE"]},
-            "Unknown SKU(s): NOPE",
-        ),
-        ({"rec_id": "1-0123456789abcdef", "type": "purchase", "skus": ["P1"]}, "type: "),
-        ({"rec_id": "1-0123456789abcdef", "type": "click", "skus": []}, "skus: "),
+        ({"type": "purchase", "skus": ["P1"]}, "type: "),
+        ({"type": "click", "skus": []}, "skus: "),
+        ({"rec_id": "x" * 20_001, "type": "click", "skus": ["P1"]}, "rec_id: "),
     ],
 )
 def test_bad_events_are_400_and_record_nothing(handmade_shop, storefront, body, says):
-    response = storefront.post("/api/v1/events/", body, format="json")
+    rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
+    response = storefront.post("/api/v1/events/", {"rec_id": rec_id, **body}, format="json")
     assert response.status_code == 400 and says in error_of(response)["message"]
     assert not RecommendationEvent.objects.exists()
 

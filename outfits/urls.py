@@ -19,3 +19,9 @@ if settings.OUTFITS_SERVE_MEDIA:
     urlpatterns += [
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
+
+# Under /api/ every error is JSON in the API's error shape; elsewhere Django's HTML pages.
+handler400 = "outfits.api.errors.bad_request"
+handler403 = "outfits.api.errors.permission_denied"
+handler404 = "outfits.api.errors.not_found"
+handler500 = "outfits.api.errors.server_error"

@@ -12,7 +12,7 @@ from .import_jobs import (
     importer_class,
 )
 from .models import Category, ImportJob
-from .shopper_photos import megabytes, too_large
+from .shopper_photos import keep_photo, megabytes, too_large
 
 
 class ImportUploadForm(forms.Form):
@@ -141,13 +141,5 @@ class PhotoMatchForm(forms.Form):
         return category.name if category else ""
 
     def keep(self, data: bytes) -> str:
-        """Store the photo (the shopper agreed), named by its content hash."""
-        import hashlib
-
-        from django.core.files.base import ContentFile
-        from django.core.files.storage import default_storage
-
-        name = f"shopper-photos/{hashlib.sha256(data).hexdigest()}.jpg"
-        return (
-            name if default_storage.exists(name) else default_storage.save(name, ContentFile(data))
-        )
+        """Store the photo (the shopper agreed): re-encoded without metadata, staff-only."""
+        return keep_photo(data)

@@ -1,9 +1,20 @@
 """Shoppers' photos (the /match/ page and POST /api/v1/matches/by-image/): one size limit,
-OUTFITS_PHOTO_MAX_BYTES, enforced before the request's body is read."""
+OUTFITS_PHOTO_MAX_BYTES, enforced before the request's body is read; and the photos kept with
+the shopper's consent, stripped of metadata, in a folder only staff are shown."""
+
+import hashlib
+import io
+import os
+import re
+from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
+from PIL import Image, ImageOps
+
+from .image_sources import ImageRejected, decode_image
 
 # The rest of a photo form (its other fields, the multipart boundaries) on top of the photo.
 FORM_FIELDS_ALLOWANCE = 64 * 1024
@@ -80,3 +91,75 @@ def limit_photo_upload(request: HttpRequest) -> None:
     if declared > photo_limit() + FORM_FIELDS_ALLOWANCE:
         raise too_large(declared)
     request.upload_handlers.insert(0, PhotoSizeLimit(request, photo_limit()))
+
+
+# --- Photos kept with the shopper's consent ---
+
+KEPT_PHOTO_NAME = re.compile(r"^[0-9a-f]{64}\.jpg$")
+
+
+def kept_photos_folder() -> Path:
+    """Where kept photos live: under the var directory, never under MEDIA_ROOT (which is
+    served to anyone), so only the staff view below hands them out."""
+    folder = (Path(settings.VAR_DIR) / "private" / "photos").resolve()
+    media = Path(settings.MEDIA_ROOT).resolve()
+    if folder == media or media in folder.parents:
+        raise ImproperlyConfigured(
+            f"kept shopper photos would be served publicly: {folder} is under MEDIA_ROOT {media}"
+        )
+    return folder
+
+
+def keep_photo(data: bytes) -> str:
+    """Store a shopper's photo (they ticked the box) as a JPEG re-encoded from its pixels alone,
+    turned upright first: no EXIF (GPS position, camera serial, time), no other metadata.
+    Named by the upload's hash, so the same photo is kept once; returns the name."""
+    upright = ImageOps.exif_transpose(decode_image(data))
+    pixels_only = Image.new("RGB", upright.size)  # a fresh image: nothing of the file's info
+    pixels_only.paste(upright)
+    encoded = io.BytesIO()
+    pixels_only.save(encoded, format="JPEG", quality=90)
+    folder = kept_photos_folder()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{hashlib.sha256(data).hexdigest()}.jpg"
+    if not (folder / name).exists():
+        draft = folder / f".{name}.{os.getpid()}.part"
+        draft.write_bytes(encoded.getvalue())
+        draft.replace(folder / name)  # whole or not at all
+    return name
+
+
+def kept_photo_names() -> list[str]:
+    """The kept photos, newest first."""
+    folder = kept_photos_folder()
+    if not folder.is_dir():
+        return []
+    photos = [path for path in folder.iterdir() if KEPT_PHOTO_NAME.match(path.name)]
+    return [path.name for path in sorted(photos, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def kept_photo_path(name: str) -> Path | None:
+    """The file of a kept photo, or None for a name that is not one (nothing else is served)."""
+    if not KEPT_PHOTO_NAME.match(name):
+        return None
+    path = kept_photos_folder() / name
+    return path if path.is_file() else None
+
+
+def move_public_kept_photos() -> tuple[int, list[str]]:
+    """Photos kept before they were private (raw files under MEDIA_ROOT/shopper-photos/, EXIF
+    and all): each is kept again the private way, then deleted. Returns how many moved and the
+    files that are not readable images, left where they are for staff to look at."""
+    public = Path(settings.MEDIA_ROOT) / "shopper-photos"
+    moved, unreadable = 0, []
+    for path in sorted(public.glob("*")) if public.is_dir() else []:
+        try:
+            keep_photo(path.read_bytes())
+        except ImageRejected:
+            unreadable.append(str(path))
+            continue
+        path.unlink()
+        moved += 1
+    if public.is_dir() and not any(public.iterdir()):
+        public.rmdir()
+    return moved, unreadable

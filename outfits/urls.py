@@ -6,7 +6,12 @@ from django.urls import include, path, re_path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from catalog.staff_views import kept_photo, kept_photos
+
 urlpatterns = [
+    # Staff-only: shoppers' kept photos (private files, not under /media/).
+    path("admin/shopper-photos/", kept_photos, name="kept-photos"),
+    path("admin/shopper-photos/<str:name>", kept_photo, name="kept-photo"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("outfits.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,6 +1,7 @@
 """Shoppers' photos: one size limit (OUTFITS_PHOTO_MAX_BYTES) for the /match/ page and the
-by-image API, enforced before the body is read; against a real server where the test client
-cannot show it (it never streams a body, nor sends one of unknown length)."""
+by-image API, enforced before the body is read (against a real server where the test client
+cannot show it: it never streams a body, nor sends one of unknown length); photos kept with
+consent stored without metadata, outside the media folder, shown to staff only."""
 
 import http.client
 import io
@@ -8,11 +9,15 @@ import json
 import random
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
-from PIL import Image
+from PIL import ExifTags, Image
+
+from catalog.shopper_photos import keep_photo
 
 API_PATH = "/api/v1/matches/by-image/"
 BOUNDARY = "photo-boundary"
@@ -159,3 +164,92 @@ def test_the_page_still_checks_csrf_after_the_limit(db):
 @pytest.fixture(autouse=True)
 def default_limit(settings):
     settings.OUTFITS_PHOTO_MAX_BYTES = 10 << 20
+
+
+# --- Photos kept with the shopper's consent ---
+
+
+def photo_with_gps(size: tuple[int, int] = (40, 20)) -> bytes:
+    """A phone's JPEG: GPS position, camera details, and 'rotate 90° to show' (orientation 6)."""
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    exif[ExifTags.Base.Make] = "PhoneMaker"
+    exif[ExifTags.Base.BodySerialNumber] = "SN-12345"
+    exif.get_ifd(ExifTags.IFD.GPSInfo).update(
+        {
+            ExifTags.GPS.GPSLatitudeRef: "N",
+            ExifTags.GPS.GPSLatitude: (48.0, 51.0, 30.0),
+            ExifTags.GPS.GPSLongitudeRef: "E",
+            ExifTags.GPS.GPSLongitude: (2.0, 17.0, 40.0),
+        }
+    )
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "navy").save(buffer, format="JPEG", exif=exif)
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as check:  # the test's premise
+        assert check.getexif().get_ifd(ExifTags.IFD.GPSInfo)
+    return data
+
+
+def test_a_kept_photo_is_stored_without_metadata_outside_media(db, settings):
+    data = photo_with_gps()
+    name = keep_photo(data)
+    assert keep_photo(data) == name  # the same photo is kept once
+
+    stored = Path(settings.VAR_DIR) / "private" / "photos" / name
+    media = Path(settings.MEDIA_ROOT).resolve()
+    assert stored.is_file() and media not in stored.resolve().parents
+    assert [p.name for p in stored.parent.iterdir()] == [name]
+    assert b"Exif" not in stored.read_bytes() and b"PhoneMaker" not in stored.read_bytes()
+    with Image.open(stored) as kept:
+        assert kept.format == "JPEG" and not kept.getexif()
+        assert not {"exif", "icc_profile", "xmp"} & set(kept.info)
+        assert kept.size == (20, 40)  # turned upright before its orientation tag went
+
+    client = Client(raise_request_exception=False)  # a 400 for a path leaving MEDIA_ROOT
+    for url in (
+        f"/media/shopper-photos/{name}",
+        f"/media/{name}",
+        f"/media/../private/photos/{name}",
+        f"/media/%2E%2E/private/photos/{name}",
+    ):
+        assert client.get(url).status_code in {400, 404}, url
+
+
+def test_kept_photos_are_shown_to_staff_only(db, client, django_user_model):
+    name = keep_photo(photo_with_gps())
+    listing, photo = "/admin/shopper-photos/", f"/admin/shopper-photos/{name}"
+
+    for url in (listing, photo):  # anonymous: to the admin's login
+        response = client.get(url)
+        assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    shopper = django_user_model.objects.create_user("shopper", password="pw-shopper-1")
+    client.force_login(shopper)
+    for url in (listing, photo):
+        assert client.get(url).status_code == 302
+
+    staff = django_user_model.objects.create_user("staff", password="pw-staff-1", is_staff=True)
+    client.force_login(staff)
+    page = client.get(listing)
+    assert page.status_code == 200 and photo in page.content.decode()
+    served = client.get(photo)
+    assert served.status_code == 200 and served["Content-Type"] == "image/jpeg"
+    assert "no-store" in served["Cache-Control"]
+    with Image.open(io.BytesIO(b"".join(served.streaming_content))) as image:
+        assert image.size == (20, 40) and not image.getexif()
+    for missing in ("0" * 64 + ".jpg", "..%2F..%2Fsecret-key.txt", "x.jpg"):
+        assert client.get(f"/admin/shopper-photos/{missing}").status_code == 404
+
+
+def test_photos_kept_publicly_by_earlier_versions_are_moved_and_stripped(db, settings):
+    public = Path(settings.MEDIA_ROOT) / "shopper-photos"
+    public.mkdir(parents=True)
+    (public / "old.jpg").write_bytes(photo_with_gps())
+    (public / "broken.jpg").write_bytes(b"not a photo")
+    out, err = io.StringIO(), io.StringIO()
+    call_command("privatize_shopper_photos", stdout=out, stderr=err)
+    assert "1 photo(s) moved" in out.getvalue() and "broken.jpg" in err.getvalue()
+    assert [p.name for p in public.iterdir()] == ["broken.jpg"]  # nothing lost
+    (kept,) = (Path(settings.VAR_DIR) / "private" / "photos").iterdir()
+    with Image.open(kept) as image:
+        assert not image.getexif() and image.size == (20, 40)

@@ -74,7 +74,7 @@ def test_the_api_says_when_no_model_is_trained(db, storefront, draw_image, tmp_p
 
 def test_the_page_keeps_the_photo_only_with_consent(trained_shop, client, photo_of, settings):
     bag = Product.objects.filter(category__name="Bags").first()
-    kept = Path(settings.MEDIA_ROOT) / "shopper-photos"
+    kept = Path(settings.VAR_DIR) / "private" / "photos"  # not under MEDIA_ROOT: staff only
     with photo_of(bag).open("rb") as image:
         page = client.post("/match/", {"photo": image})
     html = page.content.decode()
@@ -84,3 +84,4 @@ def test_the_page_keeps_the_photo_only_with_consent(trained_shop, client, photo_
     with photo_of(bag).open("rb") as image:
         client.post("/match/", {"photo": image, "keep_photo": "on", "category": "Bags"})
     assert len(list(kept.iterdir())) == 1
+    assert not (Path(settings.MEDIA_ROOT) / "shopper-photos").exists()

@@ -3,7 +3,13 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -108,6 +114,11 @@ class ImportJobAdmin(admin.ModelAdmin):
                 name="catalog_importjob_rejections",
             ),
             path("<int:job_id>/apply/", view(self.apply_view), name="catalog_importjob_apply"),
+            path(
+                "<int:job_id>/files/<str:which>/",
+                view(self.file_view),
+                name="catalog_importjob_file",
+            ),
             *super().get_urls(),
         ]
 
@@ -147,6 +158,33 @@ class ImportJobAdmin(admin.ModelAdmin):
         response = StreamingHttpResponse(rejections_csv(job), content_type="text/csv")
         response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-rejected.csv"'
         return response
+
+    def file_view(self, request: HttpRequest, job_id: int, which: str):
+        """A job's uploaded CSV (`csv`) or images zip (`images`), from the private store, to
+        staff who may view import jobs (MEDIA_ROOT never holds them)."""
+        require(may_see_import_jobs(request.user), MAY_NOT_SEE_IMPORTS)
+        job = get_object_or_404(ImportJob, pk=job_id)
+        files = {
+            "csv": (job.source, job.original_name, "text/csv"),
+            "images": (job.images_archive, job.images_archive_name, "application/zip"),
+        }
+        if which not in files:
+            raise Http404(f"No file {which!r}: ask for csv or images.")
+        stored, name, content_type = files[which]
+        if not name:
+            raise Http404(f"Import {job.pk} had no {which} file.")
+        if not stored:
+            raise Http404(
+                f"Import {job.pk} keeps its {which} file no more: an images zip is deleted when "
+                "its job ends, a failed job's CSV too."
+            )
+        try:
+            handle = stored.storage.open(stored.name, "rb")
+        except FileNotFoundError:
+            raise Http404(
+                f"The {which} file of import {job.pk} is missing from the store."
+            ) from None
+        return FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
 
     def apply_view(self, request: HttpRequest, job_id: int):
         require(may_start_imports(request.user), MAY_NOT_IMPORT)

@@ -6,14 +6,14 @@ import csv
 import io
 import logging
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .csv_import import (
@@ -26,7 +26,7 @@ from .csv_import import (
     spreadsheet_safe,
 )
 from .image_sources import ArchiveRejected, ImageSources, UrlFetcher, extract_archive
-from .models import Category, ImportJob, ImportRejection, Product
+from .models import Category, ImportJob, ImportRejection, Product, import_files_storage
 
 logger = logging.getLogger(__name__)
 
@@ -133,12 +133,16 @@ def create_import_job(
         trusted_paths=trusted_paths,
         requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
     )
-    job.source.save(Path(original_name).name or "upload.csv", source, save=False)
-    if images_archive is not None:
-        job.images_archive.save(
-            Path(images_archive.name or "images.zip").name, images_archive, save=False
-        )
-    job.save()
+    try:
+        # Stored privately under random names (see ImportJob.source); the names given are unused.
+        job.source.save("upload.csv", source, save=False)
+        if images_archive is not None:
+            job.images_archive_name = Path(images_archive.name or "images.zip").name[:300]
+            job.images_archive.save("images.zip", images_archive, save=False)
+        job.save()
+    except BaseException:
+        _delete_stored(name for name in (job.source.name, job.images_archive.name) if name)
+        raise
     return job
 
 
@@ -146,11 +150,17 @@ def rerun_for_real(dry_run: ImportJob, requested_by=None) -> ImportJob:
     """A dry run the merchandiser liked, applied: the same stored files and options."""
     if not dry_run.dry_run or dry_run.status != ImportJob.Status.SUCCEEDED:
         raise ValueError("Only a finished dry run can be applied.")
-    return ImportJob.objects.create(
+    if dry_run.images_archive_name and not dry_run.images_archive:
+        raise ValueError(
+            f"The images zip of dry run {dry_run.pk} is no longer stored: it went to the import "
+            "that applied it, and was deleted when that one ended. Upload the files again."
+        )
+    job = ImportJob.objects.create(
         kind=dry_run.kind,
         source=dry_run.source.name,
         original_name=dry_run.original_name,
         images_archive=dry_run.images_archive.name,
+        images_archive_name=dry_run.images_archive_name,
         images_folder=dry_run.images_folder,
         trusted_paths=dry_run.trusted_paths,
         column_mapping=dry_run.column_mapping,
@@ -158,6 +168,11 @@ def rerun_for_real(dry_run: ImportJob, requested_by=None) -> ImportJob:
         create_categories=dry_run.create_categories,
         requested_by=requested_by if requested_by and requested_by.is_authenticated else None,
     )
+    if dry_run.images_archive:
+        # The zip passes to the applying job, which deletes it when it ends.
+        ImportJob.objects.filter(pk=dry_run.pk).update(images_archive="")
+        dry_run.images_archive = ""
+    return job
 
 
 def rejections_csv(job: ImportJob) -> Iterator[str]:
@@ -222,7 +237,7 @@ def _claim(job_id: int) -> ImportJob | None:
 
 def _images_folder(job: ImportJob) -> Path | None:
     if job.images_archive:
-        destination = Path(settings.MEDIA_ROOT) / "imports" / f"job-{job.pk}-images"
+        destination = Path(import_files_storage().path(f"extracted/job-{job.pk}"))
         shutil.rmtree(destination, ignore_errors=True)
         return extract_archive(Path(job.images_archive.path), destination)
     if job.images_folder:
@@ -297,10 +312,42 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
             shutil.rmtree(extracted, ignore_errors=True)
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "message", "lines_done", "finished_at"])
+    release_files(job)
     if progress:
         progress(job)
     logger.info("import job %s %s: %s", job.pk, job.status, job.message)
     return job
+
+
+def release_files(job: ImportJob) -> None:
+    """What an ended job no longer needs leaves the disk: its images zip (a succeeded dry run
+    keeps it for Apply), and a failed job's CSV too (refused; a failed job is never resumed
+    nor applied). A succeeded job's CSV stays, for staff who may view it. A file another job
+    still names (a dry run and the import that applied it share the CSV) stays."""
+    released = []
+    if job.images_archive and not (job.dry_run and job.status == ImportJob.Status.SUCCEEDED):
+        released.append(job.images_archive.name)
+        job.images_archive = ""
+    if job.source and job.status == ImportJob.Status.FAILED:
+        released.append(job.source.name)
+        job.source = ""
+    if not released:
+        return
+    job.save(update_fields=["source", "images_archive"])
+    _delete_stored(
+        name
+        for name in released
+        if not ImportJob.objects.filter(Q(source=name) | Q(images_archive=name)).exists()
+    )
+
+
+def _delete_stored(names: Iterable[str]) -> None:
+    storage = import_files_storage()
+    for name in names:
+        try:
+            storage.delete(name)
+        except OSError:
+            logger.exception("could not delete import file %s", name)
 
 
 def refresh_planner_statistics() -> None:

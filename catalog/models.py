@@ -1,8 +1,17 @@
 """Products, their categories, and the import jobs that load them from merchandisers' files."""
 
+import secrets
+from pathlib import Path
+
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ImproperlyConfigured
+from django.core.files.storage import FileSystemStorage
+from django.db import models, transaction
+from django.db.models import Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 
 from .changes import EverythingQuerySet, ProductQuerySet
@@ -76,6 +85,47 @@ class Product(models.Model):
         return image.url if image else None
 
 
+class PrivateImportStorage(FileSystemStorage):
+    """Uploaded import files (CSVs, image zips) in OUTFITS_IMPORT_FILES_DIR: outside MEDIA_ROOT,
+    so no URL serves them; the admin streams them to staff who may view import jobs."""
+
+    @property
+    def base_location(self) -> str:  # read on each use: the setting may change (tests)
+        return str(settings.OUTFITS_IMPORT_FILES_DIR)
+
+    @property
+    def location(self) -> str:
+        location = Path(self.base_location).resolve()
+        media = Path(settings.MEDIA_ROOT).resolve()
+        if location == media or media in location.parents:
+            raise ImproperlyConfigured(
+                f"OUTFITS_IMPORT_FILES_DIR ({location}) lies in MEDIA_ROOT ({media}), which is "
+                "served to anyone: give it a folder outside."
+            )
+        return str(location)
+
+    def url(self, name: str | None) -> str:
+        raise ValueError("Import files have no public URL; the admin serves them to staff.")
+
+
+_import_files_storage = PrivateImportStorage()
+
+
+def import_files_storage() -> PrivateImportStorage:
+    """The storage of ImportJob's files (a callable, so migrations name it, not its folder)."""
+    return _import_files_storage
+
+
+def stored_source_name(job: "ImportJob", filename: str) -> str:
+    """A random name: nothing of the uploader's file name reaches the disk (original_name keeps
+    it for display)."""
+    return f"{timezone.now():%Y/%m}/{secrets.token_urlsafe(18)}.csv"
+
+
+def stored_archive_name(job: "ImportJob", filename: str) -> str:
+    return f"{timezone.now():%Y/%m}/{secrets.token_urlsafe(18)}.zip"
+
+
 class ImportJob(models.Model):
     """One upload of a catalog or outfits CSV, and its progress, counts and outcome."""
 
@@ -91,9 +141,13 @@ class ImportJob(models.Model):
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CATALOG)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    source = models.FileField(upload_to="imports/%Y/%m/")
+    source = models.FileField(upload_to=stored_source_name, storage=import_files_storage)
     original_name = models.CharField(max_length=300)
-    images_archive = models.FileField(upload_to="imports/%Y/%m/", blank=True)
+    # Deleted when the job ends (kept while it may resume, and by a dry run until applied).
+    images_archive = models.FileField(
+        upload_to=stored_archive_name, storage=import_files_storage, blank=True
+    )
+    images_archive_name = models.CharField(max_length=300, blank=True)
     images_folder = models.CharField(
         max_length=1000, blank=True, help_text="A folder on the server, under an allowed root."
     )
@@ -197,3 +251,17 @@ class ServingChange(models.Model):
 
     def __str__(self) -> str:
         return f"change {self.number}"
+
+
+@receiver(post_delete, sender=ImportJob)
+def delete_files_of_deleted_job(sender, instance: ImportJob, **kwargs) -> None:
+    """A deleted job's stored files go too, once the deletion commits, unless another job still
+    names them (a dry run and the import that applied it share its CSV)."""
+    names = {stored.name for stored in (instance.source, instance.images_archive) if stored}
+
+    def delete_unshared() -> None:
+        for name in names:
+            if not ImportJob.objects.filter(Q(source=name) | Q(images_archive=name)).exists():
+                import_files_storage().delete(name)
+
+    transaction.on_commit(delete_unshared)

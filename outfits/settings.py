@@ -145,6 +145,11 @@ OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS = env_list("OUTFITS_IMAGE_FETCH_ALLOWED_NET
 # Seconds for the whole fetch of an image URL (redirects, retries and every byte included).
 OUTFITS_IMAGE_FETCH_TIMEOUT = float(os.environ.get("OUTFITS_IMAGE_FETCH_TIMEOUT", "10"))
 OUTFITS_IMPORT_CHUNK_ROWS = int(os.environ.get("OUTFITS_IMPORT_CHUNK_ROWS", "1000"))
+# Uploaded import files (CSVs, image zips): private, never under MEDIA_ROOT (no URL serves
+# them); the admin streams them to staff who may view import jobs.
+OUTFITS_IMPORT_FILES_DIR = Path(
+    os.environ.get("OUTFITS_IMPORT_FILES_DIR", VAR_DIR / "private" / "imports")
+)
 # An uploaded images zip is refused whole, before anything is extracted, over any of these:
 # entries, expanded bytes, and expansion ratio (whole archive, and any entry over 1 MB;
 # photos hardly compress, a zip bomb expands hundreds of times).

@@ -23,6 +23,7 @@ from tests.support import ROOT
 def isolated_files(settings, tmp_path: Path):
     settings.VAR_DIR = tmp_path
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.OUTFITS_IMPORT_FILES_DIR = tmp_path / "private" / "imports"
     settings.OUTFITS_MODEL_DIR = tmp_path / "models"
     settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")
     settings.OUTFITS_TRAINING_EPOCHS = 8
@@ -208,6 +209,7 @@ def site_env(transactional_db, settings, use_backbone, tmp_path: Path) -> dict[s
             "OUTFITS_TRAINING_QUEUE": f"training-test-{uuid.uuid4().hex[:8]}",
             "OUTFITS_VAR_DIR": str(settings.VAR_DIR),
             "OUTFITS_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "OUTFITS_IMPORT_FILES_DIR": str(settings.OUTFITS_IMPORT_FILES_DIR),
             "OUTFITS_MODEL_DIR": str(settings.OUTFITS_MODEL_DIR),
             "OUTFITS_BACKBONE": settings.OUTFITS_BACKBONE,
             "OUTFITS_PRETRAINED": settings.OUTFITS_PRETRAINED,

@@ -257,7 +257,7 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
     extracted: Path | None = None
     try:
         path = Path(job.source.path)
-        layout = detect_layout(path)
+        layout = detect_layout(path, job.original_name)
         importer_type = importer_class(job.kind)
         columns = resolve_columns(
             layout,

@@ -2,9 +2,11 @@
 embedded default (SQLite, in-process Celery, the offline backbone, files under ./var/)."""
 
 import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -20,14 +22,66 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def local_secret_key(path: Path) -> str:
+    """This install's own random key: made on first use, kept (readable by its owner only) for
+    every later process, the web server's and its workers' alike."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)  # atomic: a key another process made first is kept
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
 VAR_DIR = Path(os.environ.get("OUTFITS_VAR_DIR", BASE_DIR / "var")).resolve()
 
-SECRET_KEY = os.environ.get(
-    "DJANGO_SECRET_KEY", "embedded-default-not-secret-set-DJANGO_SECRET_KEY-in-production"
-)
 DEBUG = env_bool("DJANGO_DEBUG", False)
+# Production rules (a secret key of its own, HTTPS only, HSTS, media left to the web server)
+# apply with DEBUG off on a database of the site's own (DATABASE_URL set). The embedded default,
+# SQLite under var/ (`make demo`, a laptop), is a local install: it keeps a random key of its
+# own in var/. OUTFITS_PRODUCTION=true|false overrides the guess.
+PRODUCTION = not DEBUG and env_bool("OUTFITS_PRODUCTION", bool(os.environ.get("DATABASE_URL")))
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY and PRODUCTION:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. In production (DEBUG off, and DATABASE_URL set or "
+        "OUTFITS_PRODUCTION=true) the site needs a secret key of its own, the same in every web "
+        "and worker process: set "
+        "DJANGO_SECRET_KEY to a long random value, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`. (A local install on "
+        "the embedded SQLite database, without DATABASE_URL, makes one and keeps it in var/.)"
+    )
+if not SECRET_KEY:
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret-key.txt")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+# --- HTTPS: on by default in production (`manage.py check --deploy` passes with the README's
+# production settings). Behind a proxy that terminates TLS, name the header it sets, e.g.
+# DJANGO_SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https, or every request redirects. ---
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("DJANGO_CSRF_COOKIE_SECURE", PRODUCTION)
+SECURE_HSTS_SECONDS = int(
+    os.environ.get("DJANGO_SECURE_HSTS_SECONDS", str(365 * 24 * 3600 if PRODUCTION else 0))
+)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+# Consent to the browsers' preload list (hard to undo, for the whole domain): the operator's
+# decision, so off unless set.
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+_proxy_ssl_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "DJANGO_SECURE_PROXY_SSL_HEADER needs the header's META name and the value that means "
+        "HTTPS, separated by a comma, e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -47,6 +101,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "outfits.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "outfits.api.cors.ApiCorsMiddleware",
@@ -97,8 +152,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("OUTFITS_MEDIA_ROOT", VAR_DIR / "media"))
-# Without a reverse proxy in front (the demo, a small store), Django serves uploaded images itself.
-OUTFITS_SERVE_MEDIA = env_bool("OUTFITS_SERVE_MEDIA", True)
+# Django serves uploaded images itself in a local install; in production the web server in front
+# should (set OUTFITS_SERVE_MEDIA=true to have Django do it there too, e.g. with no proxy).
+OUTFITS_SERVE_MEDIA = env_bool("OUTFITS_SERVE_MEDIA", not PRODUCTION)
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {

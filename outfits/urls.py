@@ -4,9 +4,17 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.static import serve
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import (
+    SpectacularAPIView,
+    SpectacularRedocView,
+    SpectacularSwaggerSplitView,
+)
 
 from catalog.staff_views import kept_photo, kept_photos
+from outfits.security import API_DOCS_POLICY, content_security_policy
+
+# The docs pages run no inline script: Swagger UI's start script is a file (the split view).
+docs_page = content_security_policy(API_DOCS_POLICY)
 
 urlpatterns = [
     # Staff-only: shoppers' kept photos (private files, not under /media/).
@@ -15,8 +23,18 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("outfits.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path(
+        "api/docs/",
+        docs_page(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
+    path(
+        "api/redoc/",
+        docs_page(
+            SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")
+        ),
+        name="api-redoc",
+    ),
     path("", include("catalog.urls")),
 ]
 

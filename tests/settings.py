@@ -5,8 +5,14 @@ SQLite file (not in memory: concurrent connections wait for locks instead of fai
 import os
 import socket
 
-from outfits.settings import *  # noqa: F403
-from outfits.settings import DATABASES, VAR_DIR
+# The tests' own secret key, and local-install rules (plain HTTP on 127.0.0.1, media served by
+# Django) even on PostgreSQL. Set in the environment, so the site's processes the tests start
+# (manage.py, web servers, workers on outfits.settings) share them with the tests.
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + "not-secret-" * 5)
+os.environ.setdefault("OUTFITS_PRODUCTION", "false")
+
+from outfits.settings import *  # noqa: E402, F403
+from outfits.settings import DATABASES, VAR_DIR  # noqa: E402
 
 TEST_DATABASE_URL = os.environ.get(
     "OUTFITS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -39,11 +39,9 @@ class Browser:
 
 def test_demo_server_retrains_in_the_background(tmp_path, small_catalog, backbone_checkpoint,
                                                 manage_py):  # fmt: skip
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DATABASE_URL", "CELERY_BROKER_URL"}  # the embedded default
-    } | {
+    # The embedded default: no database, broker or secret key set (the demo makes its own key).
+    unset = {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SECRET_KEY", "OUTFITS_PRODUCTION"}
+    env = {key: value for key, value in os.environ.items() if key not in unset} | {
         "OUTFITS_VAR_DIR": str(tmp_path / "var"),
         "OUTFITS_PRETRAINED": str(backbone_checkpoint.path),
         "DJANGO_SUPERUSER_PASSWORD": "a-long-password",

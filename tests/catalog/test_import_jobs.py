@@ -135,9 +135,9 @@ def test_delimiters_are_detected(run_import, delimiter):
 def test_bytes_invalid_in_the_detected_encoding_reject_only_their_row(run_import, settings):
     padding = "".join(f"P{i},Plain shirt number {i:06d},Tops\n" for i in range(40_000))
     content = (
-        "sku,title,category\n" + padding
+        "sku,title,category\nE1,Crème blouse,Tops\n" + padding
     ).encode() + b"BAD,Caf\xe9 shirt,Tops\nOK,Fine,Tops\n"
-    job = run_import(content)  # the invalid byte lies past the sample used for detection
+    job = run_import(content)  # a UTF-8 file, with a byte past its first megabyte that is not
     assert job.encoding == "utf-8"
     assert list(rejected(job).values()) == ["contains bytes that are not valid utf-8"]
     assert Product.objects.filter(sku="OK").exists() and not Product.objects.filter(sku="BAD")

@@ -4,7 +4,9 @@ click-through rates of recommendations."""
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from .api_keys import create_api_key, revoke_api_key
 from .events import click_through_rates
@@ -89,11 +91,24 @@ class ApiKeyAdmin(admin.ModelAdmin):
             key.name, key.origins, key.requests_per_minute, request.user
         )
         key.pk, key.prefix = created.pk, created.prefix
-        messages.warning(
+        key.raw_key = raw_key  # for response_add, on this request only
+
+    def response_add(self, request: HttpRequest, key: ApiKey, post_url_continue=None):
+        """The new key, shown once on the answer to the form itself: not in a message, which
+        would carry it in a cookie (or keep it in the session) until the next page."""
+        response = TemplateResponse(
             request,
-            f"The key for {key.name} is {raw_key} — copy it now: it is stored only as a hash "
-            "and cannot be shown again. Send it as the header: Authorization: Api-Key <key>",
+            "admin/outfits/apikey/created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "key": key,
+                "raw_key": key.raw_key,
+                "title": f"API key for {key.name}",
+            },
         )
+        add_never_cache_headers(response)  # nor in the browser's cache (Back)
+        return response
 
     @admin.action(description="Revoke the selected keys (they stop working at once)")
     def revoke(self, request: HttpRequest, keys: QuerySet[ApiKey]) -> None:

@@ -1,5 +1,5 @@
-"""Production settings (`check --deploy` clean, a secret key required) and the Content-Security-
-Policy of every page."""
+"""Production settings (`check --deploy` clean, a secret key required), the Content-Security-
+Policy of every page, and a new API key that no cookie carries."""
 
 import os
 import re
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.http import HttpRequest
 
 from outfits.security import API_DOCS_POLICY, SITE_POLICY
 from tests.support import ROOT
@@ -164,3 +166,30 @@ def test_site_templates_have_no_inline_script_or_style():
             if re.search(pattern, text):
                 offending.append(f"{template.relative_to(ROOT)}: {pattern}")
     assert not offending
+
+
+# --- A new API key is shown once, on the page itself ---
+
+
+def cookie_contents(response) -> list[str]:
+    """Every cookie a response sets, as sent and, for Django's messages cookie, decoded."""
+    contents = []
+    for cookie in response.cookies.values():
+        contents.append(cookie.value)
+        if cookie.key == CookieStorage.cookie_name and cookie.value:
+            contents.append(repr(CookieStorage(HttpRequest())._decode(cookie.value)))
+    return contents
+
+
+def test_a_new_api_key_travels_in_no_cookie(handmade_shop, staff):
+    responses = [
+        staff.post(
+            "/admin/outfits/apikey/add/",
+            {"name": "Main shop", "allowed_origins": "", "requests_per_minute": ""},
+        )
+    ]
+    while responses[-1].status_code == 302:  # wherever the admin goes next, until a page
+        responses.append(staff.get(responses[-1]["Location"]))
+    raw_key = re.search(r"\bom_\w+_[\w-]+", responses[-1].content.decode()).group(0)
+    for response in [*responses, staff.get("/admin/outfits/apikey/")]:
+        assert not any(raw_key in content for content in cookie_contents(response))

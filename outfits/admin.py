@@ -10,6 +10,7 @@ from django.utils.cache import add_never_cache_headers
 
 from .api_keys import create_api_key, revoke_api_key
 from .events import click_through_rates
+from .login_throttle import ThrottledAdminAuthenticationForm
 from .models import (
     ApiKey,
     BlockedPair,
@@ -19,6 +20,9 @@ from .models import (
     PinnedMatch,
     RecommendationEvent,
 )
+
+# The admin login says "try again in N minutes" once failures lock a username or address out.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class OutfitItemInline(admin.TabularInline):

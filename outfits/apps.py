@@ -19,3 +19,9 @@ class OutfitsConfig(AppConfig):
 
         request_started.connect(serving.request_started, dispatch_uid="serving-request")
         request_finished.connect(serving.request_finished, dispatch_uid="serving-request")
+        # Failed password logins, counted per username and address (brute-force lockout).
+        from django.contrib.auth.signals import user_login_failed
+
+        from .login_throttle import count_failed_login
+
+        user_login_failed.connect(count_failed_login, dispatch_uid="login-throttle")

@@ -82,6 +82,18 @@ if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
         "HTTPS, separated by a comma, e.g. HTTP_X_FORWARDED_PROTO,https"
     )
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
+# Reverse proxies in front that append the client's address to X-Forwarded-For (0: none, the
+# client is REMOTE_ADDR); failed logins are counted per client address.
+OUTFITS_TRUSTED_PROXIES = int(os.environ.get("OUTFITS_TRUSTED_PROXIES", "0"))
+
+# --- Logins (admin page, HTTP Basic): after this many failures within the lockout time, a
+# username, or a client address, is refused for the rest of it; 0 turns a limit off. ---
+OUTFITS_LOGIN_FAILURES_PER_USERNAME = int(
+    os.environ.get("OUTFITS_LOGIN_FAILURES_PER_USERNAME", "5")
+)
+OUTFITS_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("OUTFITS_LOGIN_FAILURES_PER_ADDRESS", "20"))
+OUTFITS_LOGIN_LOCKOUT_SECONDS = int(os.environ.get("OUTFITS_LOGIN_LOCKOUT_SECONDS", "900"))
+AUTHENTICATION_BACKENDS = ["outfits.login_throttle.ThrottledModelBackend"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",

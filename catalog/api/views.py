@@ -6,7 +6,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from catalog.forms import ImportUploadForm
 from catalog.import_jobs import may_see_import_jobs, may_start_imports, rejections_csv
 from catalog.models import ImportJob
 from outfits.api.errors import ErrorResponseSerializer
+from outfits.login_throttle import ThrottledBasicAuthentication
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
@@ -83,7 +84,8 @@ class ImportJobPermission(BasePermission):
 
 
 class ImportApiView(APIView):
-    authentication_classes = [SessionAuthentication, BasicAuthentication]
+    # Basic: failed passwords lock a username or address out for a while (429), as the admin.
+    authentication_classes = [SessionAuthentication, ThrottledBasicAuthentication]
     permission_classes = [IsAdminUser, ImportJobPermission]
 
 

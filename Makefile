@@ -5,11 +5,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test install lint clean
 
-# uv installs the several-GB torch stack in seconds from its cache; pip alone takes minutes.
-$(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip uv
-	$(VENV)/bin/uv pip install --python $(PYTHON) -e '.[dev]'
+# The environment is exactly what uv.lock pins (`uv lock` after changing pyproject.toml; a
+# stale lock is an error, not a silent re-resolve). uv installs the several-GB torch stack in
+# seconds from its cache; pip alone takes minutes. uv itself comes from the lock too: pip
+# installs that version into a new venv, then `uv sync` makes the venv match the lock.
+UV_VERSION = $(shell python3 -c "import tomllib; print(next(p['version'] for p in \
+	tomllib.load(open('uv.lock', 'rb'))['package'] if p['name'] == 'uv'))")
+
+$(STAMP): pyproject.toml uv.lock
+	test -x $(VENV)/bin/uv || { python3 -m venv $(VENV) && \
+		$(VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --locked --extra dev
 	touch $(STAMP)
 
 # Browser tests drive Debian's chromium: Playwright's own browser download is not used.

@@ -161,7 +161,9 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# The Docker image collects them into itself (/app/staticfiles), not the shared volume, so an
+# upgraded image serves its own.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "staticfiles"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("OUTFITS_MEDIA_ROOT", VAR_DIR / "media"))
 # Django serves uploaded images itself in a local install; in production the web server in front

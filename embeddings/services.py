@@ -551,6 +551,10 @@ _loaded_lock = threading.Lock()
 _loaded: tuple[ModelVersion, CompatibilityIndex] | None = None
 _photo_lock = threading.Lock()
 _photo_loaded: "tuple[ModelVersion, PhotoEncoder] | None" = None
+# A version whose backbone failed to load, when, and why: photos get that error again for a
+# while instead of each paying seconds of torch and open_clip set-up to fail the same way.
+_photo_failed: tuple[int, float, str] | None = None
+PHOTO_RETRY_SECONDS = 60.0
 
 
 ASK_THE_DATABASE = ModelVersion(pk=-1)
@@ -608,11 +612,29 @@ def photo_encoder() -> "tuple[ModelVersion, PhotoEncoder] | None":
     """The active version and the encoder of shoppers' photos into its space, loaded once per
     process on the first photo (torch with it: web processes import torch only then) and
     swapped like the index when another version becomes active. Raises BackboneUnavailable
-    when the version's backbone weights cannot be loaded."""
+    when the version's backbone weights cannot be loaded (for PHOTO_RETRY_SECONDS without
+    trying again)."""
+
+    from .backbone import BackboneUnavailable  # torch: loaded here, with the first photo
+
+    global _photo_failed
+    version = ModelVersion.objects.filter(is_active=True).first()
+    failed = _photo_failed
+    recently_failed = failed and version and failed[0] == version.pk
+    if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:
+        raise BackboneUnavailable(failed[2])
 
     def load(directory: Path) -> "PhotoEncoder":
         from .photo import PhotoEncoder
 
         return PhotoEncoder.load(directory, read_manifest(directory))
 
-    return _of_active_version("_photo_loaded", _photo_lock, load, "embedding photos with")
+    try:
+        return _of_active_version(
+            "_photo_loaded", _photo_lock, load, "embedding photos with", version
+        )
+    except BackboneUnavailable as error:
+        logger.error("%s (photos try again in %.0f s)", error, PHOTO_RETRY_SECONDS)
+        if version is not None:
+            _photo_failed = (version.pk, time.monotonic(), str(error))
+        raise

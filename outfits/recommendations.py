@@ -394,11 +394,18 @@ def matches_for_photo(
     """Catalog products that go well with a garment in a shopper's photo: the photo is embedded
     by the active version's backbone and head (torch loads on the first photo), then searched
     like a catalog product of its category."""
+    from embeddings.backbone import BackboneUnavailable
     from embeddings.services import photo_encoder
 
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
     serving = current_snapshot()
-    active, encoder = active_model(serving), photo_encoder()
+    try:
+        active, encoder = active_model(serving), photo_encoder()
+    except BackboneUnavailable:  # logged with its cause, which names server paths
+        raise ModelNotReady(
+            "Matching photos is unavailable: the active model's backbone cannot be loaded on "
+            "this server. Staff: the server log says why."
+        ) from None
     if active is None or encoder is None:
         raise ModelNotReady("No model is trained yet: staff train one from the admin.")
     (version, index), (encoder_version, photo) = active, encoder

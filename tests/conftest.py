@@ -29,9 +29,10 @@ def isolated_files(settings, tmp_path: Path):
     settings.OUTFITS_TRAINING_EPOCHS = 8
     from embeddings import services
 
-    services._loaded = None  # no model version leaks from one test's files into another
+    # No model version, nor a failure to load one, leaks from one test's files into another.
+    services._loaded = services._photo_failed = None
     yield
-    services._loaded = None
+    services._loaded = services._photo_failed = None
 
 
 @pytest.fixture

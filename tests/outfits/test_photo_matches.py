@@ -72,6 +72,30 @@ def test_the_api_says_when_no_model_is_trained(db, storefront, draw_image, tmp_p
     assert response.json()["error"]["code"] == "model_not_ready"
 
 
+def test_a_backbone_that_cannot_load_is_a_503_tried_again_later(
+    handmade_shop, storefront, client, draw_image, tmp_path, caplog
+):
+    """The hand-made version names a backbone with no weights here: photos are refused with
+    a 503 saying so (the cause, with server paths, only in the log), and the next photos do
+    not pay for another failed load."""
+    photo = draw_image(tmp_path / "shirt.png")
+    answers = []
+    for _ in range(2):
+        with photo.open("rb") as image:
+            answers.append(
+                storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
+            )
+    with photo.open("rb") as image:
+        page = client.post("/match/", {"photo": image})
+    assert [a.status_code for a in answers] == [503, 503] and page.status_code == 503
+    error = answers[0].json()["error"]
+    assert error["code"] == "model_not_ready" and "backbone cannot be loaded" in error["message"]
+    assert "OUTFITS_PRETRAINED" not in error["message"]
+    assert "backbone cannot be loaded" in page.content.decode()
+    failures = [r for r in caplog.records if "Cannot embed photos" in r.getMessage()]
+    assert len(failures) == 1 and "OUTFITS_PRETRAINED" in failures[0].getMessage()
+
+
 def test_the_page_keeps_the_photo_only_with_consent(trained_shop, client, photo_of, settings):
     bag = Product.objects.filter(category__name="Bags").first()
     kept = Path(settings.VAR_DIR) / "private" / "photos"  # not under MEDIA_ROOT: staff only

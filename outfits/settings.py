@@ -186,6 +186,9 @@ SPECTACULAR_SETTINGS = {
     '`{"error": {"code", "message", "details"?}}`.',
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components: an upload is `format: binary` (a file part a
+    # schema-driven client sends as a file), not the `uri` a response shows for it.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI and Redoc from our own static files: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

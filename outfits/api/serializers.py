@@ -138,26 +138,64 @@ class GoesWellWithSerializer(serializers.Serializer):
         }
 
 
+class TrueOrFalse(serializers.BooleanField):
+    """A flag spelled true or false (any case), as JSON and the schema spell it: 0, 1, yes or
+    on in a query or form are refused rather than guessed."""
+
+    TRUE_VALUES = {True, "true", "True", "TRUE"}
+    FALSE_VALUES = {False, "false", "False", "FALSE"}
+    default_error_messages = {"invalid": 'Must be "true" or "false".'}
+
+
+def price_ceiling() -> serializers.DecimalField:
+    """`price_max`: a number in the schema (a string pattern would admit ""), read from a
+    JSON number or a string alike."""
+    return serializers.DecimalField(
+        max_digits=10, decimal_places=2, min_value=0, required=False, coerce_to_string=False
+    )
+
+
+def sku_list(max_length: int, help_text: str) -> serializers.ListField:
+    # SKUs are exact: " A1" is not "A1" (the importer refuses SKUs with spaces at the ends).
+    return serializers.ListField(
+        child=serializers.CharField(max_length=64, trim_whitespace=False),
+        min_length=1,
+        max_length=max_length,
+        help_text=help_text,
+    )
+
+
+class ProductQuerySerializer(serializers.Serializer):
+    """GET /products/'s query; read from a plain dict, so an absent `in_stock` is absent."""
+
+    category = serializers.CharField(
+        required=False, allow_blank=True, help_text="Only this category: name or slug."
+    )
+    q = serializers.CharField(
+        required=False, allow_blank=True, help_text="Title containing it, or this exact SKU."
+    )
+    in_stock = TrueOrFalse(
+        required=False, help_text="true: only in stock; false: only out of stock; default: both."
+    )
+    page = serializers.IntegerField(min_value=1, required=False, help_text="From 1.")
+    page_size = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, help_text="Products per page; default 24."
+    )
+
+
 class MatchQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
     category = serializers.CharField(
-        required=False, help_text="Only these categories: names or slugs, comma-separated."
+        required=False,
+        allow_blank=True,
+        help_text="Only these categories: names or slugs, comma-separated; empty: all.",
     )
-    in_stock = serializers.BooleanField(
-        default=True, help_text="false: include products that are out of stock."
-    )
-    price_max = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False
-    )
+    in_stock = TrueOrFalse(default=True, help_text="false: include products that are out of stock.")
+    price_max = price_ceiling()
 
 
 class CompleteOutfitRequestSerializer(serializers.Serializer):
-    skus = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        min_length=1,
-        max_length=20,
-        help_text="The partial outfit.",
-    )
+    skus = sku_list(20, "The partial outfit.")
     categories = serializers.ListField(
         child=serializers.CharField(max_length=120),
         required=False,
@@ -167,10 +205,8 @@ class CompleteOutfitRequestSerializer(serializers.Serializer):
     shuffle = serializers.IntegerField(
         min_value=0, default=0, help_text="0: the best outfit, 1: the next best..."
     )
-    in_stock = serializers.BooleanField(default=True)
-    price_max = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False
-    )
+    in_stock = TrueOrFalse(default=True)
+    price_max = price_ceiling()
 
 
 class CompletedOutfitSerializer(serializers.Serializer):
@@ -186,13 +222,13 @@ class CompletedOutfitSerializer(serializers.Serializer):
 class ImageMatchRequestSerializer(serializers.Serializer):
     image = serializers.ImageField(help_text="A photo of one garment (JPEG, PNG or WebP).")
     category = serializers.CharField(
-        required=False, help_text="What the garment is; default: recognised from the photo."
+        required=False,
+        allow_blank=True,
+        help_text="What the garment is (name or slug); empty or absent: recognised from the photo.",
     )
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    in_stock = serializers.BooleanField(default=True)
-    price_max = serializers.DecimalField(
-        max_digits=10, decimal_places=2, min_value=0, required=False
-    )
+    in_stock = TrueOrFalse(default=True)
+    price_max = price_ceiling()
 
 
 class ImageMatchesSerializer(serializers.Serializer):
@@ -210,12 +246,9 @@ class EventRequestSerializer(serializers.Serializer):
         f"them). Accepted for {settings.OUTFITS_REC_ID_MAX_AGE_DAYS:g} days.",
     )
     type = serializers.ChoiceField(RecommendationEvent.Kind.values)
-    skus = serializers.ListField(
-        child=serializers.CharField(max_length=64),
-        min_length=1,
-        max_length=200,
-        help_text="The products seen, clicked or added to the cart: only products that "
-        "response showed.",
+    skus = sku_list(
+        200,
+        "The products seen, clicked or added to the cart: only products that response showed.",
     )
     event_id = serializers.CharField(
         max_length=64,

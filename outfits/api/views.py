@@ -4,11 +4,11 @@ import hashlib
 from collections.abc import Sequence
 
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import HttpResponse, QueryDict
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, serializers, status
+from rest_framework import exceptions, generics, status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -32,6 +32,7 @@ from .serializers import (
     ImageMatchesSerializer,
     ImageMatchRequestSerializer,
     MatchQuerySerializer,
+    ProductQuerySerializer,
     ProductSerializer,
 )
 from .throttling import ApiKeyRateThrottle
@@ -67,13 +68,22 @@ def active_products(skus: Sequence[str]) -> list[ProductCard]:
 
 
 def category_names(values: Sequence[str], field: str) -> list[str]:
-    """Category names from names or slugs; an unknown one is a 400 that names it."""
+    """Category names from names or slugs (blanks skipped); an unknown one is a 400 that
+    names it."""
     wanted = [v.strip() for v in values if v.strip()]
     known = current_snapshot().rules.category_by_name_or_slug
     unknown = [v for v in wanted if v not in known]
     if unknown:
         raise exceptions.ValidationError({field: [f"unknown category: {', '.join(unknown)}"]})
     return [known[v].name for v in wanted]
+
+
+def fields_of(data: QueryDict | dict) -> dict:
+    """A query string's or a form's fields as a plain dict, so a serializer reads them as it
+    reads JSON: from a QueryDict DRF takes an absent boolean for false and an empty value
+    for an absent one, which a schema-driven client would call wrong. (A request without a
+    body has a plain empty dict.)"""
+    return data.dict() if isinstance(data, QueryDict) else dict(data)
 
 
 def filters_from(data: dict, categories: list[str] | None) -> recommendations.MatchFilters:
@@ -127,19 +137,13 @@ class ProductPagination(PageNumberPagination):
 
 @extend_schema(
     summary="Active products, paginated",
-    responses={200: ProductSerializer(many=True), **ERRORS},
-    examples=[
-        OpenApiExample(
-            "A page",
-            value={
-                "count": 280,
-                "next": "https://shop.example.com/api/v1/products/?page=2",
-                "previous": None,
-                "results": [PRODUCT_EXAMPLE],
-            },
-            response_only=True,
-        )
-    ],
+    parameters=[ProductQuerySerializer],
+    responses={
+        200: ProductSerializer(many=True),
+        **ERRORS,
+        404: OpenApiResponse(ErrorResponseSerializer, description="No such page."),
+    },
+    examples=[OpenApiExample("A page", value=PRODUCT_EXAMPLE, response_only=True)],
 )
 class ProductListView(StorefrontView, generics.ListAPIView):
     """Active products, by SKU; `category` (name or slug), `q` (title or SKU), `in_stock`."""
@@ -148,14 +152,16 @@ class ProductListView(StorefrontView, generics.ListAPIView):
     pagination_class = ProductPagination
 
     def get_queryset(self):
+        query = ProductQuerySerializer(data=fields_of(self.request.query_params))
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
         products = Product.objects.filter(active=True).select_related("category")
-        if value := self.request.query_params.get("category"):
-            products = products.filter(category__name__in=category_names([value], "category"))
-        if query := self.request.query_params.get("q", "").strip():
-            products = products.filter(Q(title__icontains=query) | Q(sku__iexact=query))
-        if (in_stock := self.request.query_params.get("in_stock")) is not None:
-            flag = serializers.BooleanField().run_validation(in_stock)
-            products = products.filter(in_stock=flag)
+        if names := category_names([params.get("category", "")], "category"):
+            products = products.filter(category__name__in=names)
+        if search := params.get("q", "").strip():
+            products = products.filter(Q(title__icontains=search) | Q(sku__iexact=search))
+        if "in_stock" in params:
+            products = products.filter(in_stock=params["in_stock"])
         return products
 
 
@@ -212,15 +218,12 @@ class ProductMatchesView(StorefrontView):
         examples=[OpenApiExample("Matches", value=MATCHES_EXAMPLE, response_only=True)],
     )
     def get(self, request: Request, sku: str) -> Response:
-        query = MatchQuerySerializer(data=request.query_params)
+        query = MatchQuerySerializer(data=fields_of(request.query_params))
         query.is_valid(raise_exception=True)
         params = query.validated_data
         (product,) = active_products([sku])
-        categories = (
-            category_names(params["category"].split(","), "category")
-            if "category" in params
-            else None
-        )
+        # None: every complementary category (an empty filter would allow none).
+        categories = category_names(params.get("category", "").split(","), "category") or None
         found = recommendations.goes_well_with(
             product, params.get("limit"), filters_from(params, categories)
         )
@@ -232,6 +235,8 @@ class ProductMatchesView(StorefrontView):
 
 
 class CompleteOutfitView(StorefrontView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         summary="Complete an outfit",
         description="The best product for each category, chosen together to go with the given "
@@ -253,9 +258,7 @@ class CompleteOutfitView(StorefrontView):
         params = given.validated_data
         skus = list(dict.fromkeys(params["skus"]))
         products = active_products(skus)
-        categories = (
-            category_names(params["categories"], "categories") if "categories" in params else None
-        )
+        categories = category_names(params.get("categories", []), "categories") or None
         look = recommendations.complete_the_look(
             products,
             categories,
@@ -267,7 +270,7 @@ class CompleteOutfitView(StorefrontView):
 
 
 class ImageMatchesView(StorefrontView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
 
     @extend_schema(
         summary="Match something the shopper owns",
@@ -312,14 +315,12 @@ class ImageMatchesView(StorefrontView):
     def post(self, request: Request) -> Response:
         try:
             limit_photo_upload(request._request)  # before anything reads the body
-            given = ImageMatchRequestSerializer(data=request.data)
+            given = ImageMatchRequestSerializer(data=fields_of(request.data))
         except PhotoRefused as refused:
             raise PhotoUploadRefused(refused) from None
         given.is_valid(raise_exception=True)
         params = given.validated_data
-        category = (
-            category_names([params["category"]], "category")[0] if "category" in params else None
-        )
+        category = next(iter(category_names([params.get("category", "")], "category")), None)
         try:
             image = decode_image(params["image"].read())
         except ImageRejected as error:
@@ -345,6 +346,8 @@ class ServiceUnavailable(exceptions.APIException):
 
 
 class EventListView(StorefrontView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
         summary="Record what shoppers did with recommendations",
         description="Impressions, clicks and add-to-carts of products shown by the response "

@@ -177,7 +177,8 @@ def test_matches_filters(handmade_shop, storefront):
         ({"limit": "500"}, "limit", "less than or equal to 50"),
         ({"category": "hats"}, "category", "unknown category: hats"),
         ({"price_max": "cheap"}, "price_max", "valid number"),
-        ({"in_stock": "maybe"}, "in_stock", "valid boolean"),
+        ({"in_stock": "maybe"}, "in_stock", 'Must be "true" or "false"'),
+        ({"in_stock": "0"}, "in_stock", 'Must be "true" or "false"'),  # not guessed
     ],
 )
 def test_bad_parameters_are_400_with_a_clear_message(
@@ -284,6 +285,31 @@ def test_products_are_paginated_and_filtered(handmade_shop, storefront):
     assert storefront.get("/api/v1/products/", {"page": 99}).status_code == 404
     detail = storefront.get("/api/v1/products/P1/")
     assert detail.json()["category"] == "Trousers" and detail["ETag"]
+
+
+def test_the_product_list_checks_its_parameters_as_its_schema_says(handmade_shop, storefront):
+    """Every parameter validated (DRF's paginator silently ignored a bad page_size), an absent
+    in_stock meaning both, an empty category meaning all."""
+    Product.objects.filter(sku="P1").update(in_stock=False)
+
+    def listed(params: dict) -> set[str]:
+        response = storefront.get("/api/v1/products/", {"page_size": 100, **params})
+        assert response.status_code == 200, response.content
+        return {p["sku"] for p in response.json()["results"]}
+
+    assert listed({}) == listed({"category": ""}) == set(handmade_shop.products)
+    assert listed({"in_stock": "false"}) == {"P1"}
+    assert "P1" not in listed({"in_stock": "true"})
+    assert listed({"q": "p1"}) == {"P1"}
+    for params, field in [
+        ({"page_size": "null"}, "page_size"),
+        ({"page_size": "0"}, "page_size"),
+        ({"page_size": "101"}, "page_size"),
+        ({"page": "0"}, "page"),
+        ({"in_stock": "1"}, "in_stock"),
+    ]:
+        error = error_of(storefront.get("/api/v1/products/", params))
+        assert error["code"] == "invalid_parameters" and field in error["details"], params
 
 
 # --- Events and click-through rates ---------------------------------------------------------

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .forms import ImportUploadForm
+from .forms import ImportUploadForm, ProductAdminForm
 from .import_jobs import (
     enqueue_import_job,
     may_see_import_jobs,
@@ -48,6 +48,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
     list_display = ["picture", "sku", "title", "category", "colour", "price", "in_stock", "active"]
     list_display_links = ["picture", "sku"]
     list_filter = ["active", "in_stock", "category__group", "category"]
@@ -63,7 +64,7 @@ class ProductAdmin(admin.ModelAdmin):
         if not image:
             return ""
         return format_html(
-            '<img src="{}" alt="" width="48" height="48" style="object-fit:contain">', image.url
+            '<img src="{}" alt="" width="48" height="48" class="admin-thumbnail">', image.url
         )
 
 

@@ -1,4 +1,5 @@
-"""The upload form merchandisers fill in (admin page and, field for field, the REST API)."""
+"""The forms staff and shoppers fill in: the import upload (admin page and, field for field,
+the REST API), a product in the admin, a shopper's photo."""
 
 from django import forms
 from django.conf import settings
@@ -12,7 +13,20 @@ from .import_jobs import (
     importer_class,
 )
 from .models import Category, ImportJob
+from .services import sku_problem
 from .shopper_photos import keep_photo, megabytes, too_large
+
+
+class ProductAdminForm(forms.ModelForm):
+    """A product added or edited by hand: its SKU must pass what the importer checks, or
+    the product's pages and API addresses could not carry it. (No Meta: the admin builds it
+    for Product with the fields the admin shows.)"""
+
+    def clean_sku(self) -> str:
+        sku = self.cleaned_data["sku"]
+        if problem := sku_problem(sku):
+            raise forms.ValidationError(f"This SKU cannot be used: it {problem}.")
+        return sku
 
 
 class ImportUploadForm(forms.Form):

@@ -207,3 +207,34 @@ def test_spaces_around_a_sku_are_named_as_the_problem():
     assert "space" in sku_problem(" AB")
     assert "space" in sku_problem("AB\u00a0")
     assert sku_problem("AB/123") is None
+
+
+def test_the_admin_refuses_the_skus_the_importer_refuses(admin_client, draw_image, tmp_path):
+    """A product added by hand passes the importer's SKU check; the product list's pictures
+    carry no inline style, which the Content-Security-Policy would block."""
+    tops = Category.objects.create(name="Tops")
+
+    def add(sku: str):
+        with draw_image(tmp_path / "top.png").open("rb") as image:
+            return admin_client.post(
+                reverse("admin:catalog_product_add"),
+                {
+                    "sku": sku,
+                    "title": "A top",
+                    "category": tops.pk,
+                    "in_stock": "on",
+                    "active": "on",
+                    "attributes": "{}",
+                    "image": image,
+                },
+            )
+
+    refused = add("X/look")
+    assert refused.status_code == 200
+    assert "This SKU cannot be used: it" in html.unescape(refused.content.decode())
+    assert "address of another page" in refused.content.decode()
+    assert not Product.objects.exists()
+    assert add("AB/123").status_code == 302
+    assert list(Product.objects.values_list("sku", flat=True)) == ["AB/123"]
+    listing = admin_client.get(reverse("admin:catalog_product_changelist")).content.decode()
+    assert 'class="admin-thumbnail"' in listing and 'style="' not in listing

@@ -1,11 +1,15 @@
 """Click attribution: shoppers' impressions, clicks and add-to-carts on recommendations, and the
 click-through rates per model version and per category they add up to."""
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
+from django.utils import timezone
 
 from catalog.models import Product
 from embeddings.models import ModelVersion
@@ -70,7 +74,27 @@ def record_events(
             )
             for sku in skus
         )
+    if event_id:
+        forget_old_receipts()
     return Recorded(len(skus), duplicate=False)
+
+
+RECEIPT_SWEEP_SECONDS = 3600.0
+_last_receipt_sweep = 0.0
+
+
+def forget_old_receipts(now: float | None = None) -> int:
+    """Delete event receipts older than OUTFITS_REC_ID_MAX_AGE_DAYS, at most once an hour per
+    process: a retry that late carries a rec_id too old to count, so the receipt guards
+    nothing. Returns how many were deleted."""
+    global _last_receipt_sweep
+    now = time.monotonic() if now is None else now
+    if now - _last_receipt_sweep < RECEIPT_SWEEP_SECONDS:
+        return 0
+    _last_receipt_sweep = now
+    cutoff = timezone.now() - timedelta(days=settings.OUTFITS_REC_ID_MAX_AGE_DAYS)
+    deleted, _ = EventReceipt.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
 
 
 @dataclass(frozen=True)

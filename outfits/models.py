@@ -182,7 +182,8 @@ class EventReceipt(models.Model):
     api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
     event_id = models.CharField(max_length=64)
     recorded = models.PositiveIntegerField(help_text="Events the first call recorded.")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Indexed: receipts older than a rec_id's lifetime are deleted (events.forget_old_receipts).
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
         constraints = [

@@ -5,14 +5,23 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.models import Product
+from outfits import events
 from outfits.api_keys import create_api_key, revoke_api_key
-from outfits.models import ApiKey, BlockedProduct, PinnedMatch, RecommendationEvent
+from outfits.models import (
+    ApiKey,
+    BlockedProduct,
+    EventReceipt,
+    PinnedMatch,
+    RecommendationEvent,
+)
 from outfits.rec_ids import encode_pks, issue_rec_id, verify_rec_id
 
 MATCHES = "/api/v1/products/{}/matches/"
@@ -430,6 +439,28 @@ def test_a_retried_call_with_the_same_event_id_counts_once(handmade_shop, storef
     assert RecommendationEvent.objects.count() == 4
     too_long = post_event(storefront, rec_id, ["P1"], event_id="x" * 65)
     assert too_long.status_code == 400 and "event_id: " in error_of(too_long)["message"]
+
+
+def test_receipts_older_than_a_rec_id_lives_are_forgotten(
+    handmade_shop, storefront, settings, monkeypatch
+):
+    """A retry later than OUTFITS_REC_ID_MAX_AGE_DAYS carries an expired rec_id: its receipt
+    guards nothing, and receipts would otherwise pile up for ever."""
+    settings.OUTFITS_REC_ID_MAX_AGE_DAYS = 30
+    monkeypatch.setattr(events, "_last_receipt_sweep", 0.0)  # this process never swept
+    rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
+    for event_id in ["old", "recent"]:
+        post_event(storefront, rec_id, ["P1"], event_id=event_id)
+    now = timezone.now()
+    EventReceipt.objects.filter(event_id="old").update(created_at=now - timedelta(days=31))
+    EventReceipt.objects.filter(event_id="recent").update(created_at=now - timedelta(days=29))
+    monkeypatch.setattr(events, "_last_receipt_sweep", 0.0)
+    post_event(storefront, rec_id, ["P1"], event_id="new")
+    assert set(EventReceipt.objects.values_list("event_id", flat=True)) == {"recent", "new"}
+    # At most once an hour per process: the next receipt does not sweep again.
+    EventReceipt.objects.filter(event_id="recent").update(created_at=now - timedelta(days=31))
+    post_event(storefront, rec_id, ["P1"], event_id="newer")
+    assert EventReceipt.objects.filter(event_id="recent").exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -99,7 +99,8 @@ class Rules:
 
     @cached_property
     def category_by_name_or_slug(self) -> dict[str, Category]:
-        return {key: c for c in self.categories.values() for key in (c.name, c.slug)}
+        """By casefolded name and slug: the importer, too, takes TOPS for Tops."""
+        return {key.casefold(): c for c in self.categories.values() for key in (c.name, c.slug)}
 
     @classmethod
     def load(cls) -> "Rules":

@@ -68,14 +68,14 @@ def active_products(skus: Sequence[str]) -> list[ProductCard]:
 
 
 def category_names(values: Sequence[str], field: str) -> list[str]:
-    """Category names from names or slugs (blanks skipped); an unknown one is a 400 that
-    names it."""
+    """Category names from names or slugs, in any case (blanks skipped); an unknown one is a
+    400 that names it."""
     wanted = [v.strip() for v in values if v.strip()]
     known = current_snapshot().rules.category_by_name_or_slug
-    unknown = [v for v in wanted if v not in known]
+    unknown = [v for v in wanted if v.casefold() not in known]
     if unknown:
         raise exceptions.ValidationError({field: [f"unknown category: {', '.join(unknown)}"]})
-    return [known[v].name for v in wanted]
+    return [known[v.casefold()].name for v in wanted]
 
 
 def fields_of(data: QueryDict | dict) -> dict:

@@ -94,6 +94,11 @@ ERRORS = {
     403: OpenApiResponse(
         ErrorResponseSerializer, description="Not staff, or without the model permission."
     ),
+    429: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="Too many failed logins for the username or address (login_locked_out, "
+        "with Retry-After).",
+    ),
 }
 NOT_FOUND = {404: OpenApiResponse(ErrorResponseSerializer, description="No such import job.")}
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+import yaml
 from django.core.management import call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -518,6 +519,10 @@ def test_the_openapi_schema_validates_and_documents_every_endpoint(db, tmp_path,
     ]:
         assert f"  {path}:" in schema, path
     assert "ApiKey" in schema and "examples:" in schema
+    # Every endpoint needs credentials and may refuse them for a while: all say so.
+    for path, operations in yaml.safe_load(schema)["paths"].items():
+        for method, operation in operations.items():
+            assert {"401", "403", "429"} <= operation["responses"].keys(), (method, path)
     docs = client.get("/api/docs/").content.decode()
     assert "swagger-ui" in docs and "cdn" not in docs.lower()  # served from our static files
     assert client.get("/api/redoc/").status_code == 200

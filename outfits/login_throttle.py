@@ -6,23 +6,42 @@ One rule for every way in through django.contrib.auth.authenticate(): its `user_
 signal counts the failures (connected in OutfitsConfig.ready), and ThrottledModelBackend refuses
 a locked-out login before any password is checked. The admin login form and HTTP Basic on the
 API (ThrottledBasicAuthentication) check first too, to say so: "try again in N minutes" on the
-page, 429 in the API's error shape."""
+page, 429 in the API's error shape.
+
+With Redis failing, failures count in this process's memory until it answers again
+(outfits/shared_cache.py): each process then locks out on its own count, and no login fails
+for want of the cache."""
 
 import hashlib
 import math
 import time
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.core.cache import cache
+from django.core.cache import BaseCache, cache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest
 from drf_spectacular.authentication import BasicScheme
 from rest_framework import exceptions
 from rest_framework.authentication import BasicAuthentication
+
+from outfits.shared_cache import in_redis_or_memory
+
+T = TypeVar("T")
+_in_process = LocMemCache("outfits-login-failures", {"OPTIONS": {"MAX_ENTRIES": 10000}})
+
+
+def _counted(operation: Callable[[BaseCache], T]) -> T:
+    """operation(the shared cache), or while Redis fails, operation(this process's memory)."""
+    return in_redis_or_memory(
+        "login_throttle", lambda: operation(cache), lambda: operation(_in_process)
+    )
 
 
 class LoginLockedOut(PermissionDenied):
@@ -65,8 +84,8 @@ def _lock_key(stem: str) -> str:
 
 def seconds_locked_out(request: HttpRequest | None, username: str | None) -> int:
     """How long this username or this client address stays locked out (0: not at all)."""
-    stems = [stem for stem, _ in _scopes(request, username)]
-    unlock_times = cache.get_many([_lock_key(stem) for stem in stems]).values()
+    keys = [_lock_key(stem) for stem, _ in _scopes(request, username)]
+    unlock_times = _counted(lambda counts: counts.get_many(keys)).values()
     if not unlock_times:
         return 0
     return max(0, math.ceil(max(unlock_times) - time.time()))
@@ -76,27 +95,31 @@ def record_failed_login(request: HttpRequest | None, username: str | None) -> No
     """Count a failed login against its username and its address; the one that reaches its
     limit locks that username or address out for OUTFITS_LOGIN_LOCKOUT_SECONDS. Attempts
     refused during a lockout are not counted again: they do not prolong it."""
-    window = settings.OUTFITS_LOGIN_LOCKOUT_SECONDS
     for stem, allowed in _scopes(request, username):
-        if cache.get(_lock_key(stem)) is not None:
-            continue
-        key = _failures_key(stem)
-        cache.add(key, 0, timeout=window)  # the window starts at the first failure
-        try:
-            failures = cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=window)
-            failures = 1
-        if failures >= allowed:
-            cache.set(_lock_key(stem), time.time() + window, timeout=window)
-            cache.delete(key)
+        _counted(partial(_count_failure, stem=stem, allowed=allowed))
+
+
+def _count_failure(counts: BaseCache, stem: str, allowed: int) -> None:
+    window = settings.OUTFITS_LOGIN_LOCKOUT_SECONDS
+    if counts.get(_lock_key(stem)) is not None:
+        return
+    key = _failures_key(stem)
+    counts.add(key, 0, timeout=window)  # the window starts at the first failure
+    try:
+        failures = counts.incr(key)
+    except ValueError:  # expired between add and incr
+        counts.set(key, 1, timeout=window)
+        failures = 1
+    if failures >= allowed:
+        counts.set(_lock_key(stem), time.time() + window, timeout=window)
+        counts.delete(key)
 
 
 def forget_failed_logins(username: str) -> None:
     """After a successful login: that username's failures, and only those. The address's count
     stays: logging in to one's own account must not clear the count of guesses at others'."""
-    for stem, _ in _scopes(None, username):
-        cache.delete(_failures_key(stem))
+    keys = [_failures_key(stem) for stem, _ in _scopes(None, username)]
+    _counted(lambda counts: counts.delete_many(keys))
 
 
 def lockout_message(seconds: int) -> str:

@@ -201,10 +201,24 @@ OUTFITS_REC_ID_MAX_AGE_DAYS = float(os.environ.get("OUTFITS_REC_ID_MAX_AGE_DAYS"
 # The largest photo a shopper may send (the /match/ page, POST /api/v1/matches/by-image/): a
 # larger one is refused (413) before its body is read.
 OUTFITS_PHOTO_MAX_BYTES = int(os.environ.get("OUTFITS_PHOTO_MAX_BYTES", str(10 << 20)))
-# The shared cache (API rate limits): Redis when REDIS_URL is set, else this process's memory.
+# The shared cache (API rate limits, failed logins): Redis when REDIS_URL is set, else this
+# process's memory. Redis answers within a millisecond: one that has not connected or answered
+# within OUTFITS_REDIS_TIMEOUT_MS is down or frozen (redis-py would wait for ever), and what
+# counts in it counts in process memory instead, Redis skipped for OUTFITS_REDIS_RETRY_SECONDS
+# after each failure (outfits/shared_cache.py).
 REDIS_URL = os.environ.get("REDIS_URL", "")
+OUTFITS_REDIS_TIMEOUT_MS = int(os.environ.get("OUTFITS_REDIS_TIMEOUT_MS", "200"))
+OUTFITS_REDIS_RETRY_SECONDS = float(os.environ.get("OUTFITS_REDIS_RETRY_SECONDS", "3"))
+REDIS_OPTIONS = {
+    "socket_connect_timeout": OUTFITS_REDIS_TIMEOUT_MS / 1000,
+    "socket_timeout": OUTFITS_REDIS_TIMEOUT_MS / 1000,
+}
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": REDIS_OPTIONS,
+    }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -12,7 +12,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-" + "not-secret-" * 5)
 os.environ.setdefault("OUTFITS_PRODUCTION", "false")
 
 from outfits.settings import *  # noqa: E402, F403
-from outfits.settings import DATABASES, VAR_DIR  # noqa: E402
+from outfits.settings import DATABASES, REDIS_OPTIONS, VAR_DIR  # noqa: E402
 
 TEST_DATABASE_URL = os.environ.get(
     "OUTFITS_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -48,6 +48,7 @@ if not os.environ.get("REDIS_URL"):
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",
                 "LOCATION": "redis://127.0.0.1:6379/1",
                 "KEY_PREFIX": f"test-{os.getpid()}",
+                "OPTIONS": REDIS_OPTIONS,
             }
         }
     except OSError:

@@ -5,7 +5,11 @@ The count is a GCRA ("generic cell rate algorithm"): one timestamp per key, upda
 Lua script in one Redis round trip. A key may spend its whole minute's budget at once, then
 gets one request per 60/limit seconds; Retry-After says exactly when the next one is allowed.
 (DRF's default throttle keeps and pickles every request's timestamp: at 600/min that is a
-600-float list read and written on every request.)"""
+600-float list read and written on every request.)
+
+When Redis fails (down, frozen past its short timeout), each process counts on its own with the
+same algorithm until Redis answers again (outfits/shared_cache.py): a key then gets its budget
+from each process, rather than every request failing."""
 
 import math
 import threading
@@ -21,6 +25,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from outfits.models import ApiKey
+from outfits.shared_cache import in_redis_or_memory
 
 PERIOD = 60.0  # seconds
 
@@ -47,7 +52,8 @@ def gcra_wait(tat: float | None, now: float, interval: float) -> tuple[float | N
 
 
 class InProcessCounter:
-    """For a cache that is not Redis (development): each process counts on its own."""
+    """For a cache that is not Redis (development), or Redis failing: each process counts on
+    its own."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
@@ -74,6 +80,14 @@ def seconds_to_wait(key: str, requests_per_minute: int) -> float:
     now, interval = time.time(), PERIOD / requests_per_minute
     if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
         return _in_process.wait(key, now, interval)
+    return in_redis_or_memory(
+        "api_throttle",
+        lambda: _redis_wait(key, now, interval),
+        lambda: _in_process.wait(key, now, interval),
+    )
+
+
+def _redis_wait(key: str, now: float, interval: float) -> float:
     global _gcra
     backend = cache._cache
     client = _clients.get(backend)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
-from outfits import login_throttle, shared_cache
+from outfits import shared_cache
 from outfits.api_keys import create_api_key
 from tests.support import ROOT, wait_for
 
@@ -96,15 +97,19 @@ class OwnRedis:
 def own_redis(settings, tmp_path: Path) -> Iterator[OwnRedis]:
     server = OwnRedis(tmp_path)
     server.start()
-    caches = site_caches(REDIS_URL=server.url, OUTFITS_REDIS_TIMEOUT_MS="150")
-    assert caches["default"]["OPTIONS"] == {"socket_connect_timeout": 0.15, "socket_timeout": 0.15}
-    settings.CACHES = caches
+    settings.CACHES = site_caches(REDIS_URL=server.url)
     settings.OUTFITS_REDIS_RETRY_SECONDS = RETRY_SECONDS
     shared_cache.breaker.open_until = 0.0
-    login_throttle._in_process.clear()
     yield server
     server.kill()
     shared_cache.breaker.open_until = 0.0  # the next test starts with Redis asked
+
+
+def test_the_site_asks_redis_with_short_timeouts_settable_in_the_environment():
+    options = site_caches(REDIS_URL="redis://127.0.0.1:6379/1")["default"]["OPTIONS"]
+    assert options == {"socket_connect_timeout": 0.2, "socket_timeout": 0.2}
+    options = site_caches(REDIS_URL="redis://127.0.0.1:6379/1", OUTFITS_REDIS_TIMEOUT_MS="150")
+    assert options["default"]["OPTIONS"]["socket_timeout"] == 0.15
 
 
 def throttle_tat(server: OwnRedis, key) -> float | None:
@@ -193,20 +198,22 @@ def test_with_redis_frozen_a_call_waits_one_short_timeout_then_redis_is_skipped(
 def test_with_redis_killed_logins_answer_and_lock_out_per_process(db, own_redis, settings):
     settings.OUTFITS_LOGIN_FAILURES_PER_USERNAME = 3
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    get_user_model().objects.create_superuser("admin", "admin@example.com", "right-password")
+    # A name of its own: no count another test left in this process's memory reaches it.
+    username, address = f"admin-{uuid.uuid4().hex[:8]}", "10.9.{}.{}".format(*os.urandom(2))
+    get_user_model().objects.create_superuser(username, "admin@example.com", "right-password")
 
     def admin_login(password: str) -> str:
-        browser = Client(REMOTE_ADDR="10.0.0.1")
-        response = browser.post("/admin/login/", {"username": "admin", "password": password})
+        browser = Client(REMOTE_ADDR=address)
+        response = browser.post("/admin/login/", {"username": username, "password": password})
         if response.status_code == 302 and "_auth_user_id" in browser.session:
             return "in"
         assert response.status_code == 200
         return response.content.decode()
 
     def basic_auth(password: str) -> int:
-        token = base64.b64encode(f"admin:{password}".encode()).decode()
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
         return (
-            Client(REMOTE_ADDR="10.0.0.1")
+            Client(REMOTE_ADDR=address)
             .get("/api/v1/imports/999999/", HTTP_AUTHORIZATION=f"Basic {token}")
             .status_code
         )

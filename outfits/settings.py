@@ -209,6 +209,8 @@ OUTFITS_PHOTO_MAX_BYTES = int(os.environ.get("OUTFITS_PHOTO_MAX_BYTES", str(10 <
 REDIS_URL = os.environ.get("REDIS_URL", "")
 OUTFITS_REDIS_TIMEOUT_MS = int(os.environ.get("OUTFITS_REDIS_TIMEOUT_MS", "200"))
 OUTFITS_REDIS_RETRY_SECONDS = float(os.environ.get("OUTFITS_REDIS_RETRY_SECONDS", "3"))
+if OUTFITS_REDIS_TIMEOUT_MS <= 0:  # 0 would make every socket non-blocking: nothing works
+    raise ImproperlyConfigured("OUTFITS_REDIS_TIMEOUT_MS must be a positive number of ms.")
 REDIS_OPTIONS = {
     "socket_connect_timeout": OUTFITS_REDIS_TIMEOUT_MS / 1000,
     "socket_timeout": OUTFITS_REDIS_TIMEOUT_MS / 1000,

@@ -64,7 +64,7 @@ class CircuitBreaker:
             self.open_until = time.monotonic() + settings.OUTFITS_REDIS_RETRY_SECONDS
         if was_closed:
             log.warning(
-                "Redis (the shared cache) failed: %s: %s. Rate limits and failed logins count in "
+                "Redis (the shared cache) failed (%s: %s): rate limits and failed logins count in "
                 "each process's memory; Redis is tried again every %g s.",
                 type(error).__name__,
                 error,

@@ -26,7 +26,7 @@ RUN UV_VERSION=$(python -c "import tomllib; print(next(p['version'] for p in \
         --index-url https://download.pytorch.org/whl/cpu -r /tmp/torch.txt \
     && rm /tmp/locked.txt /tmp/torch.txt /tmp/rest.txt
 
-COPY README.md manage.py ./
+COPY README.md manage.py gunicorn.conf.py ./
 COPY outfits ./outfits
 COPY catalog ./catalog
 COPY embeddings ./embeddings

@@ -112,6 +112,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "outfits.metrics.MetricsMiddleware",  # first: it times the whole answer
     "django.middleware.security.SecurityMiddleware",
     "outfits.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -194,6 +195,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# /metrics (Prometheus): with a token, scrapers send `Authorization: Bearer <token>`; without
+# one, only requests from this machine are answered.
+OUTFITS_METRICS_TOKEN = os.environ.get("OUTFITS_METRICS_TOKEN", "")
 # Requests per minute of a storefront API key that sets none of its own; counted in the cache.
 OUTFITS_API_REQUESTS_PER_MINUTE = int(os.environ.get("OUTFITS_API_REQUESTS_PER_MINUTE", "600"))
 # Events (POST /api/v1/events/) count only for a signed rec_id issued at most this long ago.
@@ -349,11 +353,21 @@ if OUTFITS_RETRAIN_CRONTAB:
         "schedule": crontab(_minute, _hour, _day_of_week, _day_of_month, _month),
     }
 
+# OUTFITS_LOG_FORMAT: plain (a line of text) or json (one JSON object per line).
+OUTFITS_LOG_FORMAT = os.environ.get("OUTFITS_LOG_FORMAT", "plain").strip().lower()
+if OUTFITS_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(
+        f"OUTFITS_LOG_FORMAT={OUTFITS_LOG_FORMAT!r}: use plain (lines of text) or json (one "
+        "JSON object per line)"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "outfits.log_format.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": OUTFITS_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # faiss announces at INFO which CPU build it picked, on every start.
     "loggers": {"faiss.loader": {"level": "WARNING"}},

@@ -17,6 +17,8 @@ from typing import TypeVar
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from outfits import metrics
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -30,6 +32,10 @@ _counts_lock = threading.Lock()
 def count(name: str) -> None:
     with _counts_lock:  # `+= 1` on a Counter is a read then a write: threads would lose some
         counts[name] += 1
+    if name == "redis_failures":
+        metrics.REDIS_FAILURES.inc()
+    elif name.startswith("fallback:"):
+        metrics.SHARED_CACHE_FALLBACKS.labels(name.removeprefix("fallback:")).inc()
 
 
 class CircuitBreaker:

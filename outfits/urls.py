@@ -11,6 +11,7 @@ from drf_spectacular.views import (
 )
 
 from catalog.staff_views import kept_photo, kept_photos
+from outfits.metrics import metrics_view
 from outfits.security import API_DOCS_POLICY, content_security_policy
 
 # The docs pages run no inline script: Swagger UI's start script is a file (the split view).
@@ -21,6 +22,7 @@ urlpatterns = [
     path("admin/shopper-photos/", kept_photos, name="kept-photos"),
     path("admin/shopper-photos/<str:name>", kept_photo, name="kept-photo"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("outfits.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

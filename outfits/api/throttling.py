@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from outfits import metrics
 from outfits.models import ApiKey
 from outfits.shared_cache import in_redis_or_memory
 
@@ -106,6 +107,7 @@ class ApiKeyRateThrottle(BaseThrottle):
             return True
         limit = key.requests_per_minute or settings.OUTFITS_API_REQUESTS_PER_MINUTE
         self.waiting = seconds_to_wait(f"outfits:throttle:api-key:{key.prefix}", limit)
+        metrics.THROTTLE_DECISIONS.labels("allowed" if self.waiting == 0 else "throttled").inc()
         return self.waiting == 0
 
     def wait(self) -> float:

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload
-from outfits import events, rec_ids, recommendations
+from outfits import events, metrics, rec_ids, recommendations
 from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
@@ -230,6 +230,7 @@ class ProductMatchesView(StorefrontView):
         data = GoesWellWithSerializer(
             {"sku": product.sku, **found.__dict__}, context={"request": request}
         ).data
+        metrics.RECOMMENDATIONS.labels("matches", found.model_version or "none").inc()
         version_id = rec_ids.version_part(found.rec_id)
         return with_etag(request, data, version_id, last_change(product))
 
@@ -265,6 +266,7 @@ class CompleteOutfitView(StorefrontView):
             params["shuffle"],
             filters_from(params, None),
         )
+        metrics.RECOMMENDATIONS.labels("complete", look.model_version or "none").inc()
         data = {"skus": skus, **look.__dict__}
         return Response(CompletedOutfitSerializer(data, context={"request": request}).data)
 
@@ -331,6 +333,7 @@ class ImageMatchesView(StorefrontView):
             )
         except recommendations.ModelNotReady as error:
             raise ServiceUnavailable(str(error)) from None
+        metrics.RECOMMENDATIONS.labels("photo", found.model_version or "none").inc()
         return Response(ImageMatchesSerializer(found, context={"request": request}).data)
 
 

@@ -3,8 +3,13 @@ local images (decode + store + thumbnail), and peak memory per run, against the 
 import (one update_or_create per row) measured in the same run.
 
     .venv/bin/python benchmarks/ingest.py [--rows 10000,100000] [--image-rows 1000] [--repeats 3]
+    .venv/bin/python benchmarks/ingest.py --postgres postgresql://postgres@127.0.0.1:5432/test \
+        --update-rows 20000
 
 Every measurement runs in a fresh process on a fresh SQLite database, so peak RSS is its own.
+With --postgres, an import that creates --update-rows products and then one that changes every
+one of them (title and price), timed apart in one process on a fresh database of that server:
+the rows/s of updates against creates.
 """
 
 import argparse
@@ -46,7 +51,8 @@ def worker(method: str, rows: int, with_images: bool) -> None:
     """One measurement, in this (fresh) process."""
     work = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
     os.environ.update(OUTFITS_VAR_DIR=str(work / "var"), LOG_LEVEL="WARNING")
-    os.environ.pop("DATABASE_URL", None)
+    if method != "updates":
+        os.environ.pop("DATABASE_URL", None)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
     import django
@@ -61,6 +67,23 @@ def worker(method: str, rows: int, with_images: bool) -> None:
         (work / "pictures" / "catalog.csv").write_bytes(csv_path.read_bytes())
         csv_path = work / "pictures" / "catalog.csv"
 
+    if method == "updates":
+        from catalog.services import import_file
+
+        started = time.perf_counter()
+        created = import_file("catalog", csv_path)
+        create_seconds = time.perf_counter() - started
+        assert created.status == "succeeded" and created.created == rows, created.message
+        changed = work / "changed.csv"
+        changed.write_text(
+            csv_path.read_text().replace("Cotton shirt", "Linen shirt").replace(".99,", ".49,")
+        )
+        started = time.perf_counter()
+        updated = import_file("catalog", changed)
+        update_seconds = time.perf_counter() - started
+        assert updated.status == "succeeded" and updated.updated == rows, updated.message
+        print(json.dumps({"seconds": update_seconds, "create_seconds": create_seconds}))
+        return
     started = time.perf_counter()
     if method == "project":
         from catalog.services import import_file
@@ -96,18 +119,62 @@ def naive_import(csv_path: Path) -> None:
             )
 
 
-def measure(method: str, rows: int, with_images: bool) -> tuple[float, float]:
+def measure(
+    method: str, rows: int, with_images: bool, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one run in a child process."""
     child = subprocess.Popen(
         [sys.executable, __file__, "--worker", method, str(rows), str(int(with_images))],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     output = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     if status != 0:
         raise SystemExit(f"{method} {rows} failed:\n{output}")
-    return json.loads(output.strip().splitlines()[-1])["seconds"], usage.ru_maxrss / 1024
+    measured = json.loads(output.strip().splitlines()[-1])
+    global last_create_seconds
+    last_create_seconds = measured.get("create_seconds", 0.0)
+    return measured["seconds"], usage.ru_maxrss / 1024
+
+
+last_create_seconds = 0.0
+
+
+def measure_updates(server_url: str, rows: int, repeats: int) -> None:
+    """Creates, then updates of every row, on a fresh database of a PostgreSQL server."""
+    import psycopg
+
+    print(
+        f"# ingest benchmark, updates · {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · "
+        f"{platform.processor() or platform.machine()} · {os.cpu_count()} cores · "
+        f"PostgreSQL · median of {repeats}"
+    )
+    base, _, _ = server_url.rpartition("/")
+    runs = []
+    for n in range(repeats):
+        name = f"ingest_bench_{os.getpid()}_{n}"
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        try:
+            update_seconds, _ = measure(
+                "updates",
+                rows,
+                False,
+                {**os.environ, "DATABASE_URL": f"{base}/{name}", "OUTFITS_PRODUCTION": "false"},
+            )
+            runs.append((last_create_seconds, update_seconds))
+        finally:
+            with psycopg.connect(server_url, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    creates = statistics.median(run[0] for run in runs)
+    updates = statistics.median(run[1] for run in runs)
+    print("| import | rows | median s | rows/s |")
+    print("|---|---:|---:|---:|")
+    print(f"| creating every product | {rows:,} | {creates:.2f} | {rows / creates:,.0f} |")
+    print(f"| updating every product | {rows:,} | {updates:.2f} | {rows / updates:,.0f} |")
+    print(f"\nupdates vs creates: {creates / updates:.2f}× the rows/s")
 
 
 def main() -> None:
@@ -116,11 +183,16 @@ def main() -> None:
     parser.add_argument("--image-rows", type=int, default=1000)
     parser.add_argument("--naive-rows", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres", help="a PostgreSQL server URL: time updates vs creates")
+    parser.add_argument("--update-rows", type=int, default=20000)
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.worker:
         method, rows, with_images = arguments.worker
         worker(method, int(rows), bool(int(with_images)))
+        return
+    if arguments.postgres:
+        measure_updates(arguments.postgres, arguments.update_rows, arguments.repeats)
         return
 
     print(

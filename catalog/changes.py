@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 
@@ -124,13 +124,52 @@ class ServedQuerySet(models.QuerySet):
 
     def bulk_update(self, objs: Iterable[models.Model], fields: Sequence[str], **kwargs: Any):
         objs = list(objs)
-        count = super().bulk_update(objs, fields, **kwargs)
+        if connections[self.db].vendor == "postgresql" and not kwargs:
+            count = update_from_arrays(self.model, objs, fields, self.db)
+        else:
+            count = super().bulk_update(objs, fields, **kwargs)
         if objs and self.serves(fields):
             note_change(self.products_of(objs))
         return count
 
     def products_of(self, objs: Sequence[models.Model]) -> list[int] | None:
         return []
+
+
+UPDATE_BATCH_ROWS = 5_000
+
+
+def update_from_arrays(
+    model: type[models.Model], objs: Sequence[models.Model], field_names: Sequence[str], using: str
+) -> int:
+    """Django's bulk_update on PostgreSQL, as one `UPDATE … FROM unnest(arrays)` per batch: a
+    column per field, a row per object, joined on the primary key. Django's own builds a
+    CASE WHEN per field over every row of the batch, which PostgreSQL evaluates row by row:
+    an import updating 20,000 products took minutes where creating them took seconds."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    primary_key = model._meta.pk
+    fields = [model._meta.get_field(name) for name in field_names]
+    columns = [primary_key, *fields]
+    names = ", ".join(quote(field.column) for field in columns)
+    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in columns)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+    sql = (
+        f"UPDATE {quote(model._meta.db_table)} AS t SET {assignments} "
+        f"FROM unnest({arrays}) AS v({names}) "
+        f"WHERE t.{quote(primary_key.column)} = v.{quote(primary_key.column)}"
+    )
+    updated = 0
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        for start in range(0, len(objs), UPDATE_BATCH_ROWS):
+            batch = objs[start : start + UPDATE_BATCH_ROWS]
+            values = [
+                [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in batch]
+                for field in columns
+            ]
+            cursor.execute(sql, values)
+            updated += cursor.rowcount
+    return updated
 
 
 class ProductQuerySet(ServedQuerySet):

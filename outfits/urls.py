@@ -11,12 +11,16 @@ from drf_spectacular.views import (
 )
 
 from catalog.staff_views import kept_photo, kept_photos
+from outfits.health import healthz, readyz
 from outfits.security import API_DOCS_POLICY, content_security_policy
 
 # The docs pages run no inline script: Swagger UI's start script is a file (the split view).
 docs_page = content_security_policy(API_DOCS_POLICY)
 
 urlpatterns = [
+    # Probes: the process lives (no database); it can serve (database, cache, broker, model).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     # Staff-only: shoppers' kept photos (private files, not under /media/).
     path("admin/shopper-photos/", kept_photos, name="kept-photos"),
     path("admin/shopper-photos/<str:name>", kept_photo, name="kept-photo"),

@@ -259,6 +259,11 @@ def test_matches_keep_coming_while_postgres_is_down_and_all_heals(site: Site):
     checks = ready.json()["checks"]
     assert not checks["database"]["ok"] and checks["model"]["ok"] and checks["cache"]["ok"]
     assert site.ask("/healthz").status == 200
+    page = site.ask("/products/T1/")  # a product's page: from the snapshot too
+    assert page.status == 200 and b"Goes well with" in page.body, page.body[:500]
+    assert before["T1"]["groups"][0]["matches"][0]["title"].encode() in page.body
+    page = site.ask("/products/T1/look/")
+    assert page.status == 200 and b"Complete the look" in page.body, page.body[:500]
     page = site.ask("/")  # a shop page that needs the database: a plain 503 page
     assert page.status == 503 and b"try again" in page.body and page.headers["Retry-After"]
 

@@ -47,7 +47,7 @@ def is_database_error(error: BaseException | None) -> bool:
 # --- Down or up, as this process last saw it ---
 
 _down = threading.Event()
-_probe_lock = threading.Lock()
+_state_lock = threading.Lock()  # _down is set and cleared under it: one probe at a time
 
 
 def unavailable() -> bool:
@@ -58,31 +58,30 @@ def unavailable() -> bool:
 def mark_unavailable(error: BaseException) -> None:
     """Note that the database failed: the snapshot serves what it has, and one thread retries
     every RETRY_SECONDS (no request waits for a timeout meanwhile)."""
-    if _down.is_set():
-        return
-    _down.set()
+    with _state_lock:
+        if _down.is_set():
+            return  # its probe is running
+        _down.set()
     logger.warning("database unavailable (%s): serving from memory, retrying", error)
-    if _probe_lock.acquire(blocking=False):
-        threading.Thread(target=_probe, name="database-probe", daemon=True).start()
+    threading.Thread(target=_probe, name="database-probe", daemon=True).start()
 
 
 def _probe() -> None:
-    try:
-        while True:
-            time.sleep(RETRY_SECONDS)
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
-            except DATABASE_ERRORS:
-                continue
-            finally:
-                with contextlib.suppress(*DATABASE_ERRORS):
-                    connection.close()  # the probe's own connection, in this thread
+    while True:
+        time.sleep(RETRY_SECONDS)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as error:  # whatever it is, the database is not back yet
+            logger.debug("database still unavailable: %s", error)
+            continue
+        finally:
+            with contextlib.suppress(Exception):
+                connection.close()  # the probe's own connection, in this thread
+        with _state_lock:
             _down.clear()
-            logger.warning("database available again")
-            return
-    finally:
-        _probe_lock.release()
+        logger.warning("database available again")
+        return
 
 
 # --- 503 answers ---

@@ -3,16 +3,18 @@ and "Match something you own". They work without JavaScript."""
 
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from outfits import database
 from outfits.recommendations import (
     ModelNotReady,
     complete_the_look,
     goes_well_with,
     matches_for_photo,
 )
+from outfits.serving import ProductCard, current_snapshot
 
 from .forms import PhotoMatchForm
 from .image_sources import ImageRejected, decode_image
@@ -44,16 +46,36 @@ def product_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def active_product(sku: str) -> Product:
-    return get_object_or_404(Product.objects.select_related("category"), sku=sku, active=True)
+def active_product(sku: str) -> Product | ProductCard:
+    """The product, or while the database is unavailable its card in the serving snapshot
+    (no attributes): its page and matches are still shown."""
+    if not database.unavailable():
+        try:
+            return get_object_or_404(
+                Product.objects.select_related("category"), sku=sku, active=True
+            )
+        except database.DATABASE_ERRORS as error:
+            database.mark_unavailable(error)
+    card = current_snapshot().product(sku)
+    if card is None:
+        raise Http404(f"No active product {sku!r}")
+    return card
 
 
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     product = active_product(sku)
+    if isinstance(product, ProductCard):
+        image_url = product.image_url
+    else:
+        image_url = product.image.url if product.image else None
     return render(
         request,
         "catalog/product_detail.html",
-        {"product": product, "recommendations": goes_well_with(product)},
+        {
+            "product": product,
+            "image_url": image_url,
+            "recommendations": goes_well_with(product),
+        },
     )
 
 

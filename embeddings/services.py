@@ -608,7 +608,9 @@ def active_compatibility_index(
     return _of_active_version("_loaded", _loaded_lock, load, "serving", version)
 
 
-def photo_encoder() -> "tuple[ModelVersion, PhotoEncoder] | None":
+def photo_encoder(
+    version: ModelVersion | None = ASK_THE_DATABASE,
+) -> "tuple[ModelVersion, PhotoEncoder] | None":
     """The active version and the encoder of shoppers' photos into its space, loaded once per
     process on the first photo (torch with it: web processes import torch only then) and
     swapped like the index when another version becomes active. Raises BackboneUnavailable
@@ -618,7 +620,8 @@ def photo_encoder() -> "tuple[ModelVersion, PhotoEncoder] | None":
     from .backbone import BackboneUnavailable  # torch: loaded here, with the first photo
 
     global _photo_failed
-    version = ModelVersion.objects.filter(is_active=True).first()
+    if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
+        version = ModelVersion.objects.filter(is_active=True).first()
     failed = _photo_failed
     recently_failed = failed and version and failed[0] == version.pk
     if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:

@@ -400,7 +400,8 @@ def matches_for_photo(
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
     serving = current_snapshot()
     try:
-        active, encoder = active_model(serving), photo_encoder()
+        active = active_model(serving)
+        encoder = photo_encoder(serving.rules.active_version)  # no query: the snapshot's
     except BackboneUnavailable:  # logged with its cause, which names server paths
         raise ModelNotReady(
             "Matching photos is unavailable: the active model's backbone cannot be loaded on "

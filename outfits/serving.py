@@ -28,6 +28,7 @@ from catalog.changes import (
 from catalog.models import Category, Product
 from embeddings.models import ModelVersion
 
+from . import database
 from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
 
 logger = logging.getLogger(__name__)
@@ -185,20 +186,36 @@ _request = threading.local()
 
 def current_snapshot() -> ServingSnapshot:
     """This process's snapshot, brought up to the latest committed change (checked once per
-    request, and again after the request's own writes)."""
-    global _snapshot
+    request, and again after the request's own writes). While the database is unavailable,
+    the snapshot it has (DatabaseUnavailable if none yet), without asking the database: the
+    probe of outfits.database retries it in the background, once a second."""
     memo = getattr(_request, "memo", None)
     if memo is not None and memo[1] == changes_noted_in_this_thread():
         return memo[0]
-    now = current_generation()
     snapshot = _snapshot
+    if database.unavailable():
+        if snapshot is None:
+            raise database.DatabaseUnavailable("no serving snapshot yet, and no database")
+    else:
+        try:
+            snapshot = _up_to_date(snapshot)
+        except database.DATABASE_ERRORS as error:
+            database.mark_unavailable(error)
+            if snapshot is None:
+                raise
+    if getattr(_request, "active", False):
+        _request.memo = (snapshot, changes_noted_in_this_thread())
+    return snapshot
+
+
+def _up_to_date(snapshot: ServingSnapshot | None) -> ServingSnapshot:
+    global _snapshot
+    now = current_generation()
     if snapshot is None or snapshot.generation != now:
         with _lock:
             snapshot = _snapshot
             if snapshot is None or snapshot.generation != now:
                 snapshot = _snapshot = build_snapshot(snapshot, now)
-    if getattr(_request, "active", False):
-        _request.memo = (snapshot, changes_noted_in_this_thread())
     return snapshot
 
 

@@ -153,6 +153,24 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
 }
+# --- When PostgreSQL is slow or gone: no request waits for ever (see outfits.database). A
+# connection attempt gives up after OUTFITS_DB_CONNECT_TIMEOUT seconds (libpq's minimum is 2),
+# in every process. Web processes' statements are cancelled after
+# OUTFITS_DB_STATEMENT_TIMEOUT_MS (0: never), under gunicorn's 30 s worker timeout, so a stuck
+# query ends as a 503 rather than a killed worker; commands and Celery workers (imports,
+# training, migrations: statements of minutes on a large catalog) get none. ---
+OUTFITS_DB_CONNECT_TIMEOUT = int(os.environ.get("OUTFITS_DB_CONNECT_TIMEOUT", "5"))
+OUTFITS_DB_STATEMENT_TIMEOUT_MS = int(os.environ.get("OUTFITS_DB_STATEMENT_TIMEOUT_MS", "20000"))
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = OUTFITS_DB_CONNECT_TIMEOUT
+# A view failing on the database answers 503 (the API's JSON error under /api/).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+    "outfits.database.DatabaseUnavailableMiddleware",
+)
+# Load balancers' probes (/healthz, /readyz) and Prometheus (/metrics, with its token) on the
+# private network answer over plain HTTP too.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"

@@ -11,6 +11,7 @@ from drf_spectacular.views import (
 )
 
 from catalog.staff_views import kept_photo, kept_photos
+from outfits.health import healthz, readyz
 from outfits.metrics import metrics_view
 from outfits.security import API_DOCS_POLICY, content_security_policy
 
@@ -18,6 +19,9 @@ from outfits.security import API_DOCS_POLICY, content_security_policy
 docs_page = content_security_policy(API_DOCS_POLICY)
 
 urlpatterns = [
+    # Probes: the process lives (no database); it can serve (database, cache, broker, model).
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
     # Staff-only: shoppers' kept photos (private files, not under /media/).
     path("admin/shopper-photos/", kept_photos, name="kept-photos"),
     path("admin/shopper-photos/<str:name>", kept_photo, name="kept-photo"),

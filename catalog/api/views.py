@@ -91,6 +91,10 @@ class ImportApiView(APIView):
 
 ERRORS = {
     401: OpenApiResponse(ErrorResponseSerializer, description="No or wrong credentials."),
+    503: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="database_unavailable (with Retry-After): the database cannot be reached.",
+    ),
     403: OpenApiResponse(
         ErrorResponseSerializer, description="Not staff, or without the model permission."
     ),

@@ -2,6 +2,7 @@
 views (api_exception_handler) and from Django itself for paths under /api/ (the handler404 /
 handler500 / handler400 / handler403 views below: no route, a crash, a refused request)."""
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -10,6 +11,8 @@ from django.views import defaults
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from outfits.database import is_database_error, unavailable_response
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -76,7 +79,10 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """handler500: a crash (already logged by Django) in the error shape, saying nothing of
-    its cause; the HTML page outside /api/."""
+    its cause; the HTML page outside /api/. A lost database outside a view (a middleware's
+    query) is a 503, as in a view (outfits.database)."""
+    if is_database_error(sys.exc_info()[1]):
+        return unavailable_response(request)
     if not is_api_path(request):
         return defaults.server_error(request)
     return error_response(

@@ -43,6 +43,12 @@ ERRORS = {
     403: OpenApiResponse(ErrorResponseSerializer, description="Origin not allowed for the key."),
     404: OpenApiResponse(ErrorResponseSerializer, description="No active product with that SKU."),
     429: OpenApiResponse(ErrorResponseSerializer, description="Over the key's rate limit."),
+    503: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="database_unavailable (with Retry-After): the database cannot be reached "
+        "and this answer needs it (matches are served from memory meanwhile); for photos, "
+        "also model_not_ready.",
+    ),
 }
 
 
@@ -285,7 +291,6 @@ class ImageMatchesView(StorefrontView):
             200: ImageMatchesSerializer,
             411: ErrorResponseSerializer,
             413: ErrorResponseSerializer,
-            503: ErrorResponseSerializer,
             **ERRORS,
         },
         examples=[

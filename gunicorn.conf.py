@@ -1,6 +1,7 @@
 """gunicorn's settings for the site, read from the working directory (Docker's web service,
-`gunicorn outfits.wsgi`): the workers' metrics shared through files, so a scrape of /metrics
-sees the whole server whichever worker answers (prometheus_client's multiprocess mode)."""
+`gunicorn outfits.wsgi`): each worker warmed up before it takes traffic, and the workers'
+metrics shared through files, so a scrape of /metrics sees the whole server whichever worker
+answers (prometheus_client's multiprocess mode)."""
 
 import os
 import shutil
@@ -12,6 +13,12 @@ def on_starting(server) -> None:
     # own (not the shared volume: two web containers must not mix their files).
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="outfits-metrics-")
+
+
+def post_worker_init(worker) -> None:
+    from outfits.warm_up import warm_up
+
+    warm_up()
 
 
 def child_exit(server, worker) -> None:

@@ -28,7 +28,7 @@ from catalog.changes import (
 from catalog.models import Category, Product
 from embeddings.models import ModelVersion
 
-from . import database
+from . import database, metrics
 from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
 
 logger = logging.getLogger(__name__)
@@ -169,6 +169,7 @@ def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> Serving
             products.pop(old_sku, None)
         if card is not None:
             products[card.sku], sku_of_id[pk] = card, card.sku
+    metrics.SNAPSHOT_RELOADS.labels("full" if changed is None else "changes").inc()
     if changed is None:
         logger.info(
             "serving snapshot: %d products loaded in %.2f s",

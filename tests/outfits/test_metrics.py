@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -31,6 +32,10 @@ def scrape(client, **headers) -> dict[tuple[str, frozenset], float]:
     response = client.get("/metrics", **headers)
     assert response.status_code == 200, response.content
     return samples(response.content.decode())
+
+
+REQUESTS = "outfits_http_requests_total"
+RELOADS = "outfits_serving_snapshot_reloads_total"
 
 
 def value(scraped: dict, name: str, **labels: str) -> float:
@@ -90,12 +95,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_a_scrape_sees_every_gunicorn_worker(site_env, handmade_shop, tmp_path):
-    """Two workers, twenty requests: whichever worker answers a scrape, it counts all twenty
-    (gunicorn.conf.py shares the counters), not its own share."""
-    _, raw_key = create_api_key("metrics", [])
+@pytest.fixture
+def gunicorn(site_env, tmp_path):
+    """gunicorn with 2 workers on the test's database, started as the Docker image starts it
+    (gunicorn.conf.py read from the checkout): `.url`, `.log()`, `.get(path, **headers)`."""
     port = free_port()
-    log = (tmp_path / "gunicorn.log").open("w")
+    log_path = tmp_path / "gunicorn.log"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -107,39 +112,66 @@ def test_a_scrape_sees_every_gunicorn_worker(site_env, handmade_shop, tmp_path):
             "--bind",
             f"127.0.0.1:{port}",
         ],  # fmt: skip
-        cwd=ROOT,  # where gunicorn.conf.py is read from, as in the Docker image
+        cwd=ROOT,
         env={key: v for key, v in site_env.items() if key != "PROMETHEUS_MULTIPROC_DIR"},
-        stdout=log,
+        stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    base = f"http://127.0.0.1:{port}"
 
-    def get(path: str, **headers: str) -> bytes:
-        request = urllib.request.Request(base + path, headers=headers)
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.read()
+    class Server:
+        url = f"http://127.0.0.1:{port}"
+        pid = server.pid
+
+        @staticmethod
+        def log() -> str:
+            return log_path.read_text()
+
+        @staticmethod
+        def get(path: str, **headers: str) -> bytes:
+            request = urllib.request.Request(Server.url + path, headers=headers)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.read()
 
     try:
-        wait_for(lambda: _answers(base), "gunicorn to answer", timeout=120)
-        for _ in range(20):
-            get(MATCHES.format("T1"), Authorization=f"Api-Key {raw_key}")
-        counts = set()
-        for _ in range(6):
-            scraped = samples(get("/metrics").decode())
-            counts.add(
-                value(
-                    scraped,
-                    "outfits_http_requests_total",
-                    route="api-v1:product-matches",
-                    method="GET",
-                    status="200",
-                )
-            )
-        assert counts == {20.0}, (counts, (tmp_path / "gunicorn.log").read_text()[-3000:])
+        wait_for(lambda: _answers(Server.url), "gunicorn to answer", timeout=120)
+        yield Server
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_scrape_sees_every_gunicorn_worker(handmade_shop, gunicorn):
+    """Two workers, twenty requests: whichever worker answers a scrape, it counts all twenty
+    (gunicorn.conf.py shares the counters), not its own share."""
+    _, raw_key = create_api_key("metrics", [])
+    for _ in range(20):
+        gunicorn.get(MATCHES.format("T1"), Authorization=f"Api-Key {raw_key}")
+    counts = set()
+    for _ in range(6):
+        scraped = samples(gunicorn.get("/metrics").decode())
+        route = "api-v1:product-matches"
+        counts.add(value(scraped, REQUESTS, route=route, method="GET", status="200"))
+    assert counts == {20.0}, (counts, gunicorn.log()[-3000:])
+
+
+def test_workers_warm_up_before_they_take_traffic(handmade_shop, gunicorn):
+    """Each worker loads the snapshot and the model before its first request, a replacement
+    for a killed one too: requests then never rebuild it on their way."""
+    _, raw_key = create_api_key("warm", [])
+    wait_for(lambda: gunicorn.log().count("warmed up in") == 2, "both workers to warm up", 60)
+    assert "model version handmade-1" in gunicorn.log()
+
+    def full_reloads() -> float:
+        return value(samples(gunicorn.get("/metrics").decode()), RELOADS, kind="full")
+
+    assert full_reloads() == 2
+    pids = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", gunicorn.log())}
+    os.kill(min(pids), signal.SIGKILL)
+    wait_for(lambda: gunicorn.log().count("warmed up in") == 3, "the replacement to warm up", 60)
+    for _ in range(10):
+        gunicorn.get(MATCHES.format("T1"), Authorization=f"Api-Key {raw_key}")
+    assert full_reloads() == 3  # the two first workers and the replacement; no request's
 
 
 def _answers(base: str) -> bool:

@@ -171,3 +171,64 @@ def test_a_second_run_of_a_live_job_is_refused(tmp_path: Path, manage_py, slow_p
     assert importer.returncode == 0, errors[-3000:]
     assert_counted_once(database, SLOW_ROWS)
     database.close()
+
+
+@pytest.mark.services
+def test_celery_workers_a_second_delivery_is_refused_and_a_killed_worker_is_resumed(
+    site_env, start_worker, worker_log, settings, slow_pictures: str
+):
+    """The deployed shape: Celery workers on Redis and PostgreSQL. The task delivered again
+    while a live worker runs the job does nothing; once that worker is killed, the job is
+    found interrupted after the stale time, and delivered again it finishes, counted once."""
+    from celery import Celery
+    from django.core.files.base import ContentFile
+
+    from catalog.import_jobs import create_import_job, interrupt_stale_import_jobs
+    from catalog.models import ImportJob, ImportRejection, Product
+    from tests.support import wait_for
+
+    settings.OUTFITS_IMPORT_STALE_SECONDS = STALE_SECONDS
+    site_env.update(
+        OUTFITS_IMPORT_CHUNK_ROWS="50",
+        OUTFITS_IMPORT_HEARTBEAT_SECONDS="0.5",
+        OUTFITS_IMPORT_STALE_SECONDS=str(STALE_SECONDS),
+        OUTFITS_IMAGE_FETCH_ALLOWED_NETWORKS="127.0.0.1/32",
+    )
+    lines = ["sku,title,category,image"]
+    lines += [f"S{n:05d},Shirt {n},Tops,{slow_pictures}/{n}.png" for n in range(SLOW_ROWS)]
+    job = create_import_job("catalog", ContentFile("\n".join(lines) + "\n"), "c.csv")
+    broker = Celery(broker=site_env["CELERY_BROKER_URL"])
+
+    def deliver() -> None:  # as run_import.delay(job.pk) does, or the broker again
+        broker.send_task(
+            "catalog.tasks.run_import", args=[job.pk], queue=site_env["OUTFITS_TRAINING_QUEUE"]
+        )
+
+    def committed(lines: int) -> bool:
+        job.refresh_from_db()
+        return job.resume_after_line >= lines
+
+    first = start_worker("first")
+    deliver()
+    wait_for(lambda: committed(100), "the first worker to commit chunks", timeout=120)
+    start_worker("second", pool="prefork")
+    deliver()
+    wait_for(lambda: "not starting a second run" in worker_log("second"), "the refusal", 60)
+    job.refresh_from_db()
+    assert job.status == "running" and f"pid {first.pid}" in job.worker
+
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed_after = ImportJob.objects.get().resume_after_line
+    wait_for(interrupt_stale_import_jobs, "the job to be found interrupted", timeout=30)
+    assert ImportJob.objects.get().status == "interrupted"
+    deliver()
+    job = wait_for(
+        lambda: (j := ImportJob.objects.get()).finished and j, "the resumed job to end", 180
+    )
+    assert job.status == "succeeded", job.message
+    assert f"resuming after line {killed_after}" in worker_log("second")
+    assert list(ImportRejection.objects.values_list("reason", flat=True)[:3]) == []
+    assert (job.created, job.updated, job.unchanged, job.rejected) == (SLOW_ROWS, 0, 0, 0)
+    assert Product.objects.count() == SLOW_ROWS
+    broker.close()

@@ -11,7 +11,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -242,21 +242,25 @@ def _claim(job_id: int) -> tuple[ImportJob, str] | None:
     this run's claim token; None for a finished job; raises ImportJobBusy for a live one."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.OUTFITS_IMPORT_STALE_SECONDS)
+    # Read first: a job found finished or busy is refused without waiting for a write lock
+    # (SQLite: the running job's chunk holds the database's).
+    previous = ImportJob.objects.get(pk=job_id)
     token = secrets.token_hex(16)
-    previous = ImportJob.objects.filter(pk=job_id).values("status", "resume_after_line").get()
-    claimed = (
-        ImportJob.objects.filter(pk=job_id)
-        .exclude(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED])
-        .filter(Q(claim_token="") | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
-        .update(
-            status=ImportJob.Status.RUNNING,
-            claim_token=token,
-            worker=f"{socket.gethostname()} pid {os.getpid()}"[:200],
-            heartbeat_at=now,
-            started_at=Coalesce(F("started_at"), now),
+    claimed = 0
+    if not previous.finished and not _held(previous, cutoff):
+        claimed = (
+            ImportJob.objects.filter(pk=job_id)
+            .exclude(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED])
+            .filter(Q(claim_token="") | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+            .update(
+                status=ImportJob.Status.RUNNING,
+                claim_token=token,
+                worker=f"{socket.gethostname()} pid {os.getpid()}"[:200],
+                heartbeat_at=now,
+                started_at=Coalesce(F("started_at"), now),
+            )
         )
-    )
-    job = ImportJob.objects.get(pk=job_id)
+    job = ImportJob.objects.get(pk=job_id) if claimed or not previous.finished else previous
     if not claimed:
         if job.finished:
             logger.info("import job %s is %s; not running it again", job_id, job.status)
@@ -268,14 +272,19 @@ def _claim(job_id: int) -> tuple[ImportJob, str] | None:
             f"interrupted {settings.OUTFITS_IMPORT_STALE_SECONDS:.0f} s after its last heartbeat "
             "(OUTFITS_IMPORT_STALE_SECONDS) and may be resumed then."
         )
-    if previous["status"] != ImportJob.Status.QUEUED:
+    if previous.status != ImportJob.Status.QUEUED:
         logger.warning(
             "import job %s was %s; resuming after line %s",
             job_id,
-            previous["status"],
-            previous["resume_after_line"],
+            previous.status,
+            previous.resume_after_line,
         )
     return job, token
+
+
+def _held(job: ImportJob, cutoff: datetime) -> bool:
+    """Another run holds the job and has shown signs of life since `cutoff`."""
+    return bool(job.claim_token and job.heartbeat_at and job.heartbeat_at >= cutoff)
 
 
 def _hold_claim(job: ImportJob, token: str) -> None:

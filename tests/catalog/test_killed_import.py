@@ -183,7 +183,7 @@ def test_celery_workers_a_second_delivery_is_refused_and_a_killed_worker_is_resu
     from celery import Celery
     from django.core.files.base import ContentFile
 
-    from catalog.import_jobs import create_import_job, interrupt_stale_import_jobs
+    from catalog import import_jobs
     from catalog.models import ImportJob, ImportRejection, Product
     from tests.support import wait_for
 
@@ -196,7 +196,7 @@ def test_celery_workers_a_second_delivery_is_refused_and_a_killed_worker_is_resu
     )
     lines = ["sku,title,category,image"]
     lines += [f"S{n:05d},Shirt {n},Tops,{slow_pictures}/{n}.png" for n in range(SLOW_ROWS)]
-    job = create_import_job("catalog", ContentFile("\n".join(lines) + "\n"), "c.csv")
+    job = import_jobs.create_import_job("catalog", ContentFile("\n".join(lines) + "\n"), "c.csv")
     broker = Celery(broker=site_env["CELERY_BROKER_URL"])
 
     def deliver() -> None:  # as run_import.delay(job.pk) does, or the broker again
@@ -220,7 +220,7 @@ def test_celery_workers_a_second_delivery_is_refused_and_a_killed_worker_is_resu
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     killed_after = ImportJob.objects.get().resume_after_line
-    wait_for(interrupt_stale_import_jobs, "the job to be found interrupted", timeout=30)
+    wait_for(import_jobs.interrupt_stale_import_jobs, "the job to be found interrupted", timeout=30)
     assert ImportJob.objects.get().status == "interrupted"
     deliver()
     job = wait_for(

@@ -102,3 +102,42 @@ def test_the_broker_redelivers_no_task_still_within_its_time_limit():
     run_import = app.tasks["catalog.tasks.run_import"]
     assert run_import.acks_late and run_import.reject_on_worker_lost
     assert app.conf.broker_transport_options["visibility_timeout"] > max(limits.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_outlives_a_lost_database_connection(settings, caplog):
+    """PostgreSQL drops the heartbeat thread's connection (a restart, a failover, an idle
+    timeout): the thread logs it, reconnects and goes on stamping."""
+    from django.db import connection
+
+    from catalog.import_jobs import ClaimHeartbeat
+    from tests.support import wait_for
+
+    if connection.vendor != "postgresql":
+        pytest.skip("terminates a PostgreSQL backend")
+    settings.OUTFITS_IMPORT_HEARTBEAT_SECONDS = 0.1
+    job = new_job()
+    ImportJob.objects.filter(pk=job.pk).update(status="running", claim_token="a" * 32)
+
+    def stamp() -> object:
+        return ImportJob.objects.get(pk=job.pk).heartbeat_at
+
+    def heartbeat_backends() -> list[int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND query LIKE %s",
+                ["%heartbeat_at%"],
+            )
+            return [pid for (pid,) in cursor.fetchall()]
+
+    with ClaimHeartbeat(job.pk, "a" * 32) as heartbeat:
+        wait_for(stamp, "a first heartbeat", timeout=30, every=0.05)
+        for pid in wait_for(heartbeat_backends, "the heartbeat's connection", timeout=30):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        wait_for(lambda: "missed" in caplog.text, "the heartbeat to notice", timeout=30)
+        before = stamp()
+        wait_for(lambda: stamp() > before, "a heartbeat after the loss", timeout=30, every=0.05)
+        assert heartbeat.thread.is_alive()
+    assert f"heartbeat of import job {job.pk} missed" in caplog.text

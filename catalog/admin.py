@@ -18,10 +18,12 @@ from django.utils.html import format_html
 from .forms import ImportUploadForm, ProductAdminForm
 from .import_jobs import (
     enqueue_import_job,
+    interrupt_stale_import_jobs,
     may_see_import_jobs,
     may_start_imports,
     rejections_csv,
     rerun_for_real,
+    resume_import_job,
 )
 from .models import Category, ImportJob, Product
 
@@ -99,6 +101,7 @@ class ImportJobAdmin(admin.ModelAdmin):
         return False
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
+        interrupt_stale_import_jobs()  # a dead job shows as interrupted, not running for ever
         context = {"may_import": may_start_imports(request.user), **(extra_context or {})}
         return super().changelist_view(request, context)
 
@@ -115,6 +118,7 @@ class ImportJobAdmin(admin.ModelAdmin):
                 name="catalog_importjob_rejections",
             ),
             path("<int:job_id>/apply/", view(self.apply_view), name="catalog_importjob_apply"),
+            path("<int:job_id>/resume/", view(self.resume_view), name="catalog_importjob_resume"),
             path(
                 "<int:job_id>/files/<str:which>/",
                 view(self.file_view),
@@ -142,6 +146,7 @@ class ImportJobAdmin(admin.ModelAdmin):
 
     def job_view(self, request: HttpRequest, job_id: int):
         require(may_see_import_jobs(request.user), MAY_NOT_SEE_IMPORTS)
+        interrupt_stale_import_jobs()
         job = get_object_or_404(ImportJob, pk=job_id)
         context = {
             **self.admin_site.each_context(request),
@@ -200,3 +205,19 @@ class ImportJobAdmin(admin.ModelAdmin):
             messages.error(request, str(error))
             return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job_id]))
         return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job.pk]))
+
+    def resume_view(self, request: HttpRequest, job_id: int):
+        """Resume an interrupted job: a worker continues it after its last committed chunk."""
+        require(may_start_imports(request.user), MAY_NOT_IMPORT)
+        job = get_object_or_404(ImportJob, pk=job_id)
+        if request.method == "POST":
+            try:
+                with transaction.atomic():
+                    resume_import_job(job)
+            except ValueError as error:
+                messages.error(request, str(error))
+            else:
+                messages.success(
+                    request, f"Import job {job.pk} resumes after line {job.resume_after_line}."
+                )
+        return HttpResponseRedirect(reverse("admin:catalog_importjob_report", args=[job_id]))

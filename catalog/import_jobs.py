@@ -5,8 +5,13 @@ mid-way has applied whole chunks only, and a restart continues after the last on
 import csv
 import io
 import logging
+import os
+import secrets
 import shutil
+import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +19,7 @@ from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .csv_import import (
@@ -217,28 +223,171 @@ def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
         yield chunk
 
 
-def _claim(job_id: int) -> ImportJob | None:
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
+class ImportNotRun(Exception):
+    """run_import_job() did not (or no longer) run the job; the message says why."""
+
+
+class ImportJobBusy(ImportNotRun):
+    """Another run holds the job and its heartbeat is fresh: a second run would write twice."""
+
+
+class ImportClaimLost(ImportNotRun):
+    """The run's claim was taken (its heartbeat went stale and the job was marked interrupted
+    or claimed by another run): it stops before writing anything more."""
+
+
+def _claim(job_id: int) -> tuple[ImportJob, str] | None:
+    """Take the job for this run, atomically: only a job no run holds, or whose run stopped
+    sending heartbeats, is taken (one UPDATE, so two runs cannot both win). Returns the job and
+    this run's claim token; None for a finished job; raises ImportJobBusy for a live one."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTFITS_IMPORT_STALE_SECONDS)
+    # Read first: a job found finished or busy is refused without waiting for a write lock
+    # (SQLite: the running job's chunk holds the database's).
+    previous = ImportJob.objects.get(pk=job_id)
+    token = secrets.token_hex(16)
+    claimed = 0
+    if not previous.finished and not _held(previous, cutoff):
+        claimed = (
+            ImportJob.objects.filter(pk=job_id)
+            .exclude(status__in=[ImportJob.Status.SUCCEEDED, ImportJob.Status.FAILED])
+            .filter(Q(claim_token="") | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+            .update(
+                status=ImportJob.Status.RUNNING,
+                claim_token=token,
+                worker=f"{socket.gethostname()} pid {os.getpid()}"[:200],
+                heartbeat_at=now,
+                started_at=Coalesce(F("started_at"), now),
+            )
+        )
+    job = ImportJob.objects.get(pk=job_id) if claimed or not previous.finished else previous
+    if not claimed:
         if job.finished:
             logger.info("import job %s is %s; not running it again", job_id, job.status)
             return None
-        if job.status == ImportJob.Status.RUNNING:
-            logger.warning(
-                "import job %s was interrupted; resuming after line %s",
-                job_id,
-                job.resume_after_line,
+        raise ImportJobBusy(
+            f"Import job {job_id} is being run by {job.worker or 'another run'} (its last "
+            f"heartbeat {(now - job.heartbeat_at).total_seconds():.0f} s ago): not starting a "
+            "second run, which would apply its rows twice. A job whose worker is gone is marked "
+            f"interrupted {settings.OUTFITS_IMPORT_STALE_SECONDS:.0f} s after its last heartbeat "
+            "(OUTFITS_IMPORT_STALE_SECONDS) and may be resumed then."
+        )
+    if previous.status != ImportJob.Status.QUEUED:
+        logger.warning(
+            "import job %s was %s; resuming after line %s",
+            job_id,
+            previous.status,
+            previous.resume_after_line,
+        )
+    return job, token
+
+
+def _held(job: ImportJob, cutoff: datetime) -> bool:
+    """Another run holds the job and has shown signs of life since `cutoff`."""
+    return bool(job.claim_token and job.heartbeat_at and job.heartbeat_at >= cutoff)
+
+
+def _hold_claim(job: ImportJob, token: str) -> None:
+    """Inside a transaction, before writing: the job is still this run's. The UPDATE locks the
+    job's row until the commit (SQLite: the database), so a claim cannot change mid-chunk; it
+    also counts as a heartbeat."""
+    if not ImportJob.objects.filter(pk=job.pk, claim_token=token).update(
+        heartbeat_at=timezone.now()
+    ):
+        raise ImportClaimLost(
+            f"Import job {job.pk} stopped: its claim was taken (its heartbeat went stale), so "
+            "this run writes nothing more."
+        )
+
+
+class ClaimHeartbeat:
+    """While a run works, a thread stamps the job's row every OUTFITS_IMPORT_HEARTBEAT_SECONDS,
+    only while the row carries this run's token. A failed stamp (a database restart, a lock
+    timeout) is logged and tried again on a new connection: the run goes on meanwhile. Whether
+    the run still holds the job is decided by its chunk commits (`_hold_claim`)."""
+
+    def __init__(self, job_id: int, token: str) -> None:
+        self.job_id, self.token = job_id, token
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, name=f"import-heartbeat-{job_id}", daemon=True
+        )
+
+    def __enter__(self) -> "ClaimHeartbeat":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(settings.OUTFITS_IMPORT_HEARTBEAT_SECONDS):
+                try:
+                    ImportJob.objects.filter(pk=self.job_id, claim_token=self.token).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except Exception as error:  # transient, we hope: the next beat tries again
+                    logger.warning("heartbeat of import job %s missed: %s", self.job_id, error)
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
+
+
+def interrupt_stale_import_jobs() -> list[int]:
+    """Mark interrupted the running jobs whose run stopped sending heartbeats (its worker was
+    killed or lost its machine) and release their claim: they wait for staff to resume them
+    (admin, or `manage.py resume_import`), and continue after their last committed chunk. A
+    run that was only frozen finds its claim gone at its next chunk and stops."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.OUTFITS_IMPORT_STALE_SECONDS)
+    stale = ImportJob.objects.filter(status=ImportJob.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    interrupted = []
+    for job in stale:
+        last_sign = job.heartbeat_at or job.started_at
+        # Conditional: a chunk committed meanwhile (a fresh heartbeat) keeps the job its run's.
+        if (
+            ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.RUNNING)
+            .filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+            .update(
+                status=ImportJob.Status.INTERRUPTED,
+                claim_token="",
+                message=(
+                    f"Interrupted: its worker ({job.worker or 'unknown'}) stopped sending "
+                    f"heartbeats {(now - last_sign).total_seconds():.0f} s ago (killed or lost) "
+                    f"after line {job.resume_after_line}. Resume it to continue from there."
+                ),
             )
-        job.status = ImportJob.Status.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["status", "started_at"])
-        return job
+        ):
+            interrupted.append(job.pk)
+    if interrupted:
+        logger.warning("import job(s) %s lost their worker: marked interrupted", interrupted)
+    return interrupted
 
 
-def _images_folder(job: ImportJob) -> Path | None:
+def resume_import_job(job: ImportJob) -> None:
+    """Staff's Resume: enqueue an interrupted job again (it continues after its checkpoint)."""
+    interrupt_stale_import_jobs()
+    job.refresh_from_db()
+    if job.status != ImportJob.Status.INTERRUPTED:
+        raise ValueError(
+            f"Import job {job.pk} is {job.status}: only an interrupted job (its worker stopped "
+            "sending heartbeats) can be resumed."
+        )
+    enqueue_import_job(job)
+
+
+def _images_folder(job: ImportJob, token: str) -> Path | None:
     if job.images_archive:
-        destination = Path(import_files_storage().path(f"extracted/job-{job.pk}"))
-        shutil.rmtree(destination, ignore_errors=True)
+        # A folder per run: a stale run that stops must not remove the images of the next.
+        # What killed runs left is removed here (they hold the job no more: this run does).
+        extracted = Path(import_files_storage().path("extracted"))
+        for leftover in extracted.glob(f"job-{job.pk}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        destination = extracted / f"job-{job.pk}-{token[:8]}"
         return extract_archive(Path(job.images_archive.path), destination)
     if job.images_folder:
         return (
@@ -250,10 +399,22 @@ def _images_folder(job: ImportJob) -> Path | None:
 def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = None) -> ImportJob:
     """Carry out a job; safe to call again for an interrupted job (it resumes) or a finished
     one (nothing happens). Whole-file problems fail the job with a message; row problems are
-    recorded as rejections and never stop the other rows."""
-    job = _claim(job_id)
-    if job is None:
+    recorded as rejections and never stop the other rows. Raises ImportJobBusy while another
+    run holds the job, ImportClaimLost when this run's claim is taken mid-way (it stopped)."""
+    claimed = _claim(job_id)
+    if claimed is None:
         return ImportJob.objects.get(pk=job_id)
+    job, token = claimed
+    with ClaimHeartbeat(job.pk, token):
+        _run_claimed(job, token, progress)
+    release_files(job)
+    if progress:
+        progress(job)
+    logger.info("import job %s %s: %s", job.pk, job.status, job.message)
+    return job
+
+
+def _run_claimed(job: ImportJob, token: str, progress: Callable[[ImportJob], None] | None) -> None:
     extracted: Path | None = None
     try:
         path = Path(job.source.path)
@@ -266,7 +427,7 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
             importer_type.required_fields,
             job.original_name,
         )
-        folder = _images_folder(job)
+        folder = _images_folder(job, token)
         extracted = folder if job.images_archive else None
         roots = [Path("/")] if job.trusted_paths else settings.OUTFITS_IMPORT_ROOTS
         sources = ImageSources(
@@ -279,7 +440,7 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
         )
         importer = importer_type(job, columns, sources)
         if not importer.resumable and job.resume_after_line:
-            _restart_from_scratch(job)
+            _restart_from_scratch(job, token)
         job.encoding, job.delimiter, job.lines_total = (
             layout.encoding,
             layout.delimiter,
@@ -290,10 +451,11 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
             (line, row) for line, row in iter_rows(path, layout) if line > job.resume_after_line
         )
         for chunk in chunks(rows, settings.OUTFITS_IMPORT_CHUNK_ROWS):
-            _apply_chunk(job, importer, chunk, layout.encoding)
+            _apply_chunk(job, token, importer, chunk, layout.encoding)
             if progress:
                 progress(job)
         with transaction.atomic():
+            _hold_claim(job, token)
             report = ImportReport()
             importer.finish(report)
             _record(job, report, last_line=job.lines_total)
@@ -302,21 +464,28 @@ def run_import_job(job_id: int, progress: Callable[[ImportJob], None] | None = N
         job.status = ImportJob.Status.SUCCEEDED
         job.lines_done = job.lines_total
         job.message = _summary(job)
+    except ImportClaimLost:
+        logger.warning("import job %s: this run lost its claim and stopped", job.pk)
+        raise
     except (CsvFormatError, ArchiveRejected, ValueError) as error:
         job.status, job.message = ImportJob.Status.FAILED, str(error)
     except Exception as error:
-        logger.exception("import job %s failed", job_id)
+        logger.exception("import job %s failed", job.pk)
         job.status, job.message = ImportJob.Status.FAILED, f"{type(error).__name__}: {error}"
     finally:
         if extracted is not None:
             shutil.rmtree(extracted, ignore_errors=True)
     job.finished_at = timezone.now()
-    job.save(update_fields=["status", "message", "lines_done", "finished_at"])
-    release_files(job)
-    if progress:
-        progress(job)
-    logger.info("import job %s %s: %s", job.pk, job.status, job.message)
-    return job
+    # The outcome is this run's to write only while it holds the claim.
+    if not ImportJob.objects.filter(pk=job.pk, claim_token=token).update(
+        status=job.status,
+        message=job.message,
+        lines_done=job.lines_done,
+        finished_at=job.finished_at,
+    ):
+        raise ImportClaimLost(
+            f"Import job {job.pk} stopped: its claim was taken before it could record its outcome."
+        )
 
 
 def release_files(job: ImportJob) -> None:
@@ -361,7 +530,9 @@ def refresh_planner_statistics() -> None:
         cursor.execute(f"ANALYZE {tables}")
 
 
-def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encoding: str) -> None:
+def _apply_chunk(
+    job: ImportJob, token: str, importer: RowImporter, chunk: list[Row], encoding: str
+) -> None:
     report = ImportReport()
     clean: list[Row] = []
     for line, row in chunk:
@@ -373,10 +544,14 @@ def _apply_chunk(job: ImportJob, importer: RowImporter, chunk: list[Row], encodi
         else:
             clean.append((line, row))
     with transaction.atomic():
+        _hold_claim(job, token)
         importer.apply(clean, report)
         _record(job, report, last_line=chunk[-1][0] if importer.resumable else 0)
-    job.lines_done = chunk[-1][0]
-    ImportJob.objects.filter(pk=job.pk).update(lines_done=job.lines_done)
+        job.lines_done = chunk[-1][0]
+        # Stamped again at the commit: a slow chunk does not leave the job looking stale.
+        ImportJob.objects.filter(pk=job.pk).update(
+            lines_done=job.lines_done, heartbeat_at=timezone.now()
+        )
 
 
 def _record(job: ImportJob, report: ImportReport, last_line: int) -> None:
@@ -400,8 +575,9 @@ def _record(job: ImportJob, report: ImportReport, last_line: int) -> None:
         job.resume_after_line = last_line
 
 
-def _restart_from_scratch(job: ImportJob) -> None:
+def _restart_from_scratch(job: ImportJob, token: str) -> None:
     with transaction.atomic():
+        _hold_claim(job, token)
         job.rejections.all().delete()
         ImportJob.objects.filter(pk=job.pk).update(
             created=0, updated=0, unchanged=0, rejected=0, deactivated=0, resume_after_line=0

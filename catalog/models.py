@@ -136,6 +136,8 @@ class ImportJob(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        # Its worker stopped sending heartbeats (killed, machine lost): it waits to be resumed.
+        INTERRUPTED = "interrupted"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
@@ -178,6 +180,11 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run that holds the job: who (host and pid), its random token (checked by every chunk
+    # commit, so a run that lost its claim stops instead of writing), and its last sign of life.
+    worker = models.CharField(max_length=200, blank=True)
+    claim_token = models.CharField(max_length=32, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

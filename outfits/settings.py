@@ -273,11 +273,16 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
     CELERY_BROKER_URL = "memory://"
+# Redis (and SQS) hand a message nobody acknowledged to another worker after this many
+# seconds; tasks acknowledge when done (acks_late), so it must exceed the longest task's time
+# limit (run_import: 6 h 5 min), or a long import is delivered to a second worker while the
+# first still runs it (that one is refused by the job's claim, but wastes a worker slot).
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # A broker in a folder: what `make demo` runs its worker on, with no broker server.
     _broker_folder = VAR_DIR / "broker"
     _broker_folder.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(_broker_folder),
         "data_folder_out": str(_broker_folder),
         "control_folder": str(_broker_folder),
@@ -355,7 +360,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "embeddings.tasks.fail_stale_training_runs",
         "schedule": 60.0,
     },
+    "interrupt-stale-imports": {"task": "catalog.tasks.interrupt_stale_imports", "schedule": 60.0},
 }
+# A running import stamps its row this often; one silent for STALE seconds lost its worker and
+# is marked interrupted by the beat task above (and by the admin's import pages) to be resumed.
+OUTFITS_IMPORT_HEARTBEAT_SECONDS = float(os.environ.get("OUTFITS_IMPORT_HEARTBEAT_SECONDS", "5"))
+OUTFITS_IMPORT_STALE_SECONDS = float(os.environ.get("OUTFITS_IMPORT_STALE_SECONDS", "120"))
 if OUTFITS_RETRAIN_CRONTAB:
     from celery.schedules import crontab
     from django.core.exceptions import ImproperlyConfigured

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.csv_import import CsvFormatError, parse_mapping
+from catalog.import_jobs import ImportNotRun
 from catalog.models import ImportJob
 from catalog.services import import_file
 from embeddings.progress import TerminalProgress
@@ -58,7 +59,7 @@ def run_import_command(command: BaseCommand, kind: str, options: dict, **job_opt
             dry_run=dry_run,
             **job_options,
         )
-    except ValueError as error:
+    except (ValueError, ImportNotRun) as error:
         raise CommandError(str(error)) from error
     finally:
         bar.close()

@@ -228,9 +228,12 @@ def test_a_finished_job_run_again_does_nothing(run_import):
 def test_an_interrupted_job_resumes_after_its_last_committed_chunk(run_import, settings):
     settings.OUTFITS_IMPORT_CHUNK_ROWS = 2
     job = run_import("sku,category\nA,Tops\nB,Tops\nC,Tops\nD,Tops\nE,Tops\n")
-    # As if the worker had died after the first chunk: rows of later chunks are not there.
+    # As if the worker had died after the first chunk and the job was found interrupted: rows
+    # of later chunks are not there, and the claim is released.
     Product.objects.filter(sku__in=["C", "D", "E"]).delete()
-    ImportJob.objects.filter(pk=job.pk).update(status="running", resume_after_line=3, created=2)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status="interrupted", claim_token="", resume_after_line=3, created=2
+    )
     resumed = run_import_job(job.pk)
     assert resumed.status == "succeeded" and resumed.created == 5
     assert sorted(Product.objects.values_list("sku", flat=True)) == ["A", "B", "C", "D", "E"]

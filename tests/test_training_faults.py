@@ -203,15 +203,14 @@ def test_a_heartbeat_whose_connection_drops_goes_on_and_the_run_is_not_taken_for
     )
     terminate(heartbeat)
     killed_at = timezone.now()
-    wait_for(lambda: "failed; retrying" in worker_log(), "the heartbeat to notice", timeout=30)
     # The run pages and beat call the reaper meanwhile: a live run must not look lost.
-    deadline = time.monotonic() + 2.5 * settings.OUTFITS_TRAINING_STALE_SECONDS
+    deadline = time.monotonic() + 3 * settings.OUTFITS_TRAINING_STALE_SECONDS
     while time.monotonic() < deadline:
         fail_stale_training_runs()
         epochs_done(run)  # fails the test if the run was ended
         time.sleep(0.3)
     assert run.heartbeat_at > killed_at + timedelta(seconds=2), "the heartbeat stopped"
-    assert "is back after" in worker_log()
+    assert "failed; retrying" in worker_log() and "is back after" in worker_log()
     request_cancel(run)
     run = wait_for(lambda: (run.refresh_from_db(), run.finished and run)[1], "the run to stop")
     assert run.status == "cancelled", f"{run.status}: {run.message}"

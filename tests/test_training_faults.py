@@ -328,3 +328,25 @@ def test_a_model_directory_without_room_fails_the_run_at_its_start(shop, setting
     assert "OUTFITS_MODEL_DIR_MIN_FREE_MB" in run.message
     assert run.stages == {} and not ModelVersion.objects.exists()
     assert not list(Path(settings.OUTFITS_MODEL_DIR).iterdir())  # no probe file left behind
+
+
+def test_the_outcome_is_recorded_though_the_training_lost_its_connection(transactional_db):
+    """The run's own connection died during the compute (an idle timeout, a failover): the
+    outcome is committed on a fresh one."""
+    import psycopg
+
+    from embeddings.training_runs import RunProgress, record_outcome
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL on 127.0.0.1:5432 (OUTFITS_TEST_DATABASE_URL)")
+    run = create_training_run()
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (own,) = cursor.fetchone()
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [own])
+    outcome = {"status": "failed", "message": "ValueError: no outfits"}
+    assert record_outcome(run.pk, None, outcome, RunProgress(run, heartbeat=None)) is False
+    run.refresh_from_db()
+    assert run.status == "failed" and run.message == "ValueError: no outfits"

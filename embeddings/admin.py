@@ -126,11 +126,15 @@ class ModelVersionAdmin(admin.ModelAdmin):
         form = RetrainForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                with transaction.atomic():
+                with transaction.atomic():  # the task is published when this commits
                     run = training_runs.start_training_run(
                         requested_by=request.user, **form.cleaned_data
                     )
-            except (training_runs.TrainingAlreadyRunning, ValueError) as refused:
+            except (
+                training_runs.TrainingAlreadyRunning,
+                training_runs.TrainingNotQueued,  # the broker is down: its run is failed
+                ValueError,
+            ) as refused:
                 messages.error(request, str(refused))
                 return HttpResponseRedirect(changelist)
             messages.success(request, f"Training run {run.pk} started.")

@@ -1,5 +1,7 @@
-"""Celery tasks of the compatibility model (routed to the `training` queue; the chunks of a run's
-fanned-out work go to the queue it sends them to, OUTFITS_FANOUT_QUEUE)."""
+"""Celery tasks of the compatibility model: retrain on the `training` queue, the stale-run check
+and the scheduled retrain on the maintenance queue (OUTFITS_MAINTENANCE_QUEUE, not stuck behind a
+training); the chunks of a run's fanned-out work go to the queue it sends them to,
+OUTFITS_FANOUT_QUEUE."""
 
 import logging
 
@@ -24,6 +26,9 @@ def scheduled_retrain() -> int | None:
         run = training_runs.start_training_run()
     except training_runs.TrainingAlreadyRunning as busy:
         logger.info("scheduled retrain skipped: %s", busy)
+        return None
+    except training_runs.TrainingNotQueued as lost:  # its run is failed and says why
+        logger.error("scheduled retrain not queued: %s", lost)
         return None
     return run.pk
 

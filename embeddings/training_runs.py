@@ -5,20 +5,31 @@ stale, and the decision to activate the new version only when it is better."""
 import logging
 import math
 import os
+import shutil
 import socket
 import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
 from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
+
+if TYPE_CHECKING:
+    from .services import TrainedVersion
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +51,19 @@ class TrainingAlreadyRunning(Exception):
 
 class TrainingCancelled(Exception):
     """Staff cancelled the run; it stops at the next batch."""
+
+
+class TrainingNotQueued(Exception):
+    """The run's task could not be published (the broker is unreachable): the run was failed,
+    which released the lock."""
+
+
+class RunNoLongerRunning(Exception):
+    """The run was failed meanwhile (as stale): this worker stops working for it."""
+
+
+class ModelDirectoryUnusable(Exception):
+    """OUTFITS_MODEL_DIR cannot take a new version: not writable, or too little room."""
 
 
 def backbone_checkpoints() -> list[str]:
@@ -97,12 +121,33 @@ def lock_holder_message(holder: TrainingRun | None) -> str:
 
 
 def start_training_run(requested_by=None, **options: Any) -> TrainingRun:
-    """Record a run and enqueue its task once the row is committed (a worker must see it)."""
+    """Record a run and enqueue its task once the row is committed (a worker must see it).
+    When the task cannot be published the run is failed at once, releasing the lock, and
+    TrainingNotQueued (raised where the transaction commits) says why."""
+    run = create_training_run(requested_by, **options)
+    transaction.on_commit(lambda: enqueue_training_run(run))
+    return run
+
+
+def enqueue_training_run(run: TrainingRun) -> None:
     from .tasks import retrain
 
-    run = create_training_run(requested_by, **options)
-    transaction.on_commit(lambda: retrain.delay(run.pk))
-    return run
+    try:
+        # A message no worker took in time is dropped: its run is failed as never started.
+        retrain.apply_async((run.pk,), expires=settings.OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS)
+    except Exception as error:
+        message = (
+            f"Training run {run.pk} could not be queued: the task broker did not take it "
+            f"({type(error).__name__}: {error}). Nothing was trained and the active version is "
+            "unchanged; Retrain again once the broker (CELERY_BROKER_URL) is back."
+        )
+        # Only a run still queued: in-process (eager) tasks may have run it already.
+        if not TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
+            status=TrainingRun.Status.FAILED, finished_at=timezone.now(), message=message
+        ):
+            raise
+        logger.error("%s", message)
+        raise TrainingNotQueued(message) from error
 
 
 def request_cancel(run: TrainingRun) -> str:
@@ -122,8 +167,10 @@ def request_cancel(run: TrainingRun) -> str:
 
 def fail_stale_training_runs() -> int:
     """Mark failed the running runs whose worker stopped sending heartbeats (killed, or lost
-    its machine): that releases the lock. Their half-written files stay hidden and are
-    removed with the next garbage collection."""
+    its machine), and the queued runs no worker started within
+    OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS (their message was lost, or no worker serves the
+    training queue): that releases the lock. Half-written files of a lost run stay hidden and
+    are removed with the next garbage collection."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.OUTFITS_TRAINING_STALE_SECONDS)
     stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING).filter(
@@ -140,14 +187,29 @@ def fail_stale_training_runs() -> int:
                 "was killed or lost. Nothing of this run was activated."
             ),
         )
+    queued_timeout = settings.OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS
+    # A worker claims a run under SELECT … FOR UPDATE: this UPDATE waits for it, then skips it.
+    failed += TrainingRun.objects.filter(
+        status=TrainingRun.Status.QUEUED, created_at__lt=now - timedelta(seconds=queued_timeout)
+    ).update(
+        status=TrainingRun.Status.FAILED,
+        finished_at=now,
+        message=(
+            f"No worker started this run within {queued_timeout:.0f} s "
+            "(OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS): its task was lost, or no Celery worker "
+            f"serves the {settings.OUTFITS_TRAINING_QUEUE!r} queue. Nothing was trained."
+        ),
+    )
     if failed:
-        logger.warning("marked %d training run(s) of lost workers failed", failed)
+        logger.warning("marked %d training run(s) of lost workers or lost tasks failed", failed)
     return failed
 
 
 class Heartbeat:
     """While a run works, a thread stamps its row every few seconds and looks for a cancel
-    request every second; the training loop asks `raise_if_cancelled()` at every batch."""
+    request every second; the training loop asks `raise_if_cancelled()` at every batch. A
+    database error (a dropped connection, a restart) costs a beat, not the heartbeat: the thread
+    reconnects on its next round, so the run is not taken for lost while it trains on."""
 
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
@@ -166,24 +228,51 @@ class Heartbeat:
     def _beat(self) -> None:
         beat_every = settings.OUTFITS_TRAINING_HEARTBEAT_SECONDS
         last_beat = float("-inf")
+        failures = 0
         try:
             while True:
-                if time.monotonic() - last_beat >= beat_every:
-                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
-                    last_beat = time.monotonic()
-                # Looked at every second: a cancel takes effect within about a second.
-                if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
-                    self.cancelled.set()
+                try:
+                    if time.monotonic() - last_beat >= beat_every:
+                        TrainingRun.objects.filter(
+                            pk=self.run_id, status=TrainingRun.Status.RUNNING
+                        ).update(heartbeat_at=timezone.now())
+                        last_beat = time.monotonic()
+                    # Looked at every second: a cancel takes effect within about a second.
+                    if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                        self.cancelled.set()
+                    if failures:
+                        logger.warning(
+                            "heartbeat of training run %s is back after %d failed round(s)",
+                            self.run_id,
+                            failures,
+                        )
+                        failures = 0
+                except Exception:
+                    failures += 1
+                    if failures == 1:  # once per outage, not every second of it
+                        logger.exception(
+                            "heartbeat of training run %s failed; retrying", self.run_id
+                        )
+                    close_connection()  # the next round opens a fresh one
                 if self.stopped.wait(min(1.0, beat_every)):
                     return
-        except Exception:  # the run goes on; without heartbeats it is failed as stale
-            logger.exception("heartbeat of training run %s stopped", self.run_id)
         finally:
-            connection.close()  # this thread's own connection
+            close_connection()  # this thread's own connection
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise TrainingCancelled("Cancelled by staff.")
+
+
+def close_connection() -> None:
+    """Drop this thread's database connection (Django opens a new one on the next query);
+    inside a transaction (a test's) it is left to the transaction."""
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except DatabaseError:
+        logger.debug("closing a broken database connection failed", exc_info=True)
 
 
 class RunProgress:
@@ -214,14 +303,28 @@ class RunProgress:
             return
         self.last_write = now
         details = ", ".join(f"{key} {value:.4f}" for key, value in info.items())
-        TrainingRun.objects.filter(pk=self.run.pk).update(
-            stage=stage,
-            progress_done=done,
-            progress_total=total,
-            stages=self.stages,
-            loss_curve=self.losses,
-            message=f"{stage}: {done}/{total}" + (f" ({details})" if details else ""),
-        )
+        try:
+            # Only a run still running: one failed meanwhile (as stale) keeps its message.
+            written = TrainingRun.objects.filter(
+                pk=self.run.pk, status=TrainingRun.Status.RUNNING
+            ).update(
+                stage=stage,
+                progress_done=done,
+                progress_total=total,
+                stages=self.stages,
+                loss_curve=self.losses,
+                message=f"{stage}: {done}/{total}" + (f" ({details})" if details else ""),
+            )
+        except (OperationalError, InterfaceError):
+            # Progress is for people watching: a lost connection skips one report; the next
+            # query (a later report, or the run's own writes) opens a fresh connection.
+            logger.warning("progress of training run %s not written", self.run.pk, exc_info=True)
+            close_connection()
+            return
+        if not written:
+            raise RunNoLongerRunning(
+                f"Training run {self.run.pk} is no longer running (it was failed meanwhile)."
+            )
         self.run.stage = stage
 
 
@@ -244,6 +347,7 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
     with Heartbeat(run.pk) as heartbeat:
         run_progress = RunProgress(run, heartbeat, also=progress)
         try:
+            check_model_directory()  # before the compute, not after it
             blocks = run.options.get("unfrozen_blocks")
             trained = services.train_model_version(
                 epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
@@ -258,19 +362,47 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
                 "message": "Cancelled by staff; nothing of this run was kept. "
                 "The active version is unchanged.",
             }
+        except RunNoLongerRunning as gone:  # its row already says why
+            logger.warning("%s Stopping its work.", gone)
+        except ModelDirectoryUnusable as unusable:
+            logger.error("training run %s: %s", run_id, unusable)
+            outcome = {"status": TrainingRun.Status.FAILED, "message": str(unusable)}
         except Exception as error:
             logger.exception("training run %s failed", run_id)
             outcome = {
                 "status": TrainingRun.Status.FAILED,
                 "message": f"{type(error).__name__}: {error}",
             }
-        # The decision and the run's outcome commit together, unless the run was meanwhile
-        # failed as stale (then its version stays inactive).
-        with transaction.atomic():
-            row = TrainingRun.objects.select_for_update().filter(pk=run.pk)
-            if row.filter(status=TrainingRun.Status.RUNNING).exists():
+        # Still inside the heartbeat: a run waiting for its database is not taken for lost.
+        kept = record_outcome(run.pk, trained, outcome, run_progress)
+    if kept:
+        services.collect_old_versions()
+    return TrainingRun.objects.get(pk=run.pk)
+
+
+OUTCOME_ATTEMPTS = 6  # about half a minute of retries (1 + 2 + 4 + 8 + 16 s)
+
+
+def record_outcome(
+    run_id: int,
+    trained: "TrainedVersion | None",
+    outcome: dict[str, Any],
+    run_progress: RunProgress,
+) -> bool:
+    """Commit the activation decision and the run's outcome together, unless the run was
+    meanwhile failed as stale (then its version stays inactive); True if a version was kept.
+    On a fresh connection (the run's own may have died during the compute), retried while the
+    database is unreachable: a finished version is not thrown away for one dropped connection."""
+    for attempt in range(1, OUTCOME_ATTEMPTS + 1):
+        close_connection()
+        try:
+            with transaction.atomic():
+                row = TrainingRun.objects.select_for_update().filter(pk=run_id)
+                if not row.filter(status=TrainingRun.Status.RUNNING).exists():
+                    return False
+                final = dict(outcome)
                 if trained is not None:
-                    outcome = decide(trained.version, trained.comparison) | {
+                    final = decide(trained.version, trained.comparison) | {
                         "status": TrainingRun.Status.SUCCEEDED,
                         "model_version": trained.version,
                         "metrics": trained.version.metrics,
@@ -282,13 +414,50 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
                     stages=run_progress.stages,
                     loss_curve=run_progress.losses,
                     finished_at=timezone.now(),
-                    **outcome,
+                    **final,
                 )
-            else:
-                trained = None
-    if trained is not None:
-        services.collect_old_versions()
-    return TrainingRun.objects.get(pk=run.pk)
+                return trained is not None
+        except (OperationalError, InterfaceError):
+            if attempt == OUTCOME_ATTEMPTS:
+                raise
+            logger.warning(
+                "recording the outcome of training run %s failed (attempt %d of %d); retrying",
+                run_id,
+                attempt,
+                OUTCOME_ATTEMPTS,
+                exc_info=True,
+            )
+            time.sleep(2 ** (attempt - 1))
+    return False
+
+
+def check_model_directory() -> None:
+    """A new version needs OUTFITS_MODEL_DIR writable, with OUTFITS_MODEL_DIR_MIN_FREE_MB
+    free. Checked by writing a probe file: permission bits say nothing to root, and a
+    read-only file system only answers a write."""
+    root = Path(settings.OUTFITS_MODEL_DIR)
+    probe = root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+        probe.unlink()
+        free = shutil.disk_usage(root).free
+    except OSError as error:
+        raise ModelDirectoryUnusable(
+            f"The model directory {root} (OUTFITS_MODEL_DIR) cannot be written by this worker: "
+            f"{error.strerror or error}. Nothing was trained; point OUTFITS_MODEL_DIR at a "
+            "writable directory and retrain."
+        ) from error
+    needed = settings.OUTFITS_MODEL_DIR_MIN_FREE_MB * 2**20
+    if free < needed:
+        raise ModelDirectoryUnusable(
+            f"The model directory {root} (OUTFITS_MODEL_DIR) has {free / 2**20:,.0f} MB free, "
+            f"less than the {needed / 2**20:,.0f} MB a new version is given "
+            "(OUTFITS_MODEL_DIR_MIN_FREE_MB). Nothing was trained; free some space and retrain."
+        )
 
 
 def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:

@@ -291,8 +291,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 OUTFITS_TRAINING_QUEUE = os.environ.get("OUTFITS_TRAINING_QUEUE", "training")
-CELERY_TASK_ROUTES = {"embeddings.tasks.*": {"queue": OUTFITS_TRAINING_QUEUE}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# The stale-run check and the scheduled retrain: a queue of their own, not stuck behind a
+# training (serve it from a worker process that does not train).
+OUTFITS_MAINTENANCE_QUEUE = os.environ.get("OUTFITS_MAINTENANCE_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = {
+    "embeddings.tasks.fail_stale_training_runs": {"queue": OUTFITS_MAINTENANCE_QUEUE},
+    "embeddings.tasks.scheduled_retrain": {"queue": OUTFITS_MAINTENANCE_QUEUE},
+    "embeddings.tasks.*": {"queue": OUTFITS_TRAINING_QUEUE},
+}
+# Beat's crontabs (OUTFITS_RETRAIN_CRONTAB) are in the site's time zone, not UTC.
+CELERY_TIMEZONE = TIME_ZONE
 
 # --- The compatibility model ---
 # The backbone is any open_clip model: a built-in name with a pretrained tag or checkpoint file,
@@ -352,6 +361,14 @@ OUTFITS_TRAINING_HEARTBEAT_SECONDS = float(
     os.environ.get("OUTFITS_TRAINING_HEARTBEAT_SECONDS", "5")
 )
 OUTFITS_TRAINING_STALE_SECONDS = float(os.environ.get("OUTFITS_TRAINING_STALE_SECONDS", "120"))
+# A queued run no worker started within this long (its task lost, no worker on the training
+# queue) is failed, which releases the lock; its task expires from the broker then too.
+OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS = float(
+    os.environ.get("OUTFITS_TRAINING_QUEUED_TIMEOUT_SECONDS", "1800")
+)
+# A run fails at its start, before any compute, when OUTFITS_MODEL_DIR cannot be written or
+# has less than this free (MB).
+OUTFITS_MODEL_DIR_MIN_FREE_MB = int(os.environ.get("OUTFITS_MODEL_DIR_MIN_FREE_MB", "1024"))
 # A scheduled retrain with Celery beat (`celery -A outfits beat`): a crontab of five fields,
 # e.g. "0 3 * * 0" for Sundays at 03:00. Empty (the default): no scheduled retrain.
 OUTFITS_RETRAIN_CRONTAB = os.environ.get("OUTFITS_RETRAIN_CRONTAB", "").strip()
@@ -359,6 +376,7 @@ CELERY_BEAT_SCHEDULE = {
     "fail-stale-training-runs": {
         "task": "embeddings.tasks.fail_stale_training_runs",
         "schedule": 60.0,
+        "options": {"expires": 55.0},  # the next check replaces one not run in time
     },
     "interrupt-stale-imports": {"task": "catalog.tasks.interrupt_stale_imports", "schedule": 60.0},
 }
@@ -379,6 +397,7 @@ if OUTFITS_RETRAIN_CRONTAB:
     CELERY_BEAT_SCHEDULE["scheduled-retrain"] = {
         "task": "embeddings.tasks.scheduled_retrain",
         "schedule": crontab(_minute, _hour, _day_of_week, _day_of_month, _month),
+        "options": {"expires": 3600.0},  # not hours late, after the workers were down
     }
 
 # OUTFITS_LOG_FORMAT: plain (a line of text) or json (one JSON object per line).

@@ -8,6 +8,7 @@ from embeddings.progress import TerminalProgress
 from embeddings.training_runs import (
     COMPARED_METRICS,
     TrainingAlreadyRunning,
+    TrainingNotQueued,
     create_training_run,
     execute_training_run,
     start_training_run,
@@ -62,7 +63,7 @@ class Command(BaseCommand):
                     run = start_training_run(**run_options)
                 else:
                     run = create_training_run(**run_options)
-        except (TrainingAlreadyRunning, ValueError) as refused:
+        except (TrainingAlreadyRunning, TrainingNotQueued, ValueError) as refused:
             raise CommandError(str(refused)) from None
         if run_async:
             self.stdout.write(f"Training run {run.pk} queued.")

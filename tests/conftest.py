@@ -280,7 +280,7 @@ def send_retrain(site_env: dict[str, str]) -> Callable[[int], None]:
     """Put a retrain message for a run on the broker, exactly as `retrain.delay` does."""
     from celery import Celery
 
-    app = Celery(broker=site_env["CELERY_BROKER_URL"])
+    app = Celery(broker=site_env["CELERY_BROKER_URL"], set_as_current=False)
 
     def send(run_id: int) -> None:
         app.send_task(

@@ -171,7 +171,7 @@ def busy_helper(site_env, fanout_queue, start_worker, shop, tmp_path):
     question whether anyone serves the queue) kept busy with a long chunk of its own, so the
     run's chunks wait in the queue."""
     start_worker("helper", fanout_queue, pool="prefork")
-    app = Celery(broker=site_env["CELERY_BROKER_URL"])
+    app = Celery(broker=site_env["CELERY_BROKER_URL"], set_as_current=False)
     picture = Product.objects.order_by("pk").first().image.path
     job = {"backbone": settings.OUTFITS_BACKBONE, "pretrained": settings.OUTFITS_PRETRAINED}
     (tmp_path / "busy").mkdir()

@@ -5,12 +5,11 @@ Redis is asked with short timeouts (OUTFITS_REDIS_TIMEOUT_MS), and a circuit bre
 failed Redis from costing every request that timeout: after a failure, Redis is skipped for
 OUTFITS_REDIS_RETRY_SECONDS; then one request tries it again (the others keep skipping it
 meanwhile), and the first answer closes the breaker. Each change of state is logged once;
-`counts` keeps what a metrics endpoint reads."""
+failures and fallbacks are counted in /metrics (outfits.metrics)."""
 
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,21 +20,6 @@ from outfits import metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# This process's tallies: "redis_failures" (calls to Redis that failed), and "fallback:<what>"
-# (decisions made in process memory because Redis failed or was skipped), e.g.
-# "fallback:api_throttle", "fallback:login_throttle".
-counts: Counter[str] = Counter()
-_counts_lock = threading.Lock()
-
-
-def count(name: str) -> None:
-    with _counts_lock:  # `+= 1` on a Counter is a read then a write: threads would lose some
-        counts[name] += 1
-    if name == "redis_failures":
-        metrics.REDIS_FAILURES.inc()
-    elif name.startswith("fallback:"):
-        metrics.SHARED_CACHE_FALLBACKS.labels(name.removeprefix("fallback:")).inc()
 
 
 class CircuitBreaker:
@@ -64,7 +48,7 @@ class CircuitBreaker:
             return True
 
     def failed(self, error: Exception) -> None:
-        count("redis_failures")
+        metrics.REDIS_FAILURES.inc()
         with self.lock:
             was_closed = not self.is_open
             self.open_until = time.monotonic() + settings.OUTFITS_REDIS_RETRY_SECONDS
@@ -100,5 +84,5 @@ def in_redis_or_memory(what: str, shared: Callable[[], T], local: Callable[[], T
         else:
             breaker.succeeded()
             return result
-    count(f"fallback:{what}")
+    metrics.SHARED_CACHE_FALLBACKS.labels(what).inc()
     return local()

@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import socket
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from .csv_import import (
     resolve_columns,
     spreadsheet_safe,
 )
+from .heartbeat import Heartbeat
 from .image_sources import ArchiveRejected, ImageSources, UrlFetcher, extract_archive
 from .models import Category, ImportJob, ImportRejection, Product, import_files_storage
 
@@ -300,39 +300,19 @@ def _hold_claim(job: ImportJob, token: str) -> None:
         )
 
 
-class ClaimHeartbeat:
-    """While a run works, a thread stamps the job's row every OUTFITS_IMPORT_HEARTBEAT_SECONDS,
-    only while the row carries this run's token. A failed stamp (a database restart, a lock
-    timeout) is logged and tried again on a new connection: the run goes on meanwhile. Whether
-    the run still holds the job is decided by its chunk commits (`_hold_claim`)."""
+class ClaimHeartbeat(Heartbeat):
+    """While a run works, its job's row is stamped every OUTFITS_IMPORT_HEARTBEAT_SECONDS,
+    only while the row carries this run's token. Whether the run still holds the job is
+    decided by its chunk commits (`_hold_claim`)."""
 
     def __init__(self, job_id: int, token: str) -> None:
+        super().__init__(f"import job {job_id}", settings.OUTFITS_IMPORT_HEARTBEAT_SECONDS)
         self.job_id, self.token = job_id, token
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._beat, name=f"import-heartbeat-{job_id}", daemon=True
+
+    def beat(self) -> None:
+        ImportJob.objects.filter(pk=self.job_id, claim_token=self.token).update(
+            heartbeat_at=timezone.now()
         )
-
-    def __enter__(self) -> "ClaimHeartbeat":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exception: object) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        try:
-            while not self.stopped.wait(settings.OUTFITS_IMPORT_HEARTBEAT_SECONDS):
-                try:
-                    ImportJob.objects.filter(pk=self.job_id, claim_token=self.token).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except Exception as error:  # transient, we hope: the next beat tries again
-                    logger.warning("heartbeat of import job %s missed: %s", self.job_id, error)
-                    connection.close()
-        finally:
-            connection.close()  # this thread's own connection
 
 
 def interrupt_stale_import_jobs() -> list[int]:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import (
-    DatabaseError,
     IntegrityError,
     InterfaceError,
     OperationalError,
-    connection,
     transaction,
 )
 from django.db.models import Q
 from django.utils import timezone
+
+from catalog.heartbeat import Heartbeat, close_connection
 
 from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
@@ -205,74 +205,31 @@ def fail_stale_training_runs() -> int:
     return failed
 
 
-class Heartbeat:
-    """While a run works, a thread stamps its row every few seconds and looks for a cancel
-    request every second; the training loop asks `raise_if_cancelled()` at every batch. A
-    database error (a dropped connection, a restart) costs a beat, not the heartbeat: the thread
-    reconnects on its next round, so the run is not taken for lost while it trains on."""
+class RunHeartbeat(Heartbeat):
+    """While a run works, its row is stamped every OUTFITS_TRAINING_HEARTBEAT_SECONDS (only
+    while it is running) and a cancel request is looked for every second; the training loop
+    asks `raise_if_cancelled()` at every batch."""
 
     def __init__(self, run_id: int) -> None:
+        self.beat_every = settings.OUTFITS_TRAINING_HEARTBEAT_SECONDS
+        # Rounds of a second at most: a cancel takes effect within about a second.
+        super().__init__(f"training run {run_id}", min(1.0, self.beat_every))
         self.run_id = run_id
         self.cancelled = threading.Event()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id}", daemon=True)
+        self.last_beat = float("-inf")
 
-    def __enter__(self) -> "Heartbeat":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exception: object) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-    def _beat(self) -> None:
-        beat_every = settings.OUTFITS_TRAINING_HEARTBEAT_SECONDS
-        last_beat = float("-inf")
-        failures = 0
-        try:
-            while True:
-                try:
-                    if time.monotonic() - last_beat >= beat_every:
-                        TrainingRun.objects.filter(
-                            pk=self.run_id, status=TrainingRun.Status.RUNNING
-                        ).update(heartbeat_at=timezone.now())
-                        last_beat = time.monotonic()
-                    # Looked at every second: a cancel takes effect within about a second.
-                    if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
-                        self.cancelled.set()
-                    if failures:
-                        logger.warning(
-                            "heartbeat of training run %s is back after %d failed round(s)",
-                            self.run_id,
-                            failures,
-                        )
-                        failures = 0
-                except Exception:
-                    failures += 1
-                    if failures == 1:  # once per outage, not every second of it
-                        logger.exception(
-                            "heartbeat of training run %s failed; retrying", self.run_id
-                        )
-                    close_connection()  # the next round opens a fresh one
-                if self.stopped.wait(min(1.0, beat_every)):
-                    return
-        finally:
-            close_connection()  # this thread's own connection
+    def beat(self) -> None:
+        if time.monotonic() - self.last_beat >= self.beat_every:
+            TrainingRun.objects.filter(pk=self.run_id, status=TrainingRun.Status.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+            self.last_beat = time.monotonic()
+        if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+            self.cancelled.set()
 
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise TrainingCancelled("Cancelled by staff.")
-
-
-def close_connection() -> None:
-    """Drop this thread's database connection (Django opens a new one on the next query);
-    inside a transaction (a test's) it is left to the transaction."""
-    if connection.in_atomic_block:
-        return
-    try:
-        connection.close()
-    except DatabaseError:
-        logger.debug("closing a broken database connection failed", exc_info=True)
 
 
 class RunProgress:
@@ -280,7 +237,7 @@ class RunProgress:
     per stage; every report is also a point where a cancelled run stops."""
 
     def __init__(
-        self, run: TrainingRun, heartbeat: Heartbeat, also: Progress = no_progress
+        self, run: TrainingRun, heartbeat: RunHeartbeat, also: Progress = no_progress
     ) -> None:
         self.run = run
         self.heartbeat = heartbeat
@@ -344,7 +301,7 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
         run.save(update_fields=["status", "started_at", "heartbeat_at", "worker"])
     trained = None
     outcome: dict[str, Any] = {}
-    with Heartbeat(run.pk) as heartbeat:
+    with RunHeartbeat(run.pk) as heartbeat:
         run_progress = RunProgress(run, heartbeat, also=progress)
         try:
             check_model_directory()  # before the compute, not after it

@@ -9,13 +9,16 @@ honoured on the first request after its commit."""
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, cached_property
 from urllib.parse import quote
 
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import connection
 from django.urls import reverse
 from django.utils.http import RFC3986_SUBDELIMS
 
@@ -136,21 +139,38 @@ class ServingSnapshot:
         return self.products.get(sku)
 
 
+CARD_PAGE = 5_000
+
+
 def load_cards(rules: Rules, ids: set[int] | None = None) -> list[tuple[int, ProductCard | None]]:
     """(id, card) of the active products (of `ids` only, if given); None for an id that is no
-    longer an active product."""
-    rows = Product.objects.order_by().filter(active=True)
-    if ids is not None:
-        rows = rows.filter(pk__in=ids)
+    longer an active product. Read in pages of one query each, so that every read carries the
+    web processes' query deadline (a server-side cursor's fetches would not)."""
     categories = rules.categories
-    loaded = [
-        (pk, ProductCard(pk, sku, title, categories[category], *rest))
-        for pk, sku, title, category, *rest in rows.values_list(*CARD_FIELDS).iterator(5000)
-    ]
+    loaded: list[tuple[int, ProductCard | None]] = []
+    for page in _card_rows(ids):
+        loaded += [
+            (pk, ProductCard(pk, sku, title, categories[category], *rest))
+            for pk, sku, title, category, *rest in page
+        ]
     if ids is not None:
         found = {pk for pk, _ in loaded}
         loaded += [(pk, None) for pk in ids - found]
     return loaded
+
+
+def _card_rows(ids: set[int] | None) -> Iterator[list[tuple]]:
+    active = Product.objects.filter(active=True).order_by("pk")
+    if ids is not None:
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), CARD_PAGE):
+            chunk = ordered[start : start + CARD_PAGE]
+            yield list(active.filter(pk__in=chunk).values_list(*CARD_FIELDS))
+        return
+    after = 0
+    while page := list(active.filter(pk__gt=after).values_list(*CARD_FIELDS)[:CARD_PAGE]):
+        yield page
+        after = page[-1][0]
 
 
 def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> ServingSnapshot:
@@ -180,9 +200,13 @@ def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> Serving
 
 
 _snapshot: ServingSnapshot | None = None
-_lock = threading.Lock()
+_lock = threading.Lock()  # held while a snapshot is built: one build at a time
+_builder: threading.Thread | None = None  # the build beside, if one is under way
+_builder_lock = threading.Lock()
 # Within one request the counter is read once: (the snapshot, this thread's writes then).
 _request = threading.local()
+# This thread's own writes the snapshot it last got already held (changes_noted_in_this_thread).
+_reader = threading.local()
 
 
 def current_snapshot() -> ServingSnapshot:
@@ -210,14 +234,55 @@ def current_snapshot() -> ServingSnapshot:
 
 
 def _up_to_date(snapshot: ServingSnapshot | None) -> ServingSnapshot:
-    global _snapshot
+    """The snapshot at the latest change, or, while a large change is loaded beside, the
+    previous one whole (never a mix). A request waits for a load only for the first snapshot,
+    a small change, or its own thread's writes (read-your-writes)."""
+    noted = changes_noted_in_this_thread()
     now = current_generation()
-    if snapshot is None or snapshot.generation != now:
-        with _lock:
-            snapshot = _snapshot
-            if snapshot is None or snapshot.generation != now:
-                snapshot = _snapshot = build_snapshot(snapshot, now)
+    if snapshot is not None and snapshot.generation == now:
+        _reader.noted = noted
+        return snapshot
+    own_writes = noted != getattr(_reader, "noted", 0)
+    if snapshot is not None and not own_writes:
+        if _builder is not None and _builder.is_alive():
+            return snapshot
+        changed = products_changed_between(snapshot.generation, now)
+        size = len(snapshot.products) if changed is None else len(changed)
+        if size > settings.OUTFITS_SNAPSHOT_INLINE_PRODUCTS:
+            _build_beside()
+            return snapshot
+    snapshot = _build(now)
+    _reader.noted = noted
     return snapshot
+
+
+def _build(now: Generation) -> ServingSnapshot:
+    global _snapshot
+    with _lock:
+        snapshot = _snapshot
+        if snapshot is None or snapshot.generation != now:
+            snapshot = _snapshot = build_snapshot(snapshot, now)
+    return snapshot
+
+
+def _build_beside() -> None:
+    global _builder
+    with _builder_lock:
+        if _builder is None or not _builder.is_alive():
+            _builder = threading.Thread(target=_build_latest, name="serving-snapshot", daemon=True)
+            _builder.start()
+
+
+def _build_latest() -> None:
+    """The build beside: the snapshot at the latest change, swapped in whole when ready."""
+    try:
+        _build(current_generation())
+    except database.DATABASE_ERRORS as error:
+        database.mark_unavailable(error)
+    except Exception:
+        logger.exception("serving snapshot: the load beside failed; the next request retries")
+    finally:
+        connection.close()  # this thread's own connection
 
 
 def request_started(**_) -> None:

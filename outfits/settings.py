@@ -331,6 +331,10 @@ OUTFITS_MATCH_DIVERSITY = float(os.environ.get("OUTFITS_MATCH_DIVERSITY", "0.3")
 # How many of each complementary category's best items a model version computes ahead for
 # every item (matches rows up to (depth - 6) / 2 long read them); 0: every answer searches.
 OUTFITS_COMPUTED_NEIGHBOURS = int(os.environ.get("OUTFITS_COMPUTED_NEIGHBOURS", "24"))
+# A change of up to this many products is loaded by the request that first sees it (a few ms);
+# a larger one (a big import) is loaded beside, in a thread of each web process, while its
+# requests keep answering from the previous snapshot: they never wait for a reload.
+OUTFITS_SNAPSHOT_INLINE_PRODUCTS = int(os.environ.get("OUTFITS_SNAPSHOT_INLINE_PRODUCTS", "2000"))
 # FAISS threads of a process that serves matches (one query at a time: 1 is fastest).
 OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREADS", "1"))
 

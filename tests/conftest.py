@@ -28,11 +28,14 @@ def isolated_files(settings, tmp_path: Path):
     settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")
     settings.OUTFITS_TRAINING_EPOCHS = 8
     from embeddings import services
+    from outfits import serving
 
-    # No model version, nor a failure to load one, leaks from one test's files into another.
-    services._loaded = services._photo_failed = None
+    # No model version, nor a failure to load one, nor a serving snapshot (which a later test
+    # would otherwise start from, reloading a large change of its own beside), leaks from one
+    # test's files into another.
+    services._loaded = services._photo_failed = serving._snapshot = None
     yield
-    services._loaded = services._photo_failed = None
+    services._loaded = services._photo_failed = serving._snapshot = None
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """Helpers the test modules import (a module of its own: `from conftest import` is ambiguous
 once a test folder has its own conftest.py)."""
 
+import json
 import os
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +25,20 @@ def wait_for(condition: Callable[[], object], what: str, timeout: float = 300, e
             return result
         time.sleep(every)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def matches_status(base_url: str, raw_key: str, sku: str, timeout: float = 30) -> int:
+    """The HTTP status of a web server's matches answer for `sku` (its body read whole)."""
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/products/{sku}/matches/",
+        headers={"Authorization": f"Api-Key {raw_key}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            json.load(response)
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 CHROMIUM = Path("/usr/bin/chromium")

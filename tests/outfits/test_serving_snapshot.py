@@ -2,8 +2,6 @@
 noticed on the next request, a change reloads only the products it touched, and a web server
 process sees a change committed by another process."""
 
-import json
-import urllib.request
 from decimal import Decimal
 
 import pytest
@@ -14,6 +12,7 @@ from catalog.models import Category, Product
 from outfits.api_keys import create_api_key, revoke_api_key
 from outfits.models import BlockedProduct, PinnedMatch
 from outfits.serving import current_snapshot
+from tests.support import matches_status
 
 
 @pytest.fixture
@@ -105,21 +104,9 @@ def test_a_web_server_process_sees_a_change_committed_by_another(web_server, set
     product = Product.objects.create(sku="T0", title="Top", category=tops, in_stock=True)
     _, raw_key = create_api_key("shop")
 
-    def matches_status() -> int:
-        request = urllib.request.Request(
-            f"{web_server}/api/v1/products/T0/matches/",
-            headers={"Authorization": f"Api-Key {raw_key}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                json.load(response)
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
-
-    assert matches_status() == 200
+    assert matches_status(web_server, raw_key, "T0") == 200
     Product.objects.filter(pk=product.pk).update(active=False)  # committed: autocommit
-    assert matches_status() == 404
+    assert matches_status(web_server, raw_key, "T0") == 404
     product.active = True
     product.save()
-    assert matches_status() == 200
+    assert matches_status(web_server, raw_key, "T0") == 200

@@ -46,7 +46,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from hot_swap import ROOT, free_port, manage
+from hot_swap import LOCAL_SITE, ROOT, free_port, manage
 
 TARGET_P99_MS = 25.0
 TARGET_REQUESTS_PER_SECOND = 500.0
@@ -145,7 +145,7 @@ def code_version() -> str:
     def git(*arguments: str) -> str:
         return subprocess.run(
             ["git", *arguments], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
+        ).stdout.rstrip()  # not strip(): a status line starts with a space
 
     changed = git("status", "--porcelain", "--", "outfits", "catalog", "embeddings")
     files = [line[3:] for line in changed.splitlines()]
@@ -611,6 +611,7 @@ def measure_catalog(count: int, options) -> None:
         "REDIS_URL": redis_url(),
         "DJANGO_SETTINGS_MODULE": "outfits.settings",
         "LOG_LEVEL": "WARNING",
+        **LOCAL_SITE,
     }
     print(f"\n== {count:,} products (var folder {folder}) ==", flush=True)
     reset_database(options.postgres, options.database, create=True)

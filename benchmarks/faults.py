@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 from api import authorization, build_shop, code_version, machine, matches_path
-from hot_swap import ROOT, free_port, manage
+from hot_swap import LOCAL_SITE, ROOT, free_port, manage
 
 PG_BIN = Path(os.environ.get("OUTFITS_PG_BIN", "/usr/local/bin"))
 RECOVERED_SHARE = 0.9  # of the steady rate of 200s
@@ -196,8 +196,7 @@ def run(options) -> dict:
             "REDIS_URL": redis.url,
             "OUTFITS_VAR_DIR": str(folder / "var"),
             "DJANGO_SETTINGS_MODULE": "outfits.settings",
-            "DJANGO_SECRET_KEY": "benchmark-faults-" + "x" * 40,
-            "OUTFITS_PRODUCTION": "false",
+            **LOCAL_SITE,
             "LOG_LEVEL": "WARNING",
         }
         manage(env, "migrate")

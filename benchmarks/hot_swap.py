@@ -26,6 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The site's processes a benchmark starts run as a local install (plain HTTP on 127.0.0.1), on
+# PostgreSQL too, where the settings would otherwise require production's own secret key.
+LOCAL_SITE = {"OUTFITS_PRODUCTION": "false", "DJANGO_SECRET_KEY": "benchmarks-only-" + "x" * 40}
 
 
 def manage(env: dict[str, str], *arguments: str) -> None:

@@ -338,6 +338,10 @@ OUTFITS_SNAPSHOT_INLINE_PRODUCTS = int(os.environ.get("OUTFITS_SNAPSHOT_INLINE_P
 # FAISS threads of a process that serves matches (one query at a time: 1 is fastest).
 OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREADS", "1"))
 
+# Celery workers (imports, training) run at this niceness (0-19; 0: as web workers), so web
+# requests get the cores first on a machine the two share (outfits.cpu_priority).
+OUTFITS_BACKGROUND_NICENESS = int(os.environ.get("OUTFITS_BACKGROUND_NICENESS", "10"))
+
 # --- Retraining ---
 # A run's heavy work fans out over Celery workers when this names a queue: its new images in
 # chunks of OUTFITS_EMBEDDING_CHUNK, and the new version's computed neighbours in chunks of

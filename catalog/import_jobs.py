@@ -187,14 +187,26 @@ def rejections_csv(job: ImportJob) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["line", "column", "value", "reason"])
-    rows = job.rejections.order_by("line", "pk").values_list("line", "column", "value", "reason")
-    for count, (line, column, value, reason) in enumerate(rows.iterator(chunk_size=2000), 1):
-        writer.writerow([line, *map(spreadsheet_safe, (column, value, reason))])
-        if count % 1000 == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
+    for page in rejection_pages(job):
+        for line, column, value, reason in page:
+            writer.writerow([line, *map(spreadsheet_safe, (column, value, reason))])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
     yield buffer.getvalue()
+
+
+def rejection_pages(job: ImportJob, size: int = 2000) -> Iterator[list[tuple]]:
+    """(line, column, value, reason) of a job's rejections by line, in pages of one query each
+    (keyset: no server-side cursor, whose fetches a web process's query deadline misses)."""
+    rows = job.rejections.order_by("line", "pk")
+    after = Q()
+    while page := list(
+        rows.filter(after).values_list("line", "pk", "column", "value", "reason")[:size]
+    ):
+        yield [(line, column, value, reason) for line, _, column, value, reason in page]
+        line, pk = page[-1][:2]
+        after = Q(line__gt=line) | Q(line=line, pk__gt=pk)
 
 
 def enqueue_import_job(job: ImportJob) -> None:

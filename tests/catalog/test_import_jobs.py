@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog.import_jobs import rejections_csv, rerun_for_real, run_import_job
-from catalog.models import Category, ImportJob, Product
+from catalog.import_jobs import rejection_pages, rejections_csv, rerun_for_real, run_import_job
+from catalog.models import Category, ImportJob, ImportRejection, Product
 
 HEADER = "sku,title,category,colour,price,in_stock,image,season\n"
 
@@ -183,6 +183,20 @@ def test_report_cells_never_run_as_spreadsheet_formulas(run_import):
     assert rows[0] == ["line", "column", "value", "reason"]
     assert [row[2] for row in rows[1:]] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", "'-2"]
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+def test_the_report_reads_every_rejection_once_in_order_page_by_page(run_import):
+    job = run_import("sku,category\nA,Tops\n")
+    # Several rejections on one line, added out of order; pages that end inside a line.
+    ImportRejection.objects.bulk_create(
+        ImportRejection(job=job, line=line, column=f"c{n}", value="v", reason="r")
+        for n, line in enumerate([5, 2, 2, 9, 2, 5, 7, 2])
+    )
+    everything = list(job.rejections.values_list("line", "column", "value", "reason"))
+    pages = list(rejection_pages(job, size=3))
+    assert [len(page) for page in pages] == [3, 3, 2]
+    assert [row for page in pages for row in page] == everything
+    assert [line for line, *_ in everything] == [2, 2, 2, 2, 5, 5, 7, 9]
 
 
 def test_oversized_images_are_refused_before_decoding(run_import, images, draw_image):

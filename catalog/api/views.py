@@ -51,6 +51,8 @@ class ImportJobSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+            "worker",
+            "heartbeat_at",
         ]
 
     def get_url(self, job: ImportJob) -> str:

@@ -141,3 +141,16 @@ def test_the_heartbeat_outlives_a_lost_database_connection(settings, caplog):
         wait_for(lambda: stamp() > before, "a heartbeat after the loss", timeout=30, every=0.05)
         assert heartbeat.thread.is_alive()
     assert f"heartbeat of import job {job.pk} missed" in caplog.text
+
+
+def test_the_rest_api_says_which_worker_holds_a_job_and_when_it_last_beat(db):
+    from rest_framework.test import APIClient
+
+    job = new_job()
+    held_by(job, "host-a pid 7", seconds_ago=5)
+    client = APIClient()
+    client.force_authenticate(get_user_model().objects.create_superuser("boss"))
+    shown = client.get(f"/api/v1/imports/{job.pk}/").json()
+    assert shown["status"] == "running" and shown["worker"] == "host-a pid 7"
+    beat = ImportJob.objects.get(pk=job.pk).heartbeat_at
+    assert shown["heartbeat_at"] == beat.isoformat().replace("+00:00", "Z")

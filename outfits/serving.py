@@ -142,40 +142,51 @@ class ServingSnapshot:
 CARD_PAGE = 5_000
 
 
-def load_cards(rules: Rules, ids: set[int] | None = None) -> list[tuple[int, ProductCard | None]]:
+def load_cards(
+    rules: Rules, ids: set[int] | None = None, gentle: bool = False
+) -> list[tuple[int, ProductCard | None]]:
     """(id, card) of the active products (of `ids` only, if given); None for an id that is no
     longer an active product. Read in pages of one query each, so that every read carries the
-    web processes' query deadline (a server-side cursor's fetches would not)."""
+    web processes' query deadline (a server-side cursor's fetches would not); `gentle`: after
+    each page, idle as long as it took, leaving this process's requests half the time."""
     categories = rules.categories
     loaded: list[tuple[int, ProductCard | None]] = []
-    for page in _card_rows(ids):
+    pages = _card_rows(ids, CARD_PAGE // 5 if gentle else CARD_PAGE)
+    while True:
+        started = time.perf_counter()
+        if (page := next(pages, None)) is None:
+            break
         loaded += [
             (pk, ProductCard(pk, sku, title, categories[category], *rest))
             for pk, sku, title, category, *rest in page
         ]
+        if gentle:
+            time.sleep(time.perf_counter() - started)
     if ids is not None:
         found = {pk for pk, _ in loaded}
         loaded += [(pk, None) for pk in ids - found]
     return loaded
 
 
-def _card_rows(ids: set[int] | None) -> Iterator[list[tuple]]:
+def _card_rows(ids: set[int] | None, size: int) -> Iterator[list[tuple]]:
     active = Product.objects.filter(active=True).order_by("pk")
     if ids is not None:
         ordered = sorted(ids)
-        for start in range(0, len(ordered), CARD_PAGE):
-            chunk = ordered[start : start + CARD_PAGE]
+        for start in range(0, len(ordered), size):
+            chunk = ordered[start : start + size]
             yield list(active.filter(pk__in=chunk).values_list(*CARD_FIELDS))
         return
     after = 0
-    while page := list(active.filter(pk__gt=after).values_list(*CARD_FIELDS)[:CARD_PAGE]):
+    while page := list(active.filter(pk__gt=after).values_list(*CARD_FIELDS)[:size]):
         yield page
         after = page[-1][0]
 
 
-def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> ServingSnapshot:
+def build_snapshot(
+    previous: ServingSnapshot | None, now: Generation, gentle: bool = False
+) -> ServingSnapshot:
     """The snapshot at change `now`: from `previous` plus the products changed since, or from
-    scratch when the change log cannot say what changed."""
+    scratch when the change log cannot say what changed (`gentle`: see load_cards)."""
     started = time.perf_counter()
     rules = Rules.load()
     changed = products_changed_between(previous.generation, now) if previous else None
@@ -183,7 +194,7 @@ def build_snapshot(previous: ServingSnapshot | None, now: Generation) -> Serving
         products, sku_of_id = dict(previous.products), dict(previous.sku_of_id)
     else:
         products, sku_of_id = {}, {}
-    for pk, card in load_cards(rules, changed):
+    for pk, card in load_cards(rules, changed, gentle):
         old_sku = sku_of_id.pop(pk, None)
         if old_sku is not None:
             products.pop(old_sku, None)
@@ -256,12 +267,12 @@ def _up_to_date(snapshot: ServingSnapshot | None) -> ServingSnapshot:
     return snapshot
 
 
-def _build(now: Generation) -> ServingSnapshot:
+def _build(now: Generation, gentle: bool = False) -> ServingSnapshot:
     global _snapshot
     with _lock:
         snapshot = _snapshot
         if snapshot is None or snapshot.generation != now:
-            snapshot = _snapshot = build_snapshot(snapshot, now)
+            snapshot = _snapshot = build_snapshot(snapshot, now, gentle)
     return snapshot
 
 
@@ -276,7 +287,7 @@ def _build_beside() -> None:
 def _build_latest() -> None:
     """The build beside: the snapshot at the latest change, swapped in whole when ready."""
     try:
-        _build(current_generation())
+        _build(current_generation(), gentle=True)
     except database.DATABASE_ERRORS as error:
         database.mark_unavailable(error)
     except Exception:

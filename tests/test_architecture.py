@@ -19,6 +19,7 @@ ENGINE_MODULES = [
     "photo",
     "pretrain",
     "progress",
+    "refresh",
     "space",
     "text",
     "train",

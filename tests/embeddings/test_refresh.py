@@ -1,0 +1,136 @@
+"""A refreshed index answers exactly as the same version built whole on the changed catalog:
+same rows, vectors, indexes, computed neighbours (both directions) and matches."""
+
+import numpy as np
+import pytest
+
+from embeddings.cooccurrence import CoOccurrence
+from embeddings.index import CompatibilityIndex, build_category_index, rows_by_category
+from embeddings.refresh import Upsert, refreshed
+from embeddings.space import PairWeights
+
+DIMENSIONS = 16
+DEPTH = 8
+# Sizes: one category smaller than the depth, one that only ever appears in a refresh.
+SIZES = {"Tops": 60, "Trousers": 50, "Shoes": 40, "Bags": 30, "Belts": 5}
+
+
+def unit(rng: np.random.Generator, count: int) -> np.ndarray:
+    vectors = rng.normal(size=(count, DIMENSIONS)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture
+def version():
+    """A version's index of random items, outfits (curated co-occurrence) and pair weights."""
+    rng = np.random.default_rng(3)
+    categories = [name for name, size in SIZES.items() for _ in range(size)]
+    skus = [f"{category[:3].upper()}{n}" for n, category in enumerate(categories)]
+    rows = rows_by_category(categories)
+    outfits = [
+        [int(rng.choice(rows[c])) for c in ("Tops", "Trousers", "Shoes", "Bags", "Belts")[:k]]
+        for k in rng.integers(2, 6, size=40)
+    ]
+    names = list(SIZES)
+    pairs = [(a, b) for a in range(len(names)) for b in range(a + 1, len(names))][:6]
+    weights = rng.uniform(0.2, 1.8, size=(len(pairs), DIMENSIONS)).astype(np.float32)
+    index = CompatibilityIndex.build(
+        skus,
+        categories,
+        unit(rng, len(skus)),
+        outfits,
+        cooccurrence_weight=0.4,
+        pair_weights=PairWeights(names, np.array(pairs), weights),
+        neighbour_depth=DEPTH,
+    )
+    outfit_skus = [[skus[row] for row in outfit] for outfit in outfits]
+    return index, outfit_skus, rng
+
+
+def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_skus):
+    """The same version built on the changed catalog from scratch: its complements, pair
+    weights and curated outfits (without the removed items), every index and list anew."""
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    outfits = [[row_of[s] for s in outfit if s in row_of] for outfit in outfit_skus]
+    whole = CompatibilityIndex(
+        list(skus),
+        list(categories),
+        vectors,
+        {c: build_category_index(vectors[r], r) for c, r in rows_by_category(categories).items()},
+        before.complements,
+        CoOccurrence.from_outfits(outfits, before.cooccurrence.weight),
+        before.pair_weights,
+    )
+    whole.neighbours = whole.computed_neighbours(DEPTH)
+    return whole
+
+
+def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(version):
+    before, outfit_skus, rng = version
+    in_outfits = {sku for outfit in outfit_skus for sku in outfit}
+    removals = ["TOP0", "TRO61", "BEL235", *sorted(in_outfits)[:3]]  # BEL: under the depth
+    changed = ["TOP5", "SHO120", sorted(in_outfits)[10]]  # new images
+    moved = ["BAG150"]  # recategorised
+    added = {
+        f"NEW{n}": Upsert(c, v)
+        for n, (c, v) in enumerate(
+            zip(
+                ["Tops", "Shoes", "Belts", "Bags", "Hats", "Hats", "Trousers"] * 3,
+                unit(rng, 21),
+                strict=False,
+            )
+        )
+    }
+    upserts = {
+        sku: Upsert(before.categories[before.row_of_sku[sku]], v)
+        for sku, v in zip(changed, unit(rng, len(changed)), strict=True)
+    }
+    upserts |= {sku: Upsert("Belts", before.vectors[before.row_of_sku[sku]]) for sku in moved}
+    upserts |= added
+
+    after = refreshed(before, upserts, removals)
+
+    gone = set(removals) - set(upserts)  # a SKU both removed and upserted is upserted
+    kept = [sku for sku in before.skus if sku not in gone]
+    assert after.skus == kept + list(added)
+    categories = [
+        upserts[sku].category if sku in upserts else before.categories[before.row_of_sku[sku]]
+        for sku in after.skus
+    ]
+    vectors = np.stack(
+        [
+            upserts[sku].vector if sku in upserts else before.vectors[before.row_of_sku[sku]]
+            for sku in after.skus
+        ]
+    ).astype(np.float32)
+    whole = built_whole(before, after.skus, categories, vectors, outfit_skus)
+    assert after.categories == whole.categories
+    np.testing.assert_array_equal(after.vectors, whole.vectors)
+    assert after.cooccurrence.partners == whole.cooccurrence.partners
+    np.testing.assert_array_equal(after.neighbours, whole.neighbours)
+    for sku in after.skus:
+        for other in after.complements_of(after.categories[after.row_of_sku[sku]]):
+            for count in (4, DEPTH, DEPTH + 5):  # computed, and searched in the indexes
+                got, expected = after.nearest(sku, other, count), whole.nearest(sku, other, count)
+                assert [s for s, _ in got] == [s for s, _ in expected], (sku, other, count)
+                np.testing.assert_allclose([x for _, x in got], [x for _, x in expected], 1e-5)
+
+    # Both directions: a newcomer has lists of its own and is in existing products' lists.
+    newcomer = after.row_of_sku["NEW1"]  # Shoes
+    assert (after.neighbours[newcomer] >= 0).any()
+    assert (after.neighbours == newcomer).any()
+    # Removed and changed-away products are in no list of their old category.
+    for sku in gone:
+        assert sku not in after.row_of_sku
+    belts = after.rows_of_category["Belts"]
+    assert after.row_of_sku["BAG150"] in belts.tolist()
+
+
+def test_an_unchanged_category_keeps_its_index_and_no_change_is_the_same_index(version):
+    before, _, rng = version
+    after = refreshed(before, {"NEW": Upsert("Shoes", unit(rng, 1)[0])}, [])
+    assert after.indexes["Tops"] is before.indexes["Tops"]  # nothing renumbered: reused
+    assert after.indexes["Shoes"] is not before.indexes["Shoes"]
+    same = refreshed(before, {}, ["NOT-THERE"])
+    np.testing.assert_array_equal(same.neighbours, before.neighbours)
+    assert same.skus == before.skus

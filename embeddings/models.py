@@ -114,3 +114,42 @@ class TrainingRun(models.Model):
         from django.utils import timezone
 
         return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
+
+
+class VersionRefresh(models.Model):
+    """The active version refreshed with catalog changes, without retraining
+    (embeddings.version_refresh): the products it embedded, replaced and removed, and the
+    directory it wrote, which the version then serves. One runs at a time per version: the
+    database refuses a second `running` row."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        DROPPED = "dropped"  # its version stopped being the active one meanwhile
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="refreshes")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    directory = models.CharField(max_length=200, blank=True)
+    added = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version"],
+                condition=models.Q(status="running"),
+                name="one_running_refresh_per_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"refresh {self.pk} of {self.version}"

@@ -103,6 +103,7 @@ def train_model_version(
         train_compatibility_head,
         trained_space,
     )
+    from .version_refresh import write_fingerprints
 
     stopwatch = Stopwatch()
     progress("preparing", 0, 1)
@@ -168,6 +169,7 @@ def train_model_version(
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         check_cancelled()
         index.save(writer.directory)
+        write_fingerprints(writer.directory, products)
         if fan_out:  # the workers read the version's files, written but not yet committed
             from .fanout import neighbours_on_workers
 
@@ -535,6 +537,9 @@ def collect_old_versions(keep: int | None = None) -> list[str]:
     for version in ModelVersion.objects.order_by("-created_at", "-pk")[keep:]:
         if version.pk in protected:
             continue
+        # Its own directory, and those its refreshes wrote (embeddings.version_refresh).
+        for directory in [root / version.name, *root.glob(f"{version.name}.r*")]:
+            shutil.rmtree(directory, ignore_errors=True)
         shutil.rmtree(root / version.directory, ignore_errors=True)
         version.delete()
         removed.append(version.name)
@@ -568,20 +573,21 @@ def _of_active_version(
     version: ModelVersion | None = ASK_THE_DATABASE,
 ) -> tuple[ModelVersion, Any] | None:
     """The active `version` (by default: one small query) and `load(its directory)`, kept in
-    this module's global `slot`. When another version becomes active, one thread loads it
-    while the others go on with the loaded one; then all switch at once."""
+    this module's global `slot`. When another version becomes active, or a refresh points the
+    active one at a new directory, one thread loads it while the others go on with the loaded
+    one; then all switch at once."""
     if version is ASK_THE_DATABASE:
         version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
         return None
     current = globals()[slot]
-    if current is not None and current[0].pk == version.pk:
+    if current is not None and _same(current[0], version):
         return current
     if not lock.acquire(blocking=current is None):
         return current  # another thread is loading the new version
     try:
         loaded = globals()[slot]
-        if loaded is None or loaded[0].pk != version.pk:
+        if loaded is None or not _same(loaded[0], version):
             directory = Path(settings.OUTFITS_MODEL_DIR) / version.directory
             loaded = (version, load(directory))
             globals()[slot] = loaded
@@ -589,6 +595,11 @@ def _of_active_version(
         return loaded
     finally:
         lock.release()
+
+
+def _same(loaded: ModelVersion, version: ModelVersion) -> bool:
+    """The same version in the same directory: a refresh points the version at a new one."""
+    return loaded.pk == version.pk and loaded.directory == version.directory
 
 
 def active_compatibility_index(

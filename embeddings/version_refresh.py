@@ -1,0 +1,214 @@
+"""The active model version refreshed with the catalog's changes, without retraining: products
+added since it was built, or changed in what its model sees of them (image, title, colour,
+category, attributes), are embedded by the version's own frozen pipeline (its backbone, tuned
+image-tower top and compatibility head: what its training gave the catalog) and put into its
+index; products no longer active are taken out; the computed neighbours follow in both
+directions (embeddings.refresh). The result is written as a new, whole, checksummed directory
+beside the old one, and the version is pointed at it in one transaction: web processes load
+it as they load a newly activated version, while the previous one keeps serving."""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from catalog.heartbeat import Heartbeat
+from catalog.models import Product
+
+from .artifacts import MANIFEST_NAME, ModelVersionWriter, read_manifest
+from .index import CompatibilityIndex
+from .models import ModelVersion, VersionRefresh
+from .progress import Progress, no_progress
+from .refresh import Upsert, refreshed
+
+logger = logging.getLogger(__name__)
+
+# sku → fingerprint of what the model saw of each product (fingerprint()), in every version
+# directory written since refreshes exist; a version without it refreshes additions and
+# removals only.
+FINGERPRINTS_FILE = "fingerprints.json"
+Status = VersionRefresh.Status
+
+
+class RefreshBusy(RuntimeError):
+    """Another refresh of the version is running."""
+
+
+def fingerprint(product: Product) -> str:
+    """What the model sees of a product, hashed: its image (by content) and its words."""
+    from .services import item_text
+
+    seen = f"{product.image_sha256 or product.image.name}\n{item_text(product)}"
+    return hashlib.sha256(seen.encode()).hexdigest()[:16]
+
+
+def write_fingerprints(directory: Path, products: list[Product]) -> None:
+    fingerprints = {product.sku: fingerprint(product) for product in products}
+    (directory / FINGERPRINTS_FILE).write_text(json.dumps(fingerprints))
+
+
+class RefreshHeartbeat(Heartbeat):
+    def __init__(self, refresh: VersionRefresh) -> None:
+        super().__init__(str(refresh), settings.OUTFITS_TRAINING_HEARTBEAT_SECONDS)
+        self.refresh_id = refresh.pk
+
+    def beat(self) -> None:
+        VersionRefresh.objects.filter(pk=self.refresh_id, status=Status.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+
+
+def refresh_active_version(progress: Progress = no_progress) -> VersionRefresh | None:
+    """Refresh the active version with what changed in the catalog since it was built or last
+    refreshed; None when no version is active. Raises RefreshBusy while another refresh of it
+    runs (one whose worker went silent is failed first and does not count)."""
+    version = ModelVersion.objects.filter(is_active=True).first()
+    if version is None:
+        return None
+    refresh = _claim(version)
+    started = time.monotonic()
+    try:
+        with RefreshHeartbeat(refresh):
+            _run(version, refresh, progress)
+    except Exception as error:
+        logger.exception("%s failed", refresh)
+        VersionRefresh.objects.filter(pk=refresh.pk).update(
+            status=Status.FAILED,
+            message=f"{type(error).__name__}: {error}",
+            seconds=time.monotonic() - started,
+            finished_at=timezone.now(),
+        )
+        raise
+    refresh.refresh_from_db()
+    return refresh
+
+
+def _claim(version: ModelVersion) -> VersionRefresh:
+    stale = timezone.now() - timedelta(seconds=settings.OUTFITS_TRAINING_STALE_SECONDS)
+    VersionRefresh.objects.filter(
+        version=version, status=Status.RUNNING, heartbeat_at__lt=stale
+    ).update(
+        status=Status.FAILED,
+        message="its worker stopped sending heartbeats (killed or lost)",
+        finished_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic():
+            return VersionRefresh.objects.create(
+                version=version,
+                worker=f"{socket.gethostname()} pid {os.getpid()}",
+                heartbeat_at=timezone.now(),
+            )
+    except IntegrityError:
+        running = VersionRefresh.objects.filter(version=version, status=Status.RUNNING).first()
+        raise RefreshBusy(f"{running or 'another refresh'} is running") from None
+
+
+def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> None:
+    from .services import embeddable_products
+
+    started = time.monotonic()
+    root = Path(settings.OUTFITS_MODEL_DIR)
+    served = root / version.directory
+    manifest = read_manifest(served, verify_checksums=False)
+    index = CompatibilityIndex.load(served)
+    known_file = served / FINGERPRINTS_FILE
+    known = json.loads(known_file.read_text()) if known_file.is_file() else {}
+
+    products = {p.sku: p for p in embeddable_products()}
+    fingerprints = {sku: fingerprint(p) for sku, p in products.items()}
+    new_or_changed = [
+        sku
+        for sku, print_ in fingerprints.items()
+        if sku not in index.row_of_sku or known.get(sku, print_) != print_
+    ]
+    removals = [sku for sku in index.skus if sku not in products]
+    added = sum(sku not in index.row_of_sku for sku in new_or_changed)
+    counts = {"added": added, "changed": len(new_or_changed) - added, "removed": len(removals)}
+    if not new_or_changed and not removals:
+        _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
+        return
+
+    upserts = _embedded(served, manifest, [products[sku] for sku in new_or_changed], progress)
+    after = refreshed(index, upserts, removals)
+    name = f"{version.name}.r{refresh.pk}"
+    with ModelVersionWriter(root, name) as writer:
+        after.save(writer.directory)
+        for file in served.rglob("*"):  # the head, probe and tuned top: the version's own
+            target = writer.directory / file.relative_to(served)
+            if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(file, target)
+        (writer.directory / FINGERPRINTS_FILE).write_text(
+            json.dumps({sku: fingerprints.get(sku, known.get(sku)) for sku in after.skus})
+        )
+        facts = {
+            key: value
+            for key, value in manifest.items()
+            if key not in {"files", "name", "created_at", "format_version"}
+        }
+        directory = writer.commit(
+            **facts | {"item_count": len(after.skus), "refresh_of": version.name, **counts}
+        )
+    with transaction.atomic():
+        # Served by web processes from their next request, as an activation is.
+        pointed = ModelVersion.objects.filter(pk=version.pk, is_active=True).update(
+            directory=directory.name
+        )
+        if pointed:
+            _finish(refresh, Status.SUCCEEDED, started, counts, directory=directory.name)
+    if not pointed:
+        shutil.rmtree(directory, ignore_errors=True)
+        _finish(refresh, Status.DROPPED, started, counts, message="no longer the active version")
+        return
+    _collect_refreshes(version, keep={directory.name, served.name})
+    logger.info("%s: %s in %.1f s", refresh, counts, time.monotonic() - started)
+
+
+def _embedded(
+    directory: Path, manifest: dict, products: list[Product], progress: Progress
+) -> dict[str, Upsert]:
+    """The products' item vectors by the version's own pipeline (its PhotoEncoder, given each
+    product's own words)."""
+    from PIL import Image
+
+    from .photo import PhotoEncoder
+    from .services import item_text
+
+    encoder = PhotoEncoder.load(directory, manifest)
+    upserts = {}
+    for done, product in enumerate(products, 1):
+        with Image.open(product.image.path) as image:
+            query = encoder.encode(image, product.category.name, description=item_text(product))
+        upserts[product.sku] = Upsert(product.category.name, query.vector)
+        progress("embedding", done, len(products))
+    return upserts
+
+
+def _finish(
+    refresh: VersionRefresh, status: str, started: float, counts: dict, **fields: str
+) -> None:
+    VersionRefresh.objects.filter(pk=refresh.pk).update(
+        status=status,
+        seconds=time.monotonic() - started,
+        finished_at=timezone.now(),
+        **counts,
+        **fields,
+    )
+
+
+def _collect_refreshes(version: ModelVersion, keep: set[str]) -> None:
+    """Delete the version's refresh directories but the served one and the one before it (a
+    web process may still be loading that)."""
+    for directory in Path(settings.OUTFITS_MODEL_DIR).glob(f"{version.name}.r*"):
+        if directory.name not in keep:
+            shutil.rmtree(directory, ignore_errors=True)

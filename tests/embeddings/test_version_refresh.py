@@ -1,0 +1,106 @@
+"""The active version refreshed with new arrivals, without retraining: they are embedded by its
+own pipeline, get learned matches, and enter existing products' matches; removed products
+leave; the version serves the refreshed directory from the next request."""
+
+import csv
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from catalog.models import Product
+from embeddings.models import VersionRefresh
+from embeddings.services import active_compatibility_index
+from embeddings.version_refresh import RefreshBusy, refresh_active_version
+
+MATCHES = "/api/v1/products/{}/matches/"
+
+
+def import_copies(small_catalog, skus: list[str]) -> list[str]:
+    """Import new products that look exactly like `skus` (same image and words), under new
+    SKUs; returns those."""
+    with small_catalog.products_csv.open() as handle:
+        rows = [row for row in csv.DictReader(handle) if row["sku"] in skus]
+    copies = small_catalog.products_csv.parent / f"new-{uuid.uuid4().hex[:8]}.csv"
+    with copies.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row | {"sku": f"NEW-{row['sku']}"})
+    call_command("import_catalog", str(copies))
+    return [f"NEW-{row['sku']}" for row in rows]
+
+
+def matched(storefront, sku: str) -> tuple[bool, list[str]]:
+    data = storefront.get(MATCHES.format(sku), {"limit": 9}).json()
+    return data["in_model"], [m["sku"] for g in data["groups"] for m in g["matches"]]
+
+
+def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
+    trained_shop, small_catalog, storefront, settings
+):
+    settings.OUTFITS_MATCH_DIVERSITY = 0  # a copy is a near-duplicate: keep it in the row
+    _, index = active_compatibility_index()
+    # An existing product shown in another's matches: its copy must be shown there too.
+    anchor = index.skus[0]
+    original = matched(storefront, anchor)[1][0]
+    (newcomer,) = import_copies(small_catalog, [original])
+    assert matched(storefront, newcomer) == (False, [])  # pins only, before the refresh
+
+    refresh = refresh_active_version()
+
+    assert refresh.status == "succeeded", refresh.message
+    assert (refresh.added, refresh.changed, refresh.removed) == (1, 0, 0)
+    version, index = active_compatibility_index()
+    assert version.directory == refresh.directory == f"{version.name}.r{refresh.pk}"
+    # Embedded by the version's own pipeline: the vector its training gave the original, to
+    # float tolerance (one image at a time here, in batches there; tokens cached in float16).
+    np.testing.assert_allclose(
+        index.vectors[index.row_of_sku[newcomer]],
+        index.vectors[index.row_of_sku[original]],
+        atol=1e-3,
+    )
+    in_model, own = matched(storefront, newcomer)
+    # Its own learned matches (not the original's: no stylist put the newcomer in an outfit,
+    # so no curated partner lifts any of them).
+    assert in_model and len(own) >= 9 and newcomer not in own
+    assert newcomer in matched(storefront, anchor)[1]
+
+    # Taken away: out of every list, and the refresh says so.
+    Product.objects.filter(sku=newcomer).update(active=False)
+    again = refresh_active_version()
+    assert (again.added, again.changed, again.removed) == (0, 0, 1)
+    _, index = active_compatibility_index()
+    assert newcomer not in index.row_of_sku and newcomer not in matched(storefront, anchor)[1]
+    assert refresh_active_version().message == "nothing changed"
+
+
+def test_a_changed_image_is_embedded_again_and_nothing_else_is(trained_shop):
+    _, before = active_compatibility_index()
+    first, second = before.skus[0], before.skus[-1]
+    other = Product.objects.get(sku=second)
+    Product.objects.filter(sku=first).update(
+        image=other.image.name, image_sha256=other.image_sha256
+    )
+    refresh = refresh_active_version()
+    assert (refresh.added, refresh.changed, refresh.removed) == (0, 1, 0)
+    _, after = active_compatibility_index()
+    assert after.skus == before.skus
+    changed = after.row_of_sku[first]
+    assert not np.allclose(after.vectors[changed], before.vectors[changed], atol=1e-3)
+    unchanged = np.arange(len(after.skus)) != changed
+    np.testing.assert_array_equal(after.vectors[unchanged], before.vectors[unchanged])
+
+
+def test_one_refresh_of_a_version_at_a_time(trained_shop):
+    beat = timezone.now()
+    VersionRefresh.objects.create(version=trained_shop, worker="elsewhere", heartbeat_at=beat)
+    with pytest.raises(RefreshBusy, match="running"):
+        refresh_active_version()
+    # Its worker silent past the stale limit: failed, and this one runs.
+    VersionRefresh.objects.update(heartbeat_at=beat - timedelta(hours=1))
+    assert refresh_active_version().status == "succeeded"
+    assert VersionRefresh.objects.filter(status="failed", worker="elsewhere").exists()

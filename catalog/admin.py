@@ -26,6 +26,7 @@ from .import_jobs import (
     resume_import_job,
 )
 from .models import Category, ImportJob, Product
+from .signals import catalog_changed
 
 REJECTIONS_SHOWN = 100
 MAY_NOT_IMPORT = "Importing needs the permission catalog.add_importjob (Can add import job)."
@@ -58,6 +59,15 @@ class ProductAdmin(admin.ModelAdmin):
     search_fields = ["sku", "title"]
     readonly_fields = ["image_sha256", "image_source", "created_at", "updated_at"]
     list_select_related = ["category"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        catalog_changed.send(sender=Product, product=obj)
+
+    def delete_model(self, request, obj) -> None:
+        super().delete_model(request, obj)
+        catalog_changed.send(sender=Product, product=obj)
+
     list_per_page = 50
 
     @admin.display(description="")

@@ -33,6 +33,7 @@ from .csv_import import (
 from .heartbeat import Heartbeat
 from .image_sources import ArchiveRejected, ImageSources, UrlFetcher, extract_archive
 from .models import Category, ImportJob, ImportRejection, Product, import_files_storage
+from .signals import catalog_changed
 
 logger = logging.getLogger(__name__)
 
@@ -478,6 +479,8 @@ def _run_claimed(job: ImportJob, token: str, progress: Callable[[ImportJob], Non
         raise ImportClaimLost(
             f"Import job {job.pk} stopped: its claim was taken before it could record its outcome."
         )
+    if not job.dry_run and job.kind == ImportJob.Kind.CATALOG:
+        catalog_changed.send(sender=ImportJob, job=job)
 
 
 def release_files(job: ImportJob) -> None:

@@ -6,8 +6,9 @@ OUTFITS_FANOUT_QUEUE."""
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
-from . import fanout, training_runs
+from . import fanout, training_runs, version_refresh
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +55,14 @@ def compute_neighbours_chunk(
     return fanout.write_chunk(
         output, lambda: fanout.neighbours_chunk(directory, category, start, stop, depth)
     )
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=120)
+def refresh_version(self) -> str | None:
+    """Refresh the active version with the catalog's changes (version_refresh); while another
+    refresh of it runs, again a little later (that one may have missed these changes)."""
+    try:
+        refresh = version_refresh.refresh_active_version()
+    except version_refresh.RefreshBusy as busy:
+        raise self.retry(countdown=settings.OUTFITS_REFRESH_DELAY_SECONDS) from busy
+    return refresh.status if refresh else None

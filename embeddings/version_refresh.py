@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -54,6 +55,38 @@ def fingerprint(product: Product) -> str:
 def write_fingerprints(directory: Path, products: list[Product]) -> None:
     fingerprints = {product.sku: fingerprint(product) for product in products}
     (directory / FINGERPRINTS_FILE).write_text(json.dumps(fingerprints))
+
+
+PENDING_KEY = "outfits:version-refresh-pending"
+
+
+def request_refresh(**_) -> None:
+    """A catalog change (catalog.signals.catalog_changed): refresh the active version once it
+    commits, on the OUTFITS_REFRESH_QUEUE. Changes within OUTFITS_REFRESH_DELAY_SECONDS of a
+    request make one refresh (which takes in everything committed when it runs)."""
+    if settings.OUTFITS_REFRESH_ON_CHANGE:
+        transaction.on_commit(_enqueue)
+
+
+def _enqueue() -> None:
+    from .tasks import refresh_version
+
+    if not ModelVersion.objects.filter(is_active=True).exists():
+        return
+    delay = settings.OUTFITS_REFRESH_DELAY_SECONDS
+    if not settings.CELERY_TASK_ALWAYS_EAGER:  # in-process tasks run now, each on its own
+        try:
+            if not cache.add(PENDING_KEY, 1, timeout=delay):
+                return  # one is on its way, and will see this change too
+        except Exception:
+            logger.warning("no shared cache: the refresh is requested anyway", exc_info=True)
+    try:
+        refresh_version.apply_async(countdown=delay)
+    except Exception:
+        logger.exception(
+            "the refresh could not be queued (is the broker up?); run manage.py refresh_version"
+        )
+        cache.delete(PENDING_KEY)
 
 
 class RefreshHeartbeat(Heartbeat):

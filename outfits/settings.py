@@ -295,7 +295,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # The stale-run check and the scheduled retrain: a queue of their own, not stuck behind a
 # training (serve it from a worker process that does not train).
 OUTFITS_MAINTENANCE_QUEUE = os.environ.get("OUTFITS_MAINTENANCE_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
+# New and changed products refreshed into the active version (embeddings.version_refresh):
+# on each catalog change (an import's end, an admin save), at most one refresh per
+# OUTFITS_REFRESH_DELAY_SECONDS, on a queue of their own (a worker serving it besides
+# `training` keeps refreshes going while a training runs).
+OUTFITS_REFRESH_ON_CHANGE = env_bool("OUTFITS_REFRESH_ON_CHANGE", True)
+OUTFITS_REFRESH_QUEUE = os.environ.get("OUTFITS_REFRESH_QUEUE", "refresh")
+OUTFITS_REFRESH_DELAY_SECONDS = float(os.environ.get("OUTFITS_REFRESH_DELAY_SECONDS", "5"))
 CELERY_TASK_ROUTES = {
+    "embeddings.tasks.refresh_version": {"queue": OUTFITS_REFRESH_QUEUE},
     "embeddings.tasks.fail_stale_training_runs": {"queue": OUTFITS_MAINTENANCE_QUEUE},
     "embeddings.tasks.scheduled_retrain": {"queue": OUTFITS_MAINTENANCE_QUEUE},
     "embeddings.tasks.*": {"queue": OUTFITS_TRAINING_QUEUE},

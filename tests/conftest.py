@@ -211,6 +211,8 @@ def site_env(transactional_db, settings, use_backbone, tmp_path: Path) -> dict[s
             ),
             "CELERY_BROKER_URL": REDIS_URL,
             "OUTFITS_TRAINING_QUEUE": f"training-test-{uuid.uuid4().hex[:8]}",
+            "OUTFITS_REFRESH_QUEUE": f"refresh-test-{uuid.uuid4().hex[:8]}",
+            "OUTFITS_REFRESH_ON_CHANGE": "false",
             "OUTFITS_VAR_DIR": str(settings.VAR_DIR),
             "OUTFITS_MEDIA_ROOT": str(settings.MEDIA_ROOT),
             "OUTFITS_IMPORT_FILES_DIR": str(settings.OUTFITS_IMPORT_FILES_DIR),

@@ -53,3 +53,7 @@ if not os.environ.get("REDIS_URL"):
         }
     except OSError:
         pass
+
+# A catalog change does not refresh the active version in-process (a backbone load per import
+# after a training): the tests of refreshes turn it on.
+OUTFITS_REFRESH_ON_CHANGE = False

@@ -104,3 +104,15 @@ def test_one_refresh_of_a_version_at_a_time(trained_shop):
     VersionRefresh.objects.update(heartbeat_at=beat - timedelta(hours=1))
     assert refresh_active_version().status == "succeeded"
     assert VersionRefresh.objects.filter(status="failed", worker="elsewhere").exists()
+
+
+def test_an_import_refreshes_the_active_version_when_it_commits(
+    trained_shop, small_catalog, storefront, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTFITS_REFRESH_ON_CHANGE = True  # in-process tasks: the refresh runs at commit
+    _, index = active_compatibility_index()
+    with django_capture_on_commit_callbacks(execute=True):
+        (newcomer,) = import_copies(small_catalog, [index.skus[3]])
+    assert VersionRefresh.objects.get().added == 1
+    in_model, own = matched(storefront, newcomer)
+    assert in_model and own

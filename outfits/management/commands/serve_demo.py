@@ -34,7 +34,8 @@ class Command(BaseCommand):
                 "outfits",
                 "worker",
                 "-Q",
-                f"{settings.OUTFITS_TRAINING_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}",
+                f"{settings.OUTFITS_TRAINING_QUEUE},{settings.OUTFITS_REFRESH_QUEUE},"
+                f"{settings.CELERY_TASK_DEFAULT_QUEUE}",
                 "--pool=solo",
                 "--loglevel=WARNING",
                 "--without-gossip",

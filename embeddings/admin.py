@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from . import services, training_runs
 from .charts import loss_curve_svg, metric_bars_svg
 from .forms import RetrainForm
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, TrainingRun, VersionRefresh
 
 MAY_NOT_TRAIN = "Starting or cancelling trainings needs the permission embeddings.add_trainingrun."
 MAY_NOT_ACTIVATE = (
@@ -48,8 +48,25 @@ def metric(name: str, description: str):
     return show
 
 
+class VersionRefreshInline(admin.TabularInline):
+    """A version's refreshes with new and changed products (embeddings.version_refresh)."""
+
+    model = VersionRefresh
+    fields = ["started_at", "status", "added", "changed", "removed", "took", "message"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    verbose_name_plural = "Refreshes with new and changed products"
+
+    @admin.display(description="seconds")
+    def took(self, refresh: VersionRefresh) -> str:
+        return "—" if refresh.seconds is None else f"{refresh.seconds:.1f}"
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    inlines = [VersionRefreshInline]
     change_list_template = "admin/embeddings/modelversion/change_list.html"
     list_display = [
         "name",

@@ -134,6 +134,7 @@ class VersionRefresh(models.Model):
     added = models.PositiveIntegerField(default=0)
     changed = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
+    embedded = models.PositiveIntegerField(default=0)  # progress: products embedded so far
     seconds = models.FloatField(null=True, blank=True)
     message = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)

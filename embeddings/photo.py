@@ -165,6 +165,15 @@ class PhotoEncoder:
         return self._closest_category(backbone_vector)
 
     @torch.inference_mode()
+    def encode_words(self, description: str) -> np.ndarray:
+        """A product without a picture in the compatibility space, from its words alone: their
+        text vector stands in for the image half too (CLIP puts images and texts in one
+        space; the nearest a description comes to a picture)."""
+        text_vector = torch.from_numpy(encode_texts(self.backbone, [description]))
+        item = torch.cat([text_vector, text_vector], dim=1)
+        return self.head(item)[0].numpy().astype(np.float32)
+
+    @torch.inference_mode()
     def encode(
         self, image: Image.Image, category: str | None = None, *, description: str | None = None
     ) -> PhotoQuery:

@@ -506,6 +506,10 @@ def activate(version: ModelVersion) -> None:
         ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
         version.is_active, version.activated_at = True, timezone.now()
         version.save(update_fields=["is_active", "activated_at"])
+    from .version_refresh import request_refresh
+
+    # Products that arrived since it embedded the catalog (during its training, say) join it.
+    request_refresh()
 
 
 def previous_version() -> ModelVersion | None:

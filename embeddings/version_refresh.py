@@ -45,10 +45,11 @@ class RefreshBusy(RuntimeError):
 
 
 def fingerprint(product: Product) -> str:
-    """What the model sees of a product, hashed: its image (by content) and its words."""
+    """What the model sees of a product, hashed: its image (by content and stored name: an
+    image replaced in the admin has a new name, its hash is the importer's) and its words."""
     from .services import item_text
 
-    seen = f"{product.image_sha256 or product.image.name}\n{item_text(product)}"
+    seen = f"{product.image_sha256}|{product.image.name}\n{item_text(product)}"
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
@@ -111,7 +112,7 @@ def refresh_active_version(progress: Progress = no_progress) -> VersionRefresh |
     started = time.monotonic()
     try:
         with RefreshHeartbeat(refresh):
-            _run(version, refresh, progress)
+            _run(version, refresh, _recorded(refresh, progress))
     except Exception as error:
         logger.exception("%s failed", refresh)
         VersionRefresh.objects.filter(pk=refresh.pk).update(
@@ -123,6 +124,21 @@ def refresh_active_version(progress: Progress = no_progress) -> VersionRefresh |
         raise
     refresh.refresh_from_db()
     return refresh
+
+
+def _recorded(refresh: VersionRefresh, progress: Progress) -> Progress:
+    """`progress`, and the count of products embedded written to the refresh's row (at most
+    twice a second, and at the end)."""
+    written = [0.0]
+
+    def report(stage: str, done: int, total: int) -> None:
+        progress(stage, done, total)
+        now = time.monotonic()
+        if now - written[0] >= 0.5 or done == total:
+            written[0] = now
+            VersionRefresh.objects.filter(pk=refresh.pk).update(embedded=done)
+
+    return report
 
 
 def _claim(version: ModelVersion) -> VersionRefresh:
@@ -147,17 +163,18 @@ def _claim(version: ModelVersion) -> VersionRefresh:
 
 
 def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> None:
-    from .services import embeddable_products
-
     started = time.monotonic()
     root = Path(settings.OUTFITS_MODEL_DIR)
+    for orphan in root.glob(f".incomplete-{version.name}.r*"):  # of a refresh that died
+        shutil.rmtree(orphan, ignore_errors=True)
     served = root / version.directory
     manifest = read_manifest(served, verify_checksums=False)
     index = CompatibilityIndex.load(served)
     known_file = served / FINGERPRINTS_FILE
     known = json.loads(known_file.read_text()) if known_file.is_file() else {}
 
-    products = {p.sku: p for p in embeddable_products()}
+    # Every active product: one without a picture is matched from its words.
+    products = {p.sku: p for p in Product.objects.filter(active=True).select_related("category")}
     fingerprints = {sku: fingerprint(p) for sku, p in products.items()}
     new_or_changed = [
         sku
@@ -211,7 +228,7 @@ def _embedded(
     directory: Path, manifest: dict, products: list[Product], progress: Progress
 ) -> dict[str, Upsert]:
     """The products' item vectors by the version's own pipeline (its PhotoEncoder, given each
-    product's own words)."""
+    product's own words; from the words alone for a product without a picture)."""
     from PIL import Image
 
     from .photo import PhotoEncoder
@@ -220,9 +237,13 @@ def _embedded(
     encoder = PhotoEncoder.load(directory, manifest)
     upserts = {}
     for done, product in enumerate(products, 1):
-        with Image.open(product.image.path) as image:
-            query = encoder.encode(image, product.category.name, description=item_text(product))
-        upserts[product.sku] = Upsert(product.category.name, query.vector)
+        words = item_text(product)
+        if product.image:
+            with Image.open(product.image.path) as image:
+                vector = encoder.encode(image, product.category.name, description=words).vector
+        else:
+            vector = encoder.encode_words(words)
+        upserts[product.sku] = Upsert(product.category.name, vector)
         progress("embedding", done, len(products))
     return upserts
 

@@ -48,6 +48,10 @@ class GoesWellWith:
     model_version: str | None  # None: no model has been trained yet
     in_model: bool  # False: the product arrived after the active model was trained
     groups: list[CategoryMatches]
+    # Not in the model yet, and the refresh that puts it there is on its way.
+    matches_pending: bool = False
+    # In the model without a picture: its matches come from its words alone.
+    from_words: bool = False
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,20 @@ def goes_well_with(
             groups.append(CategoryMatches(placed[0].product.category, placed))
     version_name = version.name if version else None
     shown = [m for group in groups for m in group.matches]
-    return GoesWellWith(new_rec_id(version, shown), version_name, row is not None, groups)
+    pending = (
+        index is not None
+        and row is None
+        and bool(anchor.image)
+        and settings.OUTFITS_REFRESH_ON_CHANGE
+    )
+    return GoesWellWith(
+        new_rec_id(version, shown),
+        version_name,
+        row is not None,
+        groups,
+        pending,
+        from_words=row is not None and not anchor.image,
+    )
 
 
 LOOK_CANDIDATES_PER_CATEGORY = 6

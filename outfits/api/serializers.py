@@ -115,8 +115,16 @@ class GoesWellWithSerializer(serializers.Serializer):
     rec_id = serializers.CharField(help_text="Send it back with events (POST /events/).")
     model_version = serializers.CharField(allow_null=True)
     in_model = serializers.BooleanField(
-        help_text="false: the product arrived after the last training; its model matches "
-        "come with the next one."
+        help_text="false: the product arrived after the active version was built or last "
+        "refreshed with new products."
+    )
+    matches_pending = serializers.BooleanField(
+        help_text="true: not in the model yet, and the refresh that adds it (within a minute "
+        "of its import) is on its way."
+    )
+    from_words = serializers.BooleanField(
+        help_text="true: the product has no picture; its matches come from its words (title, "
+        "colour, category, attributes)."
     )
     groups = CategoryMatchesSerializer(many=True)
 
@@ -128,6 +136,8 @@ class GoesWellWithSerializer(serializers.Serializer):
             "rec_id": found["rec_id"],
             "model_version": found["model_version"],
             "in_model": found["in_model"],
+            "matches_pending": found["matches_pending"],
+            "from_words": found["from_words"],
             "groups": [
                 {
                     "category": group.category.name,

@@ -190,6 +190,8 @@ MATCHES_EXAMPLE = {
     "rec_id": "12.top2v4.kiEBSw.0CwSSXElvUWts1e8zGDAew",
     "model_version": "20261124-101500-ab12cd",
     "in_model": True,
+    "matches_pending": False,
+    "from_words": False,
     "groups": [
         {
             "category": "Trousers",

@@ -3,12 +3,15 @@ own pipeline, get learned matches, and enter existing products' matches; removed
 leave; the version serves the refreshed directory from the next request."""
 
 import csv
+import json
 import uuid
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import Product
@@ -40,15 +43,20 @@ def matched(storefront, sku: str) -> tuple[bool, list[str]]:
 
 
 def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
-    trained_shop, small_catalog, storefront, settings
+    trained_shop, small_catalog, storefront, client, settings
 ):
     settings.OUTFITS_MATCH_DIVERSITY = 0  # a copy is a near-duplicate: keep it in the row
     _, index = active_compatibility_index()
     # An existing product shown in another's matches: its copy must be shown there too.
     anchor = index.skus[0]
     original = matched(storefront, anchor)[1][0]
+    # Requested when the import commits (which this test's transaction never does): pending.
+    settings.OUTFITS_REFRESH_ON_CHANGE = True
     (newcomer,) = import_copies(small_catalog, [original])
-    assert matched(storefront, newcomer) == (False, [])  # pins only, before the refresh
+    data = storefront.get(MATCHES.format(newcomer)).json()
+    assert (data["in_model"], data["matches_pending"], data["groups"]) == (False, True, [])
+    page = client.get(f"/products/{newcomer}/")
+    assert b"its matches are being prepared" in page.content
 
     refresh = refresh_active_version()
 
@@ -63,6 +71,7 @@ def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
         index.vectors[index.row_of_sku[original]],
         atol=1e-3,
     )
+    assert storefront.get(MATCHES.format(newcomer)).json()["matches_pending"] is False
     in_model, own = matched(storefront, newcomer)
     # Its own learned matches (not the original's: no stylist put the newcomer in an outfit,
     # so no curated partner lifts any of them).
@@ -116,3 +125,54 @@ def test_an_import_refreshes_the_active_version_when_it_commits(
     assert VersionRefresh.objects.get().added == 1
     in_model, own = matched(storefront, newcomer)
     assert in_model and own
+
+
+def test_a_new_image_saved_in_the_admin_is_refreshed_in(
+    trained_shop, admin_client, settings, django_capture_on_commit_callbacks
+):
+    settings.OUTFITS_REFRESH_ON_CHANGE = True
+    _, before = active_compatibility_index()
+    product, other = (
+        Product.objects.get(sku=before.skus[0]),
+        Product.objects.get(sku=before.skus[-1]),
+    )
+    form = {
+        "sku": product.sku,
+        "title": product.title,
+        "category": product.category_id,
+        "colour": product.colour,
+        "price": product.price or "",
+        "in_stock": "on",
+        "active": "on",
+        "attributes": json.dumps(product.attributes),
+        "image": SimpleUploadedFile("new.png", other.image.read(), "image/png"),
+    }
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:catalog_product_change", args=[product.pk]), form
+        )
+    assert response.status_code == 302, response.content[:2000]
+    refresh = VersionRefresh.objects.get()
+    assert (refresh.added, refresh.changed, refresh.removed) == (0, 1, 0), refresh.message
+    _, after = active_compatibility_index()
+    row = after.row_of_sku[product.sku]
+    assert not np.allclose(after.vectors[row], before.vectors[row], atol=1e-3)
+
+
+def test_a_product_without_a_picture_is_matched_from_its_words(trained_shop, storefront, client):
+    _, index = active_compatibility_index()
+    model = Product.objects.get(sku=index.skus[0])
+    Product.objects.create(
+        sku="WORDS-1",
+        title=model.title,
+        category=model.category,
+        colour=model.colour,
+        attributes=model.attributes,
+    )
+    refresh = refresh_active_version()
+    assert (refresh.added, refresh.changed, refresh.removed) == (1, 0, 0)
+    data = storefront.get(MATCHES.format("WORDS-1")).json()
+    assert data["in_model"] and data["from_words"] and data["groups"]
+    assert not storefront.get(MATCHES.format(model.sku)).json()["from_words"]
+    page = client.get("/products/WORDS-1/")
+    assert b"Matched from its description" in page.content

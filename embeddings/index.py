@@ -5,7 +5,7 @@ so web processes can serve matches without loading a neural network."""
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import permutations
 from pathlib import Path
@@ -108,6 +108,9 @@ class CompatibilityIndex:
     # (N, slots, depth) rows, -1 padded: row r's best items of the slot-th category of
     # complements_of(its category), best first. None: every question searches the index.
     neighbours: np.ndarray | None = None
+    # A category the training never saw → the known one whose complementary categories and
+    # pair weights it borrows until a training learns it (embeddings.refresh).
+    category_fallbacks: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
@@ -309,6 +312,7 @@ class CompatibilityIndex:
                     "categories": self.categories,
                     "index_files": category_files,
                     "complements": self.complements,
+                    "category_fallbacks": self.category_fallbacks,
                 }
             )
         )
@@ -337,4 +341,5 @@ class CompatibilityIndex:
             CoOccurrence.load(directory / COOCCURRENCE_FILE),
             PairWeights.load(directory / PAIR_WEIGHTS_FILE),
             neighbours,
+            items.get("category_fallbacks", {}),
         )

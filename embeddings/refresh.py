@@ -12,6 +12,7 @@ import numpy as np
 
 from .cooccurrence import CoOccurrence
 from .index import CompatibilityIndex, build_category_index, rows_by_category
+from .space import PairWeights
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,15 @@ class Upsert:
 
 
 def refreshed(
-    index: CompatibilityIndex, upserts: Mapping[str, Upsert], removals: Collection[str]
+    index: CompatibilityIndex,
+    upserts: Mapping[str, Upsert],
+    removals: Collection[str],
+    fallbacks: Mapping[str, str] | None = None,
 ) -> CompatibilityIndex:
     """`index` with `upserts` put in and `removals` taken out (a SKU in both is an upsert; a
     removal the index does not hold is ignored). Rows keep their order: kept rows first, as
-    they were, then new SKUs in the order given."""
+    they were, then new SKUs in the order given. `fallbacks` maps a category the version has
+    never seen to the known one it stands in for (borrowed_categories)."""
     removed = {index.row_of_sku[sku] for sku in removals if sku in index.row_of_sku}
     removed -= {index.row_of_sku[sku] for sku in upserts if sku in index.row_of_sku}
     kept = np.array([row for row in range(len(index.skus)) if row not in removed], dtype=np.int64)
@@ -57,18 +62,48 @@ def refreshed(
         changed.add(change.category)
         touched.append(row)
 
+    complements, pair_weights = borrowed_categories(index, fallbacks or {})
     after = CompatibilityIndex(
         skus,
         categories,
         vectors,
         _indexes(index, categories, vectors, new_row, changed),
-        index.complements,
+        complements,
         _cooccurrence(index.cooccurrence, new_row),
-        index.pair_weights,
+        pair_weights,
+        category_fallbacks=index.category_fallbacks | dict(fallbacks or {}),
     )
     if index.neighbours is not None:
         after.neighbours = _neighbours(index, after, new_row, sorted(set(touched)))
     return after
+
+
+def borrowed_categories(
+    index: CompatibilityIndex, fallbacks: Mapping[str, str]
+) -> tuple[dict[str, list[str]], PairWeights]:
+    """The complements and pair weights with each new category standing in for its known one:
+    it complements what the known one complements, is offered wherever the known one is (just
+    after it), and pairs are weighted as the known one's are."""
+    complements = {category: list(others) for category, others in index.complements.items()}
+    weights = index.pair_weights
+    names, pairs, rows = list(weights.categories), weights.pairs.tolist(), list(weights.weights)
+    for new, known in fallbacks.items():
+        complements[new] = [c for c in index.complements_of(known) if c != new]
+        for category, others in complements.items():
+            if category != new and known in others and new not in others:
+                others.insert(others.index(known) + 1, new)
+        if known in names:
+            names.append(new)
+            code, new_code = names.index(known), len(names) - 1
+            for (a, b), row in zip(list(pairs), list(rows), strict=True):
+                if code in (a, b):
+                    pairs.append([new_code, b if a == code else a])
+                    rows.append(row)
+    if names == weights.categories:
+        return complements, weights
+    dimensions = weights.weights.shape[1] if len(weights.weights) else 0
+    stacked = np.stack(rows) if rows else np.zeros((0, dimensions), np.float32)
+    return complements, PairWeights(names, np.array(pairs), stacked)
 
 
 def _indexes(

@@ -14,22 +14,28 @@ import os
 import shutil
 import socket
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from PIL import Image
 
 from catalog.heartbeat import Heartbeat
-from catalog.models import Product
+from catalog.models import Category, Product
 
 from .artifacts import MANIFEST_NAME, ModelVersionWriter, read_manifest
 from .index import CompatibilityIndex
 from .models import ModelVersion, VersionRefresh
 from .progress import Progress, no_progress
 from .refresh import Upsert, refreshed
+
+if TYPE_CHECKING:
+    from .photo import PhotoEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +194,12 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
         return
 
-    upserts = _embedded(served, manifest, [products[sku] for sku in new_or_changed], progress)
-    after = refreshed(index, upserts, removals)
+    from .photo import PhotoEncoder
+
+    encoder = PhotoEncoder.load(served, manifest)
+    changed = [products[sku] for sku in new_or_changed]
+    upserts = _embedded(encoder, changed, progress)
+    after = refreshed(index, upserts, removals, _fallbacks(encoder, index, changed))
     name = f"{version.name}.r{refresh.pk}"
     with ModelVersionWriter(root, name) as writer:
         after.save(writer.directory)
@@ -225,16 +235,12 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
 
 
 def _embedded(
-    directory: Path, manifest: dict, products: list[Product], progress: Progress
+    encoder: "PhotoEncoder", products: list[Product], progress: Progress
 ) -> dict[str, Upsert]:
     """The products' item vectors by the version's own pipeline (its PhotoEncoder, given each
     product's own words; from the words alone for a product without a picture)."""
-    from PIL import Image
-
-    from .photo import PhotoEncoder
     from .services import item_text
 
-    encoder = PhotoEncoder.load(directory, manifest)
     upserts = {}
     for done, product in enumerate(products, 1):
         words = item_text(product)
@@ -246,6 +252,34 @@ def _embedded(
         upserts[product.sku] = Upsert(product.category.name, vector)
         progress("embedding", done, len(products))
     return upserts
+
+
+def _fallbacks(
+    encoder: "PhotoEncoder", index: CompatibilityIndex, products: list[Product]
+) -> dict[str, str]:
+    """For each category the version has never seen, the known one it stands in for until a
+    training learns it: the one its products' pictures look like (the version's category
+    probe), else the known category of its group with the most items."""
+    unknown: dict[str, list[Product]] = {}
+    for product in products:
+        name = product.category.name
+        if name not in index.indexes and name not in index.category_fallbacks:
+            unknown.setdefault(name, []).append(product)
+    fallbacks = {}
+    for name, members in unknown.items():
+        votes: Counter[str] = Counter()
+        for product in members:
+            if product.image:
+                with Image.open(product.image.path) as image:
+                    votes[encoder.guess_category(image)] += 1
+        if not votes and members[0].category.group:
+            same_group = Category.objects.filter(group=members[0].category.group)
+            for known in same_group.values_list("name", flat=True):
+                votes[known] = len(index.rows_of_category.get(known, ()))
+        known = [(category, n) for category, n in votes.most_common() if category in index.indexes]
+        if known and known[0][1]:
+            fallbacks[name] = known[0][0]
+    return fallbacks
 
 
 def _finish(

@@ -52,6 +52,8 @@ class GoesWellWith:
     matches_pending: bool = False
     # In the model without a picture: its matches come from its words alone.
     from_words: bool = False
+    # Its category is new to the model: matched as this known one until a training learns it.
+    category_fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,7 @@ def goes_well_with(
         groups,
         pending,
         from_words=row is not None and not anchor.image,
+        category_fallback=index.category_fallbacks.get(own_category) if row is not None else None,
     )
 
 

@@ -126,6 +126,11 @@ class GoesWellWithSerializer(serializers.Serializer):
         help_text="true: the product has no picture; its matches come from its words (title, "
         "colour, category, attributes)."
     )
+    category_fallback = serializers.CharField(
+        allow_null=True,
+        help_text="The product's category is new to the model: it is matched as this known "
+        "category (the one its pictures look like) until a training learns it; else null.",
+    )
     groups = CategoryMatchesSerializer(many=True)
 
     def to_representation(self, found: dict) -> dict:
@@ -138,6 +143,7 @@ class GoesWellWithSerializer(serializers.Serializer):
             "in_model": found["in_model"],
             "matches_pending": found["matches_pending"],
             "from_words": found["from_words"],
+            "category_fallback": found["category_fallback"],
             "groups": [
                 {
                     "category": group.category.name,

@@ -192,6 +192,7 @@ MATCHES_EXAMPLE = {
     "in_model": True,
     "matches_pending": False,
     "from_words": False,
+    "category_fallback": None,
     "groups": [
         {
             "category": "Trousers",

@@ -47,9 +47,11 @@ def version():
     return index, outfit_skus, rng
 
 
-def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_skus):
+def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_skus, like=None):
     """The same version built on the changed catalog from scratch: its complements, pair
-    weights and curated outfits (without the removed items), every index and list anew."""
+    weights (`like`'s, if given) and curated outfits (without the removed items), every index
+    and list anew."""
+    like = like or before
     row_of = {sku: row for row, sku in enumerate(skus)}
     outfits = [[row_of[s] for s in outfit if s in row_of] for outfit in outfit_skus]
     whole = CompatibilityIndex(
@@ -57,9 +59,9 @@ def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_sk
         list(categories),
         vectors,
         {c: build_category_index(vectors[r], r) for c, r in rows_by_category(categories).items()},
-        before.complements,
+        like.complements,
         CoOccurrence.from_outfits(outfits, before.cooccurrence.weight),
-        before.pair_weights,
+        like.pair_weights,
     )
     whole.neighbours = whole.computed_neighbours(DEPTH)
     return whole
@@ -134,3 +136,28 @@ def test_an_unchanged_category_keeps_its_index_and_no_change_is_the_same_index(v
     same = refreshed(before, {}, ["NOT-THERE"])
     np.testing.assert_array_equal(same.neighbours, before.neighbours)
     assert same.skus == before.skus
+
+
+def test_a_category_the_version_never_saw_stands_in_for_a_known_one(version):
+    before, outfit_skus, rng = version
+    upserts = {f"SNK{n}": Upsert("Sneakers", v) for n, v in enumerate(unit(rng, 6))}
+    after = refreshed(before, upserts, [], fallbacks={"Sneakers": "Shoes"})
+
+    assert after.category_fallbacks == {"Sneakers": "Shoes"}
+    assert after.complements["Sneakers"] == before.complements_of("Shoes")
+    for category, others in after.complements.items():
+        if "Shoes" in others and category != "Sneakers":
+            assert others[others.index("Shoes") + 1] == "Sneakers", category
+    for other in before.complements_of("Shoes"):
+        shoes = before.pair_weights.between("Shoes", other)
+        sneakers = after.pair_weights.between("Sneakers", other)
+        assert (shoes is None) == (sneakers is None)
+        if shoes is not None:
+            np.testing.assert_array_equal(sneakers, shoes)
+    # Both directions, as the whole build with those complements and weights gives them.
+    whole = built_whole(
+        before, after.skus, after.categories, after.vectors, outfit_skus, like=after
+    )
+    np.testing.assert_array_equal(after.neighbours, whole.neighbours)
+    top = after.rows_of_category["Tops"][0]
+    assert after.nearest(after.skus[top], "Sneakers", 3)

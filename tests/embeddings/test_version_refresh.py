@@ -176,3 +176,33 @@ def test_a_product_without_a_picture_is_matched_from_its_words(trained_shop, sto
     assert not storefront.get(MATCHES.format(model.sku)).json()["from_words"]
     page = client.get("/products/WORDS-1/")
     assert b"Matched from its description" in page.content
+
+
+def test_a_category_new_to_the_model_is_matched_as_the_known_one_it_looks_like(
+    trained_shop, storefront
+):
+    from catalog.models import Category
+
+    _, before = active_compatibility_index()
+    model = Product.objects.get(sku=before.skus[0])
+    sneakers = Category.objects.create(name="Sneakers", group=model.category.group)
+    Product.objects.create(
+        sku="SNEAKER-1",
+        title=model.title,
+        category=sneakers,
+        image=model.image.name,
+        image_sha256=model.image_sha256,
+    )
+    refresh = refresh_active_version()
+    assert refresh.added == 1, refresh.message
+    _, after = active_compatibility_index()
+    known = after.category_fallbacks["Sneakers"]
+    assert known in before.indexes
+    assert after.complements["Sneakers"] == before.complements_of(known)
+    data = storefront.get(MATCHES.format("SNEAKER-1")).json()
+    assert data["in_model"] and data["category_fallback"] == known and data["groups"]
+    # Offered where the known category is: in the matches rows of its complements.
+    offered = [c for c, others in after.complements.items() if "Sneakers" in others]
+    assert offered and all(known in after.complements[c] for c in offered)
+    anchor = after.skus[after.rows_of_category[offered[0]][0]]
+    assert after.nearest(anchor, "Sneakers", 3)[0][0] == "SNEAKER-1"

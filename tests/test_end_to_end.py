@@ -122,6 +122,9 @@ def test_unknown_sku_is_404_and_an_untrained_shop_says_so(storefront, client, sm
         "sku": product.sku,
         "model_version": None,
         "in_model": False,
+        "matches_pending": False,  # no version to refresh it into
+        "from_words": False,
+        "category_fallback": None,
         "groups": [],
     }
     assert "No matches yet" in client.get(product.get_absolute_url()).content.decode()

@@ -206,3 +206,43 @@ def test_a_category_new_to_the_model_is_matched_as_the_known_one_it_looks_like(
     assert offered and all(known in after.complements[c] for c in offered)
     anchor = after.skus[after.rows_of_category[offered[0]][0]]
     assert after.nearest(anchor, "Sneakers", 3)[0][0] == "SNEAKER-1"
+
+
+def test_an_activation_refreshes_in_what_arrived_while_its_version_trained(
+    trained_shop, small_catalog, settings, django_capture_on_commit_callbacks
+):
+    from embeddings.services import activate
+
+    settings.OUTFITS_REFRESH_ON_CHANGE = True
+    # Arrived after the version embedded the catalog (during its training, say).
+    (newcomer,) = import_copies(small_catalog, [active_compatibility_index()[1].skus[2]])
+    with django_capture_on_commit_callbacks(execute=True):
+        activate(trained_shop)
+    assert VersionRefresh.objects.get().added == 1
+    assert newcomer in active_compatibility_index()[1].row_of_sku
+
+
+def test_a_refresh_of_a_version_no_longer_active_is_dropped(
+    trained_shop, small_catalog, settings, monkeypatch
+):
+    from embeddings import version_refresh
+    from embeddings.models import ModelVersion
+    from embeddings.services import activate
+
+    settings.OUTFITS_ACTIVATION_MARGIN = 10.0  # the second training stays inactive
+    call_command("train", epochs=1, unfreeze_blocks=0)
+    other = ModelVersion.objects.get(is_active=False)
+    import_copies(small_catalog, [active_compatibility_index()[1].skus[2]])
+    real = version_refresh.refreshed
+
+    def activated_meanwhile(*args, **kwargs):
+        index = real(*args, **kwargs)
+        activate(other)  # staff activate another version while this refresh runs
+        return index
+
+    monkeypatch.setattr(version_refresh, "refreshed", activated_meanwhile)
+    refresh = refresh_active_version()
+    assert refresh.status == "dropped" and refresh.message == "no longer the active version"
+    trained_shop.refresh_from_db()
+    assert trained_shop.directory == trained_shop.name  # never pointed at the refresh
+    assert not (settings.OUTFITS_MODEL_DIR / f"{trained_shop.name}.r{refresh.pk}").exists()

@@ -8,10 +8,11 @@ a change can alter are recomputed; the others merge the newcomers in. numpy and 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 
 from .cooccurrence import CoOccurrence
-from .index import CompatibilityIndex, build_category_index, rows_by_category
+from .index import CompatibilityIndex, build_category_index, index_kind, rows_by_category
 from .space import PairWeights
 
 
@@ -36,30 +37,34 @@ def refreshed(
     never seen to the known one it stands in for (borrowed_categories)."""
     removed = {index.row_of_sku[sku] for sku in removals if sku in index.row_of_sku}
     removed -= {index.row_of_sku[sku] for sku in upserts if sku in index.row_of_sku}
-    kept = np.array([row for row in range(len(index.skus)) if row not in removed], dtype=np.int64)
+    is_kept = np.ones(len(index.skus), dtype=bool)
+    is_kept[list(removed)] = False
+    kept = np.flatnonzero(is_kept)
     new_row = np.full(len(index.skus), -1, dtype=np.int64)  # old row → row after, -1: removed
     new_row[kept] = np.arange(len(kept))
     added = [sku for sku in upserts if sku not in index.row_of_sku]
 
-    skus = [index.skus[row] for row in kept.tolist()] + added
-    categories = [index.categories[row] for row in kept.tolist()] + [
-        upserts[sku].category for sku in added
-    ]
+    if removed:
+        skus = [index.skus[row] for row in kept.tolist()] + added
+        categories = [index.categories[row] for row in kept.tolist()]
+    else:  # the usual refresh, new arrivals only: no row moves
+        skus, categories = [*index.skus, *added], list(index.categories)
+    categories += [upserts[sku].category for sku in added]
     dimensions = index.vectors.shape[1]
     vectors = np.empty((len(skus), dimensions), dtype=np.float32)
-    vectors[: len(kept)] = index.vectors[kept]
+    vectors[: len(kept)] = index.vectors[kept] if removed else index.vectors
     touched: list[int] = []  # rows after whose vector or category is new
-    # Categories whose items or row numbers change: their indexes are built again.
+    # Categories whose items were removed or replaced: their indexes are built again. Those
+    # that only gain items are given them.
     changed = {index.categories[row] for row in removed}
     row_of_added = {sku: len(kept) + position for position, sku in enumerate(added)}
     for sku, change in upserts.items():
         old = index.row_of_sku.get(sku)
         row = int(new_row[old]) if old is not None else row_of_added[sku]
         if old is not None:
-            changed.add(index.categories[old])
+            changed.update({index.categories[old], change.category})
         vectors[row] = np.asarray(change.vector, dtype=np.float32)
         categories[row] = change.category
-        changed.add(change.category)
         touched.append(row)
 
     complements, pair_weights = borrowed_categories(index, fallbacks or {})
@@ -114,15 +119,29 @@ def _indexes(
     changed: set[str],
 ) -> dict:
     """Each category's index: the old one where neither its items nor their row numbers
-    changed (still the memory-mapped file), else built from the vectors."""
+    changed (still the memory-mapped file); a copy given the newcomers where it only gained
+    items (an HNSW graph is not rebuilt for them); else built from the vectors."""
     indexes = {}
     for category, rows in rows_by_category(categories).items():
         previous = before.rows_of_category.get(category)
-        same_rows = previous is not None and np.array_equal(new_row[previous], previous)
-        if category in before.indexes and category not in changed and same_rows:
-            indexes[category] = before.indexes[category]
-        else:
+        old = before.indexes.get(category)
+        same_rows = (
+            previous is not None
+            and np.array_equal(new_row[previous], previous)
+            and np.array_equal(rows[: len(previous)], previous)
+        )
+        if old is None or not same_rows or category in changed:
             indexes[category] = build_category_index(vectors[rows], rows)
+            continue
+        gained = rows[len(previous) :]  # the rows before them are the old ones, unmoved
+        if not len(gained):
+            indexes[category] = old
+        elif index_kind(len(rows)) != index_kind(len(previous)):  # as a whole build has it
+            indexes[category] = build_category_index(vectors[rows], rows)
+        else:
+            grown = faiss.clone_index(old)
+            grown.add_with_ids(np.ascontiguousarray(vectors[gained]), gained.astype(np.int64))
+            indexes[category] = grown
     return indexes
 
 
@@ -148,18 +167,21 @@ def _neighbours(
     depth = before.neighbours.shape[2]
     table = after.empty_neighbours(depth)
     kept = np.flatnonzero(new_row >= 0)
-    old_lists = np.asarray(before.neighbours)[kept]  # (kept, old slots, depth), old rows
-    remapped = np.where(old_lists >= 0, new_row[np.maximum(old_lists, 0)], -1)
-    slots = min(table.shape[1], remapped.shape[1])
-    table[new_row[kept], :slots] = remapped[:, :slots]
-
+    old_lists = np.asarray(before.neighbours)  # (old rows, old slots, depth)
+    slots = min(table.shape[1], old_lists.shape[1])
     is_touched = np.zeros(len(after.skus), dtype=bool)
     is_touched[touched] = True
-    # A list that lost an item (removed: now -1 where it had one) or holds a touched item.
-    lost = ((old_lists >= 0) & (remapped < 0)).any(axis=(1, 2))
-    holds_touched = (is_touched[np.maximum(remapped, 0)] & (remapped >= 0)).any(axis=(1, 2))
     dirty = is_touched.copy()
-    dirty[new_row[kept][lost | holds_touched]] = True
+    if len(kept) < len(new_row):  # rows removed: the lists renumbered, those that lost one dirty
+        old_lists = old_lists[kept]
+        remapped = np.where(old_lists >= 0, new_row[np.maximum(old_lists, 0)], -1)
+        dirty[: len(kept)] |= ((old_lists >= 0) & (remapped < 0)).any(axis=(1, 2))
+        table[: len(kept), :slots] = remapped[:, :slots]
+    else:
+        table[: len(kept), :slots] = old_lists[:, :slots]
+    replaced = np.asarray([row for row in touched if row < len(kept)], dtype=np.int32)
+    if len(replaced):  # lists holding a product whose vector changed: its place may have too
+        dirty[: len(kept)] |= np.isin(table[: len(kept)], replaced).any(axis=(1, 2))
     for category, rows in after.rows_of_category.items():
         if after.complements_of(category) != before.complements_of(category):
             dirty[rows] = True
@@ -176,13 +198,11 @@ def _neighbours(
             newcomers = candidates[is_touched[candidates]]
             if len(newcomers):
                 keep = min(depth, len(candidates))
-                table[clean, slot] = _merged(
-                    after, category, other, clean, table[clean, slot], newcomers, keep, depth
-                )
+                _merge(after, category, other, clean, table[:, slot], newcomers, keep)
     return table
 
 
-def _merged(
+def _merge(
     index: CompatibilityIndex,
     category: str,
     other: str,
@@ -190,22 +210,38 @@ def _merged(
     lists: np.ndarray,
     newcomers: np.ndarray,
     keep: int,
-    depth: int,
-) -> np.ndarray:
-    """`lists` (the anchors' best items of `other`, best first) with `newcomers` merged in: the
-    best `keep` of both by the served score, -1 padded to `depth`."""
-    queries = index.space.query_for(index.vectors[anchors], category, other)
-    listed = np.where(lists >= 0, lists, 0)
-    listed_scores = np.einsum("ad,akd->ak", queries, index.vectors[listed])
-    listed_scores[lists < 0] = -np.inf
-    pool = np.concatenate([lists, np.broadcast_to(newcomers, (len(anchors), len(newcomers)))], 1)
-    scores = np.concatenate([listed_scores, queries @ index.vectors[newcomers].T], axis=1)
-    best = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-    merged = np.full((len(anchors), depth), -1, dtype=lists.dtype)
-    merged[:, :keep] = np.take_along_axis(pool, best, axis=1)
+    batch: int = 4096,
+) -> None:
+    """Merge `newcomers` into the anchors' lists of `other` (rows of `lists`, best first, -1
+    padded), in place: the best `keep` of both by the served score. Only a list a newcomer can
+    enter is merged: one not yet full, or whose last item scores below a newcomer (its plain
+    score: the curated bonus only raises it, and a newcomer has none). Finding them is one
+    matrix product per batch; they are few."""
+    newcomer_vectors = index.vectors[newcomers].T
     partners = index.cooccurrence.partners
-    for position, anchor in enumerate(anchors.tolist()):
-        if anchor in partners:  # the curated bonus: scored exactly, one by one
-            found = [int(r) for r in pool[position] if r >= 0]
-            merged[position, :keep] = [r for r, _ in index.best_of(anchor, other, found, keep)]
-    return merged
+    for start in range(0, len(anchors), batch):
+        chunk = anchors[start : start + batch]
+        queries = index.space.query_for(index.vectors[chunk], category, other)
+        last = lists[chunk, keep - 1]
+        floor = np.einsum("ad,ad->a", queries, index.vectors[np.maximum(last, 0)])
+        floor[last < 0] = -np.inf
+        newcomer_scores = queries @ newcomer_vectors
+        entering = newcomer_scores.max(axis=1) >= floor
+        curated = np.fromiter((int(a) in partners for a in chunk), bool, len(chunk))
+        plain = np.flatnonzero(entering & ~curated)
+        if len(plain):  # merged by score, all at once
+            listed = lists[chunk[plain], :keep]
+            listed_scores = np.einsum(
+                "ad,akd->ak", queries[plain], index.vectors[np.maximum(listed, 0)]
+            )
+            listed_scores[listed < 0] = -np.inf
+            pool = np.concatenate(
+                [listed, np.broadcast_to(newcomers, (len(plain), len(newcomers)))], 1
+            )
+            scores = np.concatenate([listed_scores, newcomer_scores[plain]], 1)
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+            lists[chunk[plain], :keep] = np.take_along_axis(pool, best, axis=1)
+        for position in np.flatnonzero(entering & curated).tolist():  # the bonus, one by one
+            anchor = int(chunk[position])
+            found = [int(r) for r in lists[anchor, :keep] if r >= 0] + newcomers.tolist()
+            lists[anchor, :keep] = [row for row, _ in index.best_of(anchor, other, found, keep)]

@@ -128,6 +128,35 @@ def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(ver
     assert after.row_of_sku["BAG150"] in belts.tolist()
 
 
+def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_indexes(version):
+    """The usual refresh: only new products, many of one category (they crowd existing lists,
+    curated ones included), none renumbering anything."""
+    before, outfit_skus, rng = version
+    categories = ["Shoes"] * 12 + ["Tops", "Belts", "Belts", "Belts", "Bags"]
+    added = {
+        f"NEW{n}": Upsert(c, v)
+        for n, (c, v) in enumerate(zip(categories, unit(rng, len(categories)), strict=True))
+    }
+    after = refreshed(before, added, [])
+
+    assert after.skus == before.skus + list(added)
+    whole = built_whole(before, after.skus, after.categories, after.vectors, outfit_skus)
+    np.testing.assert_array_equal(after.neighbours, whole.neighbours)
+    for category in ("Shoes", "Belts"):
+        assert after.indexes[category] is not before.indexes[category]
+        assert after.indexes[category].ntotal == len(after.rows_of_category[category])
+        assert before.indexes[category].ntotal == len(before.rows_of_category[category])
+    for sku in after.skus:
+        for other in after.complements_of(after.categories[after.row_of_sku[sku]]):
+            got, expected = (
+                after.nearest(sku, other, DEPTH + 5),
+                whole.nearest(sku, other, DEPTH + 5),
+            )
+            assert [s for s, _ in got] == [s for s, _ in expected], (sku, other)
+    entered = {int(r) for r in np.asarray(after.neighbours[: len(before.skus)]).ravel()}
+    assert entered & {after.row_of_sku[sku] for sku in added}
+
+
 def test_an_unchanged_category_keeps_its_index_and_no_change_is_the_same_index(version):
     before, _, rng = version
     after = refreshed(before, {"NEW": Upsert("Shoes", unit(rng, 1)[0])}, [])

@@ -135,6 +135,8 @@ class VersionRefresh(models.Model):
     changed = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     embedded = models.PositiveIntegerField(default=0)  # progress: products embedded so far
+    # The catalog change (catalog.changes: [number, stamp]) it took in everything up to.
+    catalog_as_of = models.JSONField(null=True, blank=True, editable=False)
     seconds = models.FloatField(null=True, blank=True)
     message = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)

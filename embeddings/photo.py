@@ -25,7 +25,7 @@ from .backbone import (
     trunk_tokens,
 )
 from .category_probe import PROBE_FILE, CategoryProbe
-from .encode import encode_texts
+from .encode import encode_texts, image_vectors_from_tokens
 from .index import ITEMS_FILE
 from .text import describe
 from .train import HEAD_FILE, load_head
@@ -164,14 +164,33 @@ class PhotoEncoder:
         _, backbone_vector = self._image_vectors(image)
         return self._closest_category(backbone_vector)
 
+    @property
+    def catalog_frozen_blocks(self) -> int | None:
+        """What a catalog image is embedded to before `encode_catalog`: the tokens after this
+        many frozen blocks (a version with a tuned top), or None: the image vector itself."""
+        return self.frozen_blocks if self.tuned_top is not None else None
+
     @torch.inference_mode()
-    def encode_words(self, description: str) -> np.ndarray:
-        """A product without a picture in the compatibility space, from its words alone: their
-        text vector stands in for the image half too (CLIP puts images and texts in one
-        space; the nearest a description comes to a picture)."""
-        text_vector = torch.from_numpy(encode_texts(self.backbone, [description]))
-        item = torch.cat([text_vector, text_vector], dim=1)
-        return self.head(item)[0].numpy().astype(np.float32)
+    def encode_catalog(self, images: np.ndarray, descriptions: Sequence[str]) -> np.ndarray:
+        """Catalog products in the compatibility space, as the version's training put its
+        catalog there: `images` are their embedded images (encode_trunk_tokens' tokens after
+        `catalog_frozen_blocks`, or encode_images' vectors when that is None), `descriptions`
+        their words (item_text). (N, D) float32."""
+        if self.tuned_top is not None:
+            image_vectors = image_vectors_from_tokens(self.tuned_top, torch.from_numpy(images))
+        else:
+            image_vectors = images
+        texts = encode_texts(self.backbone, list(descriptions))
+        items = torch.from_numpy(np.concatenate([image_vectors, texts], axis=1))
+        return self.head(items).numpy().astype(np.float32)
+
+    @torch.inference_mode()
+    def encode_words(self, descriptions: Sequence[str]) -> np.ndarray:
+        """Products without a picture in the compatibility space, from their words alone: the
+        text vector stands in for the image half too (CLIP puts images and texts in one space;
+        the nearest a description comes to a picture). (N, D) float32."""
+        texts = torch.from_numpy(encode_texts(self.backbone, list(descriptions)))
+        return self.head(torch.cat([texts, texts], dim=1)).numpy().astype(np.float32)
 
     @torch.inference_mode()
     def encode(

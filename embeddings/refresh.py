@@ -139,7 +139,8 @@ def _indexes(
         elif index_kind(len(rows)) != index_kind(len(previous)):  # as a whole build has it
             indexes[category] = build_category_index(vectors[rows], rows)
         else:
-            grown = faiss.clone_index(old)
+            # A copy of its own (the loaded one maps the file read-only): given the newcomers.
+            grown = faiss.deserialize_index(faiss.serialize_index(old))
             grown.add_with_ids(np.ascontiguousarray(vectors[gained]), gained.astype(np.int64))
             indexes[category] = grown
     return indexes

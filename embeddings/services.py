@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from catalog.changes import current_generation
 from catalog.models import Product
 from outfits.models import OutfitItem
 
@@ -107,6 +108,7 @@ def train_model_version(
 
     stopwatch = Stopwatch()
     progress("preparing", 0, 1)
+    catalog_as_of = current_generation()  # read first: a later change is a refresh's to take in
     products, outfits = training_data()
     if len(outfits) < 2:
         raise ValueError(
@@ -169,7 +171,7 @@ def train_model_version(
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         check_cancelled()
         index.save(writer.directory)
-        write_fingerprints(writer.directory, products)
+        write_fingerprints(writer.directory, products, catalog_as_of)
         if fan_out:  # the workers read the version's files, written but not yet committed
             from .fanout import neighbours_on_workers
 

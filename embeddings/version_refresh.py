@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image
 
+from catalog.changes import Generation, current_generation, products_changed_between
 from catalog.heartbeat import Heartbeat
 from catalog.models import Category, Product
 
@@ -59,9 +61,34 @@ def fingerprint(product: Product) -> str:
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
-def write_fingerprints(directory: Path, products: list[Product]) -> None:
-    fingerprints = {product.sku: fingerprint(product) for product in products}
-    (directory / FINGERPRINTS_FILE).write_text(json.dumps(fingerprints))
+# Before the fingerprint of a product whose image could not be read: matched from its words
+# meanwhile; every refresh tries its image again.
+UNREAD = "unreadable:"
+
+
+def write_fingerprints(directory: Path, products: list[Product], catalog_as_of: Generation) -> None:
+    """The fingerprints of `products` (what a version was built from) beside it, with the
+    catalog change (catalog.changes) it had seen: a refresh takes in the changes after it."""
+    known = {product.sku: fingerprint(product) for product in products}
+    _write_known(directory, known, catalog_as_of)
+
+
+def _write_known(directory: Path, known: dict[str, str], catalog_as_of: Generation) -> None:
+    stored = {"catalog_as_of": list(catalog_as_of), "products": known}
+    (directory / FINGERPRINTS_FILE).write_text(json.dumps(stored))
+
+
+def read_fingerprints(directory: Path) -> tuple[dict[str, str], Generation | None]:
+    """A version's fingerprints and the catalog change they are as of (None: unknown, as for
+    a version written before refreshes, or without the change, before it was kept)."""
+    file = directory / FINGERPRINTS_FILE
+    if not file.is_file():
+        return {}, None
+    stored = json.loads(file.read_text())
+    if "products" not in stored:
+        return stored, None
+    number, stamp = stored["catalog_as_of"]
+    return stored["products"], (int(number), str(stamp))
 
 
 PENDING_KEY = "outfits:version-refresh-pending"
@@ -176,30 +203,39 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     served = root / version.directory
     manifest = read_manifest(served, verify_checksums=False)
     index = CompatibilityIndex.load(served)
-    known_file = served / FINGERPRINTS_FILE
-    known = json.loads(known_file.read_text()) if known_file.is_file() else {}
-
-    # Every active product: one without a picture is matched from its words.
-    products = {p.sku: p for p in Product.objects.filter(active=True).select_related("category")}
+    known, as_of = read_fingerprints(served)
+    confirmed = (
+        VersionRefresh.objects.filter(version=version, status=Status.SUCCEEDED)
+        .exclude(catalog_as_of=None)
+        .values_list("catalog_as_of", flat=True)
+        .first()  # the latest: a refresh that found nothing to change confirms the files
+    )
+    if confirmed:
+        as_of = (int(confirmed[0]), str(confirmed[1]))
+    now = current_generation()  # read first: a change after it is the next refresh's
+    products, removals = _catalog_changes(index, known, as_of, now)
+    upserts: dict[str, Upsert] = {}
     fingerprints = {sku: fingerprint(p) for sku, p in products.items()}
-    new_or_changed = [
-        sku
-        for sku, print_ in fingerprints.items()
-        if sku not in index.row_of_sku or known.get(sku, print_) != print_
-    ]
-    removals = [sku for sku in index.skus if sku not in products]
-    added = sum(sku not in index.row_of_sku for sku in new_or_changed)
-    counts = {"added": added, "changed": len(new_or_changed) - added, "removed": len(removals)}
-    if not new_or_changed and not removals:
+    unread: list[str] = []
+    if products:
+        from .photo import PhotoEncoder
+
+        encoder = PhotoEncoder.load(served, manifest)
+        upserts, unread = _embedded(encoder, list(products.values()), progress)
+        for sku in unread:
+            fingerprints[sku] = UNREAD + fingerprints[sku]
+            if known.get(sku) == fingerprints[sku]:  # as unreadable as before: no change
+                del upserts[sku], products[sku]
+    added = sum(sku not in index.row_of_sku for sku in products)
+    counts = {"added": added, "changed": len(products) - added, "removed": len(removals)}
+    counts["catalog_as_of"] = list(now)
+    if not products and not removals:
         _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
         return
 
-    from .photo import PhotoEncoder
-
-    encoder = PhotoEncoder.load(served, manifest)
-    changed = [products[sku] for sku in new_or_changed]
-    upserts = _embedded(encoder, changed, progress)
-    after = refreshed(index, upserts, removals, _fallbacks(encoder, index, changed))
+    changed = list(products.values())
+    fallbacks = _fallbacks(encoder, index, changed) if changed else {}
+    after = refreshed(index, upserts, removals, fallbacks)
     name = f"{version.name}.r{refresh.pk}"
     with ModelVersionWriter(root, name) as writer:
         after.save(writer.directory)
@@ -208,16 +244,21 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.link(file, target)
-        (writer.directory / FINGERPRINTS_FILE).write_text(
-            json.dumps({sku: fingerprints.get(sku, known.get(sku)) for sku in after.skus})
-        )
+        known_after = {sku: fingerprints.get(sku) or known.get(sku, "") for sku in after.skus}
+        (writer.directory / FINGERPRINTS_FILE).unlink()  # the old one's link: written anew
+        _write_known(writer.directory, known_after, now)
         facts = {
             key: value
             for key, value in manifest.items()
             if key not in {"files", "name", "created_at", "format_version"}
         }
-        directory = writer.commit(
-            **facts | {"item_count": len(after.skus), "refresh_of": version.name, **counts}
+        facts |= {"item_count": len(after.skus), "refresh_of": version.name}
+        directory = writer.commit(**facts | counts)
+    message = ""
+    if unread:
+        message = (
+            f"{len(unread)} image(s) could not be read; matched from their words until they "
+            f"can: {', '.join(sorted(unread)[:20])}"
         )
     with transaction.atomic():
         # Served by web processes from their next request, as an activation is.
@@ -225,7 +266,8 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             directory=directory.name
         )
         if pointed:
-            _finish(refresh, Status.SUCCEEDED, started, counts, directory=directory.name)
+            fields = {"directory": directory.name, "message": message}
+            _finish(refresh, Status.SUCCEEDED, started, counts, **fields)
     if not pointed:
         shutil.rmtree(directory, ignore_errors=True)
         _finish(refresh, Status.DROPPED, started, counts, message="no longer the active version")
@@ -234,24 +276,99 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     logger.info("%s: %s in %.1f s", refresh, counts, time.monotonic() - started)
 
 
+def _catalog_changes(
+    index: CompatibilityIndex,
+    known: dict[str, str],
+    as_of: Generation | None,
+    now: Generation,
+) -> tuple[dict[str, Product], list[str]]:
+    """The active products new to `index` or changed in what its model sees (by SKU), and the
+    SKUs it holds of products no longer active. Read from the products the catalog's change
+    log (catalog.changes) names after `as_of`, so the work follows the changes, not the
+    catalog; from the whole catalog when the log does not reach back that far, or when the
+    counts disagree (a deleted product, a renamed SKU, one without a picture left out of the
+    training: rows the log cannot name)."""
+    ids = None
+    if as_of is not None:
+        ids = set() if as_of == now else products_changed_between(as_of, now)
+    if ids is not None:
+        retried = [sku for sku, print_ in known.items() if print_.startswith(UNREAD)]
+        logged = Product.objects.filter(Q(pk__in=sorted(ids)) | Q(sku__in=retried))
+        logged = logged.select_related("category")
+        active = {p.sku: p for p in logged if p.active}
+        changes = _compared(index, known, active)
+        removals = [p.sku for p in logged if not p.active and p.sku in index.row_of_sku]
+        after = len(index.skus) + sum(s not in index.row_of_sku for s in changes) - len(removals)
+        if after == Product.objects.filter(active=True).count():
+            return changes, removals
+        logger.info("the change log and the catalog disagree: the whole catalog is compared")
+    products = {p.sku: p for p in Product.objects.filter(active=True).select_related("category")}
+    return _compared(index, known, products), [s for s in index.skus if s not in products]
+
+
+def _compared(
+    index: CompatibilityIndex, known: dict[str, str], products: dict[str, Product]
+) -> dict[str, Product]:
+    """Those of `products` the index lacks or knows by another fingerprint."""
+    changed = {}
+    for sku, product in products.items():
+        print_ = fingerprint(product)
+        if sku not in index.row_of_sku or known.get(sku, print_) != print_:
+            changed[sku] = product
+    return changed
+
+
+# Products embedded per round: bounds the memory of a large refresh's image tokens.
+EMBEDDING_ROUND = 2048
+
+
 def _embedded(
     encoder: "PhotoEncoder", products: list[Product], progress: Progress
-) -> dict[str, Upsert]:
-    """The products' item vectors by the version's own pipeline (its PhotoEncoder, given each
-    product's own words; from the words alone for a product without a picture)."""
-    from .services import item_text
+) -> tuple[dict[str, Upsert], list[str]]:
+    """The products' item vectors by the version's own pipeline, as its training embedded its
+    catalog (in batches; on the workers of OUTFITS_FANOUT_QUEUE when it names one); a product
+    without a picture, or whose picture cannot be read, from its words alone. Returns the
+    vectors and the SKUs of unreadable pictures."""
+    from .encode import encode_images, encode_trunk_tokens
+    from .services import item_text, workers_or
 
-    upserts = {}
-    for done, product in enumerate(products, 1):
-        words = item_text(product)
+    pictured, unread = [], []
+    for product in products:
         if product.image:
-            with Image.open(product.image.path) as image:
-                vector = encoder.encode(image, product.category.name, description=words).vector
-        else:
-            vector = encoder.encode_words(words)
-        upserts[product.sku] = Upsert(product.category.name, vector)
-        progress("embedding", done, len(products))
-    return upserts
+            (pictured if _readable(Path(product.image.path)) else unread).append(product)
+    frozen = encoder.catalog_frozen_blocks
+    device = settings.OUTFITS_EMBEDDING_DEVICE
+
+    def here(paths: list[Path]):
+        if frozen is None:
+            return encode_images(encoder.backbone, paths, device=device)
+        return encode_trunk_tokens(encoder.backbone, paths, frozen, device=device).numpy()
+
+    embed = workers_or(encoder.backbone, frozen, no_progress, here)
+    upserts: dict[str, Upsert] = {}
+    for start in range(0, len(pictured), EMBEDDING_ROUND):
+        batch = pictured[start : start + EMBEDDING_ROUND]
+        images = embed([Path(p.image.path) for p in batch])
+        vectors = encoder.encode_catalog(images, [item_text(p) for p in batch])
+        upserts |= {p.sku: Upsert(p.category.name, v) for p, v in zip(batch, vectors, strict=True)}
+        progress("embedding", len(upserts), len(products))
+    wordy = [p for p in products if p.sku not in upserts]
+    if wordy:
+        vectors = encoder.encode_words([item_text(p) for p in wordy])
+        upserts |= {p.sku: Upsert(p.category.name, v) for p, v in zip(wordy, vectors, strict=True)}
+    progress("embedding", len(upserts), len(products))
+    if unread:
+        logger.warning("%d images could not be read: %s", len(unread), [p.sku for p in unread])
+    return upserts, [p.sku for p in unread]
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception:
+        return False
+    return True
 
 
 def _fallbacks(
@@ -283,7 +400,7 @@ def _fallbacks(
 
 
 def _finish(
-    refresh: VersionRefresh, status: str, started: float, counts: dict, **fields: str
+    refresh: VersionRefresh, status: str, started: float, counts: dict, **fields: object
 ) -> None:
     VersionRefresh.objects.filter(pk=refresh.pk).update(
         status=status,

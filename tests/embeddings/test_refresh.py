@@ -128,10 +128,15 @@ def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(ver
     assert after.row_of_sku["BAG150"] in belts.tolist()
 
 
-def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_indexes(version):
+def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_indexes(
+    version, tmp_path
+):
     """The usual refresh: only new products, many of one category (they crowd existing lists,
-    curated ones included), none renumbering anything."""
-    before, outfit_skus, rng = version
+    curated ones included), none renumbering anything; the version as web processes load it
+    (memory-mapped, read-only)."""
+    built, outfit_skus, rng = version
+    built.save(tmp_path)
+    before = CompatibilityIndex.load(tmp_path)
     categories = ["Shoes"] * 12 + ["Tops", "Belts", "Belts", "Belts", "Bags"]
     added = {
         f"NEW{n}": Upsert(c, v)

@@ -37,6 +37,12 @@ def import_copies(small_catalog, skus: list[str]) -> list[str]:
     return [f"NEW-{row['sku']}" for row in rows]
 
 
+def same_words(model: Product, **fields) -> Product:
+    """A new product described in `model`'s words (title, category, colour, attributes)."""
+    words = {"title": model.title, "category": model.category, "colour": model.colour}
+    return Product.objects.create(**words, attributes=model.attributes, **fields)
+
+
 def matched(storefront, sku: str) -> tuple[bool, list[str]]:
     data = storefront.get(MATCHES.format(sku), {"limit": 9}).json()
     return data["in_model"], [m["sku"] for g in data["groups"] for m in g["matches"]]
@@ -162,13 +168,7 @@ def test_a_new_image_saved_in_the_admin_is_refreshed_in(
 def test_a_product_without_a_picture_is_matched_from_its_words(trained_shop, storefront, client):
     _, index = active_compatibility_index()
     model = Product.objects.get(sku=index.skus[0])
-    Product.objects.create(
-        sku="WORDS-1",
-        title=model.title,
-        category=model.category,
-        colour=model.colour,
-        attributes=model.attributes,
-    )
+    same_words(model, sku="WORDS-1")
     refresh = refresh_active_version()
     assert (refresh.added, refresh.changed, refresh.removed) == (1, 0, 0)
     data = storefront.get(MATCHES.format("WORDS-1")).json()
@@ -246,3 +246,80 @@ def test_a_refresh_of_a_version_no_longer_active_is_dropped(
     trained_shop.refresh_from_db()
     assert trained_shop.directory == trained_shop.name  # never pointed at the refresh
     assert not (settings.OUTFITS_MODEL_DIR / f"{trained_shop.name}.r{refresh.pk}").exists()
+
+
+def test_a_refresh_reads_the_catalogs_change_log_and_the_whole_catalog_when_they_disagree(
+    trained_shop,
+):
+    from django.db import connection
+
+    _, index = active_compatibility_index()
+    logged, unlogged, gone = index.skus[1], index.skus[2], index.skus[3]
+    Product.objects.filter(sku=logged).update(title="A title the log names")
+    with connection.cursor() as cursor:  # a write the change log never hears of
+        cursor.execute("UPDATE catalog_product SET title = 'unlogged' WHERE sku = %s", [unlogged])
+    refresh = refresh_active_version()
+    # Only the logged product was looked at: the work follows the log, not the catalog.
+    assert (refresh.added, refresh.changed, refresh.removed) == (1 - 1, 1, 0)
+
+    # Counts that disagree with the log (an unlogged deactivation): the whole catalog is
+    # compared, and the earlier unlogged change is found too.
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE catalog_product SET active = false WHERE sku = %s", [gone])
+    again = refresh_active_version()
+    assert (again.added, again.changed, again.removed) == (0, 1, 1)
+    assert again.catalog_as_of and again.catalog_as_of[0] >= refresh.catalog_as_of[0]
+
+
+def test_an_unreadable_image_is_matched_from_words_and_tried_again(trained_shop, storefront):
+    from django.conf import settings
+
+    _, index = active_compatibility_index()
+    model = Product.objects.get(sku=index.skus[0])
+    broken = settings.MEDIA_ROOT / "products" / "broken.png"
+    broken.write_bytes(b"not an image")
+    same_words(model, sku="BROKEN-1", image="products/broken.png", image_sha256="0" * 64)
+    refresh = refresh_active_version()
+    assert refresh.status == "succeeded" and refresh.added == 1
+    assert "could not be read" in refresh.message and "BROKEN-1" in refresh.message
+    data = storefront.get(MATCHES.format("BROKEN-1")).json()
+    assert data["in_model"] and data["groups"]
+    # Still unreadable: nothing to do. Readable again (restored from a backup, say): embedded
+    # from its picture, though the catalog never changed.
+    assert refresh_active_version().message == "nothing changed"
+    broken.write_bytes(model.image.read())
+    fixed = refresh_active_version()
+    assert (fixed.changed, fixed.message) == (1, "")
+    _, after = active_compatibility_index()
+    np.testing.assert_allclose(
+        after.vectors[after.row_of_sku["BROKEN-1"]],
+        after.vectors[after.row_of_sku[model.sku]],
+        atol=1e-3,
+    )
+
+
+def test_a_refresh_fans_its_embedding_out_when_a_queue_is_named(
+    trained_shop, small_catalog, settings
+):
+    from celery.signals import task_prerun
+
+    settings.OUTFITS_FANOUT_QUEUE = "fanout"  # in-process tasks here, as in development
+    ran: list[str] = []
+
+    def note(task=None, **_):
+        ran.append(task.name)
+
+    task_prerun.connect(note, weak=False)
+    try:
+        copies = import_copies(small_catalog, active_compatibility_index()[1].skus[:3])
+        refresh = refresh_active_version()
+    finally:
+        task_prerun.disconnect(note)
+    assert refresh.added == 3 and "embeddings.tasks.embed_image_chunk" in ran
+    _, index = active_compatibility_index()
+    for copy in copies:
+        np.testing.assert_allclose(
+            index.vectors[index.row_of_sku[copy]],
+            index.vectors[index.row_of_sku[copy.removeprefix("NEW-")]],
+            atol=1e-3,
+        )

@@ -1,0 +1,382 @@
+"""New arrivals' freshness: how long after a catalog import ends the API answers every new
+product with learned matches, with no retrain (the active version refreshed by a Celery worker,
+embeddings.version_refresh), and the matches API's latency while the refreshes land.
+
+    .venv/bin/python benchmarks/freshness.py [--catalogs 10000 100000 1000000]
+        [--newcomers 1 10 100 1000 10000] [--rate 100] [--json FILE]
+
+For each catalog size: a real model version is trained on the demo catalog (a backbone
+pretrained for 2 epochs: its architecture, not its quality, sets the cost), then enlarged to
+the catalog size with products described like the demo's, their item vectors drawn around the
+demo's in the version's own space (up to 200,000 items their computed neighbours are exact; a
+1M base gets them by an IVF search, recall about 0.9, in minutes instead of the whole build's
+26; the anchors with curated partners are exact everywhere). Then 2 gunicorn sync workers
+serve it (PostgreSQL `bench_fresh`, dropped at the end; Redis db 7 as cache and broker), a
+Celery worker serves the refresh queue, and client threads ask for random products' matches
+at `--rate` requests/s throughout. Each case imports `--newcomers` new products with new
+pictures (drawn like the demo's, 128 px) with `manage.py import_catalog`'s code in this
+process, and from the import's end polls 20 of them (all when fewer) through the API until
+each answers `in_model` with matches; then every newcomer is checked once. Refreshes are
+requested as in production: at the import's commit, after OUTFITS_REFRESH_DELAY_SECONDS (5 s,
+which the figures include). The cases of one catalog run one after another on it.
+"""
+
+import argparse
+import csv
+import http.client
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from api import authorization, machine, matches_path, reset_database, wait_until_serving
+from hot_swap import LOCAL_SITE, ROOT, free_port, manage
+from snapshot_reload import Clients, latency
+
+SAMPLE = 20
+EXACT_UP_TO = 200_000
+
+
+def train_demo_version(folder: Path):
+    """The demo catalog imported, a backbone briefly pretrained on it, a version trained."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from catalog.demo_catalog import generate_demo_catalog
+    from embeddings.backbone import create_untrained_backbone, save_backbone_checkpoint
+    from embeddings.models import ModelVersion
+    from embeddings.pretrain import PretrainingConfig, pretrain_contrastive
+
+    demo = generate_demo_catalog(folder / "demo")
+    with demo.products_csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    backbone = create_untrained_backbone()
+    pretrain_contrastive(
+        backbone,
+        [demo.products_csv.parent / row["image"] for row in rows],
+        [row["title"] for row in rows],
+        PretrainingConfig(epochs=2, batch_size=32),
+    )
+    checkpoint = folder / "outfits-tiny.safetensors"
+    save_backbone_checkpoint(backbone, checkpoint)
+    settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED = backbone.name, str(checkpoint)
+    call_command("import_catalog", str(demo.products_csv), verbosity=0)
+    call_command("import_outfits", str(demo.outfits_csv), verbosity=0)
+    call_command("train", epochs=4, verbosity=0)
+    return ModelVersion.objects.get(is_active=True)
+
+
+def approximate_neighbours(index, depth: int) -> np.ndarray:
+    """Computed neighbours found by an IVF search per complementary category (exact for the
+    anchors with curated partners): a 1M base in minutes."""
+    import faiss
+
+    table = index.empty_neighbours(depth)
+    curated = np.asarray(sorted(index.cooccurrence.partners), dtype=np.int64)
+    for category, anchors in index.rows_of_category.items():
+        for slot, other in enumerate(index.complements_of(category)):
+            candidates = index.rows_of_category.get(other)
+            if candidates is None:
+                continue
+            pool = np.ascontiguousarray(index.vectors[candidates])
+            lists = int(4 * math.sqrt(len(candidates)))
+            quantizer = faiss.IndexFlatIP(pool.shape[1])
+            search = faiss.IndexIVFFlat(quantizer, pool.shape[1], lists, faiss.METRIC_INNER_PRODUCT)
+            search.train(pool[np.random.default_rng(0).permutation(len(pool))[: 40 * lists]])
+            search.add(pool)
+            search.nprobe = 8
+            keep = min(depth, len(candidates))
+            for start in range(0, len(anchors), 65536):
+                chunk = anchors[start : start + 65536]
+                queries = index.space.query_for(index.vectors[chunk], category, other)
+                _, found = search.search(np.ascontiguousarray(queries, dtype=np.float32), keep)
+                table[chunk, slot, :keep] = np.where(found >= 0, candidates[found], -1)
+        mine = np.intersect1d(anchors, curated)
+        if len(mine):
+            table[mine] = index.neighbours_of(category, mine, depth)
+    return table
+
+
+def enlarge(version, total: int, seed: int) -> list[str]:
+    """The active version, enlarged to `total` items: new catalog products described like the
+    demo's (no picture: their vectors are given), their vectors drawn around the demo items'.
+    Written as a new version and activated; returns the SKUs of the catalog."""
+    from django.conf import settings
+
+    from catalog.changes import current_generation
+    from catalog.models import Product
+    from embeddings.artifacts import MANIFEST_NAME, ModelVersionWriter, read_manifest
+    from embeddings.index import CompatibilityIndex, build_category_index, rows_by_category
+    from embeddings.models import ModelVersion
+    from embeddings.services import activate
+    from embeddings.version_refresh import write_fingerprints
+
+    rng = np.random.default_rng(seed)
+    served = Path(settings.OUTFITS_MODEL_DIR) / version.directory
+    demo = CompatibilityIndex.load(served)
+    models = {p.sku: p for p in Product.objects.select_related("category")}
+    extra = total - len(demo.skus)
+    started = time.perf_counter()
+    like = rng.integers(0, len(demo.skus), size=extra)
+    products = [
+        Product(
+            sku=f"BASE-{n:07d}",
+            title=f"{models[demo.skus[row]].title} {n}",
+            category=models[demo.skus[row]].category,
+            colour=models[demo.skus[row]].colour,
+            attributes=models[demo.skus[row]].attributes,
+        )
+        for n, row in enumerate(like.tolist())
+    ]
+    Product.objects.bulk_create(products, batch_size=5000)
+    as_of = current_generation()
+    print(f"  {extra:,} products in {time.perf_counter() - started:.0f} s", flush=True)
+
+    started = time.perf_counter()
+    noise = rng.standard_normal((extra, demo.vectors.shape[1])).astype(np.float32)
+    vectors = np.concatenate([demo.vectors, demo.vectors[like] + 0.5 * noise / 8])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    skus = [*demo.skus, *(p.sku for p in products)]
+    categories = [*demo.categories, *(demo.categories[row] for row in like.tolist())]
+    rows = rows_by_category(categories)
+    index = CompatibilityIndex(
+        skus,
+        categories,
+        vectors,
+        {category: build_category_index(vectors[r], r) for category, r in rows.items()},
+        demo.complements,
+        demo.cooccurrence,  # the demo's rows come first: its curated pairs keep their rows
+        demo.pair_weights,
+    )
+    depth = demo.neighbours.shape[2]
+    exact = total <= EXACT_UP_TO
+    index.neighbours = (
+        index.computed_neighbours(depth) if exact else approximate_neighbours(index, depth)
+    )
+    print(
+        f"  index of {total:,} ({'exact' if exact else 'IVF'} neighbours) in "
+        f"{time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    name = f"{version.name}-x{total}"
+    with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
+        index.save(writer.directory)
+        for file in served.rglob("*"):  # the head, probe and tuned top of the trained version
+            target = writer.directory / file.relative_to(served)
+            if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.link(file, target)
+        (writer.directory / "fingerprints.json").unlink()
+        write_fingerprints(writer.directory, list(models.values()) + products, as_of)
+        manifest = read_manifest(served, verify_checksums=False)
+        facts = {k: v for k, v in manifest.items() if k not in {"files", "name", "created_at"}}
+        directory = writer.commit(**facts | {"item_count": total})
+    enlarged = ModelVersion.objects.create(
+        name=name,
+        directory=directory.name,
+        backbone=version.backbone,
+        pretrained=version.pretrained,
+        manifest=read_manifest(directory, False),
+    )
+    activate(enlarged)
+    return skus
+
+
+def newcomers_csv(folder: Path, count: int, tag: str, categories: int, seed: int) -> Path:
+    """`count` new products with new pictures, drawn like the demo's, in an import CSV."""
+    from catalog.demo_catalog import generate_demo_catalog
+
+    drawn = generate_demo_catalog(
+        folder / tag,
+        products_per_category=max(4, math.ceil(count / categories)),
+        outfit_count=1,
+        seed=seed,
+    )
+    with drawn.products_csv.open() as handle:
+        rows = list(csv.DictReader(handle))[:count]
+    target = drawn.products_csv.with_name("newcomers.csv")
+    with target.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for n, row in enumerate(rows):
+            writer.writerow(row | {"sku": f"{tag}-{n:05d}", "title": f"{row['title']} ({tag})"})
+    return target
+
+
+def learned(connection: http.client.HTTPConnection, sku: str, header: str) -> bool:
+    connection.request("GET", matches_path(sku), headers={"Authorization": header})
+    response = connection.getresponse()
+    data = json.loads(response.read() or b"{}")
+    return response.status == 200 and bool(data.get("in_model")) and bool(data.get("groups"))
+
+
+def run_case(port: int, header: str, clients: Clients, count: int, tag: str, folder: Path, seed):
+    from django.core.management import call_command
+
+    from catalog.models import Category
+    from embeddings.models import VersionRefresh
+
+    source = newcomers_csv(folder, count, tag, Category.objects.count(), seed)
+    with source.open() as handle:
+        skus = [row["sku"] for row in csv.DictReader(handle)]
+    latest = VersionRefresh.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    imported_at = time.monotonic()
+    call_command("import_catalog", str(source), verbosity=0)
+    ended = time.monotonic()
+    ended_at = clients.now()
+    sample = random.Random(seed).sample(skus, min(SAMPLE, count))
+    seen: dict[str, float] = {}
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while len(seen) < len(sample) and time.monotonic() - ended < 900:
+        for sku in sample:
+            if sku not in seen and learned(connection, sku, header):
+                seen[sku] = time.monotonic() - ended
+        time.sleep(0.05)
+    landed_at = clients.now()
+    answered = sum(learned(connection, sku, header) for sku in skus)
+    refreshes = list(
+        VersionRefresh.objects.filter(pk__gt=latest, status="succeeded").values("added", "seconds")
+    )
+    window = [a for a in clients.answers if ended_at <= a[0] <= landed_at + 1]
+    times = sorted(seen.values())
+    return {
+        "newcomers": count,
+        "import_seconds": round(ended - imported_at, 1),
+        "learned_median_s": round(statistics.median(times), 2) if times else None,
+        "learned_max_s": round(times[-1], 2) if times else None,
+        "sampled": len(sample),
+        "all_answered": answered,
+        "refreshes": refreshes,
+        "api_while_landing": latency(window) if window else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalogs", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--newcomers", type=int, nargs="+", default=[1, 10, 100, 1000, 10000])
+    parser.add_argument(
+        "--each", type=int, default=1000, help="newcomers on catalogs but the middle one"
+    )
+    parser.add_argument("--rate", type=float, default=100)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--database", default="bench_fresh")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--one-catalog", action="store_true", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.one_catalog:  # a child: one catalog, its own Django set-up
+        results = run_catalog(options.catalogs[0], options.newcomers, options)
+        options.json.write_text(json.dumps(results))
+        return
+    about = machine()
+    results: list[dict] = []
+    for position, catalog in enumerate(options.catalogs):
+        middle = position == len(options.catalogs) // 2
+        counts = options.newcomers if middle else [options.each]
+        print(f"catalog of {catalog:,}: newcomers {counts}", flush=True)
+        with tempfile.NamedTemporaryFile(suffix=".json") as output:
+            subprocess.run(
+                [sys.executable, __file__, "--one-catalog", "--catalogs", str(catalog),
+                 "--newcomers", *map(str, counts), "--rate", str(options.rate),
+                 "--clients", str(options.clients), "--postgres", options.postgres,
+                 "--database", options.database, "--json", output.name],
+                check=True,
+            )  # fmt: skip
+            results += json.loads(Path(output.name).read_text())
+        if options.json:
+            options.json.write_text(json.dumps({"machine": about, "cases": results}, indent=2))
+    print(
+        f"\n{about['date']} · {about['cpu']} · {about['cores']} cores · 2 gunicorn sync workers, "
+        f"1 Celery worker (refresh queue) · {options.rate:g} requests/s · code {about['code']}"
+    )
+    print(
+        "\n| catalog | newcomers | learned median s | learned max s | all answered | "
+        "refresh s | API p50 ms | p99 ms | max ms | non-200 |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case in results:
+        api = case["api_while_landing"] or {}
+        seconds = " + ".join(f"{r['seconds']:.1f}" for r in case["refreshes"])
+        print(
+            f"| {case['catalog']:,} | {case['newcomers']:,} | {case['learned_median_s']} | "
+            f"{case['learned_max_s']} | {case['all_answered']:,} | {seconds} | "
+            f"{api.get('p50_ms')} | {api.get('p99_ms')} | {api.get('max_ms')} | "
+            f"{api.get('non_200')} |"
+        )
+
+
+def run_catalog(catalog: int, counts: list[int], options) -> list[dict]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-fresh-"))
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"CELERY_BROKER_URL", "DJANGO_DEBUG"}
+    } | {
+        "DATABASE_URL": f"{options.postgres}/{options.database}",
+        "OUTFITS_VAR_DIR": str(folder),
+        "REDIS_URL": "redis://127.0.0.1:6379/7",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7",
+        "OUTFITS_REFRESH_QUEUE": f"refresh-bench-{uuid.uuid4().hex[:6]}",
+        "DJANGO_SETTINGS_MODULE": "outfits.settings",
+        "LOG_LEVEL": "WARNING",
+        **LOCAL_SITE,
+    }
+    results = []
+    server = worker = None
+    try:
+        reset_database(options.postgres, options.database, create=True)
+        manage(env, "migrate")
+        os.environ.update(env)
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        started = time.perf_counter()
+        version = train_demo_version(folder)
+        print(f"  demo version trained in {time.perf_counter() - started:.0f} s", flush=True)
+        skus = enlarge(version, catalog, seed=catalog)
+        header = authorization(f"benchmarks/freshness.py {uuid.uuid4().hex[:6]}")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "outfits", "worker", "--pool", "solo",
+             "-Q", env["OUTFITS_REFRESH_QUEUE"], "--loglevel", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "outfits.wsgi", "--workers", "2",
+             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env,
+        )  # fmt: skip
+        wait_until_serving(server, f"http://127.0.0.1:{port}{matches_path(skus[0])}", header)
+        time.sleep(10)  # the activation's own refresh (nothing changed) out of the way
+        with Clients(port, skus, header, options.clients, options.rate) as clients:
+            time.sleep(5)
+            for number, count in enumerate(counts):
+                tag = f"NEW{number}x{count}"
+                case = run_case(port, header, clients, count, tag, folder, seed=number)
+                results.append({"catalog": catalog} | case)
+                print(f"  {json.dumps(results[-1])}", flush=True)
+    finally:
+        for process in (server, worker):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=60)
+        if "django.db" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        reset_database(options.postgres, options.database, create=False)
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

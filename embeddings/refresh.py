@@ -216,9 +216,10 @@ def _merge(
     """Merge `newcomers` into the anchors' lists of `other` (rows of `lists`, best first, -1
     padded), in place: the best `keep` of both by the served score. Only a list a newcomer can
     enter is merged: one not yet full, or whose last item scores below a newcomer (its plain
-    score: the curated bonus only raises it, and a newcomer has none). Finding them is one
-    matrix product per batch; they are few."""
-    newcomer_vectors = index.vectors[newcomers].T
+    score: the curated bonus only raises it, and a newcomer has none), and only with the
+    anchor's best `keep` newcomers. One exact search per batch finds both; few lists change."""
+    offered_vectors = np.ascontiguousarray(index.vectors[newcomers])
+    reach = min(keep, len(newcomers))
     partners = index.cooccurrence.partners
     for start in range(0, len(anchors), batch):
         chunk = anchors[start : start + batch]
@@ -226,8 +227,14 @@ def _merge(
         last = lists[chunk, keep - 1]
         floor = np.einsum("ad,ad->a", queries, index.vectors[np.maximum(last, 0)])
         floor[last < 0] = -np.inf
-        newcomer_scores = queries @ newcomer_vectors
-        entering = newcomer_scores.max(axis=1) >= floor
+        offered_scores, best = faiss.knn(
+            np.ascontiguousarray(queries, dtype=np.float32),
+            offered_vectors,
+            reach,
+            metric=faiss.METRIC_INNER_PRODUCT,
+        )
+        offered = newcomers[best]
+        entering = offered_scores[:, 0] >= floor
         curated = np.fromiter((int(a) in partners for a in chunk), bool, len(chunk))
         plain = np.flatnonzero(entering & ~curated)
         if len(plain):  # merged by score, all at once
@@ -236,13 +243,11 @@ def _merge(
                 "ad,akd->ak", queries[plain], index.vectors[np.maximum(listed, 0)]
             )
             listed_scores[listed < 0] = -np.inf
-            pool = np.concatenate(
-                [listed, np.broadcast_to(newcomers, (len(plain), len(newcomers)))], 1
-            )
-            scores = np.concatenate([listed_scores, newcomer_scores[plain]], 1)
-            best = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-            lists[chunk[plain], :keep] = np.take_along_axis(pool, best, axis=1)
+            pool = np.concatenate([listed, offered[plain]], 1)
+            scores = np.concatenate([listed_scores, offered_scores[plain]], 1)
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+            lists[chunk[plain], :keep] = np.take_along_axis(pool, order, axis=1)
         for position in np.flatnonzero(entering & curated).tolist():  # the bonus, one by one
             anchor = int(chunk[position])
-            found = [int(r) for r in lists[anchor, :keep] if r >= 0] + newcomers.tolist()
+            found = [int(r) for r in lists[anchor, :keep] if r >= 0] + offered[position].tolist()
             lists[anchor, :keep] = [row for row, _ in index.best_of(anchor, other, found, keep)]

@@ -577,11 +577,13 @@ def _of_active_version(
     load: Callable[[Path], Any],
     what: str,
     version: ModelVersion | None = ASK_THE_DATABASE,
+    beside: Callable[[Any], bool] = lambda loaded: False,
 ) -> tuple[ModelVersion, Any] | None:
     """The active `version` (by default: one small query) and `load(its directory)`, kept in
     this module's global `slot`. When another version becomes active, or a refresh points the
     active one at a new directory, one thread loads it while the others go on with the loaded
-    one; then all switch at once."""
+    one; then all switch at once. When `beside(what is loaded)`, that thread is a new one, and
+    the request that noticed goes on with the loaded one too."""
     if version is ASK_THE_DATABASE:
         version = ModelVersion.objects.filter(is_active=True).first()
     if version is None:
@@ -591,16 +593,33 @@ def _of_active_version(
         return current
     if not lock.acquire(blocking=current is None):
         return current  # another thread is loading the new version
+    if current is not None and beside(current[1]):
+        # Verifying and mapping a large version's files takes a sync worker's requests
+        # hundreds of milliseconds: a thread does it while they go on with the current one.
+        def load_beside() -> None:
+            try:
+                _load_into(slot, load, what, version)
+            except Exception:
+                logger.exception("%s model version %s failed to load", what, version.name)
+            finally:
+                lock.release()
+
+        threading.Thread(target=load_beside, name=f"load {version.name}", daemon=True).start()
+        return current
     try:
         loaded = globals()[slot]
         if loaded is None or not _same(loaded[0], version):
-            directory = Path(settings.OUTFITS_MODEL_DIR) / version.directory
-            loaded = (version, load(directory))
-            globals()[slot] = loaded
-            logger.info("%s model version %s", what, version.name)
+            loaded = _load_into(slot, load, what, version)
         return loaded
     finally:
         lock.release()
+
+
+def _load_into(slot: str, load: Callable[[Path], Any], what: str, version: ModelVersion):
+    loaded = (version, load(Path(settings.OUTFITS_MODEL_DIR) / version.directory))
+    globals()[slot] = loaded
+    logger.info("%s model version %s (%s)", what, version.name, version.directory)
+    return loaded
 
 
 def _same(loaded: ModelVersion, version: ModelVersion) -> bool:
@@ -622,7 +641,10 @@ def active_compatibility_index(
         faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
         return CompatibilityIndex.load(directory)
 
-    return _of_active_version("_loaded", _loaded_lock, load, "serving", version)
+    def large(index: CompatibilityIndex) -> bool:
+        return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS
+
+    return _of_active_version("_loaded", _loaded_lock, load, "serving", version, large)
 
 
 def photo_encoder(

@@ -338,14 +338,18 @@ def _embedded(
             (pictured if _readable(Path(product.image.path)) else unread).append(product)
     frozen = encoder.catalog_frozen_blocks
     device = settings.OUTFITS_EMBEDDING_DEVICE
+    upserts: dict[str, Upsert] = {}
+
+    def images_done(_stage: str, done: int, _total: int) -> None:  # within a round
+        progress("embedding", len(upserts) + done, len(products))
 
     def here(paths: list[Path]):
+        on = {"device": device, "progress": images_done}
         if frozen is None:
-            return encode_images(encoder.backbone, paths, device=device)
-        return encode_trunk_tokens(encoder.backbone, paths, frozen, device=device).numpy()
+            return encode_images(encoder.backbone, paths, **on)
+        return encode_trunk_tokens(encoder.backbone, paths, frozen, **on).numpy()
 
-    embed = workers_or(encoder.backbone, frozen, no_progress, here)
-    upserts: dict[str, Upsert] = {}
+    embed = workers_or(encoder.backbone, frozen, images_done, here)
     for start in range(0, len(pictured), EMBEDDING_ROUND):
         batch = pictured[start : start + EMBEDDING_ROUND]
         images = embed([Path(p.image.path) for p in batch])

@@ -343,6 +343,10 @@ OUTFITS_COMPUTED_NEIGHBOURS = int(os.environ.get("OUTFITS_COMPUTED_NEIGHBOURS", 
 # a larger one (a big import) is loaded beside, in a thread of each web process, while its
 # requests keep answering from the previous snapshot: they never wait for a reload.
 OUTFITS_SNAPSHOT_INLINE_PRODUCTS = int(os.environ.get("OUTFITS_SNAPSHOT_INLINE_PRODUCTS", "2000"))
+# A web process serving a model version of more items than this loads the next one (another
+# activation, a refresh) in a thread beside it, answering from the one it has meanwhile; a
+# smaller one is loaded by the request that notices it.
+OUTFITS_MODEL_INLINE_ITEMS = int(os.environ.get("OUTFITS_MODEL_INLINE_ITEMS", "20000"))
 # FAISS threads of a process that serves matches (one query at a time: 1 is fastest).
 OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREADS", "1"))
 

@@ -323,3 +323,20 @@ def test_a_refresh_fans_its_embedding_out_when_a_queue_is_named(
             index.vectors[index.row_of_sku[copy.removeprefix("NEW-")]],
             atol=1e-3,
         )
+
+
+def test_a_large_version_is_loaded_beside_the_one_served(trained_shop, small_catalog, settings):
+    from tests.support import wait_for
+
+    settings.OUTFITS_MODEL_INLINE_ITEMS = 0  # every version counts as large
+    served, index = active_compatibility_index()
+    import_copies(small_catalog, [index.skus[1]])
+    refresh = refresh_active_version()
+
+    # The request that notices goes on with the loaded directory; a thread loads the new one.
+    assert active_compatibility_index()[0].directory == served.directory
+    wait_for(
+        lambda: active_compatibility_index()[0].directory == refresh.directory,
+        "the refreshed directory to be served",
+        30,
+    )

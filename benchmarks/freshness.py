@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 from api import authorization, machine, matches_path, reset_database, wait_until_serving
 from hot_swap import LOCAL_SITE, ROOT, free_port, manage
+from loglog import Panel, write_loglog_svg
 from snapshot_reload import Clients, latency
 
 SAMPLE = 20
@@ -272,11 +273,16 @@ def main() -> None:
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_fresh")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path, help="where to draw the figures (two SVG files)")
+    parser.add_argument("--plot-from", type=Path, help="only draw them, from an earlier --json")
     parser.add_argument("--one-catalog", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.one_catalog:  # a child: one catalog, its own Django set-up
         results = run_catalog(options.catalogs[0], options.newcomers, options)
         options.json.write_text(json.dumps(results))
+        return
+    if options.plot_from:
+        plot(json.loads(options.plot_from.read_text())["cases"], options.each, options.plot)
         return
     about = machine()
     results: list[dict] = []
@@ -295,6 +301,8 @@ def main() -> None:
             results += json.loads(Path(output.name).read_text())
         if options.json:
             options.json.write_text(json.dumps({"machine": about, "cases": results}, indent=2))
+    if options.plot:
+        plot(results, options.each, options.plot)
     print(
         f"\n{about['date']} · {about['cpu']} · {about['cores']} cores · 2 gunicorn sync workers, "
         f"1 Celery worker (refresh queue) · {options.rate:g} requests/s · code {about['code']}"
@@ -313,6 +321,37 @@ def main() -> None:
             f"{api.get('p50_ms')} | {api.get('p99_ms')} | {api.get('max_ms')} | "
             f"{api.get('non_200')} |"
         )
+
+
+COLOURS = {"every newcomer answered": "#1f77b4", "refresh (worker)": "#ff7f0e"}
+
+
+def plot(results: list[dict], each: int, path: Path) -> None:
+    """Seconds until every newcomer is answered, and the refresh's own, against the catalog's
+    size for `each` newcomers (path) and against the newcomers on the middle catalog
+    (path's name + _newcomers)."""
+
+    def lines(cases: list[dict], key: str) -> dict[str, dict[int, float]]:
+        return {
+            "every newcomer answered": {c[key]: c["learned_max_s"] for c in cases},
+            "refresh (worker)": {c[key]: sum(r["seconds"] for r in c["refreshes"]) for c in cases},
+        }
+
+    sizes = [c for c in results if c["newcomers"] == each]
+    catalogs = sorted({c["catalog"] for c in results})
+    middle = [c for c in results if c["catalog"] == catalogs[len(catalogs) // 2]]
+    target = (60.0, "target: 1,000 within 60 s")
+    write_loglog_svg(
+        [Panel(f"{each:,} newcomers: seconds by catalog size", lines(sizes, "catalog"), target)],
+        COLOURS,
+        path,
+    )
+    title = f"catalog of {middle[0]['catalog']:,}: seconds by newcomers"
+    write_loglog_svg(
+        [Panel(title, lines(middle, "newcomers"), target)],
+        COLOURS,
+        path.with_name(f"{path.stem}_newcomers{path.suffix}"),
+    )
 
 
 def run_catalog(catalog: int, counts: list[int], options) -> list[dict]:

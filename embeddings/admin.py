@@ -52,7 +52,7 @@ class VersionRefreshInline(admin.TabularInline):
     """A version's refreshes with new and changed products (embeddings.version_refresh)."""
 
     model = VersionRefresh
-    fields = ["started_at", "status", "added", "changed", "removed", "took", "message"]
+    fields = ["started_at", "status", "added", "changed", "removed", "embedded", "took", "message"]
     readonly_fields = fields
     extra = 0
     max_num = 0

@@ -388,10 +388,13 @@ def record_outcome(
     return False
 
 
-def check_model_directory() -> None:
-    """A new version needs OUTFITS_MODEL_DIR writable, with OUTFITS_MODEL_DIR_MIN_FREE_MB
-    free. Checked by writing a probe file: permission bits say nothing to root, and a
-    read-only file system only answers a write."""
+def check_model_directory(
+    nothing_done: str = "Nothing was trained", again: str = "retrain"
+) -> None:
+    """A new version (or a refresh of one) needs OUTFITS_MODEL_DIR writable, with
+    OUTFITS_MODEL_DIR_MIN_FREE_MB free. Checked by writing a probe file: permission bits say
+    nothing to root, and a read-only file system only answers a write. The error says
+    `nothing_done` and to `again` once fixed."""
     root = Path(settings.OUTFITS_MODEL_DIR)
     probe = root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
     try:
@@ -405,15 +408,15 @@ def check_model_directory() -> None:
     except OSError as error:
         raise ModelDirectoryUnusable(
             f"The model directory {root} (OUTFITS_MODEL_DIR) cannot be written by this worker: "
-            f"{error.strerror or error}. Nothing was trained; point OUTFITS_MODEL_DIR at a "
-            "writable directory and retrain."
+            f"{error.strerror or error}. {nothing_done}; point OUTFITS_MODEL_DIR at a "
+            f"writable directory and {again}."
         ) from error
     needed = settings.OUTFITS_MODEL_DIR_MIN_FREE_MB * 2**20
     if free < needed:
         raise ModelDirectoryUnusable(
             f"The model directory {root} (OUTFITS_MODEL_DIR) has {free / 2**20:,.0f} MB free, "
             f"less than the {needed / 2**20:,.0f} MB a new version is given "
-            "(OUTFITS_MODEL_DIR_MIN_FREE_MB). Nothing was trained; free some space and retrain."
+            f"(OUTFITS_MODEL_DIR_MIN_FREE_MB). {nothing_done}; free some space and {again}."
         )
 
 

@@ -35,6 +35,7 @@ from .index import CompatibilityIndex
 from .models import ModelVersion, VersionRefresh
 from .progress import Progress, no_progress
 from .refresh import Upsert, refreshed
+from .training_runs import check_model_directory
 
 if TYPE_CHECKING:
     from .photo import PhotoEncoder
@@ -214,6 +215,11 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         as_of = (int(confirmed[0]), str(confirmed[1]))
     now = current_generation()  # read first: a change after it is the next refresh's
     products, removals = _catalog_changes(index, known, as_of, now)
+    if products or removals:  # before the work: a full disk fails it now, and says so
+        check_model_directory(
+            "The active version was not refreshed and serves as before",
+            "refresh again (manage.py refresh_version, or the next catalog change does)",
+        )
     upserts: dict[str, Upsert] = {}
     fingerprints = {sku: fingerprint(p) for sku, p in products.items()}
     unread: list[str] = []

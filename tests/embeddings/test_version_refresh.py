@@ -340,3 +340,21 @@ def test_a_large_version_is_loaded_beside_the_one_served(trained_shop, small_cat
         "the refreshed directory to be served",
         30,
     )
+
+
+def test_a_refresh_that_cannot_write_fails_with_the_reason_and_serves_as_before(
+    trained_shop, small_catalog, storefront, settings
+):
+    served, index = active_compatibility_index()
+    (newcomer,) = import_copies(small_catalog, [index.skus[1]])
+    settings.OUTFITS_MODEL_DIR_MIN_FREE_MB = 2**40  # more than any disk has: as if it were full
+    with pytest.raises(Exception, match="MB free"):
+        refresh_active_version()
+    failed = VersionRefresh.objects.get()
+    assert failed.status == "failed" and "was not refreshed and serves as before" in failed.message
+    assert active_compatibility_index()[0].directory == served.directory
+    assert storefront.get(MATCHES.format(index.skus[1])).json()["groups"]  # still answering
+
+    settings.OUTFITS_MODEL_DIR_MIN_FREE_MB = 0  # space freed: the next refresh takes it in
+    assert refresh_active_version().added == 1
+    assert matched(storefront, newcomer)[0]

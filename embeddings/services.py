@@ -639,7 +639,9 @@ def active_compatibility_index(
         # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
         # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
         faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
-        return CompatibilityIndex.load(directory)
+        index = CompatibilityIndex.load(directory)
+        index.rows_of_category  # noqa: B018  (computed by the loader, not by a request)
+        return index
 
     def large(index: CompatibilityIndex) -> bool:
         return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS

@@ -257,12 +257,8 @@ def goes_well_with(
             groups.append(CategoryMatches(placed[0].product.category, placed))
     version_name = version.name if version else None
     shown = [m for group in groups for m in group.matches]
-    pending = (
-        index is not None
-        and row is None
-        and bool(anchor.image)
-        and settings.OUTFITS_REFRESH_ON_CHANGE
-    )
+    # Not in the active version yet: a refresh brings it in (from its words, without a picture).
+    pending = index is not None and row is None and settings.OUTFITS_REFRESH_ON_CHANGE
     return GoesWellWith(
         new_rec_id(version, shown),
         version_name,

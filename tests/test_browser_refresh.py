@@ -55,29 +55,31 @@ def test_admin_edits_are_refreshed_in_by_a_worker(
     anchor = index.skus[len(index.skus) // 2]
     shown = Product.objects.get(sku=matched(storefront, anchor)[0])
 
-    with chromium_page() as page:
-        page.goto(f"{web_server}/admin/login/?next=/admin/catalog/product/{edited.pk}/change/")
-        page.fill("#id_username", "staff")
-        page.fill("#id_password", "a-long-password")
-        page.click("input[type=submit]")
-        page.set_input_files("#id_image", str(picture))
-        page.click("input[name=_save]")
-        page.wait_for_selector("text=was changed successfully")
+    # The ORM is not called while a page is open (Playwright runs an event loop).
+    save_in_admin(web_server, edited.pk, lambda page: page.set_input_files("#id_image", picture))
+    first = refreshes(1)
+    assert first.status == "succeeded", first.message
+    assert (first.added, first.changed, first.removed) == (0, 1, 0)
+    assert matched(storefront, edited.sku) != before  # matched by its new picture
 
-        first = refreshes(1)
-        assert first.status == "succeeded", first.message
-        assert (first.added, first.changed, first.removed) == (0, 1, 0)
-        assert matched(storefront, edited.sku) != before  # matched by its new picture
-
-        page.goto(f"{web_server}/admin/catalog/product/{shown.pk}/change/")
-        page.uncheck("#id_active")
-        page.click("input[name=_save]")
-        page.wait_for_selector("text=was changed successfully")
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "admin-product-saved.png"), full_page=True)
-
+    save_in_admin(web_server, shown.pk, lambda page: page.uncheck("#id_active"), "saved.png")
     second = refreshes(2)
     assert (second.status, second.removed) == ("succeeded", 1), second.message
     _, after = active_compatibility_index()
     assert shown.sku not in after.row_of_sku  # in no list: not even a row
     assert shown.sku not in matched(storefront, anchor)
+
+
+def save_in_admin(url: str, product_id: int, edit, screenshot: str = "") -> None:
+    """Log in as staff, `edit(page)` the product's change form, save it."""
+    with chromium_page() as page:
+        page.goto(f"{url}/admin/login/?next=/admin/catalog/product/{product_id}/change/")
+        page.fill("#id_username", "staff")
+        page.fill("#id_password", "a-long-password")
+        page.click("input[type=submit]")
+        edit(page)
+        page.click("input[name=_save]")
+        page.wait_for_selector("text=was changed successfully")
+        if screenshot:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / f"admin-product-{screenshot}"), full_page=True)

@@ -165,10 +165,14 @@ def test_a_new_image_saved_in_the_admin_is_refreshed_in(
     assert not np.allclose(after.vectors[row], before.vectors[row], atol=1e-3)
 
 
-def test_a_product_without_a_picture_is_matched_from_its_words(trained_shop, storefront, client):
+def test_a_product_without_a_picture_is_matched_from_its_words(
+    trained_shop, storefront, client, settings
+):
     _, index = active_compatibility_index()
     model = Product.objects.get(sku=index.skus[0])
     same_words(model, sku="WORDS-1")
+    settings.OUTFITS_REFRESH_ON_CHANGE = True  # refreshed in, from its words: pending until then
+    assert storefront.get(MATCHES.format("WORDS-1")).json()["matches_pending"]
     refresh = refresh_active_version()
     assert (refresh.added, refresh.changed, refresh.removed) == (1, 0, 0)
     data = storefront.get(MATCHES.format("WORDS-1")).json()

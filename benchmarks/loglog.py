@@ -20,7 +20,8 @@ class Panel:
 def write_loglog_svg(panels: list[Panel], colours: dict[str, str], path: Path) -> None:
     """`panels` side by side, each series in its colour of `colours` (its legend order)."""
     sizes = sorted({size for panel in panels for line in panel.lines.values() for size in line})
-    legend_rows = (len(colours) + 1) // 2
+    columns = 2 if len(panels) > 1 else 1  # the legend's: one panel is too narrow for two
+    legend_rows = (len(colours) + columns - 1) // columns
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{len(panels) * WIDTH}" '
         f'height="{HEIGHT + 24 + 16 * legend_rows}" font-family="sans-serif" font-size="11">'
@@ -62,7 +63,7 @@ def write_loglog_svg(panels: list[Panel], colours: dict[str, str], path: Path) -
             )
     for i, (name, colour) in enumerate(colours.items()):
         parts.append(
-            f'<text x="{PAD + (i % 2) * WIDTH}" y="{HEIGHT + 30 + (i // 2) * 16}" '
+            f'<text x="{PAD + (i % columns) * WIDTH}" y="{HEIGHT + 30 + (i // columns) * 16}" '
             f'fill="{colour}">{name}</text>'
         )
     parts.append("</svg>")

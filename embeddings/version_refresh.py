@@ -250,7 +250,11 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.link(file, target)
-        known_after = {sku: fingerprints.get(sku) or known.get(sku, "") for sku in after.skus}
+        # A product the version never fingerprinted (built before fingerprints) stays
+        # unfingerprinted: taken as unchanged, not as changed by every later refresh.
+        known_after = {
+            sku: print_ for sku in after.skus if (print_ := fingerprints.get(sku) or known.get(sku))
+        }
         (writer.directory / FINGERPRINTS_FILE).unlink()  # the old one's link: written anew
         _write_known(writer.directory, known_after, now)
         facts = {

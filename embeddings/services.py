@@ -569,6 +569,9 @@ PHOTO_RETRY_SECONDS = 60.0
 
 
 ASK_THE_DATABASE = ModelVersion(pk=-1)
+# (slot, version, directory) → when loading it beside the served one failed (a damaged file).
+_failed_loads: dict[tuple[str, int, str], float] = {}
+LOAD_RETRY_SECONDS = 60.0
 
 
 def _of_active_version(
@@ -596,11 +599,26 @@ def _of_active_version(
     if current is not None and beside(current[1]):
         # Verifying and mapping a large version's files takes a sync worker's requests
         # hundreds of milliseconds: a thread does it while they go on with the current one.
+        attempt = (slot, version.pk, version.directory)
+        failed_at = _failed_loads.get(attempt)
+        if failed_at is not None and time.monotonic() - failed_at < LOAD_RETRY_SECONDS:
+            lock.release()
+            return current  # it failed moments ago: not again on every request
+
         def load_beside() -> None:
             try:
                 _load_into(slot, load, what, version)
             except Exception:
-                logger.exception("%s model version %s failed to load", what, version.name)
+                _failed_loads[attempt] = time.monotonic()
+                logger.exception(
+                    "%s model version %s (%s) failed to load; still serving %s; tried again "
+                    "in %.0f s",
+                    what,
+                    version.name,
+                    version.directory,
+                    current[0].directory,
+                    LOAD_RETRY_SECONDS,
+                )
             finally:
                 lock.release()
 

@@ -34,8 +34,10 @@ def isolated_files(settings, tmp_path: Path):
     # would otherwise start from, reloading a large change of its own beside), leaks from one
     # test's files into another.
     services._loaded = services._photo_failed = serving._snapshot = None
+    services._failed_loads.clear()
     yield
     services._loaded = services._photo_failed = serving._snapshot = None
+    services._failed_loads.clear()
 
 
 @pytest.fixture

@@ -362,3 +362,29 @@ def test_a_refresh_that_cannot_write_fails_with_the_reason_and_serves_as_before(
     settings.OUTFITS_MODEL_DIR_MIN_FREE_MB = 0  # space freed: the next refresh takes it in
     assert refresh_active_version().added == 1
     assert matched(storefront, newcomer)[0]
+
+
+def test_a_damaged_refresh_is_not_served_and_not_retried_on_every_request(
+    trained_shop, small_catalog, settings, storefront, caplog
+):
+    from embeddings import services
+    from embeddings.index import VECTORS_FILE
+    from tests.support import wait_for
+
+    settings.OUTFITS_MODEL_INLINE_ITEMS = 0  # loaded beside, in a thread
+    served, index = active_compatibility_index()
+    import_copies(small_catalog, [index.skus[1]])
+    refresh = refresh_active_version()
+    damaged = settings.OUTFITS_MODEL_DIR / refresh.directory / VECTORS_FILE
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit of a vector: its checksum no longer matches
+    damaged.write_bytes(bytes(data))
+
+    assert active_compatibility_index()[0].directory == served.directory
+    wait_for(lambda: services._failed_loads, "the load to fail", 30)
+    for _ in range(5):  # the served version answers; no new attempt for a while
+        assert active_compatibility_index()[0].directory == served.directory
+        assert storefront.get(MATCHES.format(index.skus[2])).status_code == 200
+    wait_for(lambda: not services._loaded_lock.locked(), "no load under way", 30)
+    failures = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert len(failures) == 1 and "still serving" in failures[0].getMessage()

@@ -38,7 +38,14 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from api import authorization, machine, matches_path, reset_database, wait_until_serving
+from api import (
+    authorization,
+    machine,
+    matches_path,
+    reset_database,
+    start_gunicorn,
+    wait_until_serving,
+)
 from hot_swap import LOCAL_SITE, ROOT, free_port, manage
 from loglog import Panel, write_loglog_svg
 from snapshot_reload import Clients, latency
@@ -53,25 +60,16 @@ def train_demo_version(folder: Path):
     from django.core.management import call_command
 
     from catalog.demo_catalog import generate_demo_catalog
-    from embeddings.backbone import create_untrained_backbone, save_backbone_checkpoint
+    from embeddings.backbone import OFFLINE_BACKBONE
     from embeddings.models import ModelVersion
-    from embeddings.pretrain import PretrainingConfig, pretrain_contrastive
+    from embeddings.services import pretrain_backbone
 
     demo = generate_demo_catalog(folder / "demo")
-    with demo.products_csv.open() as handle:
-        rows = list(csv.DictReader(handle))
-    backbone = create_untrained_backbone()
-    pretrain_contrastive(
-        backbone,
-        [demo.products_csv.parent / row["image"] for row in rows],
-        [row["title"] for row in rows],
-        PretrainingConfig(epochs=2, batch_size=32),
-    )
-    checkpoint = folder / "outfits-tiny.safetensors"
-    save_backbone_checkpoint(backbone, checkpoint)
-    settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED = backbone.name, str(checkpoint)
     call_command("import_catalog", str(demo.products_csv), verbosity=0)
     call_command("import_outfits", str(demo.outfits_csv), verbosity=0)
+    checkpoint = folder / "outfits-tiny.safetensors"
+    pretrain_backbone(checkpoint, epochs=2)
+    settings.OUTFITS_BACKBONE, settings.OUTFITS_PRETRAINED = OFFLINE_BACKBONE, str(checkpoint)
     call_command("train", epochs=4, verbosity=0)
     return ModelVersion.objects.get(is_active=True)
 
@@ -115,11 +113,11 @@ def enlarge(version, total: int, seed: int) -> list[str]:
 
     from catalog.changes import current_generation
     from catalog.models import Product
-    from embeddings.artifacts import MANIFEST_NAME, ModelVersionWriter, read_manifest
+    from embeddings.artifacts import ModelVersionWriter, read_manifest
     from embeddings.index import CompatibilityIndex, build_category_index, rows_by_category
     from embeddings.models import ModelVersion
     from embeddings.services import activate
-    from embeddings.version_refresh import write_fingerprints
+    from embeddings.version_refresh import inherited_facts, link_model_files, write_fingerprints
 
     rng = np.random.default_rng(seed)
     served = Path(settings.OUTFITS_MODEL_DIR) / version.directory
@@ -171,15 +169,9 @@ def enlarge(version, total: int, seed: int) -> list[str]:
     name = f"{version.name}-x{total}"
     with ModelVersionWriter(Path(settings.OUTFITS_MODEL_DIR), name) as writer:
         index.save(writer.directory)
-        for file in served.rglob("*"):  # the head, probe and tuned top of the trained version
-            target = writer.directory / file.relative_to(served)
-            if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(file, target)
-        (writer.directory / "fingerprints.json").unlink()
         write_fingerprints(writer.directory, list(models.values()) + products, as_of)
-        manifest = read_manifest(served, verify_checksums=False)
-        facts = {k: v for k, v in manifest.items() if k not in {"files", "name", "created_at"}}
+        link_model_files(served, writer.directory)  # the trained version's head, probe, top
+        facts = inherited_facts(read_manifest(served, verify_checksums=False))
         directory = writer.commit(**facts | {"item_count": total})
     enlarged = ModelVersion.objects.create(
         name=name,
@@ -389,11 +381,7 @@ def run_catalog(catalog: int, counts: list[int], options) -> list[dict]:
             cwd=ROOT, env=env,
         )  # fmt: skip
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "outfits.wsgi", "--workers", "2",
-             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
-            cwd=ROOT, env=env,
-        )  # fmt: skip
+        server = start_gunicorn(env, "sync", options, port)
         wait_until_serving(server, f"http://127.0.0.1:{port}{matches_path(skus[0])}", header)
         time.sleep(10)  # the activation's own refresh (nothing changed) out of the way
         with Clients(port, skus, header, options.clients, options.rate) as clients:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,39 @@ MANIFEST_NAME = "manifest.json"
 
 class ArtifactError(RuntimeError):
     """A model version directory is missing, incomplete, corrupt or of another format."""
+
+
+class ModelDirectoryUnusable(Exception):
+    """OUTFITS_MODEL_DIR cannot take a new version: not writable, or too little room."""
+
+
+def check_model_directory(root: Path, min_free_mb: int, nothing_done: str, again: str) -> None:
+    """A new version (or a refresh of one) needs `root` (OUTFITS_MODEL_DIR) writable, with
+    `min_free_mb` (OUTFITS_MODEL_DIR_MIN_FREE_MB) free. Checked by writing a probe file:
+    permission bits say nothing to root, and a read-only file system only answers a write.
+    The error says `nothing_done` and to `again` once fixed."""
+    probe = root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as handle:
+            handle.write(b"\0" * 4096)
+            handle.flush()
+            os.fsync(handle.fileno())
+        probe.unlink()
+        free = shutil.disk_usage(root).free
+    except OSError as error:
+        raise ModelDirectoryUnusable(
+            f"The model directory {root} (OUTFITS_MODEL_DIR) cannot be written by this worker: "
+            f"{error.strerror or error}. {nothing_done}; point OUTFITS_MODEL_DIR at a "
+            f"writable directory and {again}."
+        ) from error
+    needed = min_free_mb * 2**20
+    if free < needed:
+        raise ModelDirectoryUnusable(
+            f"The model directory {root} (OUTFITS_MODEL_DIR) has {free / 2**20:,.0f} MB free, "
+            f"less than the {needed / 2**20:,.0f} MB a new version is given "
+            f"(OUTFITS_MODEL_DIR_MIN_FREE_MB). {nothing_done}; free some space and {again}."
+        )
 
 
 def file_sha256(path: Path) -> str:

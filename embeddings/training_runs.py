@@ -5,7 +5,6 @@ stale, and the decision to activate the new version only when it is better."""
 import logging
 import math
 import os
-import shutil
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from catalog.heartbeat import Heartbeat, close_connection
 
+from .artifacts import ModelDirectoryUnusable, check_model_directory
 from .models import ModelVersion, TrainingRun
 from .progress import Progress, no_progress
 
@@ -60,10 +60,6 @@ class TrainingNotQueued(Exception):
 
 class RunNoLongerRunning(Exception):
     """The run was failed meanwhile (as stale): this worker stops working for it."""
-
-
-class ModelDirectoryUnusable(Exception):
-    """OUTFITS_MODEL_DIR cannot take a new version: not writable, or too little room."""
 
 
 def backbone_checkpoints() -> list[str]:
@@ -304,7 +300,12 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
     with RunHeartbeat(run.pk) as heartbeat:
         run_progress = RunProgress(run, heartbeat, also=progress)
         try:
-            check_model_directory()  # before the compute, not after it
+            check_model_directory(  # before the compute, not after it
+                Path(settings.OUTFITS_MODEL_DIR),
+                settings.OUTFITS_MODEL_DIR_MIN_FREE_MB,
+                nothing_done="Nothing was trained",
+                again="retrain",
+            )
             blocks = run.options.get("unfrozen_blocks")
             trained = services.train_model_version(
                 epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
@@ -386,38 +387,6 @@ def record_outcome(
             )
             time.sleep(2 ** (attempt - 1))
     return False
-
-
-def check_model_directory(
-    nothing_done: str = "Nothing was trained", again: str = "retrain"
-) -> None:
-    """A new version (or a refresh of one) needs OUTFITS_MODEL_DIR writable, with
-    OUTFITS_MODEL_DIR_MIN_FREE_MB free. Checked by writing a probe file: permission bits say
-    nothing to root, and a read-only file system only answers a write. The error says
-    `nothing_done` and to `again` once fixed."""
-    root = Path(settings.OUTFITS_MODEL_DIR)
-    probe = root / f".write-probe-{os.getpid()}-{threading.get_ident()}"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as handle:
-            handle.write(b"\0" * 4096)
-            handle.flush()
-            os.fsync(handle.fileno())
-        probe.unlink()
-        free = shutil.disk_usage(root).free
-    except OSError as error:
-        raise ModelDirectoryUnusable(
-            f"The model directory {root} (OUTFITS_MODEL_DIR) cannot be written by this worker: "
-            f"{error.strerror or error}. {nothing_done}; point OUTFITS_MODEL_DIR at a "
-            f"writable directory and {again}."
-        ) from error
-    needed = settings.OUTFITS_MODEL_DIR_MIN_FREE_MB * 2**20
-    if free < needed:
-        raise ModelDirectoryUnusable(
-            f"The model directory {root} (OUTFITS_MODEL_DIR) has {free / 2**20:,.0f} MB free, "
-            f"less than the {needed / 2**20:,.0f} MB a new version is given "
-            f"(OUTFITS_MODEL_DIR_MIN_FREE_MB). {nothing_done}; free some space and {again}."
-        )
 
 
 def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:

@@ -30,12 +30,11 @@ from catalog.changes import Generation, current_generation, products_changed_bet
 from catalog.heartbeat import Heartbeat
 from catalog.models import Category, Product
 
-from .artifacts import MANIFEST_NAME, ModelVersionWriter, read_manifest
+from .artifacts import MANIFEST_NAME, ModelVersionWriter, check_model_directory, read_manifest
 from .index import CompatibilityIndex
 from .models import ModelVersion, VersionRefresh
 from .progress import Progress, no_progress
 from .refresh import Upsert, refreshed
-from .training_runs import check_model_directory
 
 if TYPE_CHECKING:
     from .photo import PhotoEncoder
@@ -217,12 +216,15 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     products, removals = _catalog_changes(index, known, as_of, now)
     if products or removals:  # before the work: a full disk fails it now, and says so
         check_model_directory(
-            "The active version was not refreshed and serves as before",
-            "refresh again (manage.py refresh_version, or the next catalog change does)",
+            root,
+            settings.OUTFITS_MODEL_DIR_MIN_FREE_MB,
+            nothing_done="The active version was not refreshed and serves as before",
+            again="refresh again (manage.py refresh_version, or the next catalog change does)",
         )
     upserts: dict[str, Upsert] = {}
     fingerprints = {sku: fingerprint(p) for sku, p in products.items()}
     unread: list[str] = []
+    fallbacks: dict[str, str] = {}
     if products:
         from .photo import PhotoEncoder
 
@@ -232,6 +234,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             fingerprints[sku] = UNREAD + fingerprints[sku]
             if known.get(sku) == fingerprints[sku]:  # as unreadable as before: no change
                 del upserts[sku], products[sku]
+        fallbacks = _fallbacks(encoder, index, list(products.values()))
     added = sum(sku not in index.row_of_sku for sku in products)
     counts = {"added": added, "changed": len(products) - added, "removed": len(removals)}
     counts["catalog_as_of"] = list(now)
@@ -239,31 +242,19 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
         return
 
-    changed = list(products.values())
-    fallbacks = _fallbacks(encoder, index, changed) if changed else {}
     after = refreshed(index, upserts, removals, fallbacks)
     name = f"{version.name}.r{refresh.pk}"
     with ModelVersionWriter(root, name) as writer:
         after.save(writer.directory)
-        for file in served.rglob("*"):  # the head, probe and tuned top: the version's own
-            target = writer.directory / file.relative_to(served)
-            if file.is_file() and file.name != MANIFEST_NAME and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.link(file, target)
         # A product the version never fingerprinted (built before fingerprints) stays
         # unfingerprinted: taken as unchanged, not as changed by every later refresh.
         known_after = {
             sku: print_ for sku in after.skus if (print_ := fingerprints.get(sku) or known.get(sku))
         }
-        (writer.directory / FINGERPRINTS_FILE).unlink()  # the old one's link: written anew
         _write_known(writer.directory, known_after, now)
-        facts = {
-            key: value
-            for key, value in manifest.items()
-            if key not in {"files", "name", "created_at", "format_version"}
-        }
-        facts |= {"item_count": len(after.skus), "refresh_of": version.name}
-        directory = writer.commit(**facts | counts)
+        link_model_files(served, writer.directory)
+        facts = {"item_count": len(after.skus), "refresh_of": version.name}
+        directory = writer.commit(**inherited_facts(manifest) | facts | counts)
     message = ""
     if unread:
         message = (
@@ -284,6 +275,23 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         return
     _collect_refreshes(version, keep={directory.name, served.name})
     logger.info("%s: %s in %.1f s", refresh, counts, time.monotonic() - started)
+
+
+def link_model_files(source: Path, target: Path) -> None:
+    """The files of the version in `source` that `target` does not have yet (its head, probe
+    and tuned top: what a refresh keeps), hard-linked, never copied or rewritten."""
+    for file in source.rglob("*"):
+        linked = target / file.relative_to(source)
+        if file.is_file() and file.name != MANIFEST_NAME and not linked.exists():
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            os.link(file, linked)
+
+
+def inherited_facts(manifest: dict) -> dict:
+    """The facts of a version's making (backbone, training, metrics…) that a version written
+    from it (a refresh) carries on; the writer gives the new one its own name and files."""
+    own = {"files", "name", "created_at", "format_version"}
+    return {key: value for key, value in manifest.items() if key not in own}
 
 
 def _catalog_changes(

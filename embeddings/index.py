@@ -22,6 +22,7 @@ COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
 VECTORS_FILE = "item_vectors.npy"
 NEIGHBOURS_FILE = "neighbours.npy"
+NEIGHBOUR_SCORES_FILE = "neighbour_scores.npy"
 INDEX_DIR = "indexes"
 # How many of each complementary category's best items are computed ahead for every item: a
 # matches row over-fetches 2 × its length + 6 (up to 9 a row) and complete-the-look 23.
@@ -111,6 +112,10 @@ class CompatibilityIndex:
     # A category the training never saw → the known one whose complementary categories and
     # pair weights it borrows until a training learns it (embeddings.refresh).
     category_fallbacks: dict[str, str] = field(default_factory=dict)
+    # The served score of each item in `neighbours` (-inf where -1): what a refresh merges
+    # newcomers by, without fetching the listed items' vectors. None: not kept (computed
+    # when saved, or when a refresh needs them).
+    neighbour_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
@@ -160,6 +165,10 @@ class CompatibilityIndex:
     def rows_of_category(self) -> dict[str, np.ndarray]:
         return rows_by_category(self.categories)
 
+    @cached_property
+    def category_of_row(self) -> np.ndarray:
+        return np.asarray(self.categories, dtype=object)
+
     def empty_neighbours(self, depth: int, items: int | None = None) -> np.ndarray:
         """A `neighbours` table of `depth` for all items (or the first `items`), no neighbour
         found yet (all -1)."""
@@ -184,40 +193,59 @@ class CompatibilityIndex:
         """The `neighbours` rows of `anchors`, items of `category`: (len(anchors), slots,
         depth). Exact search of whole categories in batches (matrix products, the CPU's
         fastest work), the curated partners merged in as nearest_rows merges them."""
+        table = self.empty_neighbours(depth, len(anchors))
+        for slot, other in enumerate(self.complements_of(category)):
+            if other in self.rows_of_category:
+                found, _ = self.best_items_of(other, np.asarray(anchors), depth, batch)
+                table[:, slot, : found.shape[1]] = found
+        return table
+
+    def best_items_of(
+        self, other: str, anchors: np.ndarray, depth: int, batch: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best min(depth, items of `other`) items of `other` for each of `anchors` (rows of
+        any categories) by the served score, best first, and those scores: two (len(anchors),
+        keep) arrays. Exact: one search of the whole category per batch."""
         # OpenMP's own thread count, even in a process that serves with one thread
         # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
         serving_threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(BATCH_THREADS)
         try:
-            return self._neighbours_of(category, np.asarray(anchors), depth, batch)
+            return self._best_items_of(other, anchors, depth, batch)
         finally:
             faiss.omp_set_num_threads(serving_threads)
 
-    def _neighbours_of(
-        self, category: str, anchors: np.ndarray, depth: int, batch: int
-    ) -> np.ndarray:
-        table = self.empty_neighbours(depth, len(anchors))
-        for slot, other in enumerate(self.complements_of(category)):
-            candidates = self.rows_of_category.get(other)
-            if candidates is None:
-                continue
-            keep, pool = min(depth, len(candidates)), self.vectors[candidates]
-            for start in range(0, len(anchors), batch):
-                chunk = anchors[start : start + batch]
-                queries = self.space.query_for(self.vectors[chunk], category, other)
-                _, found = faiss.knn(
-                    np.ascontiguousarray(queries, dtype=np.float32),
-                    pool,
-                    keep,
-                    metric=faiss.METRIC_INNER_PRODUCT,
-                )
-                table[start : start + len(chunk), slot, :keep] = candidates[found]
-            for position, anchor in enumerate(anchors.tolist()):
-                if anchor in self.cooccurrence.partners:
-                    merged = self.with_partners(anchor, other, table[position, slot, :keep])
-                    best = self.best_of(anchor, other, merged, keep)
-                    table[position, slot, :keep] = [r for r, _ in best]
-        return table
+    def _best_items_of(
+        self, other: str, anchors: np.ndarray, depth: int, batch: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        candidates = self.rows_of_category[other]
+        keep, pool = min(depth, len(candidates)), self.vectors[candidates]
+        rows = np.empty((len(anchors), keep), dtype=np.int32)
+        scores = np.empty((len(anchors), keep), dtype=np.float32)
+        for start in range(0, len(anchors), batch):
+            chunk = anchors[start : start + batch]
+            queries = self.queries_towards(other, chunk)
+            scores[start : start + len(chunk)], found = faiss.knn(
+                queries, pool, keep, metric=faiss.METRIC_INNER_PRODUCT
+            )
+            rows[start : start + len(chunk)] = candidates[found]
+        for position, anchor in enumerate(anchors.tolist()):
+            if anchor in self.cooccurrence.partners:
+                merged = self.with_partners(anchor, other, rows[position])
+                best = self.best_of(anchor, other, merged, keep)
+                rows[position] = [r for r, _ in best]
+                scores[position] = [score for _, score in best]
+        return rows, scores
+
+    def queries_towards(self, other: str, anchors: np.ndarray) -> np.ndarray:
+        """The query vectors of `anchors` (rows of any categories) for searching `other`."""
+        queries = np.array(self.vectors[anchors], dtype=np.float32)
+        of_anchor = self.category_of_row[anchors]
+        for category in set(of_anchor.tolist()):
+            weights = self.pair_weights.between(category, other)
+            if weights is not None:
+                queries[of_anchor == category] *= weights
+        return queries
 
     def complements_of(self, category: str) -> list[str]:
         """Complementary categories; a category seen in no outfit gets every other one."""
@@ -265,10 +293,14 @@ class CompatibilityIndex:
         exact even when the index's own distances are not."""
         if not candidates:
             return []
-        query = self.space.query(row, category)
-        scores = self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
+        scores = self.served_scores(row, category, candidates)
         best = np.argsort(-scores, kind="stable")[:count]
         return [(candidates[i], float(scores[i])) for i in best]
+
+    def served_scores(self, row: int, category: str, candidates: list[int]) -> np.ndarray:
+        """The served score of each of `candidates` (items of `category`) with `row`."""
+        query = self.space.query(row, category)
+        return self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
 
     def nearest_to_vector(
         self, vector: np.ndarray, vector_category: str, category: str, count: int
@@ -319,6 +351,32 @@ class CompatibilityIndex:
 
     def save_neighbours(self, directory: Path) -> None:
         np.save(directory / NEIGHBOURS_FILE, self.neighbours)
+        np.save(directory / NEIGHBOUR_SCORES_FILE, self.listed_scores())
+
+    def listed_scores(self) -> np.ndarray:
+        """`neighbour_scores`, computed from `neighbours` when not kept: the served score of
+        each listed item with its anchor, -inf where none is listed."""
+        if self.neighbour_scores is not None:
+            return self.neighbour_scores
+        table = np.asarray(self.neighbours)
+        scores = np.full(table.shape, -np.inf, dtype=np.float32)
+        for category, anchors in self.rows_of_category.items():
+            for slot, other in enumerate(self.complements_of(category)):
+                for start in range(0, len(anchors), 4096):
+                    chunk = anchors[start : start + 4096]
+                    listed = table[chunk, slot]
+                    found = np.einsum(
+                        "ad,akd->ak",
+                        self.queries_towards(other, chunk),
+                        self.vectors[np.maximum(listed, 0)],
+                    )
+                    scores[chunk, slot] = np.where(listed >= 0, found, -np.inf)
+                for anchor in np.intersect1d(anchors, list(self.cooccurrence.partners)).tolist():
+                    listed = [int(r) for r in table[anchor, slot] if r >= 0]
+                    served = self.served_scores(anchor, other, listed)
+                    scores[anchor, slot, : len(listed)] = served
+        self.neighbour_scores = scores
+        return scores
 
     @classmethod
     def load(cls, directory: Path) -> "CompatibilityIndex":
@@ -326,8 +384,10 @@ class CompatibilityIndex:
         of the vectors and codes in the page cache (and in the CPU's), not one each."""
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
-        computed = directory / NEIGHBOURS_FILE  # absent in versions saved before it existed
-        neighbours = np.asarray(np.load(computed, mmap_mode="r")) if computed.is_file() else None
+        neighbours, scores = (  # absent in versions saved before they existed
+            np.asarray(np.load(path, mmap_mode="r")) if path.is_file() else None
+            for path in (directory / NEIGHBOURS_FILE, directory / NEIGHBOUR_SCORES_FILE)
+        )
         indexes = {
             category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
             for category, relative in items["index_files"].items()
@@ -342,4 +402,5 @@ class CompatibilityIndex:
             PairWeights.load(directory / PAIR_WEIGHTS_FILE),
             neighbours,
             items.get("category_fallbacks", {}),
+            scores if neighbours is not None else None,
         )

@@ -79,7 +79,9 @@ def refreshed(
         category_fallbacks=index.category_fallbacks | dict(fallbacks or {}),
     )
     if index.neighbours is not None:
-        after.neighbours = _neighbours(index, after, new_row, sorted(set(touched)))
+        after.neighbours, after.neighbour_scores = _neighbours(
+            index, after, new_row, sorted(set(touched))
+        )
     return after
 
 
@@ -160,94 +162,154 @@ def _cooccurrence(before: CoOccurrence, new_row: np.ndarray) -> CoOccurrence:
 
 def _neighbours(
     before: CompatibilityIndex, after: CompatibilityIndex, new_row: np.ndarray, touched: list[int]
-) -> np.ndarray:
-    """The computed neighbours of `after`. A list is recomputed whole when a change may have
-    left it short or stale: the touched rows' own, lists that held a removed or touched item,
-    and those of categories whose complementary categories changed. Every other list can only
-    gain newcomers, and merges them in by the served score."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The computed neighbours of `after` and their scores. A list is recomputed whole when a
+    change may have left it short or stale: the touched rows' own, lists that held a removed or
+    touched item, and those of categories whose complementary categories changed. Every other
+    list can only gain newcomers, and merges them in by the served score."""
     depth = before.neighbours.shape[2]
     table = after.empty_neighbours(depth)
+    scores = np.full(table.shape, -np.inf, dtype=np.float32)
     kept = np.flatnonzero(new_row >= 0)
     old_lists = np.asarray(before.neighbours)  # (old rows, old slots, depth)
+    old_scores = np.asarray(before.listed_scores())
     slots = min(table.shape[1], old_lists.shape[1])
     is_touched = np.zeros(len(after.skus), dtype=bool)
     is_touched[touched] = True
     dirty = is_touched.copy()
     if len(kept) < len(new_row):  # rows removed: the lists renumbered, those that lost one dirty
-        old_lists = old_lists[kept]
+        old_lists, old_scores = old_lists[kept], old_scores[kept]
         remapped = np.where(old_lists >= 0, new_row[np.maximum(old_lists, 0)], -1)
         dirty[: len(kept)] |= ((old_lists >= 0) & (remapped < 0)).any(axis=(1, 2))
         table[: len(kept), :slots] = remapped[:, :slots]
     else:
         table[: len(kept), :slots] = old_lists[:, :slots]
+    scores[: len(kept), :slots] = old_scores[:, :slots]
     replaced = np.asarray([row for row in touched if row < len(kept)], dtype=np.int32)
     if len(replaced):  # lists holding a product whose vector changed: its place may have too
         dirty[: len(kept)] |= np.isin(table[: len(kept)], replaced).any(axis=(1, 2))
     for category, rows in after.rows_of_category.items():
         if after.complements_of(category) != before.complements_of(category):
             dirty[rows] = True
+    for row in touched:  # a changed product's curated bonus may lift it into its partners' lists
+        dirty[list(after.cooccurrence.partners.get(row, ()))] = True
 
+    _recompute(after, np.flatnonzero(dirty), table, scores)
     for category, rows in after.rows_of_category.items():
-        recompute = rows[dirty[rows]]
-        if len(recompute):
-            table[recompute] = after.neighbours_of(category, recompute, depth)
         clean = rows[~dirty[rows]]
+        offers = []
         for slot, other in enumerate(after.complements_of(category)):
             candidates = after.rows_of_category.get(other)
-            if candidates is None or not len(clean):
-                continue
-            newcomers = candidates[is_touched[candidates]]
+            newcomers = candidates[is_touched[candidates]] if candidates is not None else []
             if len(newcomers):
-                keep = min(depth, len(candidates))
-                _merge(after, category, other, clean, table[:, slot], newcomers, keep)
-    return table
+                offers.append(_Offer(slot, other, newcomers, min(depth, len(candidates))))
+        if len(clean) and offers:
+            _merge(after, category, clean, table, scores, offers)
+    return table, scores
+
+
+def _recompute(
+    index: CompatibilityIndex, rows: np.ndarray, table: np.ndarray, scores: np.ndarray
+) -> None:
+    """The lists of `rows` (of any categories) computed anew into `table` and `scores`: one
+    exact search per category searched, for the rows of every category that complements it
+    (a search's cost hardly depends on how few rows ask)."""
+    table[rows], scores[rows] = -1, -np.inf
+    anchors_of: dict[str, list[int]] = {}
+    slots_of: dict[str, list[int]] = {}
+    for row in rows.tolist():
+        for slot, other in enumerate(index.complements_of(index.categories[row])):
+            if other in index.rows_of_category:
+                anchors_of.setdefault(other, []).append(row)
+                slots_of.setdefault(other, []).append(slot)
+    for other, anchors in anchors_of.items():
+        found, found_scores = index.best_items_of(other, np.asarray(anchors), table.shape[2])
+        anchor_slots = np.asarray(slots_of[other])
+        keep = found.shape[1]
+        table[anchors, anchor_slots, :keep] = found
+        scores[anchors, anchor_slots, :keep] = found_scores
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """Newcomers of `other`, offered to the lists in `slot` of a category's items, which keep
+    the best `keep`."""
+
+    slot: int
+    other: str
+    newcomers: np.ndarray
+    keep: int
+
+
+# Two ways of summing the same products differ in float32's last bits: the screen lets a list
+# through this much below its floor, and the exact merge decides.
+SCREEN_SLACK = 1e-4
 
 
 def _merge(
     index: CompatibilityIndex,
     category: str,
-    other: str,
     anchors: np.ndarray,
-    lists: np.ndarray,
-    newcomers: np.ndarray,
-    keep: int,
+    table: np.ndarray,
+    scores: np.ndarray,
+    offers: list[_Offer],
     batch: int = 4096,
 ) -> None:
-    """Merge `newcomers` into the anchors' lists of `other` (rows of `lists`, best first, -1
-    padded), in place: the best `keep` of both by the served score. Only a list a newcomer can
-    enter is merged: one not yet full, or whose last item scores below a newcomer (its plain
-    score: the curated bonus only raises it, and a newcomer has none), and only with the
-    anchor's best `keep` newcomers. One exact search per batch finds both; few lists change."""
-    offered_vectors = np.ascontiguousarray(index.vectors[newcomers])
-    reach = min(keep, len(newcomers))
-    partners = index.cooccurrence.partners
+    """Merge each offer's newcomers into the anchors' lists (items of `category`; `table` and
+    `scores` rows, best first), in place. The anchors are screened first, by one matrix product
+    per batch with every offer's newcomers at once (the pair weights moved to the newcomers'
+    side: (a∘w)·n = a·(n∘w)): only a list one of them can enter, one not yet full or whose last
+    item scores below it, is merged. The curated bonus only raises a listed item's score, and a
+    newcomer has none, so a newcomer enters only above the list's last score. A catalog's
+    anchors cost one pass over their vectors; the merging, the lists the newcomers enter."""
+    weighted = np.concatenate(
+        [index.space.query_for(index.vectors[o.newcomers], o.other, category) for o in offers]
+    )
+    ends = np.cumsum([len(offer.newcomers) for offer in offers])
     for start in range(0, len(anchors), batch):
         chunk = anchors[start : start + batch]
-        queries = index.space.query_for(index.vectors[chunk], category, other)
-        last = lists[chunk, keep - 1]
-        floor = np.einsum("ad,ad->a", queries, index.vectors[np.maximum(last, 0)])
-        floor[last < 0] = -np.inf
-        offered_scores, best = faiss.knn(
-            np.ascontiguousarray(queries, dtype=np.float32),
-            offered_vectors,
-            reach,
-            metric=faiss.METRIC_INNER_PRODUCT,
-        )
-        offered = newcomers[best]
-        entering = offered_scores[:, 0] >= floor
-        curated = np.fromiter((int(a) in partners for a in chunk), bool, len(chunk))
-        plain = np.flatnonzero(entering & ~curated)
-        if len(plain):  # merged by score, all at once
-            listed = lists[chunk[plain], :keep]
-            listed_scores = np.einsum(
-                "ad,akd->ak", queries[plain], index.vectors[np.maximum(listed, 0)]
-            )
-            listed_scores[listed < 0] = -np.inf
-            pool = np.concatenate([listed, offered[plain]], 1)
-            scores = np.concatenate([listed_scores, offered_scores[plain]], 1)
-            order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-            lists[chunk[plain], :keep] = np.take_along_axis(pool, order, axis=1)
-        for position in np.flatnonzero(entering & curated).tolist():  # the bonus, one by one
-            anchor = int(chunk[position])
-            found = [int(r) for r in lists[anchor, :keep] if r >= 0] + offered[position].tolist()
-            lists[anchor, :keep] = [row for row, _ in index.best_of(anchor, other, found, keep)]
+        screened = index.vectors[chunk] @ weighted.T
+        for offer, stop in zip(offers, ends.tolist(), strict=True):
+            best = screened[:, stop - len(offer.newcomers) : stop].max(axis=1)
+            floor = scores[chunk, offer.slot, offer.keep - 1]  # -inf: not full
+            entering = chunk[best >= floor - SCREEN_SLACK]
+            if len(entering):
+                _merge_entering(index, category, offer, entering, table, scores)
+
+
+def _merge_entering(
+    index: CompatibilityIndex,
+    category: str,
+    offer: _Offer,
+    anchors: np.ndarray,
+    table: np.ndarray,
+    scores: np.ndarray,
+) -> None:
+    """Merge the offer's newcomers into the lists of the `anchors` the screen let through: the
+    best `keep` of both by the served score; only an anchor's best `keep` newcomers can enter."""
+    keep, newcomers, slot = offer.keep, offer.newcomers, offer.slot
+    queries = index.space.query_for(index.vectors[anchors], category, offer.other)
+    offered_scores, best = faiss.knn(
+        np.ascontiguousarray(queries, dtype=np.float32),
+        np.ascontiguousarray(index.vectors[newcomers]),
+        min(keep, len(newcomers)),
+        metric=faiss.METRIC_INNER_PRODUCT,
+    )
+    offered = newcomers[best]
+    entering = offered_scores[:, 0] >= scores[anchors, slot, keep - 1]
+    partners = index.cooccurrence.partners
+    curated = np.fromiter((int(a) in partners for a in anchors), bool, len(anchors))
+    plain = np.flatnonzero(entering & ~curated)
+    if len(plain):  # merged by score, all at once
+        rows = anchors[plain]
+        pool = np.concatenate([table[rows, slot, :keep], offered[plain]], 1)
+        pooled = np.concatenate([scores[rows, slot, :keep], offered_scores[plain]], 1)
+        order = np.argsort(-pooled, axis=1, kind="stable")[:, :keep]
+        table[rows, slot, :keep] = np.take_along_axis(pool, order, axis=1)
+        scores[rows, slot, :keep] = np.take_along_axis(pooled, order, axis=1)
+    for position in np.flatnonzero(entering & curated).tolist():  # the bonus, one by one
+        anchor = int(anchors[position])
+        found = [int(r) for r in table[anchor, slot, :keep] if r >= 0] + offered[position].tolist()
+        best_found = index.best_of(anchor, offer.other, found, keep)
+        table[anchor, slot, : len(best_found)] = [row for row, _ in best_found]
+        scores[anchor, slot, : len(best_found)] = [score for _, score in best_found]

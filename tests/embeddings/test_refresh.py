@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from embeddings.cooccurrence import CoOccurrence
-from embeddings.index import CompatibilityIndex, build_category_index, rows_by_category
+from embeddings.index import (
+    NEIGHBOUR_SCORES_FILE,
+    CompatibilityIndex,
+    build_category_index,
+    rows_by_category,
+)
 from embeddings.refresh import Upsert, refreshed
 from embeddings.space import PairWeights
 
@@ -110,6 +115,7 @@ def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(ver
     np.testing.assert_array_equal(after.vectors, whole.vectors)
     assert after.cooccurrence.partners == whole.cooccurrence.partners
     np.testing.assert_array_equal(after.neighbours, whole.neighbours)
+    np.testing.assert_allclose(after.neighbour_scores, whole.listed_scores(), rtol=1e-5, atol=1e-6)
     for sku in after.skus:
         for other in after.complements_of(after.categories[after.row_of_sku[sku]]):
             for count in (4, DEPTH, DEPTH + 5):  # computed, and searched in the indexes
@@ -128,15 +134,19 @@ def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(ver
     assert after.row_of_sku["BAG150"] in belts.tolist()
 
 
+@pytest.mark.parametrize("scores_kept", [True, False], ids=["scores kept", "older version"])
 def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_indexes(
-    version, tmp_path
+    version, tmp_path, scores_kept
 ):
     """The usual refresh: only new products, many of one category (they crowd existing lists,
     curated ones included), none renumbering anything; the version as web processes load it
-    (memory-mapped, read-only)."""
+    (memory-mapped, read-only), with its lists' scores, or saved before they were kept."""
     built, outfit_skus, rng = version
     built.save(tmp_path)
+    if not scores_kept:
+        (tmp_path / NEIGHBOUR_SCORES_FILE).unlink()
     before = CompatibilityIndex.load(tmp_path)
+    assert (before.neighbour_scores is not None) == scores_kept
     categories = ["Shoes"] * 12 + ["Tops", "Belts", "Belts", "Belts", "Bags"]
     added = {
         f"NEW{n}": Upsert(c, v)
@@ -147,6 +157,7 @@ def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_ind
     assert after.skus == before.skus + list(added)
     whole = built_whole(before, after.skus, after.categories, after.vectors, outfit_skus)
     np.testing.assert_array_equal(after.neighbours, whole.neighbours)
+    np.testing.assert_allclose(after.neighbour_scores, whole.listed_scores(), rtol=1e-5, atol=1e-6)
     for category in ("Shoes", "Belts"):
         assert after.indexes[category] is not before.indexes[category]
         assert after.indexes[category].ntotal == len(after.rows_of_category[category])

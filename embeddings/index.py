@@ -3,6 +3,7 @@ index per category, and which categories complement which. Needs numpy and faiss
 so web processes can serve matches without loading a neural network."""
 
 import json
+import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,16 @@ import numpy as np
 from .cooccurrence import CoOccurrence
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
+from .threads import batch_threads
 
 ITEMS_FILE = "items.json"
+# The SKUs, one JSON list of up to SKUS_A_LINE a line, and each item's category by its number
+# in items.json's category_names: a web process loading a large version beside the served one
+# parses a line at a time, its requests getting the interpreter between lines (one JSON
+# document of a 1M catalog's items held it for about half a second).
+SKUS_FILE = "skus.jsonl"
+SKUS_A_LINE = 50_000
+CATEGORY_CODES_FILE = "item_categories.npy"
 COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
 VECTORS_FILE = "item_vectors.npy"
@@ -27,7 +36,6 @@ INDEX_DIR = "indexes"
 # How many of each complementary category's best items are computed ahead for every item: a
 # matches row over-fetches 2 × its length + 6 (up to 9 a row) and complete-the-look 23.
 NEIGHBOUR_DEPTH = 24
-BATCH_THREADS = faiss.omp_get_max_threads()  # OpenMP's default (OMP_NUM_THREADS or the cores)
 
 
 def complementary_categories(
@@ -91,10 +99,42 @@ def build_category_index(
     return index
 
 
+class GrownIndex:
+    """A large category's graph as a version built it, and the items refreshes added to the
+    category since, scanned exactly: searched as one index. Adding to an HNSW graph means
+    copying it and writing its file anew (a 1M catalog's: 113 MB a category, every refresh);
+    this way its file is hard-linked into each refreshed directory instead, and web processes
+    map the same file (refresh.GROWN_UP_TO: when a whole graph is built again)."""
+
+    def __init__(self, graph: faiss.Index, added: faiss.Index, graph_file: Path | None) -> None:
+        self.graph, self.added = graph, added
+        self.graph_file = graph_file  # where `graph` was read from: linked, not written
+
+    @property
+    def ntotal(self) -> int:
+        return self.graph.ntotal + self.added.ntotal
+
+    def search(self, queries: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """faiss's search: (scores, rows) of the `count` best of both parts, -1 padded."""
+        parts = [
+            part.search(queries, min(count, part.ntotal))
+            for part in (self.graph, self.added)
+            if part.ntotal
+        ]
+        scores = np.concatenate([found for found, _ in parts], axis=1)
+        rows = np.concatenate([found for _, found in parts], axis=1)
+        scores[rows < 0] = -np.inf
+        best = np.argsort(-scores, axis=1, kind="stable")[:, :count]
+        return np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+
+
 def rows_by_category(categories: Sequence[str]) -> dict[str, np.ndarray]:
     """The rows of each category, ascending; the categories in order of first appearance."""
-    names = np.asarray(categories)
-    return {category: np.flatnonzero(names == category) for category in dict.fromkeys(categories)}
+    number: dict[str, int] = {}
+    # A generator, not one C call over a 1M catalog's strings: a web process loading a version
+    # beside the served one leaves its requests the interpreter meanwhile.
+    codes = np.fromiter((number.setdefault(c, len(number)) for c in categories), np.int32)
+    return {category: np.flatnonzero(codes == code) for category, code in number.items()}
 
 
 @dataclass
@@ -102,7 +142,7 @@ class CompatibilityIndex:
     skus: list[str]
     categories: list[str]
     vectors: np.ndarray  # (N, D) unit vectors; row i is skus[i]
-    indexes: dict[str, faiss.Index]
+    indexes: dict[str, "faiss.Index | GrownIndex"]
     complements: dict[str, list[str]]
     cooccurrence: CoOccurrence
     pair_weights: PairWeights
@@ -116,6 +156,9 @@ class CompatibilityIndex:
     # newcomers by, without fetching the listed items' vectors. None: not kept (computed
     # when saved, or when a refresh needs them).
     neighbour_scores: np.ndarray | None = None
+    # The file each category's index was read from (load): a refresh links a graph's file
+    # into the directory it writes instead of writing it again (GrownIndex).
+    index_files: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
@@ -209,7 +252,7 @@ class CompatibilityIndex:
         # OpenMP's own thread count, even in a process that serves with one thread
         # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
         serving_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(BATCH_THREADS)
+        faiss.omp_set_num_threads(batch_threads())
         try:
             return self._best_items_of(other, anchors, depth, batch)
         finally:
@@ -331,23 +374,46 @@ class CompatibilityIndex:
             category: f"{INDEX_DIR}/{number:04d}.faiss"
             for number, category in enumerate(sorted(self.indexes))
         }
+        added_files = {}
         for category, relative in category_files.items():
-            faiss.write_index(self.indexes[category], str(directory / relative))
+            index = self.indexes[category]
+            if isinstance(index, GrownIndex):
+                added_files[category] = relative.replace(".faiss", ".added.faiss")
+                faiss.write_index(index.added, str(directory / added_files[category]))
+                if index.graph_file is not None and index.graph_file.is_file():
+                    os.link(index.graph_file, directory / relative)
+                    continue
+                index = index.graph
+            faiss.write_index(index, str(directory / relative))
         if self.neighbours is not None:
             self.save_neighbours(directory)
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
+        names = list(dict.fromkeys(self.categories))
+        number = {name: code for code, name in enumerate(names)}
+        codes = np.fromiter((number[c] for c in self.categories), np.uint16, len(self.categories))
+        np.save(directory / CATEGORY_CODES_FILE, codes)
+        with (directory / SKUS_FILE).open("w") as lines:
+            for start in range(0, len(self.skus), SKUS_A_LINE):
+                lines.write(json.dumps(self.skus[start : start + SKUS_A_LINE]) + "\n")
         (directory / ITEMS_FILE).write_text(
             json.dumps(
                 {
-                    "skus": self.skus,
-                    "categories": self.categories,
+                    "category_names": names,
                     "index_files": category_files,
+                    "added_index_files": added_files,
                     "complements": self.complements,
                     "category_fallbacks": self.category_fallbacks,
                 }
             )
         )
+
+    @staticmethod
+    def reads(relative: str) -> bool:
+        """Whether serving reads this file of a version's (load() maps more: a refresh's)."""
+        served = {ITEMS_FILE, SKUS_FILE, CATEGORY_CODES_FILE, VECTORS_FILE, NEIGHBOURS_FILE}
+        served |= {COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
+        return relative in served or relative.startswith(f"{INDEX_DIR}/")
 
     def save_neighbours(self, directory: Path) -> None:
         np.save(directory / NEIGHBOURS_FILE, self.neighbours)
@@ -383,18 +449,9 @@ class CompatibilityIndex:
         """The saved index, memory-mapped read-only: the web workers of a machine share one copy
         of the vectors and codes in the page cache (and in the CPU's), not one each."""
         items = json.loads((directory / ITEMS_FILE).read_text())
-        vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
-        neighbours, scores = (  # absent in versions saved before they existed
-            np.asarray(np.load(path, mmap_mode="r")) if path.is_file() else None
-            for path in (directory / NEIGHBOURS_FILE, directory / NEIGHBOUR_SCORES_FILE)
-        )
-        indexes = {
-            category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
-            for category, relative in items["index_files"].items()
-        }
+        vectors, indexes, neighbours, scores = _mapped_files(directory, items)
         return cls(
-            items["skus"],
-            items["categories"],
+            *_skus_and_categories(directory, items),
             vectors,
             indexes,
             items["complements"],
@@ -402,5 +459,57 @@ class CompatibilityIndex:
             PairWeights.load(directory / PAIR_WEIGHTS_FILE),
             neighbours,
             items.get("category_fallbacks", {}),
-            scores if neighbours is not None else None,
+            scores,
+            {category: directory / relative for category, relative in items["index_files"].items()},
         )
+
+    def mapped(self, directory: Path) -> "CompatibilityIndex":
+        """This index as load(directory) gives it, for the directory it was just saved to: its
+        arrays and indexes memory-mapped from the files, its items and curated pairs taken as
+        they are instead of parsed again (a 1M catalog's take seconds)."""
+        items = json.loads((directory / ITEMS_FILE).read_text())
+        vectors, indexes, neighbours, scores = _mapped_files(directory, items)
+        return CompatibilityIndex(
+            self.skus,
+            self.categories,
+            vectors,
+            indexes,
+            self.complements,
+            self.cooccurrence,
+            self.pair_weights,
+            neighbours,
+            self.category_fallbacks,
+            scores,
+            {category: directory / relative for category, relative in items["index_files"].items()},
+        )
+
+
+def _skus_and_categories(directory: Path, items: dict) -> tuple[list[str], list[str]]:
+    if "skus" in items:  # saved before SKUS_FILE
+        return items["skus"], items["categories"]
+    skus: list[str] = []
+    with (directory / SKUS_FILE).open() as lines:
+        for line in lines:
+            skus.extend(json.loads(line))
+    names = items["category_names"]
+    return skus, [names[code] for code in np.load(directory / CATEGORY_CODES_FILE).tolist()]
+
+
+def _mapped_files(directory: Path, items: dict):
+    """A saved index's vectors, category indexes, neighbours and their scores, memory-mapped;
+    the neighbours and scores None in versions saved before they were kept. `items`: its
+    items file."""
+    vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
+    neighbours, scores = (
+        np.asarray(np.load(path, mmap_mode="r")) if path.is_file() else None
+        for path in (directory / NEIGHBOURS_FILE, directory / NEIGHBOUR_SCORES_FILE)
+    )
+    indexes = {
+        category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
+        for category, relative in items["index_files"].items()
+    }
+    for category, relative in items.get("added_index_files", {}).items():
+        graph_file = directory / items["index_files"][category]
+        added = faiss.read_index(str(directory / relative))
+        indexes[category] = GrownIndex(indexes[category], added, graph_file)
+    return vectors, indexes, neighbours, scores if neighbours is not None else None

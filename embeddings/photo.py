@@ -101,7 +101,8 @@ class PhotoEncoder:
                 f"file or train a new version from the current one."
             )
         items = json.loads((directory / ITEMS_FILE).read_text())
-        encoder = cls(backbone, directory, sorted(set(items["categories"])))
+        names = items.get("category_names") or items["categories"]  # saved before: per item
+        encoder = cls(backbone, directory, sorted(set(names)))
         logger.info(
             "photo encoder of %s: %s, %d tuned image blocks",
             name,

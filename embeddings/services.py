@@ -653,7 +653,7 @@ def active_compatibility_index(
     Callers use the pair they got for a whole response, so no response mixes versions."""
 
     def load(directory: Path) -> CompatibilityIndex:
-        read_manifest(directory)
+        read_manifest(directory, verify_only=CompatibilityIndex.reads)
         # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
         # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
         faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)

@@ -1,14 +1,19 @@
 """A refreshed index answers exactly as the same version built whole on the changed catalog:
 same rows, vectors, indexes, computed neighbours (both directions) and matches."""
 
+import os
+
 import numpy as np
 import pytest
 
+from embeddings import index as index_module
 from embeddings.cooccurrence import CoOccurrence
 from embeddings.index import (
     NEIGHBOUR_SCORES_FILE,
     CompatibilityIndex,
+    GrownIndex,
     build_category_index,
+    index_kind,
     rows_by_category,
 )
 from embeddings.refresh import Upsert, refreshed
@@ -206,3 +211,40 @@ def test_a_category_the_version_never_saw_stands_in_for_a_known_one(version):
     np.testing.assert_array_equal(after.neighbours, whole.neighbours)
     top = after.rows_of_category["Tops"][0]
     assert after.nearest(after.skus[top], "Sneakers", 3)
+
+
+def test_a_large_categorys_graph_is_linked_and_its_new_items_scanned_beside_it(
+    version, tmp_path, monkeypatch
+):
+    """A category searched through an HNSW graph keeps its graph's file (hard-linked into the
+    refreshed directory, not written again) and takes new items in a scanned index beside it,
+    answering as the whole build's graph; past GROWN_UP_TO of it, its graph is built again."""
+    monkeypatch.setattr(index_module, "GRAPH_FROM", 50)  # Tops (60) and Trousers (50): graphs
+    small, outfit_skus, rng = version
+    built = built_whole(small, small.skus, small.categories, small.vectors, outfit_skus)
+    built.save(tmp_path / "v1")
+    before = CompatibilityIndex.load(tmp_path / "v1")
+    assert index_kind(len(before.rows_of_category["Tops"])) == "hnsw"
+    added = {f"NEW{n}": Upsert("Tops", v) for n, v in enumerate(unit(rng, 2))}  # 2 ≤ 5% of 60
+
+    after = refreshed(before, added, [])
+    after.save(tmp_path / "v2")
+    loaded = CompatibilityIndex.load(tmp_path / "v2")
+
+    tops = loaded.indexes["Tops"]
+    assert isinstance(tops, GrownIndex) and tops.ntotal == 62 and tops.added.ntotal == 2
+    graph_file = before.index_files["Tops"]
+    assert os.stat(tops.graph_file).st_ino == os.stat(graph_file).st_ino  # linked
+    assert not isinstance(loaded.indexes["Trousers"], GrownIndex)  # gained nothing
+    whole = built_whole(before, after.skus, after.categories, after.vectors, outfit_skus)
+    np.testing.assert_array_equal(loaded.neighbours, whole.neighbours)
+    for sku in loaded.skus:
+        if "Tops" in loaded.complements_of(loaded.categories[loaded.row_of_sku[sku]]):
+            got, expected = loaded.nearest(sku, "Tops", 20), whole.nearest(sku, "Tops", 20)
+            assert [s for s, _ in got] == [s for s, _ in expected], sku
+            np.testing.assert_allclose([x for _, x in got], [x for _, x in expected], 1e-5)
+
+    more = {f"MORE{n}": Upsert("Tops", v) for n, v in enumerate(unit(rng, 2))}  # 4 > 5%
+    again = refreshed(loaded, more, [])
+    assert not isinstance(again.indexes["Tops"], GrownIndex)
+    assert again.indexes["Tops"].ntotal == 64

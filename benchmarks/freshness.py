@@ -228,7 +228,7 @@ def run_case(port: int, header: str, clients: Clients, count: int, tag: str, fol
     latest = VersionRefresh.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     imported_at = time.monotonic()
     call_command("import_catalog", str(source), verbosity=0)
-    ended = time.monotonic()
+    ended, ended_wall = time.monotonic(), time.time()
     ended_at = clients.now()
     sample = random.Random(seed).sample(skus, min(SAMPLE, count))
     seen: dict[str, float] = {}
@@ -241,9 +241,18 @@ def run_case(port: int, header: str, clients: Clients, count: int, tag: str, fol
         time.sleep(max(0.0, asked + POLL_SECONDS - time.monotonic()))
     landed_at = clients.now()
     answered = sum(learned(connection, sku, header) for sku in skus)
-    refreshes = list(
-        VersionRefresh.objects.filter(pk__gt=latest, status="succeeded").values("added", "seconds")
-    )
+    refreshes = [
+        {
+            "added": refresh["added"],
+            "seconds": refresh["seconds"],
+            # when it ran, in seconds from the import's end: beside `slow` below
+            "from_s": round(refresh["started_at"].timestamp() - ended_wall, 2),
+            "to_s": round(refresh["finished_at"].timestamp() - ended_wall, 2),
+        }
+        for refresh in VersionRefresh.objects.filter(pk__gt=latest, status="succeeded").values(
+            "added", "seconds", "started_at", "finished_at"
+        )
+    ]
     window = [a for a in clients.answers if ended_at <= a[0] <= landed_at]
     times = sorted(seen.values())
     return {
@@ -255,6 +264,10 @@ def run_case(port: int, header: str, clients: Clients, count: int, tag: str, fol
         "all_answered": answered,
         "refreshes": refreshes,
         "api_while_landing": latency(window) if window else None,
+        # the answers slower than 25 ms: (seconds from the import's end, milliseconds)
+        "slow": [
+            (round(t - ended_at, 2), round(1000 * s, 1)) for t, s, _, _ in window if s > 0.025
+        ],
     }
 
 

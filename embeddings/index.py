@@ -161,7 +161,6 @@ class CompatibilityIndex:
     index_files: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.row_of_sku = {sku: row for row, sku in enumerate(self.skus)}
         self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
         self.neighbour_slot = {
             (category, other): slot
@@ -203,6 +202,10 @@ class CompatibilityIndex:
         if neighbour_depth > 0:
             index.neighbours = index.computed_neighbours(neighbour_depth, progress)
         return index
+
+    @cached_property
+    def row_of_sku(self) -> dict[str, int]:
+        return {sku: row for row, sku in enumerate(self.skus)}
 
     @cached_property
     def rows_of_category(self) -> dict[str, np.ndarray]:
@@ -469,7 +472,7 @@ class CompatibilityIndex:
         they are instead of parsed again (a 1M catalog's take seconds)."""
         items = json.loads((directory / ITEMS_FILE).read_text())
         vectors, indexes, neighbours, scores = _mapped_files(directory, items)
-        return CompatibilityIndex(
+        mapped = CompatibilityIndex(
             self.skus,
             self.categories,
             vectors,
@@ -482,6 +485,10 @@ class CompatibilityIndex:
             scores,
             {category: directory / relative for category, relative in items["index_files"].items()},
         )
+        for known in ("row_of_sku", "rows_of_category", "category_of_row"):  # the same items
+            if known in self.__dict__:
+                mapped.__dict__[known] = self.__dict__[known]
+        return mapped
 
 
 def _skus_and_categories(directory: Path, items: dict) -> tuple[list[str], list[str]]:

@@ -240,6 +240,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     counts["catalog_as_of"] = list(now)
     if not products and not removals:
         _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
+        _keep_for_next(str(served), index, known, as_of)
         return
 
     after = refreshed(index, upserts, removals, fallbacks)
@@ -273,16 +274,23 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         shutil.rmtree(directory, ignore_errors=True)
         _finish(refresh, Status.DROPPED, started, counts, message="no longer the active version")
         return
-    _last_written.clear()
-    _last_written[str(directory)] = (after.mapped(directory), known_after, now)
+    _keep_for_next(str(directory), after.mapped(directory), known_after, now)
     _collect_refreshes(version, keep={directory.name, served.name})
     logger.info("%s: %s in %.1f s", refresh, counts, time.monotonic() - started)
 
 
-# The directory this worker process wrote last, as it wrote it: the next refresh of the
-# version starts from it instead of parsing its items and fingerprints again (a 1M catalog's
-# take about 10 s). Keyed by the directory's path: any other is loaded from its files.
+# The directory this worker process refreshed last, as it wrote it (or found it, when nothing
+# had changed): the next refresh of the version starts from it instead of parsing its items
+# and fingerprints again (a 1M catalog's take about 10 s). Keyed by the directory's path: any
+# other is loaded from its files.
 _last_written: dict[str, tuple[CompatibilityIndex, dict[str, str], Generation | None]] = {}
+
+
+def _keep_for_next(
+    directory: str, index: CompatibilityIndex, known: dict[str, str], as_of: Generation | None
+) -> None:
+    _last_written.clear()
+    _last_written[directory] = (index, known, as_of)
 
 
 def _loaded(served: Path) -> tuple[CompatibilityIndex, dict[str, str], Generation | None]:

@@ -6,7 +6,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import permutations
 from pathlib import Path
@@ -452,18 +452,15 @@ class CompatibilityIndex:
         """The saved index, memory-mapped read-only: the web workers of a machine share one copy
         of the vectors and codes in the page cache (and in the CPU's), not one each."""
         items = json.loads((directory / ITEMS_FILE).read_text())
-        vectors, indexes, neighbours, scores = _mapped_files(directory, items)
+        skus, categories = _skus_and_categories(directory, items)
         return cls(
-            *_skus_and_categories(directory, items),
-            vectors,
-            indexes,
-            items["complements"],
-            CoOccurrence.load(directory / COOCCURRENCE_FILE),
-            PairWeights.load(directory / PAIR_WEIGHTS_FILE),
-            neighbours,
-            items.get("category_fallbacks", {}),
-            scores,
-            {category: directory / relative for category, relative in items["index_files"].items()},
+            skus,
+            categories,
+            complements=items["complements"],
+            cooccurrence=CoOccurrence.load(directory / COOCCURRENCE_FILE),
+            pair_weights=PairWeights.load(directory / PAIR_WEIGHTS_FILE),
+            category_fallbacks=items.get("category_fallbacks", {}),
+            **_mapped_files(directory, items),
         )
 
     def mapped(self, directory: Path) -> "CompatibilityIndex":
@@ -471,20 +468,7 @@ class CompatibilityIndex:
         arrays and indexes memory-mapped from the files, its items and curated pairs taken as
         they are instead of parsed again (a 1M catalog's take seconds)."""
         items = json.loads((directory / ITEMS_FILE).read_text())
-        vectors, indexes, neighbours, scores = _mapped_files(directory, items)
-        mapped = CompatibilityIndex(
-            self.skus,
-            self.categories,
-            vectors,
-            indexes,
-            self.complements,
-            self.cooccurrence,
-            self.pair_weights,
-            neighbours,
-            self.category_fallbacks,
-            scores,
-            {category: directory / relative for category, relative in items["index_files"].items()},
-        )
+        mapped = replace(self, **_mapped_files(directory, items))
         for known in ("row_of_sku", "rows_of_category", "category_of_row"):  # the same items
             if known in self.__dict__:
                 mapped.__dict__[known] = self.__dict__[known]
@@ -502,21 +486,26 @@ def _skus_and_categories(directory: Path, items: dict) -> tuple[list[str], list[
     return skus, [names[code] for code in np.load(directory / CATEGORY_CODES_FILE).tolist()]
 
 
-def _mapped_files(directory: Path, items: dict):
-    """A saved index's vectors, category indexes, neighbours and their scores, memory-mapped;
-    the neighbours and scores None in versions saved before they were kept. `items`: its
-    items file."""
-    vectors = np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r"))
+def _mapped_files(directory: Path, items: dict) -> dict:
+    """A saved index's vectors, category indexes (and the files they were read from),
+    neighbours and their scores, memory-mapped, as CompatibilityIndex's fields; the neighbours
+    and scores None in versions saved before they were kept. `items`: its items file."""
+    files = {category: directory / relative for category, relative in items["index_files"].items()}
+    indexes = {
+        category: faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC)
+        for category, file in files.items()
+    }
+    for category, relative in items.get("added_index_files", {}).items():
+        added = faiss.read_index(str(directory / relative))
+        indexes[category] = GrownIndex(indexes[category], added, files[category])
     neighbours, scores = (
         np.asarray(np.load(path, mmap_mode="r")) if path.is_file() else None
         for path in (directory / NEIGHBOURS_FILE, directory / NEIGHBOUR_SCORES_FILE)
     )
-    indexes = {
-        category: faiss.read_index(str(directory / relative), faiss.IO_FLAG_MMAP_IFC)
-        for category, relative in items["index_files"].items()
+    return {
+        "vectors": np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r")),
+        "indexes": indexes,
+        "neighbours": neighbours,
+        "neighbour_scores": scores if neighbours is not None else None,
+        "index_files": files,
     }
-    for category, relative in items.get("added_index_files", {}).items():
-        graph_file = directory / items["index_files"][category]
-        added = faiss.read_index(str(directory / relative))
-        indexes[category] = GrownIndex(indexes[category], added, graph_file)
-    return vectors, indexes, neighbours, scores if neighbours is not None else None

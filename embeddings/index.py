@@ -156,8 +156,10 @@ class CompatibilityIndex:
     # newcomers by, without fetching the listed items' vectors. None: not kept (computed
     # when saved, or when a refresh needs them).
     neighbour_scores: np.ndarray | None = None
-    # The file each category's index was read from (load): a refresh links a graph's file
-    # into the directory it writes instead of writing it again (GrownIndex).
+    # The file each category's index was read from (load), kept by a refresh for the indexes
+    # it leaves as they were: save() links such a file (and a GrownIndex's graph) into the
+    # directory it writes instead of writing it again, and a web process that hashed it
+    # once does not hash it again.
     index_files: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -387,6 +389,9 @@ class CompatibilityIndex:
                     os.link(index.graph_file, directory / relative)
                     continue
                 index = index.graph
+            elif (read_from := self.index_files.get(category)) and read_from.is_file():
+                os.link(read_from, directory / relative)  # unchanged since it was read
+                continue
             faiss.write_index(index, str(directory / relative))
         if self.neighbours is not None:
             self.save_neighbours(directory)

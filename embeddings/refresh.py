@@ -75,15 +75,21 @@ def refreshed(
         touched.append(row)
 
     complements, pair_weights = borrowed_categories(index, fallbacks or {})
+    indexes = _indexes(index, categories, vectors, new_row, changed)
     after = CompatibilityIndex(
         skus,
         categories,
         vectors,
-        _indexes(index, categories, vectors, new_row, changed),
+        indexes,
         complements,
         _cooccurrence(index.cooccurrence, new_row),
         pair_weights,
         category_fallbacks=index.category_fallbacks | dict(fallbacks or {}),
+        index_files={  # the indexes left as they were: still their files
+            category: file
+            for category, file in index.index_files.items()
+            if indexes.get(category) is index.indexes.get(category)
+        },
     )
     if index.neighbours is not None:
         after.neighbours, after.neighbour_scores = _neighbours(

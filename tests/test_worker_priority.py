@@ -31,3 +31,48 @@ def test_every_process_of_a_worker_runs_below_web_requests(start_worker, worker_
     pool = children(worker.pid)
     assert pool, "the prefork pool has no process"
     assert [niceness(pid) for pid in [worker.pid, *pool]] == [expected] * (1 + len(pool))
+
+
+def test_a_thread_lowers_only_its_own_priority(settings):
+    import threading
+
+    from outfits.cpu_priority import lower_thread_priority
+
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def background() -> None:
+        lower_thread_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    thread.join()
+    assert seen == [max(settings.OUTFITS_BACKGROUND_NICENESS, own)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
+
+
+def test_a_web_process_loads_a_large_version_beside_below_its_requests(settings, monkeypatch):
+    """A refreshed or activated version of more than OUTFITS_MODEL_INLINE_ITEMS is verified
+    and mapped by a thread while the requests go on: that thread yields the cores to them."""
+    import threading
+
+    from embeddings import services
+    from embeddings.models import ModelVersion
+
+    served = ModelVersion(pk=1, name="v", directory="v")
+    monkeypatch.setattr(services, "_loaded", (served, "the served index"))
+    loaded_at: list[int] = []
+
+    def load(directory: Path) -> str:
+        loaded_at.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return "the refreshed index"
+
+    refreshed = ModelVersion(pk=1, name="v", directory="v.r2")
+    answer = services._of_active_version(
+        "_loaded", services._loaded_lock, load, "serving", refreshed, beside=lambda _: True
+    )
+    assert answer == (served, "the served index")  # the request goes on with the served one
+    wait_for(lambda: services._loaded[1] == "the refreshed index", "the load beside", 30)
+    assert loaded_at == [max(settings.OUTFITS_BACKGROUND_NICENESS, os.nice(0))]
+    assert os.nice(0) < settings.OUTFITS_BACKGROUND_NICENESS  # the process itself is not

@@ -188,6 +188,24 @@ def test_an_unchanged_category_keeps_its_index_and_no_change_is_the_same_index(v
     assert same.skus == before.skus
 
 
+def test_a_saved_refresh_links_the_files_of_the_indexes_it_left_as_they_were(version, tmp_path):
+    """Not written again, and so not hashed again by a web process that read them before."""
+    small, _, rng = version
+    small.save(tmp_path / "v1")
+    before = CompatibilityIndex.load(tmp_path / "v1")
+    after = refreshed(before, {"NEW": Upsert("Shoes", unit(rng, 1)[0])}, [])
+    after.save(tmp_path / "v2")
+    loaded = CompatibilityIndex.load(tmp_path / "v2")
+
+    def inode(index: CompatibilityIndex, category: str) -> int:
+        return os.stat(index.index_files[category]).st_ino
+
+    assert inode(loaded, "Tops") == inode(before, "Tops")
+    assert inode(loaded, "Shoes") != inode(before, "Shoes")
+    assert loaded.indexes["Shoes"].ntotal == before.indexes["Shoes"].ntotal + 1
+    assert loaded.nearest(loaded.skus[0], "Tops", 5) == before.nearest(before.skus[0], "Tops", 5)
+
+
 def test_a_category_the_version_never_saw_stands_in_for_a_known_one(version):
     before, outfit_skus, rng = version
     upserts = {f"SNK{n}": Upsert("Sneakers", v) for n, v in enumerate(unit(rng, 6))}

@@ -110,3 +110,41 @@ def test_a_web_server_process_sees_a_change_committed_by_another(web_server, set
     product.active = True
     product.save()
     assert matches_status(web_server, raw_key, "T0") == 200
+
+
+def test_the_rules_load_by_what_they_name_not_by_scanning_the_catalog(shop):
+    """Rules reload at every change (an activation, a refresh, a pin), in the request that
+    notices it. Joined to the products in one query, PostgreSQL hashed the whole catalog for a
+    handful of rules: 48 ms at 100k products in each web process at once. Every query the load
+    runs is planned here, on a catalog of 20,000, and none reads the catalog through."""
+    from django.db import connection
+
+    from outfits.models import BlockedPair
+    from outfits.serving import Rules
+
+    if connection.vendor != "postgresql":
+        pytest.skip("plans are PostgreSQL's (OUTFITS_TEST_DATABASE_URL)")
+    tops = shop["T0"].category
+    Product.objects.bulk_create(
+        [Product(sku=f"X{n}", title="Top", category=tops) for n in range(20_000)],
+        batch_size=5_000,
+    )
+    BlockedPair.objects.create(product=shop["T0"], other=shop["S1"])
+    PinnedMatch.objects.create(product=shop["T1"], match=shop["S1"], position=1)
+    BlockedProduct.objects.create(product=shop["T2"])
+    executed: list[tuple[str, object]] = []
+
+    def noted(execute, sql, params, many, context):
+        executed.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(noted):
+        rules = Rules.load()
+
+    assert rules.blocked_with == {"T0": {"S1"}, "S1": {"T0"}}
+    assert rules.pins == {"T1": [("S1", 1)]} and rules.blocked == {"T2"}
+    with connection.cursor() as cursor:
+        for sql, params in executed:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan on catalog_product" not in plan, f"{sql}\n{plan}"

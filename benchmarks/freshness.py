@@ -12,7 +12,8 @@ demo's in the version's own space (up to 200,000 items their computed neighbours
 1M base gets them by an IVF search, recall about 0.9, in minutes instead of the whole build's
 26; the anchors with curated partners are exact everywhere). Then 2 gunicorn sync workers
 serve it (PostgreSQL `bench_fresh`, dropped at the end; Redis db 7 as cache and broker), a
-Celery worker serves the refresh queue, and client threads ask for random products' matches
+Celery worker of its own serves the refresh queue (as docker-compose's `refresher`: on idle CPU
+time only, OUTFITS_WORKER_IDLE_PRIORITY), and client threads ask for random products' matches
 at `--rate` requests/s throughout. Each case imports `--newcomers` new products with new
 pictures (drawn like the demo's, 128 px) with `manage.py import_catalog`'s code in this
 process, and from the import's end asks through the API, every 0.5 s, for one of 20 of them
@@ -390,6 +391,8 @@ def run_catalog(catalog: int, counts: list[int], options) -> list[dict]:
         "REDIS_URL": "redis://127.0.0.1:6379/7",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/7",
         "OUTFITS_REFRESH_QUEUE": f"refresh-bench-{uuid.uuid4().hex[:6]}",
+        # As docker-compose's refresher: the refresh queue's own worker, on idle CPU time only.
+        "OUTFITS_WORKER_IDLE_PRIORITY": "true",
         "DJANGO_SETTINGS_MODULE": "outfits.settings",
         "LOG_LEVEL": "WARNING",
         **LOCAL_SITE,

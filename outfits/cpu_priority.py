@@ -1,7 +1,8 @@
 """Background work yields the CPU to web requests: a Celery worker (imports, training, fan-out
 chunks) lowers its own scheduling priority when it starts (outfits.celery), so on a machine it
 shares with web workers the kernel gives those the cores first, and training takes what is left
-(benchmarks/api_beside_training.py measures it)."""
+(benchmarks/api_beside_training.py measures it); the refresh queue's worker takes only what
+nobody wants (OUTFITS_WORKER_IDLE_PRIORITY; benchmarks/freshness.py)."""
 
 import logging
 import os
@@ -15,12 +16,17 @@ logger = logging.getLogger(__name__)
 
 def lower_cpu_priority() -> int:
     """Raise this process's niceness to OUTFITS_BACKGROUND_NICENESS (never lower it: that
-    takes privileges); the niceness it has now. Processes it forks inherit it."""
+    takes privileges), and with OUTFITS_WORKER_IDLE_PRIORITY schedule it only on CPU time
+    nothing else wants (Linux's SCHED_IDLE: one way too); the niceness it has now. Processes
+    it forks and threads it starts afterwards inherit both."""
     current = os.nice(0)
     wanted = min(settings.OUTFITS_BACKGROUND_NICENESS, 19)
     if wanted > current:
         current = os.nice(wanted - current)
         logger.info("background work runs at niceness %d, below web requests", current)
+    if settings.OUTFITS_WORKER_IDLE_PRIORITY and sys.platform == "linux":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        logger.info("background work runs on the CPU time nothing else wants (SCHED_IDLE)")
     return current
 
 

@@ -356,6 +356,10 @@ OUTFITS_SERVING_FAISS_THREADS = int(os.environ.get("OUTFITS_SERVING_FAISS_THREAD
 # Celery workers (imports, training) run at this niceness (0-19; 0: as web workers), so web
 # requests get the cores first on a machine the two share (outfits.cpu_priority).
 OUTFITS_BACKGROUND_NICENESS = int(os.environ.get("OUTFITS_BACKGROUND_NICENESS", "10"))
+# A worker run with this on (Linux) is scheduled only on CPU time nothing else wants
+# (SCHED_IDLE): for the refresh queue's own worker, whose short jobs land while shoppers are
+# served. Not for training: under a saturating load it would get nothing at all.
+OUTFITS_WORKER_IDLE_PRIORITY = env_bool("OUTFITS_WORKER_IDLE_PRIORITY", False)
 
 # --- Retraining ---
 # A run's heavy work fans out over Celery workers when this names a queue: its new images in

@@ -26,7 +26,7 @@ from tests.support import ROOT, wait_for
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-APP_SERVICES = ("migrate", "web", "worker", "beat", "fanout")
+APP_SERVICES = ("migrate", "web", "worker", "refresher", "beat", "fanout")
 # The operator's shell: the secret key compose requires, and a TLS proxy in front.
 SHELL = {
     "DJANGO_SECRET_KEY": "compose-test-" + "not-secret-" * 5,
@@ -262,7 +262,7 @@ def test_every_service_runs_its_command_and_passes_its_healthcheck(
             applied = connection.execute("SELECT count(*) FROM django_migrations").fetchone()
         assert applied[0] > 10
 
-        for name in ("web", "worker", "beat", "fanout"):
+        for name in ("web", "worker", "refresher", "beat", "fanout"):
             services.start(name)
         wait_for(lambda: services.healthy("web"), "the web healthcheck", timeout=60, every=1)
         # Behind the TLS proxy the operator's shell names, the shop answers; plain HTTP is
@@ -281,8 +281,13 @@ def test_every_service_runs_its_command_and_passes_its_healthcheck(
             assert response.status == status, (path, proxied, body[-2000:], services.log("web"))
             assert status != 200 or "</html>" in body
 
-        for name in ("worker", "fanout", "beat"):
+        for name in ("worker", "refresher", "fanout", "beat"):
             wait_for(lambda name=name: services.healthy(name), f"{name}'s healthcheck", 60, 1)
+        # Refreshes take only the CPU time the web workers leave; training does not starve.
+        policy = {
+            n: os.sched_getscheduler(services.processes[n].pid) for n in ("worker", "refresher")
+        }
+        assert policy == {"worker": os.SCHED_OTHER, "refresher": os.SCHED_IDLE}
         # The healthchecks of the images we do not build run too (on the local servers).
         for name in ("postgres", "redis"):
             result = services.healthcheck(name)

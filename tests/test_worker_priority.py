@@ -17,6 +17,11 @@ def niceness(pid: int) -> int:
     return int(fields[16])
 
 
+def scheduling_policy(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[38])  # the 41st field
+
+
 def children(pid: int) -> list[int]:
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(child) for child in path.read_text().split()]
@@ -31,6 +36,23 @@ def test_every_process_of_a_worker_runs_below_web_requests(start_worker, worker_
     pool = children(worker.pid)
     assert pool, "the prefork pool has no process"
     assert [niceness(pid) for pid in [worker.pid, *pool]] == [expected] * (1 + len(pool))
+    assert {scheduling_policy(pid) for pid in [worker.pid, *pool]} == {os.SCHED_OTHER}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_told_so_takes_only_the_cpu_time_nothing_else_wants(
+    start_worker, worker_log, site_env
+):
+    """The refresh queue's own worker (OUTFITS_WORKER_IDLE_PRIORITY): SCHED_IDLE, every
+    process of it."""
+    site_env["OUTFITS_WORKER_IDLE_PRIORITY"] = "true"
+    worker = start_worker(pool="prefork")
+    wait_for(lambda: "ready." in worker_log(), "the worker to start", timeout=120)
+    pool = children(worker.pid)
+    assert pool, "the prefork pool has no process"
+    assert [scheduling_policy(pid) for pid in [worker.pid, *pool]] == [os.SCHED_IDLE] * (
+        1 + len(pool)
+    )
 
 
 def test_a_thread_lowers_only_its_own_priority(settings):

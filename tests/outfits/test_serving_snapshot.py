@@ -53,6 +53,20 @@ def test_a_change_reloads_only_the_products_it_touched(shop):
     assert after.product("T0") is not before.product("T0")
 
 
+def test_a_change_of_rules_only_keeps_the_products_as_they_are(shop):
+    """Every activation and refresh is such a change: the request that notices it does not
+    copy the catalog's cards (tens of milliseconds at 1M)."""
+    before = current_snapshot()
+    PinnedMatch.objects.create(product=shop["T0"], match=shop["S1"], position=1)
+    after = current_snapshot()
+    assert after.rules.pins == {"T0": [("S1", 1)]}
+    assert after.products is before.products and after.sku_of_id is before.sku_of_id
+    Product.objects.filter(sku="T0").update(colour="red")  # a product change: its own dicts
+    changed = current_snapshot()
+    assert changed.products is not after.products and changed.product("T0").colour == "red"
+    assert after.product("T0").colour != "red"  # the snapshot before it is untouched
+
+
 def test_import_bookkeeping_is_not_a_change(shop):
     before = current_generation()
     Product.objects.filter(sku="T0").update(import_line=7)

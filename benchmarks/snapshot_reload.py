@@ -19,7 +19,6 @@ after the change, and when an answer first showed a changed title. The cases alt
 """
 
 import argparse
-import gc
 import http.client
 import json
 import os
@@ -85,11 +84,6 @@ class Clients:
             )
 
     def __enter__(self) -> "Clients":
-        # What this process built before (a catalog of products, Django) out of the garbage
-        # collector's sight: its full collections held the clients' threads for tens of
-        # milliseconds at a time, measured as the server's latency.
-        gc.collect()
-        gc.freeze()
         for thread in self.threads:
             thread.start()
         return self

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 def warm_up() -> None:
     from outfits.recommendations import active_model
-    from outfits.serving import current_snapshot
+    from outfits.serving import current_snapshot, keep_snapshots_out_of_the_collector
 
     started = time.perf_counter()
     try:
@@ -27,6 +27,7 @@ def warm_up() -> None:
         return
     finally:
         connections.close_all()  # opened before the request loop: not carried into it
+        keep_snapshots_out_of_the_collector()  # and every full snapshot this worker builds
     log.info(
         "warmed up in %.1f s: %d products, model version %s",
         time.perf_counter() - started,

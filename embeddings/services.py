@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from catalog.changes import current_generation
 from catalog.models import Product
-from outfits.cpu_priority import lower_thread_priority
+from outfits.cpu_priority import lower_thread_priority, short_interpreter_turns
 from outfits.models import OutfitItem
 
 from .artifacts import ModelVersionWriter, file_sha256, read_manifest
@@ -609,7 +609,8 @@ def _of_active_version(
         def load_beside() -> None:
             try:
                 lower_thread_priority()  # the requests, of this process and others, first
-                _load_into(slot, load, what, version)
+                with short_interpreter_turns():
+                    _load_into(slot, load, what, version)
             except Exception:
                 _failed_loads[attempt] = time.monotonic()
                 logger.exception(

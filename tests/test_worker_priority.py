@@ -2,6 +2,7 @@
 niceness (OUTFITS_BACKGROUND_NICENESS), a real worker process with a pool of one child."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,11 @@ def test_a_web_process_loads_a_large_version_beside_below_its_requests(settings,
     monkeypatch.setattr(services, "_loaded", (served, "the served index"))
     loaded_at: list[int] = []
 
+    turns: list[float] = []
+
     def load(directory: Path) -> str:
         loaded_at.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        turns.append(sys.getswitchinterval())
         return "the refreshed index"
 
     refreshed = ModelVersion(pk=1, name="v", directory="v.r2")
@@ -96,5 +100,8 @@ def test_a_web_process_loads_a_large_version_beside_below_its_requests(settings,
     )
     assert answer == (served, "the served index")  # the request goes on with the served one
     wait_for(lambda: services._loaded[1] == "the refreshed index", "the load beside", 30)
+    wait_for(lambda: not services._loaded_lock.locked(), "the loading thread to end", 30)
     assert loaded_at == [max(settings.OUTFITS_BACKGROUND_NICENESS, os.nice(0))]
     assert os.nice(0) < settings.OUTFITS_BACKGROUND_NICENESS  # the process itself is not
+    # Requests wait for the interpreter in short turns while it loads, as before after.
+    assert turns == [0.0005] and sys.getswitchinterval() == 0.005

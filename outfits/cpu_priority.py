@@ -2,7 +2,9 @@
 chunks) lowers its own scheduling priority when it starts (outfits.celery), so on a machine it
 shares with web workers the kernel gives those the cores first, and training takes what is left
 (benchmarks/api_beside_training.py measures it); the refresh queue's worker takes only what
-nobody wants (OUTFITS_WORKER_IDLE_PRIORITY; benchmarks/freshness.py)."""
+nobody wants (OUTFITS_WORKER_IDLE_PRIORITY; benchmarks/freshness.py). A web process's own
+thread loading a version beside its requests yields too: to the cores (lower_thread_priority)
+and to the interpreter (short_interpreter_turns)."""
 
 import logging
 import os

@@ -18,13 +18,17 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
+def _background_niceness() -> int:
+    return min(settings.OUTFITS_BACKGROUND_NICENESS, 19)  # the kernel's lowest priority
+
+
 def lower_cpu_priority() -> int:
     """Raise this process's niceness to OUTFITS_BACKGROUND_NICENESS (never lower it: that
     takes privileges), and with OUTFITS_WORKER_IDLE_PRIORITY schedule it only on CPU time
     nothing else wants (Linux's SCHED_IDLE: one way too); the niceness it has now. Processes
     it forks and threads it starts afterwards inherit both."""
     current = os.nice(0)
-    wanted = min(settings.OUTFITS_BACKGROUND_NICENESS, 19)
+    wanted = _background_niceness()
     if wanted > current:
         current = os.nice(wanted - current)
         logger.info("background work runs at niceness %d, below web requests", current)
@@ -41,7 +45,7 @@ def lower_thread_priority() -> None:
     if sys.platform != "linux":  # elsewhere the call would lower the whole process
         return
     thread = threading.get_native_id()
-    wanted = min(settings.OUTFITS_BACKGROUND_NICENESS, 19)
+    wanted = _background_niceness()
     if wanted > os.getpriority(os.PRIO_PROCESS, thread):
         os.setpriority(os.PRIO_PROCESS, thread, wanted)
 

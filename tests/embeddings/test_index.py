@@ -4,9 +4,11 @@ import faiss
 import numpy as np
 import pytest
 
+import embeddings.index as index_module
 from embeddings.index import (
     FLOAT32_SCAN_UP_TO,
     CompatibilityIndex,
+    best_inner_products,
     build_category_index,
     complementary_categories,
 )
@@ -109,8 +111,6 @@ def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
 
 
 def test_a_category_from_graph_size_is_searched_through_hnsw(tmp_path, monkeypatch):
-    import embeddings.index as index_module
-
     monkeypatch.setattr(index_module, "GRAPH_FROM", 300)
     assert index_module.index_kind(299) == "float32" and index_module.index_kind(300) == "hnsw"
     rng = np.random.default_rng(5)
@@ -152,3 +152,19 @@ def test_cooccurrence_bonus_is_silent_for_new_arrivals():
         [0.5 * np.log(3), 0.5 * np.log(2), 0.0]
     )
     assert pairs.bonus([3], [0, 1]).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("block", [index_module.SCAN_BLOCK, 7 * 50], ids=["one block", "blocks"])
+def test_best_inner_products_are_those_of_a_full_sort(monkeypatch, block):
+    """The exact scan behind every computed neighbour list: in blocks (a partial sort of the
+    first, the items above each query's floor from the others), the same best items, in
+    order, as sorting every score."""
+    monkeypatch.setattr(index_module, "SCAN_BLOCK", block)  # 7 queries: blocks of 50 items
+    rng = np.random.default_rng(11)
+    queries = rng.normal(size=(7, 16)).astype(np.float32)
+    items = rng.normal(size=(503, 16)).astype(np.float32)
+    scores, found = best_inner_products(queries, items, 24)
+    every = queries @ items.T
+    expected = np.argsort(-every, axis=1, kind="stable")[:, :24]
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(scores, np.take_along_axis(every, expected, 1), rtol=1e-5)

@@ -160,6 +160,11 @@ def test_new_arrivals_alone_are_merged_into_lists_and_added_to_copies_of_the_ind
     after = refreshed(before, added, [])
 
     assert after.skus == before.skus + list(added)
+    expected_rows = rows_by_category(after.categories)  # taken from before's, new rows added
+    assert after.rows_of_category.keys() == expected_rows.keys()
+    for category, rows in expected_rows.items():
+        np.testing.assert_array_equal(after.rows_of_category[category], rows)
+    assert after.row_of_sku == {sku: row for row, sku in enumerate(after.skus)}
     whole = built_whole(before, after.skus, after.categories, after.vectors, outfit_skus)
     np.testing.assert_array_equal(after.neighbours, whole.neighbours)
     np.testing.assert_allclose(after.neighbour_scores, whole.listed_scores(), rtol=1e-5, atol=1e-6)

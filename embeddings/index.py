@@ -154,7 +154,7 @@ def best_inner_products(
                 found = np.argpartition(-scored, keep - 1, axis=1)[:, :keep]
                 scored = np.take_along_axis(scored, found, 1)
         else:
-            scored, found = _above(scored, floor)
+            scored, found = above_floors(scored, floor)
         best = np.concatenate([best, scored], axis=1)
         where = np.concatenate([where, found + start], axis=1)
         if best.shape[1] > keep:
@@ -166,9 +166,9 @@ def best_inner_products(
     return np.take_along_axis(best, order, 1), np.take_along_axis(where, order, 1)
 
 
-def _above(scored: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's scores above its floor and their columns, left-aligned in the narrowest
-    arrays that hold them (-inf padded)."""
+def above_floors(scored: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's scores above its floor and their columns, in order, left-aligned in the
+    narrowest arrays that hold them (-inf padded)."""
     rows, columns = np.nonzero(scored > floor[:, np.newaxis])  # row by row
     counts = np.bincount(rows, minlength=len(scored))
     width = int(counts.max(initial=0))

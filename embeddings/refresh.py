@@ -16,6 +16,7 @@ from .cooccurrence import CoOccurrence
 from .index import (
     CompatibilityIndex,
     GrownIndex,
+    above_floors,
     build_category_index,
     index_kind,
     rows_by_category,
@@ -337,30 +338,30 @@ def _merge(
         for offer, stop in zip(offers, ends.tolist(), strict=True):
             offered = screened[:, stop - len(offer.newcomers) : stop]
             floor = scores[chunk, offer.slot, offer.keep - 1]  # -inf: not full
-            entering = offered.max(axis=1) >= floor - SCREEN_SLACK
-            if entering.any():
-                _merge_entering(index, offer, chunk[entering], offered[entering], table, scores)
+            above, at = above_floors(offered, floor - SCREEN_SLACK)
+            entering = np.flatnonzero(above[:, 0] > -np.inf) if above.shape[1] else []
+            if len(entering):
+                # Each entering list's newcomers above its floor, best first, at most `keep`.
+                above, at = above[entering], at[entering]
+                order = np.argsort(-above, axis=1, kind="stable")[:, : offer.keep]
+                above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
+                offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)
+                _merge_entering(index, offer, chunk[entering], offered_rows, above, table, scores)
 
 
 def _merge_entering(
     index: CompatibilityIndex,
     offer: _Offer,
     anchors: np.ndarray,
+    offered: np.ndarray,
     offered_scores: np.ndarray,
     table: np.ndarray,
     scores: np.ndarray,
 ) -> None:
-    """Merge the offer's newcomers into the lists of the `anchors` the screen let through,
-    given their scores with every newcomer: the best `keep` of both by the served score; only
-    an anchor's best `keep` newcomers can enter. (Ranking only the newcomers above a list's
-    last score, as pairs, was slower: on the 1M benchmark most entering lists take many.)"""
-    keep, newcomers, slot = offer.keep, offer.newcomers, offer.slot
-    reach = min(keep, len(newcomers))
-    best = np.argpartition(-offered_scores, reach - 1, axis=1)[:, :reach]
-    offered_scores = np.take_along_axis(offered_scores, best, 1)
-    order = np.argsort(-offered_scores, axis=1, kind="stable")
-    offered_scores = np.take_along_axis(offered_scores, order, 1)
-    offered = newcomers[np.take_along_axis(best, order, 1)]
+    """Merge newcomers into the lists of `anchors`: `offered`, each list's newcomers that
+    may enter it (rows, best first, -1 padded), and their `offered_scores` (-inf padded);
+    the best `keep` of both by the served score."""
+    keep, slot = offer.keep, offer.slot
     entering = offered_scores[:, 0] >= scores[anchors, slot, keep - 1]
     curated = index.curated[anchors]
     plain = np.flatnonzero(entering & ~curated)
@@ -374,7 +375,7 @@ def _merge_entering(
     for position in np.flatnonzero(entering & curated).tolist():  # the bonus, one by one
         anchor = int(anchors[position])
         found = [int(r) for r in table[anchor, slot, :keep] if r >= 0]
-        found += offered[position].tolist()
+        found += [int(r) for r in offered[position] if r >= 0]
         best_found = index.best_of(anchor, offer.other, found, keep)
         table[anchor, slot, : len(best_found)] = [row for row, _ in best_found]
         scores[anchor, slot, : len(best_found)] = [score for _, score in best_found]

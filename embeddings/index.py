@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 from .cooccurrence import CoOccurrence
+from .layered import OVERLAY_SUFFIX, ROWS_SUFFIX, Layer, load_rows, save_rows
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
 
@@ -153,8 +154,12 @@ def best_inner_products(
             if scored.shape[1] > keep:
                 found = np.argpartition(-scored, keep - 1, axis=1)[:, :keep]
                 scored = np.take_along_axis(scored, found, 1)
-        else:
-            scored, found = above_floors(scored, floor)
+        else:  # most queries find nothing above their floor in a later block
+            rising = np.flatnonzero(scored.max(axis=1) > floor)
+            above, at = above_floors(scored[rising], floor[rising])
+            scored = np.full((count, above.shape[1]), -np.inf, dtype=np.float32)
+            found = np.zeros((count, above.shape[1]), dtype=np.int64)
+            scored[rising], found[rising] = above, at
         best = np.concatenate([best, scored], axis=1)
         where = np.concatenate([where, found + start], axis=1)
         if best.shape[1] > keep:
@@ -212,6 +217,10 @@ class CompatibilityIndex:
     # directory it writes instead of writing it again, and a web process that hashed it
     # once does not hash it again.
     index_files: dict[str, Path] = field(default_factory=dict)
+    # Where `vectors`, `neighbours` and `neighbour_scores` (by file name) were mapped from
+    # (load), and the rows a refresh changed since: save() writes those rows beside the file
+    # they came from, linked (embeddings.layered).
+    layers: dict[str, Layer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
@@ -418,7 +427,8 @@ class CompatibilityIndex:
 
     def save(self, directory: Path) -> None:
         (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
-        np.save(directory / VECTORS_FILE, self.vectors.astype(np.float32))
+        vectors = self.vectors if self.vectors.dtype == np.float32 else self.vectors.astype("f4")
+        save_rows(directory / VECTORS_FILE, vectors, self.layers.get(VECTORS_FILE))
         category_files = {
             category: f"{INDEX_DIR}/{number:04d}.faiss"
             for number, category in enumerate(sorted(self.indexes))
@@ -465,11 +475,15 @@ class CompatibilityIndex:
         """Whether serving reads this file of a version's (load() maps more: a refresh's)."""
         served = {ITEMS_FILE, SKUS_FILE, CATEGORY_CODES_FILE, VECTORS_FILE, NEIGHBOURS_FILE}
         served |= {COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
+        served |= {f"{name}{suffix}" for name in served for suffix in (ROWS_SUFFIX, OVERLAY_SUFFIX)}
         return relative in served or relative.startswith(f"{INDEX_DIR}/")
 
     def save_neighbours(self, directory: Path) -> None:
-        np.save(directory / NEIGHBOURS_FILE, self.neighbours)
-        np.save(directory / NEIGHBOUR_SCORES_FILE, self.listed_scores())
+        for name, array in (
+            (NEIGHBOURS_FILE, self.neighbours),
+            (NEIGHBOUR_SCORES_FILE, self.listed_scores()),
+        ):
+            save_rows(directory / name, array, self.layers.get(name))
 
     def listed_scores(self) -> np.ndarray:
         """`neighbour_scores`, computed from `neighbours` when not kept: the served score of
@@ -547,14 +561,16 @@ def _mapped_files(directory: Path, items: dict) -> dict:
     for category, relative in items.get("added_index_files", {}).items():
         added = faiss.read_index(str(directory / relative))
         indexes[category] = GrownIndex(indexes[category], added, files[category])
-    neighbours, scores = (
-        np.asarray(np.load(path, mmap_mode="r")) if path.is_file() else None
-        for path in (directory / NEIGHBOURS_FILE, directory / NEIGHBOUR_SCORES_FILE)
-    )
+    arrays, layers = {}, {}
+    for name in (VECTORS_FILE, NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE):
+        if (directory / name).is_file():
+            arrays[name], layers[name] = load_rows(directory / name)
+    neighbours = arrays.get(NEIGHBOURS_FILE)
     return {
-        "vectors": np.asarray(np.load(directory / VECTORS_FILE, mmap_mode="r")),
+        "vectors": arrays[VECTORS_FILE],
         "indexes": indexes,
         "neighbours": neighbours,
-        "neighbour_scores": scores if neighbours is not None else None,
+        "neighbour_scores": arrays.get(NEIGHBOUR_SCORES_FILE) if neighbours is not None else None,
         "index_files": files,
+        "layers": layers,
     }

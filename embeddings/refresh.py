@@ -14,6 +14,9 @@ import numpy as np
 
 from .cooccurrence import CoOccurrence
 from .index import (
+    NEIGHBOUR_SCORES_FILE,
+    NEIGHBOURS_FILE,
+    VECTORS_FILE,
     CompatibilityIndex,
     GrownIndex,
     above_floors,
@@ -99,6 +102,8 @@ def refreshed(
     after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
     if not removed:
         after.__dict__["row_of_sku"] = index.row_of_sku | row_of_added
+        if VECTORS_FILE in index.layers:  # saved as the rows that differ from its file
+            after.layers[VECTORS_FILE] = index.layers[VECTORS_FILE].with_rows(touched)
     if index.neighbours is not None:
         after.neighbours, after.neighbour_scores = _neighbours(
             index, after, new_row, sorted(set(touched))
@@ -271,6 +276,16 @@ def _neighbours(
                 offers.append(_Offer(slot, other, newcomers, min(depth, len(candidates))))
         if len(clean) and offers:
             _merge(after, category, clean, table, scores, offers)
+    if len(kept) == len(new_row) and old_lists.shape[1] == table.shape[1]:  # rows as they were
+        old = len(kept)
+        differ = (table[:old] != old_lists).any(axis=(1, 2))
+        differ |= (scores[:old] != old_scores).any(axis=(1, 2))
+        changed = np.concatenate([np.flatnonzero(differ), np.arange(old, len(table))])
+        after.layers |= {
+            name: before.layers[name].with_rows(changed)
+            for name in (NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE)
+            if name in before.layers
+        }
     return table, scores
 
 
@@ -337,12 +352,11 @@ def _merge(
         screened = index.vectors[chunk] @ weighted.T
         for offer, stop in zip(offers, ends.tolist(), strict=True):
             offered = screened[:, stop - len(offer.newcomers) : stop]
-            floor = scores[chunk, offer.slot, offer.keep - 1]  # -inf: not full
-            above, at = above_floors(offered, floor - SCREEN_SLACK)
-            entering = np.flatnonzero(above[:, 0] > -np.inf) if above.shape[1] else []
+            floor = scores[chunk, offer.slot, offer.keep - 1] - SCREEN_SLACK  # -inf: not full
+            entering = np.flatnonzero(offered.max(axis=1) > floor)  # most lists take none
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
-                above, at = above[entering], at[entering]
+                above, at = above_floors(offered[entering], floor[entering])
                 order = np.argsort(-above, axis=1, kind="stable")[:, : offer.keep]
                 above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
                 offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)

@@ -15,6 +15,7 @@ ENGINE_MODULES = [
     "encode",
     "evaluate",
     "index",
+    "layered",
     "category_probe",
     "photo",
     "pretrain",

@@ -137,38 +137,56 @@ def best_inner_products(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each query, the `keep` items of largest inner product with it, largest first: their
     inner products and positions in `items`, two (len(queries), keep) arrays. Exact: a matrix
-    product per block of items (BLAS, on the threads limited_threads allows); the first
-    block's best kept by a partial sort, each later block's items compared with each query's
-    `keep`-th best so far and only those above it sorted in. Hardly more than the matrix
-    products: one thread, 860 queries, 143k items of 128 dimensions: 1.3 s (the products
-    alone 1.4), faiss.knn 6.3 s (it ranks in a heap per query)."""
-    count = len(queries)
-    block = max(keep, SCAN_BLOCK // max(1, count))
-    best = np.empty((count, 0), dtype=np.float32)
-    where = np.empty((count, 0), dtype=np.int64)
-    floor = None  # each query's keep-th best so far, once it has `keep`
+    product per block of items (BLAS, on the threads limited_threads allows), each block's
+    scores taken in by BestSoFar. Hardly more than the matrix products: one thread, 860
+    queries, 143k items of 128 dimensions: 1.3 s (the products alone 1.4), faiss.knn 6.3 s (it
+    ranks in a heap per query)."""
+    best = BestSoFar(len(queries), keep)
+    block = max(keep, SCAN_BLOCK // max(1, len(queries)))
     for start in range(0, len(items), block):
-        scored = queries @ items[start : start + block].T
-        if floor is None:
+        stop = min(start + block, len(items))
+        best.add(queries @ items[start:stop].T, np.arange(start, stop))
+    return best.ranked()
+
+
+class BestSoFar:
+    """Each query's `keep` best scores so far and what they are of, as blocks of scores come:
+    the first block's best kept by a partial sort; in each later one, only the scores above
+    the query's `keep`-th best so far are sorted in (most queries have none)."""
+
+    def __init__(self, queries: int, keep: int) -> None:
+        self.keep = keep
+        self.scores = np.empty((queries, 0), dtype=np.float32)
+        self.items = np.empty((queries, 0), dtype=np.int64)
+        self.floor: np.ndarray | None = None  # each query's keep-th best, once it has `keep`
+
+    def add(self, scored: np.ndarray, items: np.ndarray) -> None:
+        """Take in `scored`, (queries, len(items)): each query's scores with `items`."""
+        keep = self.keep
+        if self.floor is None:
             found = np.broadcast_to(np.arange(scored.shape[1]), scored.shape)
             if scored.shape[1] > keep:
                 found = np.argpartition(-scored, keep - 1, axis=1)[:, :keep]
                 scored = np.take_along_axis(scored, found, 1)
-        else:  # most queries find nothing above their floor in a later block
-            rising = np.flatnonzero(scored.max(axis=1) > floor)
-            above, at = above_floors(scored[rising], floor[rising])
-            scored = np.full((count, above.shape[1]), -np.inf, dtype=np.float32)
-            found = np.zeros((count, above.shape[1]), dtype=np.int64)
+        else:
+            rising = np.flatnonzero(scored.max(axis=1) > self.floor)
+            above, at = above_floors(scored[rising], self.floor[rising])
+            scored = np.full((len(scored), above.shape[1]), -np.inf, dtype=np.float32)
+            found = np.zeros((len(scored), above.shape[1]), dtype=np.int64)
             scored[rising], found[rising] = above, at
-        best = np.concatenate([best, scored], axis=1)
-        where = np.concatenate([where, found + start], axis=1)
+        best = np.concatenate([self.scores, scored], axis=1)
+        where = np.concatenate([self.items, items[found]], axis=1)
         if best.shape[1] > keep:
             found = np.argpartition(-best, keep - 1, axis=1)[:, :keep]
             best, where = np.take_along_axis(best, found, 1), np.take_along_axis(where, found, 1)
+        self.scores, self.items = best, where
         if best.shape[1] == keep:
-            floor = best.min(axis=1)
-    order = np.argsort(-best, axis=1, kind="stable")
-    return np.take_along_axis(best, order, 1), np.take_along_axis(where, order, 1)
+            self.floor = best.min(axis=1)
+
+    def ranked(self) -> tuple[np.ndarray, np.ndarray]:
+        """The best scores and their items, best first: two (queries, keep) arrays."""
+        order = np.argsort(-self.scores, axis=1, kind="stable")
+        return np.take_along_axis(self.scores, order, 1), np.take_along_axis(self.items, order, 1)
 
 
 def above_floors(scored: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

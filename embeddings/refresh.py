@@ -17,6 +17,7 @@ from .index import (
     NEIGHBOUR_SCORES_FILE,
     NEIGHBOURS_FILE,
     VECTORS_FILE,
+    BestSoFar,
     CompatibilityIndex,
     GrownIndex,
     above_floors,
@@ -265,17 +266,22 @@ def _neighbours(
     for row in touched:  # a changed product's curated bonus may lift it into its partners' lists
         dirty[list(after.cooccurrence.partners.get(row, ()))] = True
 
-    _recompute(after, np.flatnonzero(dirty), table, scores)
+    merges: dict[str, list[_Offer]] = {}  # by the category whose clean lists are offered
     for category, rows in after.rows_of_category.items():
-        clean = rows[~dirty[rows]]
-        offers = []
+        if dirty[rows].all():
+            continue
         for slot, other in enumerate(after.complements_of(category)):
             candidates = after.rows_of_category.get(other)
             newcomers = candidates[is_touched[candidates]] if candidates is not None else []
             if len(newcomers):
-                offers.append(_Offer(slot, other, newcomers, min(depth, len(candidates))))
-        if len(clean) and offers:
-            _merge(after, category, clean, table, scores, offers)
+                # The same scores rank the newcomers' own lists of `category`, when they have one.
+                mine = after.neighbour_slot.get((other, category))
+                keep = min(depth, len(candidates))
+                offer = _Offer(slot, other, newcomers, keep, mine, min(depth, len(rows)))
+                merges.setdefault(category, []).append(offer)
+    _recompute(after, np.flatnonzero(dirty), table, scores, merges)
+    for category, offers in merges.items():
+        _merge(after, category, dirty, table, scores, offers)
     if len(kept) == len(new_row) and old_lists.shape[1] == table.shape[1]:  # rows as they were
         old = len(kept)
         differ = (table[:old] != old_lists).any(axis=(1, 2))
@@ -290,17 +296,29 @@ def _neighbours(
 
 
 def _recompute(
-    index: CompatibilityIndex, rows: np.ndarray, table: np.ndarray, scores: np.ndarray
+    index: CompatibilityIndex,
+    rows: np.ndarray,
+    table: np.ndarray,
+    scores: np.ndarray,
+    merges: dict[str, list["_Offer"]],
 ) -> None:
     """The lists of `rows` (of any categories) computed anew into `table` and `scores`: one
     exact search per category searched, for the rows of every category that complements it
-    (a search's cost hardly depends on how few rows ask)."""
+    (a search's cost hardly depends on how few rows ask); but the newcomers' lists that
+    `merges` (by category searched) rank while merging them into that category's lists."""
     table[rows], scores[rows] = -1, -np.inf
+    ranked_in_merge = {
+        (int(row), category)
+        for category, offers in merges.items()
+        for offer in offers
+        if offer.own_slot is not None
+        for row in offer.newcomers
+    }
     anchors_of: dict[str, list[int]] = {}
     slots_of: dict[str, list[int]] = {}
     for row in rows.tolist():
         for slot, other in enumerate(index.complements_of(index.categories[row])):
-            if other in index.rows_of_category:
+            if other in index.rows_of_category and (row, other) not in ranked_in_merge:
                 anchors_of.setdefault(other, []).append(row)
                 slots_of.setdefault(other, []).append(slot)
     for other, anchors in anchors_of.items():
@@ -314,12 +332,16 @@ def _recompute(
 @dataclass(frozen=True)
 class _Offer:
     """Newcomers of `other`, offered to the lists in `slot` of a category's items, which keep
-    the best `keep`."""
+    the best `keep`; and the category's items offered to the newcomers' own lists."""
 
     slot: int
     other: str
     newcomers: np.ndarray
     keep: int
+    # The slot of the category's items in the newcomers' own lists (None: they have none),
+    # ranked from the same scores, and how many they keep.
+    own_slot: int | None = None
+    own_keep: int = 0
 
 
 # Two ways of summing the same products differ in float32's last bits: the screen lets a list
@@ -330,30 +352,39 @@ SCREEN_SLACK = 1e-4
 def _merge(
     index: CompatibilityIndex,
     category: str,
-    anchors: np.ndarray,
+    dirty: np.ndarray,
     table: np.ndarray,
     scores: np.ndarray,
     offers: list[_Offer],
     batch: int = 4096,
 ) -> None:
-    """Merge each offer's newcomers into the anchors' lists (items of `category`; `table` and
-    `scores` rows, best first), in place. The anchors are screened first, by one matrix product
-    per batch with every offer's newcomers at once (the pair weights moved to the newcomers'
-    side: (a∘w)·n = a·(n∘w)): only a list one of them can enter, one not yet full or whose last
-    item scores below it, is merged. The curated bonus only raises a listed item's score, and a
-    newcomer has none, so a newcomer enters only above the list's last score. A catalog's
-    anchors cost one pass over their vectors; the merging, the lists the newcomers enter."""
+    """Merge each offer's newcomers into the lists of `category`'s items not `dirty` (`table`
+    and `scores` rows, best first), in place; and rank the category's items into the
+    newcomers' own lists (own_slot) from the same scores: the pair weights are symmetric,
+    (a∘w)·n = a·(n∘w), so one matrix product per batch of the category's items with every
+    offer's newcomers serves both directions. A list is merged only if a newcomer can enter
+    it: it is not full, or its last item scores below the newcomer. The curated bonus only
+    raises a listed item's score, and a newcomer has none, so a newcomer enters only above
+    the list's last score. A category's items cost one pass over their vectors; the merging,
+    the lists the newcomers enter."""
     weighted = np.concatenate(
         [index.space.query_for(index.vectors[o.newcomers], o.other, category) for o in offers]
     )
-    ends = np.cumsum([len(offer.newcomers) for offer in offers])
-    for start in range(0, len(anchors), batch):
-        chunk = anchors[start : start + batch]
+    ends = np.cumsum([len(offer.newcomers) for offer in offers]).tolist()
+    own = [
+        BestSoFar(len(o.newcomers), o.own_keep) if o.own_slot is not None else None for o in offers
+    ]
+    items = index.rows_of_category[category]
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
         screened = index.vectors[chunk] @ weighted.T
-        for offer, stop in zip(offers, ends.tolist(), strict=True):
+        clean = ~dirty[chunk]
+        for offer, stop, best in zip(offers, ends, own, strict=True):
             offered = screened[:, stop - len(offer.newcomers) : stop]
+            if best is not None:
+                best.add(np.ascontiguousarray(offered.T), chunk)
             floor = scores[chunk, offer.slot, offer.keep - 1] - SCREEN_SLACK  # -inf: not full
-            entering = np.flatnonzero(offered.max(axis=1) > floor)  # most lists take none
+            entering = np.flatnonzero(clean & (offered.max(axis=1) > floor))  # most take none
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
                 above, at = above_floors(offered[entering], floor[entering])
@@ -361,6 +392,31 @@ def _merge(
                 above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
                 offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)
                 _merge_entering(index, offer, chunk[entering], offered_rows, above, table, scores)
+    for offer, best in zip(offers, own, strict=True):
+        if best is not None:
+            _write_own(index, category, offer, *best.ranked(), table, scores)
+
+
+def _write_own(
+    index: CompatibilityIndex,
+    category: str,
+    offer: _Offer,
+    found_scores: np.ndarray,
+    found: np.ndarray,
+    table: np.ndarray,
+    scores: np.ndarray,
+) -> None:
+    """The newcomers' own lists of `category` (their own_slot): the best items found, the
+    curated partners of a changed product merged in as best_items_of merges them."""
+    keep, slot = found.shape[1], offer.own_slot
+    table[offer.newcomers, slot, :keep] = found
+    scores[offer.newcomers, slot, :keep] = found_scores
+    for row in offer.newcomers[index.curated[offer.newcomers]].tolist():
+        listed = index.with_partners(row, category, table[row, slot, :keep])
+        best = index.best_of(row, category, listed, keep)
+        table[row, slot], scores[row, slot] = -1, -np.inf
+        table[row, slot, : len(best)] = [r for r, _ in best]
+        scores[row, slot, : len(best)] = [score for _, score in best]
 
 
 def _merge_entering(

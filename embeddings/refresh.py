@@ -377,14 +377,15 @@ def _merge(
     items = index.rows_of_category[category]
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
-        screened = index.vectors[chunk] @ weighted.T
+        screened = weighted @ index.vectors[chunk].T  # a newcomer's scores: one row
         clean = ~dirty[chunk]
         for offer, stop, best in zip(offers, ends, own, strict=True):
-            offered = screened[:, stop - len(offer.newcomers) : stop]
+            offered_to = screened[stop - len(offer.newcomers) : stop]
             if best is not None:
-                best.add(np.ascontiguousarray(offered.T), chunk)
+                best.add(offered_to, chunk)
+            offered = offered_to.T  # a list's scores with the newcomers: one row
             floor = scores[chunk, offer.slot, offer.keep - 1] - SCREEN_SLACK  # -inf: not full
-            entering = np.flatnonzero(clean & (offered.max(axis=1) > floor))  # most take none
+            entering = np.flatnonzero(clean & (offered_to.max(axis=0) > floor))  # most: none
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
                 above, at = above_floors(offered[entering], floor[entering])

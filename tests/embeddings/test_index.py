@@ -7,8 +7,8 @@ import pytest
 import embeddings.index as index_module
 from embeddings.index import (
     FLOAT32_SCAN_UP_TO,
+    BestSoFar,
     CompatibilityIndex,
-    best_inner_products,
     build_category_index,
     complementary_categories,
 )
@@ -154,17 +154,20 @@ def test_cooccurrence_bonus_is_silent_for_new_arrivals():
     assert pairs.bonus([3], [0, 1]).tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize("block", [index_module.SCAN_BLOCK, 7 * 50], ids=["one block", "blocks"])
-def test_best_inner_products_are_those_of_a_full_sort(monkeypatch, block):
-    """The exact scan behind every computed neighbour list: in blocks (a partial sort of the
-    first, the items above each query's floor from the others), the same best items, in
-    order, as sorting every score."""
-    monkeypatch.setattr(index_module, "SCAN_BLOCK", block)  # 7 queries: blocks of 50 items
+@pytest.mark.parametrize("block", [503, 50, 7], ids=["one block", "blocks", "small blocks"])
+def test_best_so_far_keeps_what_a_full_sort_finds(block):
+    """What a refresh ranks its newcomers' lists with, block by block (a partial sort of the
+    first, the items above each query's floor from the others): the same best items, in
+    order, as sorting every score at once."""
     rng = np.random.default_rng(11)
     queries = rng.normal(size=(7, 16)).astype(np.float32)
     items = rng.normal(size=(503, 16)).astype(np.float32)
-    scores, found = best_inner_products(queries, items, 24)
+    ids = rng.permutation(10_000)[:503]  # rows of a catalog, in no order
+    best = BestSoFar(len(queries), 24)
+    for start in range(0, len(items), block):
+        best.add(queries @ items[start : start + block].T, ids[start : start + block])
+    scores, found = best.ranked()
     every = queries @ items.T
     expected = np.argsort(-every, axis=1, kind="stable")[:, :24]
-    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_array_equal(found, ids[expected])
     np.testing.assert_allclose(scores, np.take_along_axis(every, expected, 1), rtol=1e-5)

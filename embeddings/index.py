@@ -153,7 +153,7 @@ class BestSoFar:
                 scored = np.take_along_axis(scored, found, 1)
         else:
             rising = np.flatnonzero(scored.max(axis=1) > self.floor)
-            above, at = above_floors(scored[rising], self.floor[rising])
+            above, at = above_floors(scored[rising], self.floor[rising], keep)
             scored = np.full((len(scored), above.shape[1]), -np.inf, dtype=np.float32)
             found = np.zeros((len(scored), above.shape[1]), dtype=np.int64)
             scored[rising], found[rising] = above, at
@@ -172,12 +172,21 @@ class BestSoFar:
         return np.take_along_axis(self.scores, order, 1), np.take_along_axis(self.items, order, 1)
 
 
-def above_floors(scored: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's scores above its floor and their columns, in order, left-aligned in the
-    narrowest arrays that hold them (-inf padded)."""
-    rows, columns = np.nonzero(scored > floor[:, np.newaxis])  # row by row
-    counts = np.bincount(rows, minlength=len(scored))
+def above_floors(
+    scored: np.ndarray, floor: np.ndarray, keep: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best scores above its floor, at most `keep` of them, and their columns,
+    left-aligned in the narrowest arrays that hold them (-inf padded), in no order. Picked
+    out by comparison where few are above (the usual case); by a partial sort of the rows
+    where some have more than `keep` (a newcomer among many near-identical items), which
+    may then keep a row's best below its floor too."""
+    is_above = scored > floor[:, np.newaxis]
+    counts = np.count_nonzero(is_above, axis=1)
     width = int(counts.max(initial=0))
+    if width > keep:
+        best = np.argpartition(-scored, keep - 1, axis=1)[:, :keep]
+        return np.take_along_axis(scored, best, 1), best
+    rows, columns = np.nonzero(is_above)  # row by row
     rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
     above = np.full((len(scored), width), -np.inf, dtype=np.float32)
     at = np.zeros((len(scored), width), dtype=np.int64)

@@ -388,7 +388,7 @@ def _merge(
             entering = np.flatnonzero(clean & (offered_to.max(axis=0) > floor))  # most: none
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
-                above, at = above_floors(offered[entering], floor[entering])
+                above, at = above_floors(offered[entering], floor[entering], offer.keep)
                 order = np.argsort(-above, axis=1, kind="stable")[:, : offer.keep]
                 above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
                 offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)

@@ -9,6 +9,7 @@ from embeddings.index import (
     FLOAT32_SCAN_UP_TO,
     BestSoFar,
     CompatibilityIndex,
+    above_floors,
     build_category_index,
     complementary_categories,
 )
@@ -171,3 +172,18 @@ def test_best_so_far_keeps_what_a_full_sort_finds(block):
     expected = np.argsort(-every, axis=1, kind="stable")[:, :24]
     np.testing.assert_array_equal(found, ids[expected])
     np.testing.assert_allclose(scores, np.take_along_axis(every, expected, 1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("floor_at", [40, 2], ids=["many above", "few above"])
+def test_above_floors_keeps_each_rows_best_above_its_floor(floor_at):
+    """What a refresh offers a list: its best scores above its floor, at most `keep`."""
+    rng = np.random.default_rng(4)
+    scored = rng.normal(size=(6, 50)).astype(np.float32)
+    floor = np.sort(scored, axis=1)[:, -floor_at]  # 39 above it (more than keep), or 1
+    above, at = above_floors(scored, floor, keep=5)
+    assert above.shape[1] <= 5
+    for row in range(len(scored)):
+        expected = np.sort(scored[row][scored[row] > floor[row]])[::-1][:5]
+        kept = above[row][above[row] > -np.inf]
+        np.testing.assert_array_equal(np.sort(kept)[::-1], expected)
+        np.testing.assert_array_equal(scored[row, at[row, : len(kept)]], above[row, : len(kept)])

@@ -172,9 +172,7 @@ class BestSoFar:
         return np.take_along_axis(self.scores, order, 1), np.take_along_axis(self.items, order, 1)
 
 
-def above_floors(
-    scored: np.ndarray, floor: np.ndarray, keep: int
-) -> tuple[np.ndarray, np.ndarray]:
+def above_floors(scored: np.ndarray, floor: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
     """Each row's best scores above its floor, at most `keep` of them, and their columns,
     left-aligned in the narrowest arrays that hold them (-inf padded), in no order. Picked
     out by comparison where few are above (the usual case); by a partial sort of the rows

@@ -389,7 +389,7 @@ def _merge(
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
                 above, at = above_floors(offered[entering], floor[entering], offer.keep)
-                order = np.argsort(-above, axis=1, kind="stable")[:, : offer.keep]
+                order = np.argsort(-above, axis=1, kind="stable")
                 above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
                 offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)
                 _merge_entering(index, offer, chunk[entering], offered_rows, above, table, scores)
@@ -413,11 +413,9 @@ def _write_own(
     table[offer.newcomers, slot, :keep] = found
     scores[offer.newcomers, slot, :keep] = found_scores
     for row in offer.newcomers[index.curated[offer.newcomers]].tolist():
-        listed = index.with_partners(row, category, table[row, slot, :keep])
-        best = index.best_of(row, category, listed, keep)
-        table[row, slot], scores[row, slot] = -1, -np.inf
-        table[row, slot, : len(best)] = [r for r, _ in best]
-        scores[row, slot, : len(best)] = [score for _, score in best]
+        table[row, slot, :keep], scores[row, slot, :keep] = index.ranked_with_partners(
+            row, category, table[row, slot, :keep], keep
+        )
 
 
 def _merge_entering(

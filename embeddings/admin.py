@@ -61,7 +61,10 @@ class VersionRefreshInline(admin.TabularInline):
 
     @admin.display(description="seconds")
     def took(self, refresh: VersionRefresh) -> str:
-        return "—" if refresh.seconds is None else f"{refresh.seconds:.1f}"
+        if refresh.seconds is None:
+            return "—"
+        stages = " · ".join(f"{stage} {s:.1f}" for stage, s in refresh.stages)
+        return f"{refresh.seconds:.1f} ({stages})" if stages else f"{refresh.seconds:.1f}"
 
 
 @admin.register(ModelVersion)

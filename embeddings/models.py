@@ -138,6 +138,9 @@ class VersionRefresh(models.Model):
     # The catalog change (catalog.changes: [number, stamp]) it took in everything up to.
     catalog_as_of = models.JSONField(null=True, blank=True, editable=False)
     seconds = models.FloatField(null=True, blank=True)
+    # Where the seconds went, in order: [[stage, seconds], …] (reading, embedding, lists,
+    # writing). Pairs, not an object: PostgreSQL's jsonb does not keep keys in order.
+    stages = models.JSONField(default=list, blank=True, editable=False)
     message = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

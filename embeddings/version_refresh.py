@@ -196,8 +196,22 @@ def _claim(version: ModelVersion) -> VersionRefresh:
         raise RefreshBusy(f"{running or 'another refresh'} is running") from None
 
 
+class Laps(dict[str, float]):
+    """Seconds by stage of a refresh, each counted from the end of the one before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.since = time.monotonic()
+
+    def __call__(self, stage: str) -> None:
+        now = time.monotonic()
+        self[stage] = round(now - self.since, 2)
+        self.since = now
+
+
 def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> None:
     started = time.monotonic()
+    laps = Laps()
     root = Path(settings.OUTFITS_MODEL_DIR)
     for orphan in root.glob(f".incomplete-{version.name}.r*"):  # of a refresh that died
         shutil.rmtree(orphan, ignore_errors=True)
@@ -214,6 +228,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         as_of = (int(confirmed[0]), str(confirmed[1]))
     now = current_generation()  # read first: a change after it is the next refresh's
     products, removals = _catalog_changes(index, known, as_of, now)
+    laps("reading")
     if products or removals:  # before the work: a full disk fails it now, and says so
         check_model_directory(
             root,
@@ -235,6 +250,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             if known.get(sku) == fingerprints[sku]:  # as unreadable as before: no change
                 del upserts[sku], products[sku]
         fallbacks = _fallbacks(encoder, index, list(products.values()))
+        laps("embedding")
     added = sum(sku not in index.row_of_sku for sku in products)
     counts = {"added": added, "changed": len(products) - added, "removed": len(removals)}
     counts["catalog_as_of"] = list(now)
@@ -244,6 +260,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         return
 
     after = refreshed(index, upserts, removals, fallbacks)
+    laps("lists")
     name = f"{version.name}.r{refresh.pk}"
     with ModelVersionWriter(root, name) as writer:
         after.save(writer.directory)
@@ -256,6 +273,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         link_model_files(served, writer.directory)
         facts = {"item_count": len(after.skus), "refresh_of": version.name}
         directory = writer.commit(**inherited_facts(manifest) | facts | counts)
+    laps("writing")
     message = ""
     if unread:
         message = (
@@ -268,7 +286,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
             directory=directory.name
         )
         if pointed:
-            fields = {"directory": directory.name, "message": message}
+            fields = {"directory": directory.name, "message": message, "stages": list(laps.items())}
             _finish(refresh, Status.SUCCEEDED, started, counts, **fields)
     if not pointed:
         shutil.rmtree(directory, ignore_errors=True)

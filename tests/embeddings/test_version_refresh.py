@@ -49,7 +49,7 @@ def matched(storefront, sku: str) -> tuple[bool, list[str]]:
 
 
 def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
-    trained_shop, small_catalog, storefront, client, settings
+    trained_shop, small_catalog, storefront, client, admin_client, settings
 ):
     settings.OUTFITS_MATCH_DIVERSITY = 0  # a copy is a near-duplicate: keep it in the row
     _, index = active_compatibility_index()
@@ -68,8 +68,14 @@ def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
 
     assert refresh.status == "succeeded", refresh.message
     assert (refresh.added, refresh.changed, refresh.removed) == (1, 0, 0)
+    # Where its time went, stage by stage, within its seconds.
+    stages = dict(refresh.stages)
+    assert [stage for stage, _ in refresh.stages] == ["reading", "embedding", "lists", "writing"]
+    assert 0 < sum(stages.values()) <= refresh.seconds
     version, index = active_compatibility_index()
     assert version.directory == refresh.directory == f"{version.name}.r{refresh.pk}"
+    page = admin_client.get(reverse("admin:embeddings_modelversion_change", args=[version.pk]))
+    assert f"embedding {stages['embedding']:.1f}" in page.content.decode()
     # Embedded by the version's own pipeline: the vector its training gave the original, to
     # float tolerance (one image at a time here, in batches there; tokens cached in float16).
     np.testing.assert_allclose(
@@ -88,6 +94,7 @@ def test_new_arrivals_get_learned_matches_both_ways_without_a_retrain(
     Product.objects.filter(sku=newcomer).update(active=False)
     again = refresh_active_version()
     assert (again.added, again.changed, again.removed) == (0, 0, 1)
+    assert [stage for stage, _ in again.stages] == ["reading", "lists", "writing"]  # none embedded
     _, index = active_compatibility_index()
     assert newcomer not in index.row_of_sku and newcomer not in matched(storefront, anchor)[1]
     assert refresh_active_version().message == "nothing changed"

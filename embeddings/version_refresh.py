@@ -30,7 +30,13 @@ from catalog.changes import Generation, current_generation, products_changed_bet
 from catalog.heartbeat import Heartbeat
 from catalog.models import Category, Product
 
-from .artifacts import MANIFEST_NAME, ModelVersionWriter, check_model_directory, read_manifest
+from .artifacts import (
+    MANIFEST_NAME,
+    ModelVersionWriter,
+    check_model_directory,
+    read_manifest,
+    remember_checksums,
+)
 from .index import CompatibilityIndex
 from .models import ModelVersion, VersionRefresh
 from .progress import Progress, no_progress
@@ -217,6 +223,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         shutil.rmtree(orphan, ignore_errors=True)
     served = root / version.directory
     manifest = read_manifest(served, verify_checksums=False)
+    remember_checksums(served, manifest)  # the files its refresh links, not hashed again
     index, known, as_of = _last_written.get(str(served)) or _loaded(served)
     confirmed = (
         VersionRefresh.objects.filter(version=version, status=Status.SUCCEEDED)

@@ -1,8 +1,16 @@
+import hashlib
 import json
+import os
 
 import pytest
 
-from embeddings.artifacts import FORMAT_VERSION, ArtifactError, ModelVersionWriter, read_manifest
+from embeddings.artifacts import (
+    FORMAT_VERSION,
+    ArtifactError,
+    ModelVersionWriter,
+    read_manifest,
+    remember_checksums,
+)
 
 
 def test_committed_version_appears_whole_with_checksums(tmp_path):
@@ -45,3 +53,22 @@ def test_an_existing_version_is_never_overwritten(tmp_path):
     (tmp_path / "v1").mkdir()
     with pytest.raises(ArtifactError, match="already exists"), ModelVersionWriter(tmp_path, "v1"):
         pass
+
+
+def test_a_refresh_lists_the_files_it_links_with_their_checksums_unread(tmp_path):
+    served = tmp_path / "v1"
+    served.mkdir()
+    (served / "vectors.npy").write_bytes(b"x" * 1000)
+    (served / "small.json").write_text("{}")
+    # Its manifest's checksums are taken as the files', not read again: a sentinel shows it
+    # (the true checksum would not); a file whose size differs from its entry is read.
+    listed = {"vectors.npy": ("f" * 64, 1000), "small.json": ("0" * 64, 3)}
+    files = {name: {"sha256": sha, "bytes": size} for name, (sha, size) in listed.items()}
+    remember_checksums(served, {"files": files})
+    with ModelVersionWriter(tmp_path, "v1.r1") as writer:
+        for name in listed:
+            os.link(served / name, writer.directory / name)
+        refreshed = writer.commit()
+    files = read_manifest(refreshed, verify_checksums=False)["files"]
+    assert files["vectors.npy"]["sha256"] == "f" * 64
+    assert files["small.json"]["sha256"] == hashlib.sha256(b"{}").hexdigest()

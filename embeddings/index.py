@@ -295,9 +295,12 @@ class CompatibilityIndex:
     def empty_neighbours(self, depth: int, items: int | None = None) -> np.ndarray:
         """A `neighbours` table of `depth` for all items (or the first `items`), no neighbour
         found yet (all -1)."""
-        slots = max((len(self.complements_of(c)) for c in self.indexes), default=0)
         count = len(self.skus) if items is None else items
-        return np.full((count, slots, depth), -1, dtype=np.int32)
+        return np.full((count, self.neighbour_slots(), depth), -1, dtype=np.int32)
+
+    def neighbour_slots(self) -> int:
+        """The slots of a `neighbours` row: the most complementary categories any has."""
+        return max((len(self.complements_of(c)) for c in self.indexes), default=0)
 
     def computed_neighbours(self, depth: int, progress: Progress = no_progress) -> np.ndarray:
         """Every item's `depth` best items of each complementary category by the served score,

@@ -62,24 +62,114 @@ class LayeredRows:
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
+        if rows.ndim == 1 and _basic(rest):  # only the elements asked for: `scores[rows, 2, 7]`
+            return self._gathered(rows % self.shape[0], rest)
         found = self._gathered(rows.ravel() % self.shape[0]).reshape(rows.shape + self.shape[1:])
         return found[(slice(None),) * rows.ndim + rest] if rest else found
 
-    def _gathered(self, rows: np.ndarray) -> np.ndarray:
+    def _gathered(self, rows: np.ndarray, rest: tuple = ()) -> np.ndarray:
         at = np.minimum(np.searchsorted(self.rows, rows), max(len(self.rows) - 1, 0))
         replaced = self.rows[at] == rows if len(self.rows) else np.zeros(len(rows), dtype=bool)
-        if len(self.base):
-            found = np.asarray(self.base[np.where(replaced, 0, rows)])
-        else:  # every row added
-            found = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        found[replaced] = self.overlay[at[replaced]]
-        return found
+        return _merged(self.base, rows, ~replaced, self.overlay, at[replaced], rest)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:  # noqa: ANN001
         whole = np.empty(self.shape, dtype=self.dtype)
         whole[: len(self.base)] = self.base
         whole[self.rows] = self.overlay
         return whole if dtype is None else whole.astype(dtype)
+
+
+class RowEdits:
+    """A writable copy of `base` (an array, or LayeredRows) grown to `count` rows, the added
+    ones `fill`, that copies a row of the base only when it is first written: a refresh edits
+    the lists its newcomers enter without copying the million others. Indexed by rows first
+    as an ndarray is (then ints and slices when read; anything numpy takes when written);
+    layered() gives the result."""
+
+    def __init__(self, base: "np.ndarray | LayeredRows", count: int, fill: float) -> None:
+        self.base, self.fill = base, fill
+        self.shape: tuple[int, ...] = (count, *base.shape[1:])
+        self.dtype, self.ndim = base.dtype, base.ndim
+        self.place = np.full(count, -1, dtype=np.int64)  # a row's copy in `copies`; -1: none
+        self.copies = np.empty((max(count - len(base), 1024), *self.shape[1:]), self.dtype)
+        self.copied = 0
+        self._own(np.arange(len(base), count))  # the added rows: written from the start
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _own(self, rows: np.ndarray) -> np.ndarray:
+        """The places of `rows` in `copies`, copying the rows not copied yet."""
+        fresh = rows[self.place[rows] < 0]
+        if len(fresh) > 1 and not (np.diff(fresh) > 0).all():  # most come ascending, once each
+            fresh = np.unique(fresh)
+        if len(fresh):
+            end = self.copied + len(fresh)
+            if end > len(self.copies):
+                grown = np.empty((max(end, 2 * len(self.copies)), *self.shape[1:]), self.dtype)
+                grown[: self.copied] = self.copies[: self.copied]
+                self.copies = grown
+            old = fresh[fresh < len(self.base)]  # first: `fresh` ascends
+            self.copies[self.copied : self.copied + len(old)] = self.base[old]
+            self.copies[self.copied + len(old) : end] = self.fill
+            self.place[fresh] = np.arange(self.copied, end)
+            self.copied = end
+        return self.place[rows]
+
+    def __getitem__(self, key):  # noqa: ANN001, ANN204  (numpy's own indexing keys)
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(rows, int | np.integer):
+            place = int(self.place[rows])
+            found = self.copies[place] if place >= 0 else self.base[int(rows)]
+            return found[rest] if rest else found
+        rows = self._rows(rows)
+        if rows.ndim != 1 or not _basic(rest):
+            raise IndexError("RowEdits are read by a row or a list of rows, then ints and slices")
+        places = self.place[rows]
+        return _merged(self.base, rows, places < 0, self.copies, places[places >= 0], rest)
+
+    def __setitem__(self, key, value) -> None:  # noqa: ANN001
+        rows, rest = (key[0], key[1:]) if isinstance(key, tuple) else (key, ())
+        if isinstance(rows, int | np.integer):
+            places: int | np.ndarray = int(self._own(np.asarray([rows]))[0])
+        else:
+            rows = self._rows(rows)
+            places = self._own(rows.ravel()).reshape(rows.shape)
+        self.copies[(places, *rest)] = value  # after _own: it may have grown `copies`
+
+    def _rows(self, rows) -> np.ndarray:  # noqa: ANN001
+        if isinstance(rows, slice):
+            return np.arange(self.shape[0])[rows]
+        rows = np.asarray(rows)
+        return np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64, copy=False)
+
+    def layered(self) -> tuple[LayeredRows, np.ndarray]:
+        """The edited array, and its rows that were written (or added): the others are the
+        base's."""
+        rows = np.flatnonzero(self.place >= 0)
+        return LayeredRows(self.base, rows, self.copies[self.place[rows]]), rows
+
+
+def _basic(rest: tuple) -> bool:
+    return all(isinstance(part, int | np.integer | slice) for part in rest)
+
+
+def _merged(
+    base: "np.ndarray | LayeredRows",
+    rows: np.ndarray,
+    from_base: np.ndarray,
+    copies: np.ndarray,
+    places: np.ndarray,
+    rest: tuple,
+) -> np.ndarray:
+    """`rows`' elements `rest`: from `base` where `from_base`, else from `copies` at `places`
+    (in order)."""
+    ours = np.asarray(copies[(places, *rest)])
+    found = np.empty((len(rows), *ours.shape[1:]), dtype=copies.dtype)
+    found[~from_base] = ours
+    if from_base.any():
+        found[from_base] = np.asarray(base[(rows[from_base], *rest)])
+    return found
 
 
 def rows_file(path: Path) -> Path:

@@ -25,6 +25,7 @@ from .index import (
     index_kind,
     rows_by_category,
 )
+from .layered import LayeredRows, RowEdits
 from .space import PairWeights
 
 
@@ -62,10 +63,8 @@ def refreshed(
     else:  # the usual refresh, new arrivals only: no row moves
         skus, categories = [*index.skus, *added], list(index.categories)
     categories += [upserts[sku].category for sku in added]
-    dimensions = index.vectors.shape[1]
-    vectors = np.empty((len(skus), dimensions), dtype=np.float32)
-    vectors[: len(kept)] = index.vectors[kept] if removed else index.vectors
     touched: list[int] = []  # rows after whose vector or category is new
+    given: list[np.ndarray] = []  # their vectors
     # Categories whose items were removed or replaced: their indexes are built again. Those
     # that only gain items are given them.
     changed = {index.categories[row] for row in removed}
@@ -75,9 +74,10 @@ def refreshed(
         row = int(new_row[old]) if old is not None else row_of_added[sku]
         if old is not None:
             changed.update({index.categories[old], change.category})
-        vectors[row] = np.asarray(change.vector, dtype=np.float32)
         categories[row] = change.category
         touched.append(row)
+        given.append(np.asarray(change.vector, dtype=np.float32))
+    vectors = _vectors(index, kept if removed else None, len(skus), touched, given)
 
     complements, pair_weights = borrowed_categories(index, fallbacks or {})
     recategorised = any(
@@ -110,6 +110,28 @@ def refreshed(
             index, after, new_row, sorted(set(touched))
         )
     return after
+
+
+def _vectors(
+    index: CompatibilityIndex,
+    kept: np.ndarray | None,
+    count: int,
+    touched: list[int],
+    given: list[np.ndarray],
+) -> "np.ndarray | LayeredRows":
+    """The item vectors after: the `touched` rows `given`, the others the index's, its `kept`
+    rows (None: all of them, unmoved: read through, not copied)."""
+    order = np.argsort(touched, kind="stable")
+    rows = np.asarray(touched, dtype=np.int64)[order]
+    overlay = np.asarray(given, dtype=np.float32).reshape(len(rows), index.vectors.shape[1])
+    if kept is None and index.vectors.dtype == np.float32:
+        return LayeredRows(index.vectors, rows, overlay[order])
+    vectors = np.empty((count, index.vectors.shape[1]), dtype=np.float32)
+    vectors[: len(index.vectors) if kept is None else len(kept)] = (
+        index.vectors if kept is None else index.vectors[kept]
+    )
+    vectors[rows] = overlay[order]
+    return vectors
 
 
 def borrowed_categories(
@@ -240,26 +262,27 @@ def _neighbours(
     touched item, and those of categories whose complementary categories changed. Every other
     list can only gain newcomers, and merges them in by the served score."""
     depth = before.neighbours.shape[2]
-    table = after.empty_neighbours(depth)
-    scores = np.full(table.shape, -np.inf, dtype=np.float32)
+    count, slots = len(after.skus), after.neighbour_slots()
     kept = np.flatnonzero(new_row >= 0)
-    old_lists = np.asarray(before.neighbours)  # (old rows, old slots, depth)
-    old_scores = np.asarray(before.listed_scores())
-    slots = min(table.shape[1], old_lists.shape[1])
-    is_touched = np.zeros(len(after.skus), dtype=bool)
+    # The usual refresh (no row removed, the same slots): the old lists edited where they
+    # change, the others not copied. Else a new table, the old lists renumbered into it.
+    edited = len(kept) == len(new_row) and before.neighbours.shape[1] == slots
+    table: np.ndarray | RowEdits
+    scores: np.ndarray | RowEdits
+    is_touched = np.zeros(count, dtype=bool)
     is_touched[touched] = True
     dirty = is_touched.copy()
-    if len(kept) < len(new_row):  # rows removed: the lists renumbered, those that lost one dirty
-        old_lists, old_scores = old_lists[kept], old_scores[kept]
-        remapped = np.where(old_lists >= 0, new_row[np.maximum(old_lists, 0)], -1)
-        dirty[: len(kept)] |= ((old_lists >= 0) & (remapped < 0)).any(axis=(1, 2))
-        table[: len(kept), :slots] = remapped[:, :slots]
+    if edited:
+        table = RowEdits(before.neighbours, count, fill=-1)
+        scores = RowEdits(before.listed_scores(), count, fill=-np.inf)
     else:
-        table[: len(kept), :slots] = old_lists[:, :slots]
-    scores[: len(kept), :slots] = old_scores[:, :slots]
+        table, scores, lost_one = _renumbered(before, after, new_row, kept, depth)
+        dirty[: len(kept)] |= lost_one
     replaced = np.asarray([row for row in touched if row < len(kept)], dtype=np.int32)
     if len(replaced):  # lists holding a product whose vector changed: its place may have too
-        dirty[: len(kept)] |= np.isin(table[: len(kept)], replaced).any(axis=(1, 2))
+        for start in range(0, len(kept), 65536):
+            lists = np.asarray(table[np.arange(start, min(start + 65536, len(kept)))])
+            dirty[start : start + len(lists)] |= np.isin(lists, replaced).any(axis=(1, 2))
     for category, rows in after.rows_of_category.items():
         if after.complements_of(category) != before.complements_of(category):
             dirty[rows] = True
@@ -282,17 +305,35 @@ def _neighbours(
     _recompute(after, np.flatnonzero(dirty), table, scores, merges)
     for category, offers in merges.items():
         _merge(after, category, dirty, table, scores, offers)
-    if len(kept) == len(new_row) and old_lists.shape[1] == table.shape[1]:  # rows as they were
-        old = len(kept)
-        differ = (table[:old] != old_lists).any(axis=(1, 2))
-        differ |= (scores[:old] != old_scores).any(axis=(1, 2))
-        changed = np.concatenate([np.flatnonzero(differ), np.arange(old, len(table))])
-        after.layers |= {
-            name: before.layers[name].with_rows(changed)
-            for name in (NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE)
-            if name in before.layers
-        }
+    if not edited:
+        return table, scores
+    (table, changed_lists), (scores, changed_scores) = table.layered(), scores.layered()
+    changed = np.union1d(changed_lists, changed_scores)
+    after.layers |= {
+        name: before.layers[name].with_rows(changed)
+        for name in (NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE)
+        if name in before.layers
+    }
     return table, scores
+
+
+def _renumbered(
+    before: CompatibilityIndex,
+    after: CompatibilityIndex,
+    new_row: np.ndarray,
+    kept: np.ndarray,
+    depth: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A new table of `after`'s lists and scores holding `before`'s kept lists, renumbered
+    (a removed item's place left empty: -1), and which of those lists lost an item."""
+    table = after.empty_neighbours(depth)
+    scores = np.full(table.shape, -np.inf, dtype=np.float32)
+    old_lists = np.asarray(before.neighbours)[kept]
+    slots = min(table.shape[1], old_lists.shape[1])
+    remapped = np.where(old_lists >= 0, new_row[np.maximum(old_lists, 0)], -1)
+    table[: len(kept), :slots] = remapped[:, :slots]
+    scores[: len(kept), :slots] = np.asarray(before.listed_scores())[kept][:, :slots]
+    return table, scores, ((old_lists >= 0) & (remapped < 0)).any(axis=(1, 2))
 
 
 def _recompute(

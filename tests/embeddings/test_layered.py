@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from embeddings import layered as layered_module
-from embeddings.layered import Layer, LayeredRows, load_rows, save_rows
+from embeddings.layered import Layer, LayeredRows, RowEdits, load_rows, save_rows
 
 
 @pytest.fixture
@@ -61,3 +61,29 @@ def test_saved_beside_its_base_and_loaded_back(tmp_path, layered, monkeypatch):
     np.testing.assert_array_equal(layer.rows, [2, 7, 10, 11])
     np.testing.assert_array_equal(np.asarray(loaded), whole)
     assert (tmp_path / "table.npy").stat().st_ino == (tmp_path / "base.npy").stat().st_ino
+
+
+@pytest.mark.parametrize("base_kind", ["array", "layered"])
+def test_row_edits_write_as_a_copy_and_leave_the_base_alone(layered, base_kind):
+    rows, whole = layered
+    base = rows if base_kind == "layered" else whole.copy()
+    untouched = np.asarray(base).copy()
+    edits = RowEdits(base, 15, fill=-1)  # 3 rows added
+    edits.copies = edits.copies[:3]  # room for the added rows only: it must grow
+    expected = np.concatenate([whole, np.full((3, 3, 4), -1, dtype=np.int32)])
+    # Writes as a refresh makes them: whole rows, a row's slot, rows by their own slots.
+    for key, value in [
+        (np.array([3, 12]), 0),
+        ((5, 1, slice(None, 2)), 77),
+        ((np.array([0, 9, 3]), np.array([2, 0, 1]), slice(None, 3)), 55),
+        ((np.array([13]), 2, slice(None)), np.array([[1, 2, 3, 4]])),
+        ((np.int64(9), 0, 3), whole[9, 0, 3]),  # written, unchanged
+    ]:
+        edits[key] = value
+        expected[key] = value
+    for key in [4, 5, (9, 0), np.arange(15), (np.array([14, 2, 5, 7]), 1, slice(1, 3))]:
+        np.testing.assert_array_equal(edits[key], expected[key])
+    result, written = edits.layered()
+    np.testing.assert_array_equal(np.asarray(result), expected)
+    assert written.tolist() == [0, 3, 5, 9, 12, 13, 14]  # or added
+    np.testing.assert_array_equal(np.asarray(base), untouched)

@@ -5,7 +5,7 @@ so web processes can serve matches without loading a neural network."""
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import permutations
@@ -15,7 +15,15 @@ import faiss
 import numpy as np
 
 from .cooccurrence import CoOccurrence
-from .layered import OVERLAY_SUFFIX, ROWS_SUFFIX, Layer, load_rows, save_rows
+from .layered import (
+    LAYERED_UP_TO,
+    OVERLAY_SUFFIX,
+    ROWS_SUFFIX,
+    Layer,
+    LayeredRows,
+    load_rows,
+    save_rows,
+)
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
 from .threads import batch_threads
@@ -27,6 +35,9 @@ ITEMS_FILE = "items.json"
 # document of a 1M catalog's items held it for about half a second).
 SKUS_FILE = "skus.jsonl"
 SKUS_A_LINE = 50_000
+# A refreshed version's SKUs are its base's file, linked, and those added since (one JSON
+# list); its category codes are layered as the arrays are (embeddings.layered).
+ADDED_SKUS_FILE = "skus.added.json"
 CATEGORY_CODES_FILE = "item_categories.npy"
 COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
@@ -201,6 +212,36 @@ def rows_by_category(categories: Sequence[str]) -> dict[str, np.ndarray]:
     return {category: np.flatnonzero(codes == code) for category, code in number.items()}
 
 
+class RowsOfSkus(Mapping[str, int]):
+    """sku → row of an index whose first rows are another index's: that index's mapping,
+    shared (copying a 1M catalog's dict holds a web process's interpreter for tens of
+    milliseconds), and the rows added after them."""
+
+    def __init__(self, before: Mapping[str, int], added: dict[str, int]) -> None:
+        self.before = before.before if isinstance(before, RowsOfSkus) else before
+        self.added = before.added | added if isinstance(before, RowsOfSkus) else added
+
+    @classmethod
+    def of(cls, skus: Sequence[str], before: Mapping[str, int]) -> "RowsOfSkus":
+        """The rows of `skus`, whose first len(before) are `before`'s SKUs in its rows."""
+        first = len(before)
+        return cls(before, {sku: row for row, sku in enumerate(skus[first:], first)})
+
+    def __getitem__(self, sku: str) -> int:
+        row = self.added.get(sku)
+        return self.before[sku] if row is None else row
+
+    def __contains__(self, sku: object) -> bool:
+        return sku in self.added or sku in self.before
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.before
+        yield from self.added
+
+    def __len__(self) -> int:
+        return len(self.before) + len(self.added)
+
+
 @dataclass
 class CompatibilityIndex:
     skus: list[str]
@@ -229,6 +270,9 @@ class CompatibilityIndex:
     # (load), and the rows a refresh changed since: save() writes those rows beside the file
     # they came from, linked (embeddings.layered).
     layers: dict[str, Layer] = field(default_factory=dict)
+    # The numbering of the categories in the codes file loaded (items.json's category_names):
+    # a refresh saved as rows beside that file keeps it, new categories numbered after.
+    category_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
@@ -274,7 +318,7 @@ class CompatibilityIndex:
         return index
 
     @cached_property
-    def row_of_sku(self) -> dict[str, int]:
+    def row_of_sku(self) -> Mapping[str, int]:
         return {sku: row for row, sku in enumerate(self.skus)}
 
     @cached_property
@@ -491,13 +535,8 @@ class CompatibilityIndex:
             self.save_neighbours(directory)
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
-        names = list(dict.fromkeys(self.categories))
-        number = {name: code for code, name in enumerate(names)}
-        codes = np.fromiter((number[c] for c in self.categories), np.uint16, len(self.categories))
-        np.save(directory / CATEGORY_CODES_FILE, codes)
-        with (directory / SKUS_FILE).open("w") as lines:
-            for start in range(0, len(self.skus), SKUS_A_LINE):
-                lines.write(json.dumps(self.skus[start : start + SKUS_A_LINE]) + "\n")
+        names = self._save_categories(directory / CATEGORY_CODES_FILE)
+        self._save_skus(directory)
         (directory / ITEMS_FILE).write_text(
             json.dumps(
                 {
@@ -510,13 +549,56 @@ class CompatibilityIndex:
             )
         )
 
+    def _save_categories(self, path: Path) -> list[str]:
+        """Each item's category by its number at `path`; returns the names numbered. As the
+        codes file loaded and the rows that differ from it (added or recategorised, which a
+        refresh has in its layer) when it has one; else whole."""
+        layer = self.layers.get(CATEGORY_CODES_FILE)
+        if layer is not None and layer.base.is_file():
+            changed = [self.categories[row] for row in layer.rows.tolist()]
+            names = list(dict.fromkeys([*self.category_names, *changed]))
+            number = {name: code for code, name in enumerate(names)}
+            base = np.load(layer.base, mmap_mode="r")
+            overlay = np.fromiter((number[c] for c in changed), np.uint16, len(changed))
+            save_rows(path, LayeredRows(base, layer.rows, overlay), layer)
+            return names
+        names = list(dict.fromkeys(self.categories))
+        number = {name: code for code, name in enumerate(names)}
+        codes = np.fromiter((number[c] for c in self.categories), np.uint16, len(self.categories))
+        np.save(path, codes)
+        return names
+
+    def _save_skus(self, directory: Path) -> None:
+        """The SKUs in JSON lines: the SKUs file loaded, linked, and those added after its
+        (the SKUs layer's rows, when they are only added ones, and few); else whole."""
+        layer, count = self.layers.get(SKUS_FILE), len(self.skus)
+        first = count - len(layer.rows) if layer is not None else count
+        if (
+            layer is not None
+            and layer.base.is_file()
+            and len(layer.rows) <= LAYERED_UP_TO * count
+            and np.array_equal(layer.rows, np.arange(first, count))
+        ):
+            os.link(layer.base, directory / SKUS_FILE)
+            (directory / ADDED_SKUS_FILE).write_text(json.dumps(self.skus[first:]))
+            return
+        with (directory / SKUS_FILE).open("w") as lines:
+            for start in range(0, count, SKUS_A_LINE):
+                lines.write(json.dumps(self.skus[start : start + SKUS_A_LINE]) + "\n")
+
     @staticmethod
     def reads(relative: str) -> bool:
         """Whether serving reads this file of a version's (load() maps more: a refresh's)."""
-        served = {ITEMS_FILE, SKUS_FILE, CATEGORY_CODES_FILE, VECTORS_FILE, NEIGHBOURS_FILE}
-        served |= {COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
-        served |= {f"{name}{suffix}" for name in served for suffix in (ROWS_SUFFIX, OVERLAY_SUFFIX)}
-        return relative in served or relative.startswith(f"{INDEX_DIR}/")
+        kept_for_refreshes = relative.startswith(NEIGHBOUR_SCORES_FILE)
+        return CompatibilityIndex.owns(relative) and not kept_for_refreshes
+
+    @staticmethod
+    def owns(relative: str) -> bool:
+        """Whether save() writes this file of a version's (or may: a layer's)."""
+        names = {ITEMS_FILE, SKUS_FILE, ADDED_SKUS_FILE, CATEGORY_CODES_FILE, VECTORS_FILE}
+        names |= {NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE, COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
+        names |= {f"{name}{suffix}" for name in names for suffix in (ROWS_SUFFIX, OVERLAY_SUFFIX)}
+        return relative in names or relative.startswith(f"{INDEX_DIR}/")
 
     def save_neighbours(self, directory: Path) -> None:
         for name, array in (
@@ -551,53 +633,164 @@ class CompatibilityIndex:
         return scores
 
     @classmethod
-    def load(cls, directory: Path) -> "CompatibilityIndex":
+    def load(
+        cls, directory: Path, previous: "CompatibilityIndex | None" = None
+    ) -> "CompatibilityIndex":
         """The saved index, memory-mapped read-only: the web workers of a machine share one copy
-        of the vectors and codes in the page cache (and in the CPU's), not one each."""
+        of the vectors and codes in the page cache (and in the CPU's), not one each. What it
+        shares with `previous`, an index this process loaded before (a refresh links the files
+        it keeps: the SKUs, categories and category indexes of its version), is taken from it
+        instead of read again: loading a refresh of a 1M catalog reads what the refresh
+        changed."""
         items = json.loads((directory / ITEMS_FILE).read_text())
-        skus, categories = _skus_and_categories(directory, items)
-        return cls(
-            skus,
-            categories,
+        catalog = _read_catalog(directory, items, previous)
+        files = _mapped_files(directory, items, previous)
+        index = cls(
+            catalog.skus,
+            catalog.categories,
             complements=items["complements"],
             cooccurrence=CoOccurrence.load(directory / COOCCURRENCE_FILE),
             pair_weights=PairWeights.load(directory / PAIR_WEIGHTS_FILE),
             category_fallbacks=items.get("category_fallbacks", {}),
-            **_mapped_files(directory, items),
+            category_names=items.get("category_names", []),
+            **files | {"layers": files["layers"] | catalog.layers},
         )
+        index.__dict__.update(catalog.known)
+        return index
 
     def mapped(self, directory: Path) -> "CompatibilityIndex":
         """This index as load(directory) gives it, for the directory it was just saved to: its
         arrays and indexes memory-mapped from the files, its items and curated pairs taken as
         they are instead of parsed again (a 1M catalog's take seconds)."""
         items = json.loads((directory / ITEMS_FILE).read_text())
-        mapped = replace(self, **_mapped_files(directory, items))
+        files = _mapped_files(directory, items)
+        layers = files["layers"] | _catalog_layers(directory, len(self.skus))
+        mapped = replace(self, **files | {"layers": layers}, category_names=items["category_names"])
         for known in ("row_of_sku", "rows_of_category", "category_of_row"):  # the same items
             if known in self.__dict__:
                 mapped.__dict__[known] = self.__dict__[known]
         return mapped
 
 
-def _skus_and_categories(directory: Path, items: dict) -> tuple[list[str], list[str]]:
+def _same_file(one: Path | None, other: Path) -> bool:
+    try:
+        return one is not None and os.path.samefile(one, other)
+    except OSError:  # gone: a collected version's
+        return False
+
+
+@dataclass
+class _Catalog:
+    """A saved index's SKUs and categories, the layers they were read from, and the cached
+    properties of CompatibilityIndex already known of them (from an index loaded before)."""
+
+    skus: list[str]
+    categories: list[str]
+    layers: dict[str, Layer]
+    known: dict[str, object] = field(default_factory=dict)
+
+
+def _catalog_layers(directory: Path, count: int) -> dict[str, Layer]:
+    """The layers of a saved index's SKUs (rows: those added after its SKUs file's) and
+    category codes, for an index of `count` items."""
+    added_file = directory / ADDED_SKUS_FILE
+    added = len(json.loads(added_file.read_text())) if added_file.is_file() else 0
+    return {
+        SKUS_FILE: Layer(directory / SKUS_FILE, np.arange(count - added, count)),
+        CATEGORY_CODES_FILE: load_rows(directory / CATEGORY_CODES_FILE)[1],
+    }
+
+
+def _read_catalog(directory: Path, items: dict, previous: "CompatibilityIndex | None") -> _Catalog:
+    """The SKUs and categories of the index saved in `directory`: taken from `previous` where
+    it has them (_extended), else parsed from the files."""
     if "skus" in items:  # saved before SKUS_FILE
-        return items["skus"], items["categories"]
+        return _Catalog(items["skus"], items["categories"], {})
+    names = items["category_names"]
+    codes, codes_layer = load_rows(directory / CATEGORY_CODES_FILE)
+    added_file = directory / ADDED_SKUS_FILE
+    added: list[str] = json.loads(added_file.read_text()) if added_file.is_file() else []
+    first = len(codes) - len(added)
+    layers = {
+        SKUS_FILE: Layer(directory / SKUS_FILE, np.arange(first, len(codes))),
+        CATEGORY_CODES_FILE: codes_layer,
+    }
+    if previous is not None and _leads(previous, layers, first, added):
+        changed = [names[code] for code in np.asarray(codes[codes_layer.rows]).tolist()]
+        return _extended(previous, layers, added, changed)
     skus: list[str] = []
     with (directory / SKUS_FILE).open() as lines:
         for line in lines:
             skus.extend(json.loads(line))
-    names = items["category_names"]
-    return skus, [names[code] for code in np.load(directory / CATEGORY_CODES_FILE).tolist()]
+    categories = [names[code] for code in np.asarray(codes).tolist()]
+    return _Catalog(skus + added, categories, layers)
 
 
-def _mapped_files(directory: Path, items: dict) -> dict:
+def _leads(
+    previous: "CompatibilityIndex", layers: dict[str, Layer], first: int, added: list[str]
+) -> bool:
+    """Whether `previous`'s items are the first of the index whose catalog `layers` describe
+    (`first` SKUs in its SKUs file, then `added`): read from the same files (linked), its
+    added SKUs the first of `added`, its recategorised rows among the rows that differ from
+    the codes file."""
+    skus, codes = layers[SKUS_FILE], layers[CATEGORY_CODES_FILE]
+    theirs, their_codes = previous.layers.get(SKUS_FILE), previous.layers.get(CATEGORY_CODES_FILE)
+    if theirs is None or their_codes is None:
+        return False
+    return (
+        _same_file(theirs.base, skus.base)
+        and _same_file(their_codes.base, codes.base)
+        and len(previous.skus) - len(theirs.rows) == first
+        and previous.skus[first:] == added[: len(previous.skus) - first]
+        and bool(np.isin(their_codes.rows, codes.rows).all())
+    )
+
+
+def _extended(
+    previous: "CompatibilityIndex", layers: dict[str, Layer], added: list[str], changed: list[str]
+) -> _Catalog:
+    """The catalog of an index that `previous` leads (_leads): its SKUs and categories, with
+    `added` after the files' and the `changed` categories of the codes layer's rows; the SKUs'
+    rows and the categories' rows derived from `previous`'s, not from the whole catalog."""
+    rows = layers[CATEGORY_CODES_FILE].rows
+    first = len(previous.skus) - len(previous.layers[SKUS_FILE].rows)
+    skus = previous.skus[:first] + added
+    categories = previous.categories[:first] + [""] * len(added)
+    for row, category in zip(rows.tolist(), changed, strict=True):
+        categories[row] = category
+    known: dict[str, object] = {}
+    if "row_of_sku" in previous.__dict__:
+        known["row_of_sku"] = RowsOfSkus.of(skus, previous.row_of_sku)
+    if "rows_of_category" in previous.__dict__:
+        moved = np.zeros(len(skus), dtype=bool)
+        moved[rows] = True  # every row after the files' too
+        stayed = {c: mine[~moved[mine]] for c, mine in previous.rows_of_category.items()}
+        arrived = {c: rows[at] for c, at in rows_by_category(changed).items()}
+        merged = {}
+        for category in stayed.keys() | arrived.keys():
+            empty = np.empty(0, dtype=np.int64)
+            both = np.concatenate([stayed.get(category, empty), arrived.get(category, empty)])
+            if len(both):
+                merged[category] = both if (np.diff(both) > 0).all() else np.sort(both)
+        known["rows_of_category"] = dict(sorted(merged.items(), key=lambda kv: kv[1][0]))
+    return _Catalog(skus, categories, layers, known)
+
+
+def _mapped_files(
+    directory: Path, items: dict, previous: "CompatibilityIndex | None" = None
+) -> dict:
     """A saved index's vectors, category indexes (and the files they were read from),
     neighbours and their scores, memory-mapped, as CompatibilityIndex's fields; the neighbours
-    and scores None in versions saved before they were kept. `items`: its items file."""
+    and scores None in versions saved before they were kept. `items`: its items file. A
+    category index read from the same file as `previous`'s (linked) is `previous`'s."""
     files = {category: directory / relative for category, relative in items["index_files"].items()}
-    indexes = {
-        category: faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC)
-        for category, file in files.items()
-    }
+    indexes = {}
+    for category, file in files.items():
+        theirs = previous.indexes.get(category) if previous is not None else None
+        if theirs is not None and _same_file(previous.index_files.get(category), file):
+            indexes[category] = theirs.graph if isinstance(theirs, GrownIndex) else theirs
+        else:
+            indexes[category] = faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC)
     for category, relative in items.get("added_index_files", {}).items():
         added = faiss.read_index(str(directory / relative))
         indexes[category] = GrownIndex(indexes[category], added, files[category])

@@ -14,12 +14,15 @@ import numpy as np
 
 from .cooccurrence import CoOccurrence
 from .index import (
+    CATEGORY_CODES_FILE,
     NEIGHBOUR_SCORES_FILE,
     NEIGHBOURS_FILE,
+    SKUS_FILE,
     VECTORS_FILE,
     BestSoFar,
     CompatibilityIndex,
     GrownIndex,
+    RowsOfSkus,
     above_floors,
     build_category_index,
     index_kind,
@@ -94,6 +97,7 @@ def refreshed(
         _cooccurrence(index.cooccurrence, new_row),
         pair_weights,
         category_fallbacks=index.category_fallbacks | dict(fallbacks or {}),
+        category_names=index.category_names,
         index_files={  # the indexes left as they were: still their files
             category: file
             for category, file in index.index_files.items()
@@ -101,10 +105,16 @@ def refreshed(
         },
     )
     after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
-    if not removed:
-        after.__dict__["row_of_sku"] = index.row_of_sku | row_of_added
-        if VECTORS_FILE in index.layers:  # saved as the rows that differ from its file
-            after.layers[VECTORS_FILE] = index.layers[VECTORS_FILE].with_rows(touched)
+    if not removed:  # saved as the rows that differ from the files loaded (embeddings.layered)
+        after.__dict__["row_of_sku"] = RowsOfSkus(index.row_of_sku, row_of_added)
+        differ = {
+            VECTORS_FILE: touched,
+            CATEGORY_CODES_FILE: touched,
+            SKUS_FILE: np.arange(len(index.skus), len(skus)),
+        }
+        for name, rows in differ.items():
+            if name in index.layers:
+                after.layers[name] = index.layers[name].with_rows(rows)
     if index.neighbours is not None:
         after.neighbours, after.neighbour_scores = _neighbours(
             index, after, new_row, sorted(set(touched))

@@ -660,7 +660,10 @@ def active_compatibility_index(
         # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
         # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
         faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
-        index = CompatibilityIndex.load(directory)
+        # What a refresh of the served version kept (linked files) is taken from the served
+        # index, not read again: the loader's work follows the refresh's changes.
+        served = _loaded[1] if _loaded is not None else None
+        index = CompatibilityIndex.load(directory, previous=served)
         index.rows_of_category, index.row_of_sku  # noqa: B018  (by the loader, not a request)
         return index
 

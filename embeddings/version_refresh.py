@@ -15,6 +15,8 @@ import shutil
 import socket
 import time
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +40,7 @@ from .artifacts import (
     remember_checksums,
 )
 from .index import CompatibilityIndex
+from .layered import LAYERED_UP_TO
 from .models import ModelVersion, VersionRefresh
 from .progress import Progress, no_progress
 from .refresh import Upsert, refreshed
@@ -50,8 +53,9 @@ logger = logging.getLogger(__name__)
 
 # sku → fingerprint of what the model saw of each product (fingerprint()), in every version
 # directory written since refreshes exist; a version without it refreshes additions and
-# removals only.
+# removals only. A refresh links its version's file and writes the changes since beside it.
 FINGERPRINTS_FILE = "fingerprints.json"
+FINGERPRINT_CHANGES_FILE = "fingerprints.changes.json"
 Status = VersionRefresh.Status
 
 
@@ -85,17 +89,87 @@ def _write_known(directory: Path, known: dict[str, str], catalog_as_of: Generati
     (directory / FINGERPRINTS_FILE).write_text(json.dumps(stored))
 
 
+@dataclass(frozen=True)
+class Fingerprints:
+    """A version's fingerprints (`known`: sku → fingerprint()) and the catalog change they
+    are as of (None: unknown, as for a version written before refreshes, or without the
+    change, before it was kept). Saved as the whole file they were first written to (`base`),
+    linked, and beside it what `changed` and which SKUs were `removed` since: a refresh of a
+    1M catalog writes its changes, not a million fingerprints (about 1.5 s)."""
+
+    known: dict[str, str]
+    as_of: Generation | None
+    base: Path | None = None
+    changed: dict[str, str] = field(default_factory=dict)
+    removed: frozenset[str] = frozenset()
+
+    @classmethod
+    def read(cls, directory: Path) -> "Fingerprints":
+        file = directory / FINGERPRINTS_FILE
+        if not file.is_file():
+            return cls({}, None)
+        stored = json.loads(file.read_text())
+        if "products" not in stored:
+            return cls(stored, None)  # its format before the catalog change was kept
+        known, as_of = stored["products"], stored["catalog_as_of"]
+        changes_file = directory / FINGERPRINT_CHANGES_FILE
+        changed, removed = {}, frozenset()
+        if changes_file.is_file():
+            changes = json.loads(changes_file.read_text())
+            changed, removed, as_of = (
+                changes["products"],
+                frozenset(changes["removed"]),
+                changes["catalog_as_of"],
+            )
+            known.update(changed)
+            for sku in removed:
+                known.pop(sku, None)
+        return cls(known, (int(as_of[0]), str(as_of[1])), file, changed, removed)
+
+    def updated(
+        self, fingerprints: dict[str, str], removals: Collection[str], as_of: Generation
+    ) -> "Fingerprints":
+        """These with a refresh's: the `fingerprints` of the products it put in, without the
+        `removals`."""
+        known = self.known | fingerprints
+        changed = self.changed | fingerprints
+        for sku in removals:
+            known.pop(sku, None)
+            changed.pop(sku, None)
+        removed = (self.removed | frozenset(removals)) - fingerprints.keys()
+        return Fingerprints(known, as_of, self.base, changed, removed)
+
+    def save(self, directory: Path) -> None:
+        """Saved in `directory`: linked to the base file with the changes beside it, while
+        they are few (LAYERED_UP_TO of the products); else whole."""
+        if self.as_of is None:
+            raise ValueError("fingerprints are saved with the catalog change they are as of")
+        few = len(self.changed) + len(self.removed) <= LAYERED_UP_TO * len(self.known)
+        if self.base is None or not self.base.is_file() or not few:
+            _write_known(directory, self.known, self.as_of)
+            return
+        os.link(self.base, directory / FINGERPRINTS_FILE)
+        changes = {
+            "catalog_as_of": list(self.as_of),
+            "products": self.changed,
+            "removed": sorted(self.removed),
+        }
+        (directory / FINGERPRINT_CHANGES_FILE).write_text(json.dumps(changes))
+
+    def saved_in(self, directory: Path) -> "Fingerprints":
+        """These as Fingerprints.read(directory) gives them, for the directory they were
+        saved to (and moved with it), without reading them again."""
+        if (directory / FINGERPRINT_CHANGES_FILE).is_file():
+            return Fingerprints(
+                self.known, self.as_of, directory / FINGERPRINTS_FILE, self.changed, self.removed
+            )
+        return Fingerprints(self.known, self.as_of, directory / FINGERPRINTS_FILE)
+
+
 def read_fingerprints(directory: Path) -> tuple[dict[str, str], Generation | None]:
-    """A version's fingerprints and the catalog change they are as of (None: unknown, as for
-    a version written before refreshes, or without the change, before it was kept)."""
-    file = directory / FINGERPRINTS_FILE
-    if not file.is_file():
-        return {}, None
-    stored = json.loads(file.read_text())
-    if "products" not in stored:
-        return stored, None
-    number, stamp = stored["catalog_as_of"]
-    return stored["products"], (int(number), str(stamp))
+    """A version's fingerprints and the catalog change they are as of (Fingerprints)."""
+    read = Fingerprints.read(directory)
+    return read.known, read.as_of
 
 
 PENDING_KEY = "outfits:version-refresh-pending"
@@ -224,7 +298,8 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     served = root / version.directory
     manifest = read_manifest(served, verify_checksums=False)
     remember_checksums(served, manifest)  # the files its refresh links, not hashed again
-    index, known, as_of = _last_written.get(str(served)) or _loaded(served)
+    index, prints = _last_written.get(str(served)) or _loaded(served)
+    known, as_of = prints.known, prints.as_of
     confirmed = (
         VersionRefresh.objects.filter(version=version, status=Status.SUCCEEDED)
         .exclude(catalog_as_of=None)
@@ -263,7 +338,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     counts["catalog_as_of"] = list(now)
     if not products and not removals:
         _finish(refresh, Status.SUCCEEDED, started, counts, message="nothing changed")
-        _keep_for_next(str(served), index, known, as_of)
+        _keep_for_next(str(served), index, replace(prints, as_of=as_of))
         return
 
     after = refreshed(index, upserts, removals, fallbacks)
@@ -273,10 +348,8 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         after.save(writer.directory)
         # A product the version never fingerprinted (built before fingerprints) stays
         # unfingerprinted: taken as unchanged, not as changed by every later refresh.
-        known_after = {
-            sku: print_ for sku in after.skus if (print_ := fingerprints.get(sku) or known.get(sku))
-        }
-        _write_known(writer.directory, known_after, now)
+        prints_after = replace(prints, as_of=as_of).updated(fingerprints, removals, now)
+        prints_after.save(writer.directory)
         link_model_files(served, writer.directory)
         facts = {"item_count": len(after.skus), "refresh_of": version.name}
         directory = writer.commit(**inherited_facts(manifest) | facts | counts)
@@ -299,7 +372,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
         shutil.rmtree(directory, ignore_errors=True)
         _finish(refresh, Status.DROPPED, started, counts, message="no longer the active version")
         return
-    _keep_for_next(str(directory), after.mapped(directory), known_after, now)
+    _keep_for_next(str(directory), after.mapped(directory), prints_after.saved_in(directory))
     _collect_refreshes(version, keep={directory.name, served.name})
     logger.info("%s: %s in %.1f s", refresh, counts, time.monotonic() - started)
 
@@ -308,26 +381,30 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
 # had changed): the next refresh of the version starts from it instead of parsing its items
 # and fingerprints again (a 1M catalog's take about 10 s). Keyed by the directory's path: any
 # other is loaded from its files.
-_last_written: dict[str, tuple[CompatibilityIndex, dict[str, str], Generation | None]] = {}
+_last_written: dict[str, tuple[CompatibilityIndex, Fingerprints]] = {}
 
 
-def _keep_for_next(
-    directory: str, index: CompatibilityIndex, known: dict[str, str], as_of: Generation | None
-) -> None:
+def _keep_for_next(directory: str, index: CompatibilityIndex, prints: Fingerprints) -> None:
     _last_written.clear()
-    _last_written[directory] = (index, known, as_of)
+    _last_written[directory] = (index, prints)
 
 
-def _loaded(served: Path) -> tuple[CompatibilityIndex, dict[str, str], Generation | None]:
-    return CompatibilityIndex.load(served), *read_fingerprints(served)
+def _loaded(served: Path) -> tuple[CompatibilityIndex, Fingerprints]:
+    return CompatibilityIndex.load(served), Fingerprints.read(served)
 
 
 def link_model_files(source: Path, target: Path) -> None:
-    """The files of the version in `source` that `target` does not have yet (its head, probe
-    and tuned top: what a refresh keeps), hard-linked, never copied or rewritten."""
+    """The model's files of the version in `source` (its head, probe and tuned top: what a
+    refresh keeps), hard-linked into `target`, never copied or rewritten; not its index and
+    fingerprints, which `target` has written (a layer of `source`'s that `target` wrote whole
+    would lay stale rows over it)."""
+    written = {MANIFEST_NAME, FINGERPRINTS_FILE, FINGERPRINT_CHANGES_FILE}
     for file in source.rglob("*"):
-        linked = target / file.relative_to(source)
-        if file.is_file() and file.name != MANIFEST_NAME and not linked.exists():
+        relative = file.relative_to(source)
+        linked = target / relative
+        if relative.as_posix() in written or CompatibilityIndex.owns(relative.as_posix()):
+            continue
+        if file.is_file() and not linked.exists():
             linked.parent.mkdir(parents=True, exist_ok=True)
             os.link(file, linked)
 

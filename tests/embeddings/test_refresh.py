@@ -1,6 +1,8 @@
 """A refreshed index answers exactly as the same version built whole on the changed catalog:
 same rows, vectors, indexes, computed neighbours (both directions) and matches."""
 
+import dataclasses
+import json
 import os
 
 import numpy as np
@@ -322,3 +324,60 @@ def test_a_refresh_saves_the_rows_that_changed_beside_the_files_it_came_from(
     np.testing.assert_array_equal(
         CompatibilityIndex.load(tmp_path / "whole").vectors, after.vectors
     )
+
+
+def test_a_refresh_saves_its_new_skus_and_categories_beside_the_files_it_came_from(
+    version, tmp_path
+):
+    """SKUs and category codes: the loaded version's files linked, the added SKUs and the
+    changed rows' categories beside them. A process that serves the earlier version takes
+    what the two share from it (SKUs, categories, their rows, the unchanged categories'
+    indexes) instead of reading a 1M catalog again, and gets what reading it whole gives."""
+    built, _, rng = version
+    built.save(tmp_path / "v1")
+    served = CompatibilityIndex.load(tmp_path / "v1")
+    served.row_of_sku, served.rows_of_category  # noqa: B018  (as a web process has them)
+    directory, loaded = tmp_path / "v1", served
+    recategorised = built.skus[3]  # a Tops item, now Hats: a category the version never saw
+    changes = [
+        {"NEW0": Upsert("Shoes", unit(rng, 1)[0]), "NEW1": Upsert("Belts", unit(rng, 1)[0])},
+        {"NEW2": Upsert("Shoes", unit(rng, 1)[0]), recategorised: Upsert("Hats", unit(rng, 1)[0])},
+    ]
+    for step, upserts in enumerate(changes, start=2):
+        after = refreshed(CompatibilityIndex.load(directory), upserts, [], {"Hats": "Tops"})
+        directory = tmp_path / f"v{step}"
+        after.save(directory)
+        for name in (index_module.SKUS_FILE, index_module.CATEGORY_CODES_FILE):
+            assert os.stat(directory / name).st_ino == os.stat(tmp_path / "v1" / name).st_ino
+        added = json.loads((directory / index_module.ADDED_SKUS_FILE).read_text())
+        assert added == after.skus[len(built.skus) :]
+
+        read_whole = CompatibilityIndex.load(directory)
+        loaded = CompatibilityIndex.load(directory, previous=loaded)
+        assert isinstance(loaded.row_of_sku, index_module.RowsOfSkus)  # taken, not read
+        for index in (read_whole, loaded):
+            assert (index.skus, index.categories) == (after.skus, after.categories)
+            assert dict(index.row_of_sku) == {sku: row for row, sku in enumerate(after.skus)}
+            expected = rows_by_category(after.categories)
+            assert list(index.rows_of_category) == list(expected)
+            for category, rows in expected.items():
+                np.testing.assert_array_equal(index.rows_of_category[category], rows)
+        unchanged = [c for c in served.indexes if c not in {"Shoes", "Belts", "Tops", "Hats"}]
+        assert unchanged and all(loaded.indexes[c] is served.indexes[c] for c in unchanged)
+        for sku in after.skus[::7]:
+            category = after.categories[after.row_of_sku[sku]]
+            for other in after.complements_of(category):
+                assert loaded.nearest(sku, other, DEPTH) == read_whole.nearest(sku, other, DEPTH)
+    assert loaded.categories[loaded.row_of_sku[recategorised]] == "Hats"
+
+    # Another version's files: nothing taken from it. A removal renumbers: written whole.
+    other = dataclasses.replace(built, skus=[f"X{sku}" for sku in built.skus])
+    other.save(tmp_path / "other")
+    foreign = CompatibilityIndex.load(tmp_path / "other", previous=loaded)
+    assert foreign.skus == other.skus and foreign.categories == built.categories
+    assert foreign.row_of_sku == {sku: row for row, sku in enumerate(other.skus)}
+    removed = refreshed(CompatibilityIndex.load(directory), {}, [built.skus[0]])
+    removed.save(tmp_path / "removed")
+    assert not (tmp_path / "removed" / index_module.ADDED_SKUS_FILE).exists()
+    again = CompatibilityIndex.load(tmp_path / "removed", previous=loaded)
+    assert again.skus == removed.skus and again.categories == removed.categories

@@ -426,27 +426,47 @@ def _merge(
         BestSoFar(len(o.newcomers), o.own_keep) if o.own_slot is not None else None for o in offers
     ]
     items = index.rows_of_category[category]
+    clean_items = ~dirty[items]
+    # Each list's last score, read once for the category's lists (-inf: not full), and what
+    # enters them, merged once for all: the tables' rows are few calls, not one per batch.
+    floors = [np.asarray(scores[items, o.slot, o.keep - 1]) - SCREEN_SLACK for o in offers]
+    entering_by_offer: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in offers]
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
         screened = weighted @ index.vectors[chunk].T  # a newcomer's scores: one row
-        clean = ~dirty[chunk]
-        for offer, stop, best in zip(offers, ends, own, strict=True):
+        clean = clean_items[start : start + batch]
+        for offer, stop, best, all_floors, entered in zip(
+            offers, ends, own, floors, entering_by_offer, strict=True
+        ):
             offered_to = screened[stop - len(offer.newcomers) : stop]
             if best is not None:
                 best.add(offered_to, chunk)
-            offered = offered_to.T  # a list's scores with the newcomers: one row
-            floor = scores[chunk, offer.slot, offer.keep - 1] - SCREEN_SLACK  # -inf: not full
+            floor = all_floors[start : start + batch]
             entering = np.flatnonzero(clean & (offered_to.max(axis=0) > floor))  # most: none
             if len(entering):
                 # Each entering list's newcomers above its floor, best first, at most `keep`.
-                above, at = above_floors(offered[entering], floor[entering], offer.keep)
+                above, at = above_floors(offered_to.T[entering], floor[entering], offer.keep)
                 order = np.argsort(-above, axis=1, kind="stable")
                 above, at = np.take_along_axis(above, order, 1), np.take_along_axis(at, order, 1)
                 offered_rows = np.where(above > -np.inf, offer.newcomers[at], -1)
-                _merge_entering(index, offer, chunk[entering], offered_rows, above, table, scores)
+                entered.append((chunk[entering], offered_rows, above))
+    for offer, entered in zip(offers, entering_by_offer, strict=True):
+        if entered:
+            anchors = np.concatenate([anchors for anchors, _, _ in entered])
+            offered = _stacked([rows for _, rows, _ in entered], fill=-1)
+            above = _stacked([part for _, _, part in entered], fill=-np.inf)
+            _merge_entering(index, offer, anchors, offered, above, table, scores)
     for offer, best in zip(offers, own, strict=True):
         if best is not None:
             _write_own(index, category, offer, *best.ranked(), table, scores)
+
+
+def _stacked(parts: list[np.ndarray], fill: float) -> np.ndarray:
+    """Two-dimensional `parts` one under the other, the narrower padded with `fill`."""
+    width = max(part.shape[1] for part in parts)
+    return np.concatenate(
+        [np.pad(part, ((0, 0), (0, width - part.shape[1])), constant_values=fill) for part in parts]
+    )
 
 
 def _write_own(

@@ -54,9 +54,9 @@ def test_hot_swap_while_the_api_answers(two_versions, live_server, monkeypatch):
 
     load = CompatibilityIndex.load.__func__
 
-    def slow_load(cls, directory):  # a big index takes a while to read
+    def slow_load(cls, directory, **options):  # a big index takes a while to read
         time.sleep(0.5)
-        return load(cls, directory)
+        return load(cls, directory, **options)
 
     monkeypatch.setattr(CompatibilityIndex, "load", classmethod(slow_load))
     seen, errors, stop = [], [], threading.Event()
@@ -94,10 +94,10 @@ def test_the_old_version_is_served_until_the_new_one_is_loaded(two_versions, liv
     load = CompatibilityIndex.load.__func__
     loading = threading.Event()
 
-    def slow_load(cls, directory):
+    def slow_load(cls, directory, **options):
         loading.set()
         time.sleep(2)
-        return load(cls, directory)
+        return load(cls, directory, **options)
 
     monkeypatch.setattr(CompatibilityIndex, "load", classmethod(slow_load))
     services.activate(new)

@@ -198,7 +198,9 @@ def generate_demo_catalog(
     with products_csv.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(PRODUCTS_HEADER)
-        for product in products:
+        # Categories taken in turn, as a season's arrivals come: the shop lists the newest
+        # first, so its first page shows every category rather than 24 bags.
+        for product in _in_turn(products):
             writer.writerow(
                 [
                     product.sku,
@@ -223,6 +225,15 @@ def generate_demo_catalog(
 
 
 # --- products -------------------------------------------------------------------------------
+
+
+def _in_turn(products: list[_Product]) -> list[_Product]:
+    """The products with their categories interleaved: the first of each, the second of each..."""
+    by_category: dict[str, list[_Product]] = {}
+    for product in products:
+        by_category.setdefault(product.category, []).append(product)
+    rounds = max(len(group) for group in by_category.values())
+    return [group[i] for i in range(rounds) for group in by_category.values() if i < len(group)]
 
 
 def _make_products(rng: random.Random, per_category: int) -> list[_Product]:

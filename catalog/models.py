@@ -70,7 +70,10 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["sku"]
-        indexes = [models.Index(fields=["category", "active"])]
+        indexes = [
+            models.Index(fields=["category", "active"]),
+            models.Index(fields=["-created_at", "-id"], name="product_newest_first"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} {self.title}"

@@ -2,6 +2,7 @@
 OUTFITS_PHOTO_MAX_BYTES, enforced before the request's body is read; and the photos kept with
 the shopper's consent, stripped of metadata, in a folder only staff are shown."""
 
+import base64
 import hashlib
 import io
 import os
@@ -108,6 +109,22 @@ def kept_photos_folder() -> Path:
             f"kept shopper photos would be served publicly: {folder} is under MEDIA_ROOT {media}"
         )
     return folder
+
+
+# The photo shown back beside its matches: enough to recognise it, small enough to send again.
+SHOWN_PHOTO_SIDE = 480
+
+
+def photo_to_show(image: Image.Image) -> str:
+    """The shopper's photo as the page shows it back, and sends it again when the shopper
+    corrects its category: at most SHOWN_PHOTO_SIDE pixels a side, pixels only (no metadata),
+    a base64 JPEG. Nothing is stored."""
+    shown = Image.new("RGB", image.size)
+    shown.paste(image)
+    shown.thumbnail((SHOWN_PHOTO_SIDE, SHOWN_PHOTO_SIDE))
+    encoded = io.BytesIO()
+    shown.save(encoded, format="JPEG", quality=85)
+    return base64.b64encode(encoded.getvalue()).decode("ascii")
 
 
 def keep_photo(data: bytes) -> str:

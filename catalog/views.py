@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from outfits import database
@@ -19,13 +20,18 @@ from outfits.serving import ProductCard, current_snapshot
 from .forms import PhotoMatchForm
 from .image_sources import ImageRejected, decode_image
 from .models import Category, Product
-from .shopper_photos import PhotoRefused, limit_photo_upload
+from .shopper_photos import PhotoRefused, limit_photo_upload, photo_to_show
 
 PRODUCTS_PER_PAGE = 24
 
 
 def product_list(request: HttpRequest) -> HttpResponse:
-    products = Product.objects.filter(active=True).select_related("category")
+    # New arrivals first (the index on created_at serves it at any catalog size).
+    products = (
+        Product.objects.filter(active=True)
+        .select_related("category")
+        .order_by("-created_at", "-id")
+    )
     category = None
     if slug := request.GET.get("category"):
         category = get_object_or_404(Category, slug=slug)
@@ -112,25 +118,35 @@ def match_photo(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def _match_photo(request: HttpRequest) -> HttpResponse:
-    form = PhotoMatchForm(request.POST or None, request.FILES or None)
-    found, error, status = None, None, 200
-    if request.method == "POST":
+    posted = request.method == "POST"
+    form = PhotoMatchForm(request.POST, request.FILES) if posted else PhotoMatchForm()
+    found, error, status, shown, refine = None, None, 200, None, None
+    if posted:
         if form.is_valid():
-            data = form.cleaned_data["photo"].read()
+            data = form.photo_bytes()
             try:
                 image = decode_image(data)
                 found = matches_for_photo(image, form.cleaned_data["category"] or None)
                 if form.cleaned_data["keep_photo"]:
                     form.keep(data)
+                # The photo shown back, and sent again if the shopper corrects its category.
+                shown = photo_to_show(image)
+                refine = PhotoMatchForm(
+                    initial={"shown_photo": shown, "category": found.category},
+                    auto_id="refine-%s",  # its own ids beside the upload form's
+                )
+                form = PhotoMatchForm()  # the upload form, ready for another garment
             except ImageRejected as rejected:
                 error, status = f"That file is {rejected}. Try a JPEG or PNG photo.", 400
             except ModelNotReady as not_ready:
                 error, status = str(not_ready), 503
         else:
             status = 400
-    return render(
+    response = render(
         request,
         "catalog/match_photo.html",
-        {"form": form, "found": found, "error": error},
+        {"form": form, "found": found, "error": error, "shown_photo": shown, "refine": refine},
         status=status,
     )
+    patch_cache_control(response, private=True, no_store=True)  # the shopper's photo is in it
+    return response

@@ -165,6 +165,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "form": form,
             "title": "Retrain the compatibility model",
+            "activation_rule": training_runs.activation_rule(),
             "opts": self.model._meta,
             "running_training": TrainingRun.objects.filter(
                 status__in=TrainingRun.IN_PROGRESS

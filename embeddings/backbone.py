@@ -9,7 +9,8 @@ import copy
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,27 @@ def load_backbone(name: str, pretrained: str) -> Backbone:
     return Backbone(model, preprocess, train_preprocess, tokenizer, name, pretrained)
 
 
+@contextmanager
+def _random_weights_expected() -> Iterator[None]:
+    """open_clip warns on the root logger that a model made without weights is "initialized
+    randomly"; here that is the point (pretraining starts from it), not an alarm."""
+
+    def not_the_random_warning(record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+    root = logging.getLogger()
+    root.addFilter(not_the_random_warning)
+    try:
+        yield
+    finally:
+        root.removeFilter(not_the_random_warning)
+
+
 def create_untrained_backbone(name: str = OFFLINE_BACKBONE, seed: int = 0) -> Backbone:
     """A randomly initialised backbone: the starting point of pretraining, and of unit tests."""
     torch.manual_seed(seed)
-    model, train_preprocess, preprocess = open_clip.create_model_and_transforms(name)
+    with _random_weights_expected():
+        model, train_preprocess, preprocess = open_clip.create_model_and_transforms(name)
     model.eval()
     return Backbone(model, preprocess, train_preprocess, open_clip.get_tokenizer(name), name, "")
 

@@ -149,6 +149,7 @@ class VersionRefresh(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-pk"]
+        verbose_name_plural = "version refreshes"
         constraints = [
             models.UniqueConstraint(
                 fields=["version"],

@@ -1,7 +1,9 @@
 """How long-running ML work reports progress: a callable the caller supplies (a terminal bar, a
 database row), so the engine knows nothing of either."""
 
-from typing import Protocol
+import sys
+import time
+from typing import Protocol, TextIO
 
 
 class Progress(Protocol):
@@ -14,31 +16,65 @@ def no_progress(stage: str, done: int, total: int, **info: float) -> None:
 
 
 class TerminalProgress:
-    """A Progress drawn as one tqdm bar per stage in the terminal."""
+    """A Progress drawn as one line per stage. On a terminal the line is redrawn in place; in a
+    log (docker logs, CI) it is written when the stage ends and every half minute meanwhile.
+    Rates and time left come from the wall clock since the stage began, so a stage whose units
+    come from a cache does not claim millions per second."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.interactive = self.stream.isatty()
+        self.redraw_seconds = 0.2 if self.interactive else 30.0
         self.stage: str | None = None
-        self.bar = None
+        self.ended: str | None = None  # the last stage written as finished
+        self.started = self.drawn = 0.0
+        self.line_open = False
 
     def __call__(self, stage: str, done: int, total: int, **info: float) -> None:
-        from tqdm import tqdm
+        now = time.monotonic()
+        finished = done >= total
+        if finished and stage == self.ended:
+            return  # reported finished again (a job's last state read twice): already written
+        if stage != self.stage:
+            self.close()
+            self.stage, self.started, self.drawn, self.ended = stage, now, now, None
+        if finished or now - self.drawn >= self.redraw_seconds:
+            self.drawn = now
+            self._draw(describe_progress(stage, done, total, now - self.started, info))
+        if finished:
+            self.close()
+            self.ended = stage
 
-        if stage != self.stage or self.bar is None:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=total, desc=stage, dynamic_ncols=True)
-        self.bar.total = total
-        self.bar.n = done
-        if info:
-            self.bar.set_postfix(
-                {key: f"{value:.4f}" for key, value in info.items()}, refresh=False
-            )
-        self.bar.refresh()
-        if done >= total:
-            self.close()
+    def _draw(self, line: str) -> None:
+        if self.interactive:
+            self.stream.write(f"\r{line}\x1b[K")  # back to the line's start, erase the rest
+            self.line_open = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        if self.line_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.line_open = False
         self.stage = None
+
+
+def describe_progress(stage: str, done: int, total: int, seconds: float, info: dict) -> str:
+    """`stage  done/total  percent  elapsed[, time left]  info`, e.g. `pretraining  12/30  40%
+    1 min 5 s, about 1 min 38 s left  loss 0.4123`."""
+    parts = [stage, f"{done:,}/{total:,}", f"{100 * done // max(total, 1)}%"]
+    timing = _duration(seconds)
+    if 0 < done < total and seconds >= 2:
+        timing += f", about {_duration(seconds / done * (total - done))} left"
+    parts.append(timing)
+    parts += [f"{key} {value:.4f}" for key, value in info.items()]
+    return "  ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s"

@@ -1,6 +1,7 @@
 """The Django side of the engine: gather products and outfits, run training, write and activate
 model versions, and hand web processes the active compatibility index."""
 
+import contextlib
 import logging
 import shutil
 import threading
@@ -153,7 +154,12 @@ def train_model_version(
     metrics["category_accuracy"] = held_out_accuracy(image_vectors, category_names)
     progress("evaluating", 1, 1)
     stopwatch.lap("evaluating")
-    logger.info("evaluation: %s", metrics)
+    logger.info(
+        "evaluation: FITB %s on %d questions, compatibility AUC %s",
+        _figure(metrics["fitb"]),
+        metrics["fitb_questions"],
+        _figure(metrics["auc"]),
+    )  # every metric is kept on the run and its version
 
     progress("indexing", 0, len(products))
     depth = settings.OUTFITS_COMPUTED_NEIGHBOURS
@@ -673,20 +679,55 @@ def active_compatibility_index(
     return _of_active_version("_loaded", _loaded_lock, load, "serving", version, large)
 
 
+class PhotoEncoderWarmingUp(RuntimeError):
+    """The photo encoder is still loading in the background (torch, the backbone): the first
+    photo after a start asks again in a few seconds."""
+
+
+_photo_warming_lock = threading.Lock()
+_photo_warming: threading.Thread | None = None
+
+
+def warm_photo_encoder(version: ModelVersion) -> threading.Thread:
+    """Load `version`'s photo encoder in a background thread, once per process at a time: at a
+    server's start, or for a first photo that will not wait for it. No database in the thread
+    (the version is given): its files are all it reads."""
+    global _photo_warming
+    with _photo_warming_lock:
+        if _photo_warming is None or not _photo_warming.is_alive():
+
+            def warm() -> None:
+                with contextlib.suppress(Exception):  # photo_encoder logged why
+                    photo_encoder(version, wait_seconds=None)
+
+            _photo_warming = threading.Thread(target=warm, name="warm photo encoder", daemon=True)
+            _photo_warming.start()
+        return _photo_warming
+
+
 def photo_encoder(
-    version: ModelVersion | None = ASK_THE_DATABASE,
+    version: ModelVersion | None = ASK_THE_DATABASE, wait_seconds: float | None = None
 ) -> "tuple[ModelVersion, PhotoEncoder] | None":
     """The active version and the encoder of shoppers' photos into its space, loaded once per
     process on the first photo (torch with it: web processes import torch only then) and
-    swapped like the index when another version becomes active. Raises BackboneUnavailable
-    when the version's backbone weights cannot be loaded (for PHOTO_RETRY_SECONDS without
-    trying again)."""
+    swapped like the index when another version becomes active. With `wait_seconds`, a process
+    that has none loaded yet loads it in the background and waits that long for it, then raises
+    PhotoEncoderWarmingUp. Raises BackboneUnavailable when the version's backbone weights
+    cannot be loaded (for PHOTO_RETRY_SECONDS without trying again)."""
 
     from .backbone import BackboneUnavailable  # torch: loaded here, with the first photo
 
     global _photo_failed
     if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
         version = ModelVersion.objects.filter(is_active=True).first()
+    if version is not None and _photo_loaded is None and wait_seconds is not None:
+        warming = warm_photo_encoder(version)
+        warming.join(wait_seconds)
+        if warming.is_alive():
+            raise PhotoEncoderWarmingUp(
+                "Photo matching is warming up (its model loads once after the server starts); "
+                "try again in a few seconds."
+            )
     failed = _photo_failed
     recently_failed = failed and version and failed[0] == version.pk
     if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:
@@ -706,3 +747,7 @@ def photo_encoder(
         if version is not None:
             _photo_failed = (version.pk, time.monotonic(), str(error))
         raise
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

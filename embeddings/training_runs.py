@@ -1,6 +1,6 @@
 """Training runs as jobs: one at a time (a lock in the database), a heartbeat while they work,
 a cancel honoured at the next batch, runs of killed workers failed once their heartbeat is
-stale, and the decision to activate the new version only when it is better."""
+stale, and the decision to activate the new version (`decide`, the activation gate)."""
 
 import logging
 import math
@@ -42,6 +42,8 @@ STAGES = (
     "evaluating",
     "indexing",
 )
+# Stages of at most this many units (the training's epochs) record when each unit ended.
+MARKED_UNITS = 200
 COMPARED_METRICS = ("fitb", "fitb_cold", "fitb_warm", "auc", "recall_at_10")
 
 
@@ -248,6 +250,11 @@ class RunProgress:
         now = time.time()
         state = self.stages.setdefault(stage, {"started": now})
         state |= {"done": done, "total": total, "updated": now, "info": info}
+        if 1 <= done <= total <= MARKED_UNITS:
+            # When each unit (an epoch) ended: the next run's estimate follows this shape.
+            marks = state.setdefault("marks", [])
+            del marks[done - 1 :]
+            marks += [round(now - state["started"], 3)] * (done - len(marks))
         if "loss" in info and stage == "training compatibility head" and done >= 1:
             del self.losses[done - 1 :]
             self.losses.append(round(float(info["loss"]), 6))
@@ -389,9 +396,26 @@ def record_outcome(
     return False
 
 
+def activation_rule() -> str:
+    """When `decide` activates a new version, in words for the Retrain form (the same setting
+    decides both, so they cannot disagree)."""
+    margin = settings.OUTFITS_ACTIVATION_MARGIN
+    if margin > 0:
+        how = f"better than the active version's by at least {margin:.3f}"
+    elif margin < 0:
+        how = f"no more than {-margin:.3f} below the active version's"
+    else:
+        how = "at least as good as the active version's (a tie activates the newer one)"
+    return (
+        f"activated when its held-out FITB is {how}; otherwise kept inactive, and staff can "
+        "activate it by hand (OUTFITS_ACTIVATION_MARGIN)"
+    )
+
+
 def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:
     """Activate `version` when it fills the held-out blanks at least OUTFITS_ACTIVATION_MARGIN
-    better than the active version on the same questions (or when nothing is active)."""
+    better than the active version on the same questions (or when nothing is active): see
+    `activation_rule`."""
     from .services import activate
 
     margin = settings.OUTFITS_ACTIVATION_MARGIN
@@ -419,16 +443,20 @@ def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:
 
 
 def seconds_left(run: TrainingRun) -> float | None:
-    """An estimate: the current stage at its pace so far (or, if the last successful run did
-    the same work in it and took longer, what it has left of that), plus the later stages as
-    long as they took in that run. None until the current stage has made progress."""
+    """An estimate from the run's own progress: the current stage at its pace so far, then the
+    later stages as long as they took in the last successful run, scaled by how fast this run
+    is going against that one. Where the last run marked when each unit of the current stage
+    ended (epochs: the tuned ones are slower than the head-only ones) and did as many, the
+    stage's remaining share follows that shape instead of a straight line. None until the
+    current stage has made progress."""
     if run.finished or run.stage not in run.stages:
         return None
     state = run.stages[run.stage]
-    if not state["done"]:
+    done, total = state.get("done", 0), state.get("total", 0)
+    if not done:
         return None
-    elapsed = state["updated"] - state["started"]
-    left = elapsed / state["done"] * (state["total"] - state["done"])
+    elapsed = max(state["updated"] - state["started"], 1e-3)
+    left = elapsed / done * (total - done)
     previous = (
         TrainingRun.objects.filter(status=TrainingRun.Status.SUCCEEDED)
         .exclude(pk=run.pk)
@@ -436,12 +464,15 @@ def seconds_left(run: TrainingRun) -> float | None:
         .values_list("stages", flat=True)
         .first()
     ) or {}
-
-    def took(stage: str) -> float:
-        return previous[stage]["updated"] - previous[stage]["started"]
-
-    # Epochs are not all alike (the tuned ones are slower): the last run knows better.
-    if previous.get(run.stage, {}).get("total") == state["total"]:
-        left = max(left, took(run.stage) - elapsed)
+    pace = 1.0  # this run's seconds per second of the last run's, on the same work
+    before = previous.get(run.stage, {})
+    marks = before.get("marks") or []
+    if before.get("total") == total and len(marks) == total and marks[done - 1] > 0:
+        pace = elapsed / marks[done - 1]
+        left = (marks[-1] - marks[done - 1]) * pace
     later = STAGES[STAGES.index(run.stage) + 1 :] if run.stage in STAGES else ()
-    return left + sum(took(stage) for stage in later if stage in previous)
+    return left + pace * sum(
+        previous[stage]["updated"] - previous[stage]["started"]
+        for stage in later
+        if stage in previous
+    )

@@ -23,6 +23,10 @@ from .models import (
 
 # The admin login says "try again in N minutes" once failures lock a username or address out.
 admin.site.login_form = ThrottledAdminAuthenticationForm
+admin.site.site_header = "Outfit Matcher · store admin"
+admin.site.site_title = "Outfit Matcher admin"
+admin.site.index_title = "Catalog, outfits and the matching model"
+admin.site.site_url = "/"
 
 
 class OutfitItemInline(admin.TabularInline):

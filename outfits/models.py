@@ -52,6 +52,7 @@ class PinnedMatch(models.Model):
 
     class Meta:
         ordering = ["product", "position"]
+        verbose_name_plural = "pinned matches"
         constraints = [
             models.UniqueConstraint(fields=["product", "match"], name="unique_pinned_match"),
             models.CheckConstraint(

@@ -401,6 +401,12 @@ class ModelNotReady(RuntimeError):
     """No model is active (or one is being switched in): nothing to match a photo with yet."""
 
 
+class ModelWarmingUp(ModelNotReady):
+    """The model is loading in this process: ask again in a few seconds."""
+
+    retry_after_seconds = 5
+
+
 def matches_for_photo(
     image: "Image.Image",
     category: str | None = None,
@@ -411,13 +417,17 @@ def matches_for_photo(
     by the active version's backbone and head (torch loads on the first photo), then searched
     like a catalog product of its category."""
     from embeddings.backbone import BackboneUnavailable
-    from embeddings.services import photo_encoder
+    from embeddings.services import PhotoEncoderWarmingUp, photo_encoder
 
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
     serving = current_snapshot()
     try:
         active = active_model(serving)
-        encoder = photo_encoder(serving.rules.active_version)  # no query: the snapshot's
+        encoder = photo_encoder(  # no query: the snapshot's version
+            serving.rules.active_version, settings.OUTFITS_PHOTO_WARMUP_WAIT_SECONDS
+        )
+    except PhotoEncoderWarmingUp as warming:
+        raise ModelWarmingUp(str(warming)) from None
     except BackboneUnavailable:  # logged with its cause, which names server paths
         raise ModelNotReady(
             "Matching photos is unavailable: the active model's backbone cannot be loaded on "

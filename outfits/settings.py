@@ -223,6 +223,9 @@ OUTFITS_REC_ID_MAX_AGE_DAYS = float(os.environ.get("OUTFITS_REC_ID_MAX_AGE_DAYS"
 # The largest photo a shopper may send (the /match/ page, POST /api/v1/matches/by-image/): a
 # larger one is refused (413) before its body is read.
 OUTFITS_PHOTO_MAX_BYTES = int(os.environ.get("OUTFITS_PHOTO_MAX_BYTES", str(10 << 20)))
+# A web process loads the photo model (torch, the backbone) with its first photo, in the
+# background: that photo waits this long for it, then is told to try again in a few seconds.
+OUTFITS_PHOTO_WARMUP_WAIT_SECONDS = float(os.environ.get("OUTFITS_PHOTO_WARMUP_WAIT_SECONDS", "15"))
 # The shared cache (API rate limits, failed logins): Redis when REDIS_URL is set, else this
 # process's memory. Redis answers within a millisecond: one that has not connected or answered
 # within OUTFITS_REDIS_TIMEOUT_MS is down or frozen (redis-py would wait for ever), and what
@@ -441,7 +444,14 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
         "json": {"()": "outfits.log_format.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": OUTFITS_LOG_FORMAT}},
+    "filters": {"quiet_libraries": {"()": "outfits.log_format.QuietLibraries"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": OUTFITS_LOG_FORMAT,
+            "filters": ["quiet_libraries"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     # faiss announces at INFO which CPU build it picked, on every start.
     "loggers": {"faiss.loader": {"level": "WARNING"}},

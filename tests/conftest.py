@@ -36,6 +36,8 @@ def isolated_files(settings, tmp_path: Path):
     services._loaded = services._photo_failed = serving._snapshot = None
     services._failed_loads.clear()
     yield
+    if services._photo_warming is not None:
+        services._photo_warming.join()  # a photo encoder loading in the background lands now
     services._loaded = services._photo_failed = serving._snapshot = None
     services._failed_loads.clear()
 

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from catalog.forms import ImportUploadForm
 from catalog.import_jobs import may_see_import_jobs, may_start_imports, rejections_csv
 from catalog.models import ImportJob
+from outfits.api.authentication import raw_key_of
 from outfits.api.errors import ErrorResponseSerializer
 from outfits.login_throttle import ThrottledBasicAuthentication
 
@@ -85,10 +86,27 @@ class ImportJobPermission(BasePermission):
         return True
 
 
+class NoStorefrontKey(BasePermission):
+    """A storefront's API key sent here gets a 403 that says why, not "credentials were not
+    provided": imports are staff work, signed in as an admin user."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        signed_in = bool(request.user and request.user.is_authenticated)
+        if raw_key_of(request._request) is not None and not signed_in:
+            raise exceptions.PermissionDenied(
+                "A storefront API key cannot use the imports endpoints: they are for staff. "
+                "Sign in with an admin user (HTTP Basic, or the admin's session) that has the "
+                "import permissions.",
+                code="storefront_key_not_allowed",
+            )
+        return True
+
+
 class ImportApiView(APIView):
-    # Basic: failed passwords lock a username or address out for a while (429), as the admin.
-    authentication_classes = [SessionAuthentication, ThrottledBasicAuthentication]
-    permission_classes = [IsAdminUser, ImportJobPermission]
+    # Basic first: without credentials the answer is 401 with WWW-Authenticate, which says
+    # what to send. Failed passwords lock a username or address out for a while (429).
+    authentication_classes = [ThrottledBasicAuthentication, SessionAuthentication]
+    permission_classes = [NoStorefrontKey, IsAdminUser, ImportJobPermission]
 
 
 ERRORS = {
@@ -98,7 +116,8 @@ ERRORS = {
         description="database_unavailable (with Retry-After): the database cannot be reached.",
     ),
     403: OpenApiResponse(
-        ErrorResponseSerializer, description="Not staff, or without the model permission."
+        ErrorResponseSerializer,
+        description="Not staff, without the model permission, or a storefront API key.",
     ),
     429: OpenApiResponse(
         ErrorResponseSerializer,

@@ -235,8 +235,9 @@ class CompletedOutfitSerializer(serializers.Serializer):
     items = MatchSerializer(many=True, help_text="One product per category.")
 
 
-class ImageMatchRequestSerializer(serializers.Serializer):
-    image = serializers.ImageField(help_text="A photo of one garment (JPEG, PNG or WebP).")
+class ImageMatchOptionsSerializer(serializers.Serializer):
+    """What a photo's matches may be asked with: as form fields or in the query string."""
+
     category = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -245,6 +246,10 @@ class ImageMatchRequestSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
     in_stock = TrueOrFalse(default=True)
     price_max = price_ceiling()
+
+
+class ImageMatchRequestSerializer(ImageMatchOptionsSerializer):
+    image = serializers.ImageField(help_text="A photo of one garment (JPEG, PNG or WebP).")
 
 
 class ImageMatchesSerializer(serializers.Serializer):

@@ -30,6 +30,7 @@ from .serializers import (
     EventRequestSerializer,
     GoesWellWithSerializer,
     ImageMatchesSerializer,
+    ImageMatchOptionsSerializer,
     ImageMatchRequestSerializer,
     MatchQuerySerializer,
     ProductQuerySerializer,
@@ -90,6 +91,17 @@ def fields_of(data: QueryDict | dict) -> dict:
     for an absent one, which a schema-driven client would call wrong. (A request without a
     body has a plain empty dict.)"""
     return data.dict() if isinstance(data, QueryDict) else dict(data)
+
+
+def form_and_query(request: Request) -> dict:
+    """An upload's form fields with its query string's: the options (`limit`, `category`...)
+    may come in either, as on the GET endpoints; the same one given two ways is an error."""
+    form, query = fields_of(request.data), fields_of(request.query_params)
+    if clashing := sorted(key for key in form.keys() & query.keys() if form[key] != query[key]):
+        raise exceptions.ValidationError(
+            {key: ["given differently in the query string and the form"] for key in clashing}
+        )
+    return query | form
 
 
 def filters_from(data: dict, categories: list[str] | None) -> recommendations.MatchFilters:
@@ -290,6 +302,7 @@ class ImageMatchesView(StorefrontView):
         "OUTFITS_PHOTO_MAX_BYTES (10 MB by default) is refused before it is read (413), one of "
         "unknown length (chunked) too (411).",
         request={"multipart/form-data": ImageMatchRequestSerializer},
+        parameters=[ImageMatchOptionsSerializer],  # the same options, in the query string
         responses={
             200: ImageMatchesSerializer,
             411: ErrorResponseSerializer,
@@ -325,7 +338,7 @@ class ImageMatchesView(StorefrontView):
     def post(self, request: Request) -> Response:
         try:
             limit_photo_upload(request._request)  # before anything reads the body
-            given = ImageMatchRequestSerializer(data=fields_of(request.data))
+            given = ImageMatchRequestSerializer(data=form_and_query(request))
         except PhotoRefused as refused:
             raise PhotoUploadRefused(refused) from None
         given.is_valid(raise_exception=True)
@@ -340,7 +353,9 @@ class ImageMatchesView(StorefrontView):
                 image, category, params.get("limit"), filters_from(params, None)
             )
         except recommendations.ModelNotReady as error:
-            raise ServiceUnavailable(str(error)) from None
+            unavailable = ServiceUnavailable(str(error))
+            unavailable.wait = getattr(error, "retry_after_seconds", None)  # Retry-After
+            raise unavailable from None
         metrics.RECOMMENDATIONS.labels("photo", found.model_version or "none").inc()
         return Response(ImageMatchesSerializer(found, context={"request": request}).data)
 

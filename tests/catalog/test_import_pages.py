@@ -90,9 +90,18 @@ def test_a_running_job_page_refreshes_itself_and_shows_progress(client, staff):
     assert 'http-equiv="refresh"' in html and 'value="25"' in html and "250 of 1,000" in html
 
 
-def test_rest_upload_needs_staff_credentials(client, db):
+def test_rest_upload_needs_staff_credentials(client, db, storefront):
     response = client.post("/api/v1/imports/", {"kind": "catalog", "csv_file": upload()})
-    assert response.status_code in {401, 403}
+    assert response.status_code == 401 and response["WWW-Authenticate"].startswith("Basic")
+    # A storefront's key is told it cannot import, not that it sent no credentials.
+    response = client.post(
+        "/api/v1/imports/",
+        {"kind": "catalog", "csv_file": upload()},
+        HTTP_AUTHORIZATION=f"Api-Key {storefront.raw_key}",
+    )
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "storefront_key_not_allowed"
+    assert "for staff" in response.json()["error"]["message"]
     get_user_model().objects.create_user("shopper", password="pw")
     basic = "Basic " + base64.b64encode(b"shopper:pw").decode()
     response = client.post(

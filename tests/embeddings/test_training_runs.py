@@ -14,9 +14,12 @@ from embeddings import services
 from embeddings.models import ModelVersion, TrainingRun
 from embeddings.training_runs import (
     TrainingAlreadyRunning,
+    activation_rule,
     create_training_run,
+    decide,
     fail_stale_training_runs,
     request_cancel,
+    seconds_left,
 )
 
 
@@ -98,6 +101,18 @@ def test_a_version_that_is_not_better_is_kept_inactive(shop, settings, capsys):
     assert comparison["active_version"] == shop.name and comparison["questions"] > 0
     assert comparison["new"]["fitb"] is not None and comparison["active"]["fitb"] is not None
     assert shop.name in capsys.readouterr().out  # the command prints the comparison
+    assert len(run.stages["training compatibility head"]["marks"]) == 1  # when each epoch ended
+
+
+def test_the_retrain_form_states_the_rule_the_gate_applies(shop, staff, client, settings):
+    tie = {"new": {"fitb": 0.5}, "active": {"fitb": 0.5}, "active_version": "older"}
+    settings.OUTFITS_ACTIVATION_MARGIN = 0.0
+    page = client.get(reverse("admin:embeddings_modelversion_retrain")).content.decode()
+    assert "a tie activates the newer one" in page and "only if it is better" not in page
+    assert decide(shop, tie)["outcome"] == "activated"
+    settings.OUTFITS_ACTIVATION_MARGIN = 0.01
+    assert "better than the active version's by at least 0.010" in activation_rule()
+    assert decide(shop, tie)["outcome"] == "kept_inactive"
 
 
 def test_a_better_version_is_activated_and_rollback_returns_to_the_previous(shop, settings):
@@ -185,3 +200,34 @@ def test_admin_activates_any_version_and_rolls_back(shop, client, staff, setting
     assert f"Roll back to {shop.name}" in changelist
     client.post(reverse("admin:embeddings_modelversion_rollback"))
     assert ModelVersion.objects.get(is_active=True) == shop
+
+
+def test_time_left_follows_the_last_runs_shape_at_this_runs_pace(db):
+    def stage(started: float, seconds: float, total: int, marks=None) -> dict:
+        return {"started": started, "updated": started + seconds, "done": total,
+                "total": total} | ({"marks": marks} if marks else {})  # fmt: skip
+
+    # The last run: 8 head-only epochs of 1 s, then 2 epochs through the tuned block of 10 s.
+    epochs = [1, 2, 3, 4, 5, 6, 7, 8, 18, 28]
+    TrainingRun.objects.create(
+        status="succeeded",
+        finished_at=timezone.now(),
+        stages={
+            "training compatibility head": stage(100, 28, 10, epochs),
+            "evaluating": stage(128, 2, 1),
+            "indexing": stage(130, 3, 280),
+        },
+    )
+    # This run, on a machine twice as busy, has done the 8 quick epochs in 16 s.
+    training = stage(0, 16, 10) | {"done": 8}
+    run = TrainingRun.objects.create(
+        status="running",
+        stage="training compatibility head",
+        stages={"training compatibility head": training},
+    )
+    # The tuned epochs' 20 s and the later stages' 5 s, each at twice the time: not the
+    # 4 s a straight line from the quick epochs gives, nor the last run's own 12 s + 5 s.
+    assert seconds_left(run) == pytest.approx(2 * 20 + 2 * 5)
+    run.stages = {"training compatibility head": stage(0, 16, 10) | {"done": 5}}
+    run.stages["training compatibility head"]["updated"] = 10.0  # 5 epochs in 10 s
+    assert seconds_left(run) == pytest.approx(2 * 23 + 2 * 5)

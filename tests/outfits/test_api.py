@@ -317,6 +317,7 @@ def test_the_product_list_checks_its_parameters_as_its_schema_says(handmade_shop
         ({"page_size": "0"}, "page_size"),
         ({"page_size": "101"}, "page_size"),
         ({"page": "0"}, "page"),
+        ({"page": "abc"}, "page"),
         ({"in_stock": "1"}, "in_stock"),
     ]:
         error = error_of(storefront.get("/api/v1/products/", params))

@@ -41,6 +41,17 @@ def test_the_api_matches_a_photo_with_other_categories(
         ).json()
     assert told["category"] == "Bottoms" and told["category_guessed"] is False
     assert "Bottoms" not in {g["category"] for g in told["groups"]}
+    # The options may come in the query string too; the same one given two ways is refused.
+    with photo_of(skirt).open("rb") as image:
+        by_query = storefront.post(
+            "/api/v1/matches/by-image/?limit=1", {"image": image}, format="multipart"
+        ).json()
+    assert by_query["groups"] and all(len(g["matches"]) == 1 for g in by_query["groups"])
+    with photo_of(skirt).open("rb") as image:
+        clash = storefront.post(
+            "/api/v1/matches/by-image/?limit=1", {"image": image, "limit": 2}, format="multipart"
+        )
+    assert clash.status_code == 400 and "limit" in clash.json()["error"]["details"]
     # From the serving snapshot: the change counter is its only query (PostgreSQL down:
     # none, see tests/test_database_faults.py).
     with photo_of(skirt).open("rb") as image, django_assert_num_queries(1):
@@ -115,3 +126,57 @@ def test_the_page_keeps_the_photo_only_with_consent(trained_shop, client, photo_
         client.post("/match/", {"photo": image, "keep_photo": "on", "category": "Bags"})
     assert len(list(kept.iterdir())) == 1
     assert not (Path(settings.MEDIA_ROOT) / "shopper-photos").exists()
+
+
+def test_the_result_shows_the_photo_and_a_corrected_category_needs_no_new_upload(
+    trained_shop, client, photo_of
+):
+    import re
+    from base64 import b64decode
+    from io import BytesIO
+
+    from PIL import Image
+
+    skirt = Product.objects.filter(category__name="Bottoms").first()
+    with photo_of(skirt).open("rb") as image:
+        page = client.post("/match/", {"photo": image})
+    html = page.content.decode()
+    assert "no-store" in page["Cache-Control"]  # the shopper's photo is in the page
+    shown = re.search(r'src="data:image/jpeg;base64,([^"]+)" alt="Your photo"', html).group(1)
+    with Image.open(BytesIO(b64decode(shown))) as picture:
+        assert picture.format == "JPEG" and not picture.info.get("exif")
+    sent_back = re.search(r'name="shown_photo" value="([^"]+)"', html).group(1)
+    assert sent_back == shown
+    # The shopper says it is a bag: the same photo, matched again, no upload.
+    again = client.post("/match/", {"shown_photo": sent_back, "category": "Bags"})
+    assert again.status_code == 200
+    assert "Goes well with your bags" in again.content.decode()
+    assert client.post("/match/", {"shown_photo": "not base64!"}).status_code == 400
+    empty = client.post("/match/", {})
+    assert empty.status_code == 400 and "Choose a photo" in empty.content.decode()
+
+
+def test_the_first_photo_after_a_start_is_told_the_model_is_warming_up(
+    trained_shop, storefront, client, photo_of, settings
+):
+    """The photo model (torch, the backbone) loads in the background with a process's first
+    photo; a photo that cannot wait for it gets a 503 with Retry-After, then the next one its
+    matches."""
+    from embeddings import services
+
+    services._photo_loaded = None  # as in a process that just started
+    settings.OUTFITS_PHOTO_WARMUP_WAIT_SECONDS = 0.0
+    skirt = Product.objects.filter(category__name="Bottoms").first()
+    with photo_of(skirt).open("rb") as image:
+        first = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
+    assert first.status_code == 503 and first["Retry-After"] == "5"
+    assert "warming up" in first.json()["error"]["message"]
+    services._photo_warming.join(60)
+    services._photo_loaded = None  # the page, in a process that just started
+    with photo_of(skirt).open("rb") as image:
+        page = client.post("/match/", {"photo": image})
+    assert page.status_code == 503 and "warming up" in page.content.decode()
+    services._photo_warming.join(60)
+    with photo_of(skirt).open("rb") as image:
+        then = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
+    assert then.status_code == 200 and then.json()["groups"]

@@ -4,12 +4,20 @@ production. Without a configured broker, the two talk through a folder under var
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
+
+from embeddings.models import ModelVersion
+from embeddings.services import warm_photo_encoder
+
+from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE
 
 FOLDER_BROKER = "filesystem://localhost/"
 
@@ -38,17 +46,27 @@ class Command(BaseCommand):
                 f"{settings.CELERY_TASK_DEFAULT_QUEUE}",
                 "--pool=solo",
                 "--loglevel=WARNING",
+                "--quiet",  # no banner: the demo's own block below is what to read
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",
             ],  # fmt: skip
             cwd=settings.BASE_DIR,
         )
-        self.stdout.write(
-            f"Celery worker started (pid {worker.pid}, broker {settings.CELERY_BROKER_URL})."
-        )
-        # A plain `kill` of this process must stop its worker too: exit through `finally`.
+        # Ctrl-C and a plain `kill` stop the server and its worker: exit through `finally`.
+        # SIGINT is set explicitly: a process started in the background by a shell inherits it
+        # ignored, and Python then leaves it so.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        active = ModelVersion.objects.filter(is_active=True).first()
+        if active is not None:
+            warm_photo_encoder(active)  # so the first photo does not wait for torch to load
+        host, _, port = address.rpartition(":")
+        threading.Thread(
+            target=self.announce_when_listening,
+            args=(host or "127.0.0.1", int(port), worker.pid),
+            daemon=True,
+        ).start()
         try:
             call_command("runserver", address, use_reloader=False)
         finally:
@@ -57,3 +75,42 @@ class Command(BaseCommand):
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+
+    def announce_when_listening(self, host: str, port: int, worker_pid: int) -> None:
+        """Once the server answers, the block a new user needs, last on the screen: under
+        runserver's banner, not scrolled away by it."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            return  # runserver says why it could not listen
+        self.stdout.write(ready_block(f"http://{host}:{port}", worker_pid))
+
+
+def ready_block(url: str, worker_pid: int) -> str:
+    password_file = settings.VAR_DIR / ADMIN_PASSWORD_FILE
+    key_file = settings.VAR_DIR / API_KEY_FILE
+    admin = f"{url}/admin/"
+    if password_file.exists():
+        admin += f"   user {ADMIN_USERNAME}   password {password_file.read_text().strip()}"
+    api = f"{url}/api/docs/"
+    if key_file.exists():
+        api += f"   header  Authorization: Api-Key {key_file.read_text().strip()}"
+    rule = "─" * 78
+    return "\n".join(
+        [
+            "",
+            rule,
+            "  The demo shop is running.",
+            f"  Shop   {url}/",
+            f"  Admin  {admin}",
+            f"  API    {api}",
+            f"  Stop   Ctrl-C (stops the web server and its Celery worker, pid {worker_pid})",
+            rule,
+            "",
+        ]
+    )

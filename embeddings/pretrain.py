@@ -104,7 +104,7 @@ def pretrain_contrastive(
                     model.logit_scale.clamp_(0, math.log(100))
                 losses.append(loss.item())
             epoch_losses.append(sum(losses) / max(1, len(losses)))
-            logger.info(
+            logger.debug(  # the progress report carries it to the page or terminal
                 "pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1]
             )
             progress("pretraining backbone", epoch + 1, config.epochs, loss=epoch_losses[-1])

@@ -154,7 +154,7 @@ class RecommendationEvent(models.Model):
     class Kind(models.TextChoices):
         IMPRESSION = "impression"
         CLICK = "click"
-        ADD_TO_CART = "add_to_cart", "add to cart"
+        ADD_TO_CART = "add_to_cart", "Add to cart"
 
     # Signed, listing the answer's products (outfits.rec_ids): too long for a B-tree entry
     # at its longest, and nothing looks events up by it but the admin's substring search.

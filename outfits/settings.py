@@ -275,7 +275,7 @@ OUTFITS_IMPORT_ZIP_MAX_RATIO = float(os.environ.get("OUTFITS_IMPORT_ZIP_MAX_RATI
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 if CELERY_TASK_ALWAYS_EAGER:
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"  # a host named: kombu warns of none
 # Redis (and SQS) hand a message nobody acknowledged to another worker after this many
 # seconds; tasks acknowledge when done (acks_late), so it must exceed the longest task's time
 # limit (run_import: 6 h 5 min), or a long import is delivered to a second worker while the

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from embeddings.models import ModelVersion
 from embeddings.services import warm_photo_encoder
 
-from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE
+from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE, quiet_logs
 
 FOLDER_BROKER = "filesystem://localhost/"
 
@@ -33,6 +33,7 @@ class Command(BaseCommand):
             # Settings are read once per process: this one re-executes itself with the broker.
             env = {**os.environ, "CELERY_BROKER_URL": FOLDER_BROKER}
             os.execve(sys.executable, [sys.executable, *sys.argv], env)
+        quiet_logs(options["verbosity"])
         worker = subprocess.Popen(
             [
                 sys.executable,
@@ -40,13 +41,13 @@ class Command(BaseCommand):
                 "celery",
                 "-A",
                 "outfits",
+                "--quiet",  # no banner: the demo's own block below is what to read
                 "worker",
                 "-Q",
                 f"{settings.OUTFITS_TRAINING_QUEUE},{settings.OUTFITS_REFRESH_QUEUE},"
                 f"{settings.CELERY_TASK_DEFAULT_QUEUE}",
                 "--pool=solo",
                 "--loglevel=WARNING",
-                "--quiet",  # no banner: the demo's own block below is what to read
                 "--without-gossip",
                 "--without-mingle",
                 "--without-heartbeat",

@@ -138,8 +138,8 @@ def _match_photo(request: HttpRequest) -> HttpResponse:
                 form = PhotoMatchForm()  # the upload form, ready for another garment
             except ImageRejected as rejected:
                 error, status = f"That file is {rejected}. Try a JPEG or PNG photo.", 400
-            except ModelNotReady as not_ready:
-                error, status = str(not_ready), 503
+            except ModelNotReady as not_ready:  # its message is for developers and staff
+                error, status = not_ready.for_shoppers, 503
         else:
             status = 400
     response = render(

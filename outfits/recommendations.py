@@ -398,13 +398,17 @@ class PhotoMatches:
 
 
 class ModelNotReady(RuntimeError):
-    """No model is active (or one is being switched in): nothing to match a photo with yet."""
+    """No model is active (or one is being switched in): nothing to match a photo with yet.
+    Its message is for storefront developers and staff; shoppers' pages say `for_shoppers`."""
+
+    for_shoppers = "Matching photos is not available right now. Please try again later."
 
 
 class ModelWarmingUp(ModelNotReady):
     """The model is loading in this process: ask again in a few seconds."""
 
     retry_after_seconds = 5
+    for_shoppers = "Photo matching is warming up: try again in a few seconds."
 
 
 def matches_for_photo(

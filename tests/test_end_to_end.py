@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -127,7 +128,11 @@ def test_unknown_sku_is_404_and_an_untrained_shop_says_so(storefront, client, sm
         "category_fallback": None,
         "groups": [],
     }
-    assert "No matches yet" in client.get(product.get_absolute_url()).content.decode()
+    page = client.get(product.get_absolute_url()).content.decode()
+    assert "coming soon" in page and "Staff:" not in page  # a shopper is told no more
+    client.force_login(get_user_model().objects.create_superuser("staff", "s@x.org", "pw"))
+    page = client.get(product.get_absolute_url()).content.decode()
+    assert "Staff: no model is active yet" in page  # staff are told what to do
 
 
 def test_product_list_filters_by_category_and_searches_titles(client, db, small_catalog):

@@ -41,7 +41,9 @@ def test_photo_page_explains_when_no_model_is_trained(db, client, draw_image, tm
     assert 'enctype="multipart/form-data"' in page and "never stored" in page
     with draw_image(tmp_path / "shirt.png").open("rb") as photo:
         response = client.post("/match/", {"photo": photo})
-    assert response.status_code == 503 and "No model is trained yet" in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 503 and "is not available right now" in html
+    assert "staff" not in html.lower().split("<main")[1]  # no developer text for shoppers
     not_an_image = client.post("/match/", {"photo": (tmp_path / "x.txt").open("wb+")})
     assert not_an_image.status_code == 400
 
@@ -112,3 +114,15 @@ def test_the_events_page_shows_ctr_per_version_and_category(handmade_shop, staff
     assert "Per model version" in html and "Per category" in html
     assert re.search(r"<td>handmade-1</td><td>4</td><td>1</td>\s*<td>25%", html)
     assert re.search(r"<td>Trousers</td><td>1</td><td>1</td>\s*<td>100%", html)
+
+
+def test_the_shops_error_pages_are_its_own(client, db, rf):
+    from outfits.api.errors import server_error
+
+    missing = client.get("/products/NO-SUCH-THING/")
+    assert missing.status_code == 404 and "couldn’t find that page" in missing.content.decode()
+    assert 'rel="icon"' in missing.content.decode()
+    crashed = server_error(rf.get("/products/A1/"))  # what Django renders for a crash
+    assert crashed.status_code == 500
+    assert "Something went wrong on our side" in crashed.content.decode()
+    assert client.get("/favicon.ico").status_code in {301, 302}

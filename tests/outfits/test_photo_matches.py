@@ -108,7 +108,7 @@ def test_a_backbone_that_cannot_load_is_a_503_tried_again_later(
     error = answers[0].json()["error"]
     assert error["code"] == "model_not_ready" and "backbone cannot be loaded" in error["message"]
     assert "OUTFITS_PRETRAINED" not in error["message"]
-    assert "backbone cannot be loaded" in page.content.decode()
+    assert "is not available right now" in page.content.decode()
     failures = [r for r in caplog.records if "Cannot embed photos" in r.getMessage()]
     assert len(failures) == 1 and "OUTFITS_PRETRAINED" in failures[0].getMessage()
 

@@ -68,7 +68,7 @@ def worker(method: str, rows: int, with_images: bool) -> None:
         csv_path = work / "pictures" / "catalog.csv"
 
     if method == "updates":
-        from catalog.services import import_file
+        from catalog.import_jobs import import_file
 
         started = time.perf_counter()
         created = import_file("catalog", csv_path)
@@ -86,7 +86,7 @@ def worker(method: str, rows: int, with_images: bool) -> None:
         return
     started = time.perf_counter()
     if method == "project":
-        from catalog.services import import_file
+        from catalog.import_jobs import import_file
 
         job = import_file("catalog", csv_path)
         assert job.status == "succeeded" and job.created == rows, job.message

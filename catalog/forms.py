@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.db import transaction
 
+from .catalog_rows import sku_problem
 from .csv_import import CsvFormatError, parse_mapping
 from .import_jobs import (
     check_images_folder,
@@ -16,7 +17,6 @@ from .import_jobs import (
     importer_class,
 )
 from .models import Category, ImportJob
-from .services import sku_problem
 from .shopper_photos import keep_photo, megabytes, too_large
 
 

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.files import File
@@ -55,15 +55,23 @@ class RowImporter(Protocol):
         """Work after the last row (e.g. deactivating products a full upload omits)."""
 
 
+# The row importer of each job kind, registered by its app (catalog/apps.py, outfits/apps.py):
+# the job runner knows the protocol, not the importers, so no import runs back up to outfits.
+_importers: dict[str, type[RowImporter]] = {}
+
+
+def register_importer(kind: str, importer: type[RowImporter]) -> None:
+    _importers[kind] = importer
+
+
 def importer_class(kind: str) -> type[RowImporter]:
-    """The row importer of a job kind; imported late, as outfits depend on catalog."""
-    if kind == ImportJob.Kind.OUTFITS:
-        from outfits.services import OutfitRowImporter
-
-        return OutfitRowImporter
-    from .services import CatalogRowImporter
-
-    return CatalogRowImporter
+    try:
+        return _importers[kind]
+    except KeyError:
+        raise ImportNotRun(
+            f"No row importer is registered for {kind!r} imports (registered: "
+            f"{', '.join(sorted(_importers)) or 'none'}): is its app installed?"
+        ) from None
 
 
 def may_start_imports(user) -> bool:
@@ -591,3 +599,20 @@ def _summary(job: ImportJob) -> str:
     if job.deactivate_missing:
         parts.append(f"{job.deactivated} {would}deactivated")
     return ("Dry run: nothing was written. " if job.dry_run else "") + ", ".join(parts)
+
+
+def import_file(
+    kind: str, path: Path, *, run: bool = True, progress=None, **options: Any
+) -> ImportJob:
+    """Import a file on this machine, as its user (paths anywhere; relative image paths from
+    the file's folder unless `images_folder` says otherwise): record the job, then run it here
+    (`run`) or enqueue it."""
+    options.setdefault("images_folder", str(path.resolve().parent))
+    with path.open("rb") as handle:
+        job = create_import_job(
+            kind, File(handle, name=path.name), path.name, trusted_paths=True, **options
+        )
+    if run:
+        return run_import_job(job.pk, progress=progress)
+    enqueue_import_job(job)
+    return job

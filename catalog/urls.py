@@ -5,7 +5,7 @@ from . import views
 app_name = "catalog"
 # SKUs may contain "/" (retail SKUs often do), hence `path:`; the longer route comes first so
 # that /products/<sku>/look/ is not read as the page of a product "<sku>/look" (the importer
-# rejects SKUs whose address would be another page's: catalog.services.sku_problem).
+# rejects SKUs whose address would be another page's: catalog.catalog_rows.sku_problem).
 urlpatterns = [
     path("", views.product_list, name="product-list"),
     path("match/", views.match_photo, name="match-photo"),

@@ -7,11 +7,15 @@ class OutfitsConfig(AppConfig):
 
     def ready(self) -> None:
         from catalog.changes import track_changes
+        from catalog.import_jobs import register_importer
+        from catalog.models import ImportJob
 
         from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
+        from .outfit_rows import OutfitRowImporter
 
         for model in (PinnedMatch, BlockedPair, BlockedProduct, ApiKey):
             track_changes(model)
+        register_importer(ImportJob.Kind.OUTFITS, OutfitRowImporter)
         # The serving snapshot is checked against the change counter once per request.
         from django.core.signals import request_finished, request_started
 

@@ -52,7 +52,7 @@ def test_ml_engine_modules_import_no_django():
 def test_web_process_serves_without_torch():
     code = (
         "import django, sys; django.setup()\n"
-        "import outfits.urls, outfits.services, catalog.views, outfits.api.views\n"
+        "import outfits.urls, outfits.outfit_rows, catalog.views, outfits.api.views\n"
         "from django.contrib import admin; admin.autodiscover()\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'open_clip'})\n"
         "assert not loaded, loaded\n"

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
+from catalog.catalog_rows import sku_problem
 from catalog.models import Category, ImportJob, Product
-from catalog.services import sku_problem
 from embeddings import services
 from embeddings.artifacts import ModelVersionWriter, read_manifest
 from embeddings.index import CompatibilityIndex

@@ -6,9 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.csv_import import CsvFormatError, parse_mapping
-from catalog.import_jobs import ImportNotRun
+from catalog.import_jobs import ImportNotRun, import_file
 from catalog.models import ImportJob
-from catalog.services import import_file
 from embeddings.progress import TerminalProgress
 
 REJECTIONS_SHOWN = 20

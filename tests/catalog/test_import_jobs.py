@@ -267,3 +267,14 @@ def test_an_import_refreshes_the_planner_statistics_of_the_product_table(run_imp
         estimated_rows = cursor.fetchone()[0]
     assert job.status == ImportJob.Status.SUCCEEDED
     assert estimated_rows == 30
+
+
+def test_each_app_registers_its_own_row_importer_with_the_job_runner():
+    from catalog.catalog_rows import CatalogRowImporter
+    from catalog.import_jobs import ImportNotRun, importer_class
+    from outfits.outfit_rows import OutfitRowImporter
+
+    assert importer_class("catalog") is CatalogRowImporter
+    assert importer_class("outfits") is OutfitRowImporter  # registered by outfits/apps.py
+    with pytest.raises(ImportNotRun, match="No row importer is registered for 'shoes'"):
+        importer_class("shoes")

@@ -5,18 +5,16 @@ import logging
 import unicodedata
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from django.core.files import File
 from django.urls import NoReverseMatch, Resolver404, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from .csv_import import ColumnMap, ImportReport
 from .image_sources import ImageRejected, ImageSources, check_image, store_image
-from .import_jobs import Row, create_import_job, enqueue_import_job, run_import_job
+from .import_jobs import Row
 from .models import Category, ImportJob, Product
 
 logger = logging.getLogger(__name__)
@@ -300,20 +298,3 @@ class CatalogRowImporter:
             image_sha256=stored.sha256,
             image_source=reference,
         )
-
-
-def import_file(
-    kind: str, path: Path, *, run: bool = True, progress=None, **options: Any
-) -> ImportJob:
-    """Import a file on this machine, as its user (paths anywhere; relative image paths from
-    the file's folder unless `images_folder` says otherwise): record the job, then run it here
-    (`run`) or enqueue it."""
-    options.setdefault("images_folder", str(path.resolve().parent))
-    with path.open("rb") as handle:
-        job = create_import_job(
-            kind, File(handle, name=path.name), path.name, trusted_paths=True, **options
-        )
-    if run:
-        return run_import_job(job.pk, progress=progress)
-    enqueue_import_job(job)
-    return job

@@ -35,9 +35,11 @@ demo: $(STAMP)
 test: $(STAMP) $(CHROMIUM)
 	$(PYTHON) -m pytest
 
+# Style, formatting, and models whose migration was not written.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PYTHON) manage.py makemigrations --check --dry-run
 
 clean:
 	rm -rf $(VENV) var

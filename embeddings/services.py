@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from catalog.changes import current_generation
 from catalog.models import Product
-from outfits.cpu_priority import lower_thread_priority, short_interpreter_turns
 from outfits.models import OutfitItem
 
 from .artifacts import ModelVersionWriter, file_sha256, read_manifest
 from .index import CompatibilityIndex
+from .loaded_versions import ASK_THE_DATABASE, LoadedVersion
 from .models import ModelVersion
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace
@@ -563,120 +563,44 @@ def collect_old_versions(keep: int | None = None) -> list[str]:
     return removed
 
 
-# What each process loaded of the active version: (version, index) and (version, photo
-# encoder), in module globals that tests reset; each with the lock its loader holds.
-_loaded_lock = threading.Lock()
-_loaded: tuple[ModelVersion, CompatibilityIndex] | None = None
-_photo_lock = threading.Lock()
-_photo_loaded: "tuple[ModelVersion, PhotoEncoder] | None" = None
+def _load_serving_index(directory: Path, served: CompatibilityIndex | None) -> CompatibilityIndex:
+    read_manifest(directory, verify_only=CompatibilityIndex.reads)
+    # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
+    # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
+    faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
+    # What a refresh of the served version kept (linked files) is taken from the served
+    # index, not read again: the loader's work follows the refresh's changes.
+    index = CompatibilityIndex.load(directory, previous=served)
+    index.rows_of_category, index.row_of_sku  # noqa: B018  (by the loader, not a request)
+    return index
+
+
+def _load_photo_encoder(directory: Path, served: "PhotoEncoder | None") -> "PhotoEncoder":
+    from .photo import PhotoEncoder  # torch: loaded here, with the first photo
+
+    return PhotoEncoder.load(directory, read_manifest(directory))
+
+
+def _large(index: CompatibilityIndex) -> bool:
+    return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS
+
+
+# What this process loaded of the active version (embeddings/loaded_versions.py).
+serving_index = LoadedVersion[CompatibilityIndex]("serving", _load_serving_index, _large)
+photo_encoders = LoadedVersion["PhotoEncoder"]("embedding photos with", _load_photo_encoder)
 # A version whose backbone failed to load, when, and why: photos get that error again for a
 # while instead of each paying seconds of torch and open_clip set-up to fail the same way.
 _photo_failed: tuple[int, float, str] | None = None
 PHOTO_RETRY_SECONDS = 60.0
 
 
-ASK_THE_DATABASE = ModelVersion(pk=-1)
-# (slot, version, directory) → when loading it beside the served one failed (a damaged file).
-_failed_loads: dict[tuple[str, int, str], float] = {}
-LOAD_RETRY_SECONDS = 60.0
-
-
-def _of_active_version(
-    slot: str,
-    lock: threading.Lock,
-    load: Callable[[Path], Any],
-    what: str,
-    version: ModelVersion | None = ASK_THE_DATABASE,
-    beside: Callable[[Any], bool] = lambda loaded: False,
-) -> tuple[ModelVersion, Any] | None:
-    """The active `version` (by default: one small query) and `load(its directory)`, kept in
-    this module's global `slot`. When another version becomes active, or a refresh points the
-    active one at a new directory, one thread loads it while the others go on with the loaded
-    one; then all switch at once. When `beside(what is loaded)`, that thread is a new one, and
-    the request that noticed goes on with the loaded one too."""
-    if version is ASK_THE_DATABASE:
-        version = ModelVersion.objects.filter(is_active=True).first()
-    if version is None:
-        return None
-    current = globals()[slot]
-    if current is not None and _same(current[0], version):
-        return current
-    if not lock.acquire(blocking=current is None):
-        return current  # another thread is loading the new version
-    if current is not None and beside(current[1]):
-        # Verifying and mapping a large version's files takes a sync worker's requests
-        # hundreds of milliseconds: a thread does it while they go on with the current one.
-        attempt = (slot, version.pk, version.directory)
-        failed_at = _failed_loads.get(attempt)
-        if failed_at is not None and time.monotonic() - failed_at < LOAD_RETRY_SECONDS:
-            lock.release()
-            return current  # it failed moments ago: not again on every request
-
-        def load_beside() -> None:
-            try:
-                lower_thread_priority()  # the requests, of this process and others, first
-                with short_interpreter_turns():
-                    _load_into(slot, load, what, version)
-            except Exception:
-                _failed_loads[attempt] = time.monotonic()
-                logger.exception(
-                    "%s model version %s (%s) failed to load; still serving %s; tried again "
-                    "in %.0f s",
-                    what,
-                    version.name,
-                    version.directory,
-                    current[0].directory,
-                    LOAD_RETRY_SECONDS,
-                )
-            finally:
-                lock.release()
-
-        threading.Thread(target=load_beside, name=f"load {version.name}", daemon=True).start()
-        return current
-    try:
-        loaded = globals()[slot]
-        if loaded is None or not _same(loaded[0], version):
-            loaded = _load_into(slot, load, what, version)
-        return loaded
-    finally:
-        lock.release()
-
-
-def _load_into(slot: str, load: Callable[[Path], Any], what: str, version: ModelVersion):
-    loaded = (version, load(Path(settings.OUTFITS_MODEL_DIR) / version.directory))
-    globals()[slot] = loaded
-    logger.info("%s model version %s (%s)", what, version.name, version.directory)
-    return loaded
-
-
-def _same(loaded: ModelVersion, version: ModelVersion) -> bool:
-    """The same version in the same directory: a refresh points the version at a new one."""
-    return loaded.pk == version.pk and loaded.directory == version.directory
-
-
 def active_compatibility_index(
     version: ModelVersion | None = ASK_THE_DATABASE,
 ) -> tuple[ModelVersion, CompatibilityIndex] | None:
     """The active version (the given one: the caller knows it) and its index, loaded once per
-    process and swapped when another version becomes active (see `_of_active_version`).
-    Callers use the pair they got for a whole response, so no response mixes versions."""
-
-    def load(directory: Path) -> CompatibilityIndex:
-        read_manifest(directory, verify_only=CompatibilityIndex.reads)
-        # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
-        # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
-        faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
-        # What a refresh of the served version kept (linked files) is taken from the served
-        # index, not read again: the loader's work follows the refresh's changes.
-        served = _loaded[1] if _loaded is not None else None
-        index = CompatibilityIndex.load(directory, previous=served)
-        index.rows_of_category, index.row_of_sku  # noqa: B018  (by the loader, not a request)
-        return index
-
-    def large(index: CompatibilityIndex) -> bool:
-        return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS
-
-    return _of_active_version("_loaded", _loaded_lock, load, "serving", version, large)
+    process and swapped when another version becomes active (see LoadedVersion). Callers use
+    the pair they got for a whole response, so no response mixes versions."""
+    return serving_index.get(version)
 
 
 class PhotoEncoderWarmingUp(RuntimeError):
@@ -720,7 +644,7 @@ def photo_encoder(
     global _photo_failed
     if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
         version = ModelVersion.objects.filter(is_active=True).first()
-    if version is not None and _photo_loaded is None and wait_seconds is not None:
+    if version is not None and photo_encoders.current is None and wait_seconds is not None:
         warming = warm_photo_encoder(version)
         warming.join(wait_seconds)
         if warming.is_alive():
@@ -733,15 +657,8 @@ def photo_encoder(
     if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:
         raise BackboneUnavailable(failed[2])
 
-    def load(directory: Path) -> "PhotoEncoder":
-        from .photo import PhotoEncoder
-
-        return PhotoEncoder.load(directory, read_manifest(directory))
-
     try:
-        return _of_active_version(
-            "_photo_loaded", _photo_lock, load, "embedding photos with", version
-        )
+        return photo_encoders.get(version)
     except BackboneUnavailable as error:
         logger.error("%s (photos try again in %.0f s)", error, PHOTO_RETRY_SECONDS)
         if version is not None:

@@ -33,13 +33,15 @@ def isolated_files(settings, tmp_path: Path):
     # No model version, nor a failure to load one, nor a serving snapshot (which a later test
     # would otherwise start from, reloading a large change of its own beside), leaks from one
     # test's files into another.
-    services._loaded = services._photo_failed = serving._snapshot = None
-    services._failed_loads.clear()
+    services.serving_index.clear()
+    services.photo_encoders.failed_loads.clear()
+    services._photo_failed = serving._snapshot = None
     yield
     if services._photo_warming is not None:
         services._photo_warming.join()  # a photo encoder loading in the background lands now
-    services._loaded = services._photo_failed = serving._snapshot = None
-    services._failed_loads.clear()
+    services.serving_index.clear()
+    services.photo_encoders.failed_loads.clear()
+    services._photo_failed = serving._snapshot = None
 
 
 @pytest.fixture

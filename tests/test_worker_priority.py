@@ -75,32 +75,31 @@ def test_a_thread_lowers_only_its_own_priority(settings):
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own
 
 
-def test_a_web_process_loads_a_large_version_beside_below_its_requests(settings, monkeypatch):
+def test_a_web_process_loads_a_large_version_beside_below_its_requests(settings):
     """A refreshed or activated version of more than OUTFITS_MODEL_INLINE_ITEMS is verified
     and mapped by a thread while the requests go on: that thread yields the cores to them."""
     import threading
 
-    from embeddings import services
+    from embeddings.loaded_versions import LoadedVersion
     from embeddings.models import ModelVersion
 
-    served = ModelVersion(pk=1, name="v", directory="v")
-    monkeypatch.setattr(services, "_loaded", (served, "the served index"))
     loaded_at: list[int] = []
 
     turns: list[float] = []
 
-    def load(directory: Path) -> str:
+    def load(directory: Path, served: str | None) -> str:
         loaded_at.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         turns.append(sys.getswitchinterval())
         return "the refreshed index"
 
+    loaded = LoadedVersion[str]("serving", load, beside=lambda _: True)
+    served = ModelVersion(pk=1, name="v", directory="v")
+    loaded.current = (served, "the served index")
     refreshed = ModelVersion(pk=1, name="v", directory="v.r2")
-    answer = services._of_active_version(
-        "_loaded", services._loaded_lock, load, "serving", refreshed, beside=lambda _: True
-    )
+    answer = loaded.get(refreshed)
     assert answer == (served, "the served index")  # the request goes on with the served one
-    wait_for(lambda: services._loaded[1] == "the refreshed index", "the load beside", 30)
-    wait_for(lambda: not services._loaded_lock.locked(), "the loading thread to end", 30)
+    wait_for(lambda: loaded.current[1] == "the refreshed index", "the load beside", 30)
+    wait_for(lambda: not loaded.lock.locked(), "the loading thread to end", 30)
     assert loaded_at == [max(settings.OUTFITS_BACKGROUND_NICENESS, os.nice(0))]
     assert os.nice(0) < settings.OUTFITS_BACKGROUND_NICENESS  # the process itself is not
     # Requests wait for the interpreter in short turns while it loads, as before after.

@@ -268,6 +268,6 @@ def test_the_photo_module_imports_no_django():
 def no_loaded_photo_encoder():
     from embeddings import services
 
-    services._photo_loaded = None  # no encoder of another test's version
+    services.photo_encoders.current = None  # no encoder of another test's version
     yield
-    services._photo_loaded = None
+    services.photo_encoders.current = None

@@ -427,10 +427,10 @@ def test_a_damaged_refresh_is_not_served_and_not_retried_on_every_request(
     damaged.write_bytes(bytes(data))
 
     assert active_compatibility_index()[0].directory == served.directory
-    wait_for(lambda: services._failed_loads, "the load to fail", 30)
+    wait_for(lambda: services.serving_index.failed_loads, "the load to fail", 30)
     for _ in range(5):  # the served version answers; no new attempt for a while
         assert active_compatibility_index()[0].directory == served.directory
         assert storefront.get(MATCHES.format(index.skus[2])).status_code == 200
-    wait_for(lambda: not services._loaded_lock.locked(), "no load under way", 30)
+    wait_for(lambda: not services.serving_index.lock.locked(), "no load under way", 30)
     failures = [r for r in caplog.records if "failed to load" in r.getMessage()]
     assert len(failures) == 1 and "still serving" in failures[0].getMessage()

@@ -164,7 +164,7 @@ def test_the_first_photo_after_a_start_is_told_the_model_is_warming_up(
     matches."""
     from embeddings import services
 
-    services._photo_loaded = None  # as in a process that just started
+    services.photo_encoders.current = None  # as in a process that just started
     settings.OUTFITS_PHOTO_WARMUP_WAIT_SECONDS = 0.0
     skirt = Product.objects.filter(category__name="Bottoms").first()
     with photo_of(skirt).open("rb") as image:
@@ -172,7 +172,7 @@ def test_the_first_photo_after_a_start_is_told_the_model_is_warming_up(
     assert first.status_code == 503 and first["Retry-After"] == "5"
     assert "warming up" in first.json()["error"]["message"]
     services._photo_warming.join(60)
-    services._photo_loaded = None  # the page, in a process that just started
+    services.photo_encoders.current = None  # the page, in a process that just started
     with photo_of(skirt).open("rb") as image:
         page = client.post("/match/", {"photo": image})
     assert page.status_code == 503 and "warming up" in page.content.decode()

@@ -224,8 +224,8 @@ def random_pair_weights(outfits: list[list[int]], categories: list[str], rng):
     """Positive per-dimension weights with mean 1 for every pair of categories seen together."""
     import numpy as np
 
-    from embeddings.index import complementary_categories
-    from embeddings.space import PairWeights
+    from embeddings.engine.index import complementary_categories
+    from embeddings.engine.space import PairWeights
 
     names = sorted(CATEGORIES)
     pairs = sorted(
@@ -250,8 +250,8 @@ def build_shop(
 
     from catalog.import_jobs import refresh_planner_statistics
     from catalog.models import Category, Product
-    from embeddings.artifacts import ModelVersionWriter, read_manifest
-    from embeddings.index import CompatibilityIndex
+    from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
+    from embeddings.engine.index import CompatibilityIndex
     from embeddings.models import ModelVersion
     from embeddings.services import activate
 
@@ -369,7 +369,11 @@ COSTS = [
     ("- rate limit (one Redis EVALSHA)", "outfits/api/throttling.py", "allow_request"),
     ("- goes_well_with()", "outfits/recommendations.py", "goes_well_with"),
     ("  - active version check", "embeddings/services.py", "active_compatibility_index"),
-    ("  - CompatibilityIndex.nearest_rows() × complements", "embeddings/index.py", "nearest_rows"),
+    (
+        "  - CompatibilityIndex.nearest_rows() × complements",
+        "embeddings/engine/index.py",
+        "nearest_rows",
+    ),
     ("    - FAISS search", "~", "IndexIDMap_search"),
     ("  - visible, diverse rows", "outfits/recommendations.py", "visible_diverse_rows"),
     ("    - diversity (MMR)", "outfits/recommendations.py", "most_relevant_and_diverse"),

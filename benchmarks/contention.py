@@ -1,4 +1,4 @@
-"""Embedding beside another busy process: the project's image encoder (embeddings.encode, as
+"""Embedding beside another busy process: the project's image encoder (embeddings.engine.encode, as
 training calls it) alone, then beside one process spinning a core, with torch's default
 threads and with one thread. On 2 cores the fair share beside one busy process is half the
 machine: a slowdown well beyond 2× means threads waiting on each other (OpenMP spinning
@@ -37,8 +37,8 @@ def child(backbone_name: str, images: int, threads: int) -> None:
         torch.set_num_threads(threads)
     from embedding import generated_images, images_per_second
 
-    from embeddings.backbone import create_untrained_backbone
-    from embeddings.encode import encode_images
+    from embeddings.engine.backbone import create_untrained_backbone
+    from embeddings.engine.encode import encode_images
 
     backbone = create_untrained_backbone(backbone_name)
     paths = generated_images(images, Path(tempfile.mkdtemp(prefix="contention-")))

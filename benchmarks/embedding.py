@@ -1,4 +1,4 @@
-"""Embedding throughput on this CPU: the project's image encoder (embeddings.encode) against
+"""Embedding throughput on this CPU: the project's image encoder (embeddings.engine.encode) against
 plain open_clip eager float32, the baseline a user would otherwise write, in one run, for the
 offline backbone and for ViT-B-32 (random weights: the same speed as trained ones).
 
@@ -36,10 +36,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.backbone import Backbone, create_untrained_backbone  # noqa: E402
-from embeddings.encode import encode_images, input_side, native_bfloat16  # noqa: E402
-from embeddings.evaluate import evaluate_tasks, make_tasks  # noqa: E402
-from embeddings.pretrain import PretrainingConfig, pretrain_contrastive  # noqa: E402
+from embeddings.engine.backbone import Backbone, create_untrained_backbone  # noqa: E402
+from embeddings.engine.encode import encode_images, input_side, native_bfloat16  # noqa: E402
+from embeddings.engine.evaluate import evaluate_tasks, make_tasks  # noqa: E402
+from embeddings.engine.pretrain import PretrainingConfig, pretrain_contrastive  # noqa: E402
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 TARGET_SPEED_UP, TARGET_COSINE = 2.0, 0.99

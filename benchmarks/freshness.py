@@ -69,7 +69,7 @@ def train_demo_version(folder: Path):
     from django.core.management import call_command
 
     from catalog.demo_catalog import generate_demo_catalog
-    from embeddings.backbone import OFFLINE_BACKBONE
+    from embeddings.engine.backbone import OFFLINE_BACKBONE
     from embeddings.models import ModelVersion
     from embeddings.services import pretrain_backbone
 
@@ -123,7 +123,7 @@ def drawn_like(demo, categories: list[str], rng: np.random.Generator) -> np.ndar
     everywhere, and each newcomer entered thousands of lists (in-degree growing with the
     catalog, which no real catalog's newcomers do: on average a product is in as many lists
     as it has complementary slots times their depth, whatever the catalog's size)."""
-    from embeddings.index import rows_by_category
+    from embeddings.engine.index import rows_by_category
 
     vectors = np.empty((len(categories), demo.vectors.shape[1]), dtype=np.float32)
     for category, rows in rows_by_category(categories).items():
@@ -153,8 +153,8 @@ def enlarge(version, total: int, seed: int) -> list[str]:
 
     from catalog.changes import current_generation
     from catalog.models import Product
-    from embeddings.artifacts import ModelVersionWriter, read_manifest
-    from embeddings.index import CompatibilityIndex, build_category_index, rows_by_category
+    from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
+    from embeddings.engine.index import CompatibilityIndex, build_category_index, rows_by_category
     from embeddings.models import ModelVersion
     from embeddings.services import activate
     from embeddings.version_refresh import inherited_facts, link_model_files, write_fingerprints
@@ -255,7 +255,7 @@ def lists_entered(skus: list[str]) -> int:
     the refresh's output, which a fair catalog keeps near len(skus) × slots × depth at most."""
     from django.conf import settings
 
-    from embeddings.index import CompatibilityIndex
+    from embeddings.engine.index import CompatibilityIndex
     from embeddings.models import ModelVersion
 
     directory = ModelVersion.objects.get(is_active=True).directory

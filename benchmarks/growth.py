@@ -79,8 +79,8 @@ def photos(count: int, folder: Path) -> list[Path]:
 
 
 def embed(count: int, folder: Path) -> dict:
-    from embeddings.backbone import create_untrained_backbone
-    from embeddings.encode import encode_images
+    from embeddings.engine.backbone import create_untrained_backbone
+    from embeddings.engine.encode import encode_images
 
     paths = photos(count, folder)
     for path in set(paths):  # into the page cache: the disk is not what is measured
@@ -95,7 +95,7 @@ def embed(count: int, folder: Path) -> dict:
 
 
 def train(count: int, folder: Path) -> dict:
-    from embeddings.train import HeadTrainingConfig, train_compatibility_head
+    from embeddings.engine.train import HeadTrainingConfig, train_compatibility_head
 
     names, outfits = shop(count)
     codes = np.unique(names, return_inverse=True)[1]
@@ -110,7 +110,7 @@ def train(count: int, folder: Path) -> dict:
 def index(count: int, folder: Path) -> dict:
     from api import random_pair_weights
 
-    from embeddings.index import NEIGHBOUR_DEPTH, CompatibilityIndex, index_kind
+    from embeddings.engine.index import NEIGHBOUR_DEPTH, CompatibilityIndex, index_kind
 
     names, outfits = shop(count)
     rng = np.random.default_rng(2)
@@ -131,7 +131,7 @@ def index(count: int, folder: Path) -> dict:
 def serve(count: int, folder: Path) -> dict:
     import faiss
 
-    from embeddings.index import CompatibilityIndex
+    from embeddings.engine.index import CompatibilityIndex
 
     faiss.omp_set_num_threads(1)  # as web processes serve (OUTFITS_SERVING_FAISS_THREADS)
     began, started = rss_mb(), time.perf_counter()

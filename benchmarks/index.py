@@ -1,6 +1,6 @@
 """Index build and query at 10k, 100k and 1M items: exact search (FAISS Flat, float32), the
 baseline a user would otherwise pick, against float16 codes, HNSW and IVF-PQ, in one run, and
-which of them the product picks at each size (embeddings.index.index_kind).
+which of them the product picks at each size (embeddings.engine.index.index_kind).
 
     .venv/bin/python benchmarks/index.py [--items 10000,100000,1000000] [--queries 1000]
         [--distribution latent32|uniform] [--dimensions 128]
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from loglog import Panel, write_loglog_svg  # noqa: E402  (benchmarks/, this script's folder)
 
-from embeddings.index import HNSW_SEARCH_DEPTH, build_category_index, index_kind  # noqa: E402
+from embeddings.engine.index import HNSW_SEARCH_DEPTH, build_category_index, index_kind  # noqa: E402
 
 TARGET_RECALL, TARGET_P99_MS = 0.95, 2.0
 K = 10

@@ -18,7 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.evaluate import read_compatibility_tasks, read_fitb_tasks, roc_auc  # noqa: E402
+from embeddings.engine.evaluate import read_compatibility_tasks, read_fitb_tasks, roc_auc  # noqa: E402
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 PairScore = Callable[[str, str], float]

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.evaluate import make_tasks  # noqa: E402  (after the path is set)
+from embeddings.engine.evaluate import make_tasks  # noqa: E402  (after the path is set)
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 

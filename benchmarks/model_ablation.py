@@ -19,12 +19,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from transfer_study import MANGO, load_catalog, load_split  # noqa: E402
 
-from embeddings.backbone import load_backbone  # noqa: E402
-from embeddings.cooccurrence import CoOccurrence  # noqa: E402
-from embeddings.encode import encode_items  # noqa: E402
-from embeddings.evaluate import evaluate_tasks  # noqa: E402
-from embeddings.space import CompatibilitySpace, PairWeights, SpaceScorer  # noqa: E402
-from embeddings.train import (  # noqa: E402
+from embeddings.engine.backbone import load_backbone  # noqa: E402
+from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.encode import encode_items  # noqa: E402
+from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
+from embeddings.engine.space import CompatibilitySpace, PairWeights, SpaceScorer  # noqa: E402
+from embeddings.engine.train import (  # noqa: E402
     HeadTrainingConfig,
     train_compatibility_head,
     trained_space,

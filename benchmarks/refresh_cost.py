@@ -1,6 +1,6 @@
-"""What a refresh's engine costs by catalog size: embeddings.refresh.refreshed() and save() of
-N new products into a version of 10k, 100k and 1M items, on one thread as the refresh queue's
-worker runs it (OUTFITS_REFRESH_THREADS), no Django, no web processes: the part of
+"""What a refresh's engine costs by catalog size: embeddings.engine.refresh.refreshed() and
+save() of N new products into a version of 10k, 100k and 1M items, on one thread as the refresh
+queue's worker runs it (OUTFITS_REFRESH_THREADS), no Django, no web processes: the part of
 benchmarks/freshness.py's refresh that the catalog's size could make grow.
 
     .venv/bin/python benchmarks/refresh_cost.py [--catalogs 10000 100000 1000000]
@@ -31,15 +31,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embeddings.cooccurrence import CoOccurrence  # noqa: E402
-from embeddings.index import (  # noqa: E402
+from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.index import (  # noqa: E402
     CompatibilityIndex,
     build_category_index,
     rows_by_category,
 )
-from embeddings.refresh import Upsert, refreshed  # noqa: E402
-from embeddings.space import PairWeights  # noqa: E402
-from embeddings.threads import limited_threads  # noqa: E402
+from embeddings.engine.refresh import Upsert, refreshed  # noqa: E402
+from embeddings.engine.space import PairWeights  # noqa: E402
+from embeddings.engine.threads import limited_threads  # noqa: E402
 
 CATEGORIES = ["Tops", "Bottoms", "Dresses", "Outerwear", "Shoes", "Bags", "Jewellery"]
 NEVER_TOGETHER = [{"Dresses", "Bottoms"}, {"Dresses", "Tops"}]

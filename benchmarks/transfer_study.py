@@ -25,20 +25,20 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from embeddings.backbone import (  # noqa: E402  (after the path is set)
+from embeddings.engine.backbone import (  # noqa: E402  (after the path is set)
     ImageTowerTop,
     create_untrained_backbone,
     load_backbone,
 )
-from embeddings.encode import encode_items, encode_trunk_tokens  # noqa: E402
-from embeddings.evaluate import (  # noqa: E402
+from embeddings.engine.encode import encode_items, encode_trunk_tokens  # noqa: E402
+from embeddings.engine.evaluate import (  # noqa: E402
     evaluate_tasks,
     read_compatibility_tasks,
     read_fitb_tasks,
 )
-from embeddings.space import SpaceScorer  # noqa: E402
-from embeddings.text import describe  # noqa: E402
-from embeddings.train import (  # noqa: E402
+from embeddings.engine.space import SpaceScorer  # noqa: E402
+from embeddings.engine.text import describe  # noqa: E402
+from embeddings.engine.train import (  # noqa: E402
     HeadTrainingConfig,
     ItemEncoder,
     train_compatibility_head,

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from . import services, training_runs
-from .charts import loss_curve_svg, metric_bars_svg
+from .engine.charts import loss_curve_svg, metric_bars_svg
 from .forms import RetrainForm
 from .models import ModelVersion, TrainingRun, VersionRefresh
 

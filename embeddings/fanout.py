@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from django.conf import settings
 
-from .progress import Progress
+from .engine.progress import Progress
 
 if TYPE_CHECKING:
     from celery import Task
 
-    from .index import CompatibilityIndex
+    from .engine.index import CompatibilityIndex
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def write_chunk(output: str, compute: Callable[[], np.ndarray]) -> int:
 
 
 def embed_chunk(job: dict, paths: list[str]) -> np.ndarray:
-    from .encode import encode_images, encode_trunk_tokens
+    from .engine.encode import encode_images, encode_trunk_tokens
 
     spec = EmbeddingJob(**job)
     backbone = loaded_backbone(spec.backbone, spec.pretrained)
@@ -218,7 +218,7 @@ def neighbours_chunk(directory: str, category: str, start: int, stop: int, depth
 @lru_cache(maxsize=1)
 def loaded_backbone(name: str, pretrained: str):
     """The backbone, loaded once per worker process for all the chunks it embeds."""
-    from .backbone import load_backbone
+    from .engine.backbone import load_backbone
 
     return load_backbone(name, pretrained)
 
@@ -226,6 +226,6 @@ def loaded_backbone(name: str, pretrained: str):
 @lru_cache(maxsize=1)
 def loaded_index(directory: str) -> "CompatibilityIndex":
     """A version's index (memory-mapped), loaded once per worker process for its chunks."""
-    from .index import CompatibilityIndex
+    from .engine.index import CompatibilityIndex
 
     return CompatibilityIndex.load(Path(directory))

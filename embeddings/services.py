@@ -22,18 +22,18 @@ from catalog.changes import current_generation
 from catalog.models import Product
 from outfits.models import OutfitItem
 
-from .artifacts import ModelVersionWriter, file_sha256, read_manifest
-from .index import CompatibilityIndex
+from .engine.artifacts import ModelVersionWriter, file_sha256, read_manifest
+from .engine.index import CompatibilityIndex
+from .engine.progress import Progress, no_progress
+from .engine.space import CompatibilitySpace
+from .engine.vector_cache import ImageVectorCache
 from .loaded_versions import ASK_THE_DATABASE, LoadedVersion
 from .models import ModelVersion
-from .progress import Progress, no_progress
-from .space import CompatibilitySpace
-from .vector_cache import ImageVectorCache
 
 if TYPE_CHECKING:  # torch-side types; web processes never import them
-    from .backbone import Backbone
-    from .photo import PhotoEncoder
-    from .train import ItemEncoder
+    from .engine.backbone import Backbone
+    from .engine.photo import PhotoEncoder
+    from .engine.train import ItemEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -96,10 +96,10 @@ def train_model_version(
     `unfrozen_blocks` image blocks) on outfit triplets, evaluate on held-out outfits beside the
     active version, build the per-category indexes and write an inactive model version.
     `check_cancelled()` is asked at every batch and may raise to abandon the run."""
-    from .backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
-    from .category_probe import PROBE_FILE, fit_category_probe, held_out_accuracy
-    from .evaluate import split_outfits
-    from .train import (
+    from .engine.backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
+    from .engine.category_probe import PROBE_FILE, fit_category_probe, held_out_accuracy
+    from .engine.evaluate import split_outfits
+    from .engine.train import (
         HEAD_FILE,
         HeadTrainingConfig,
         save_head,
@@ -230,9 +230,14 @@ def embed_catalog(
     cache; returns the encoder and how many images were embedded afresh."""
     import torch
 
-    from .backbone import ImageTowerTop
-    from .encode import encode_images, encode_items, encode_trunk_tokens, image_vectors_from_tokens
-    from .train import ItemEncoder
+    from .engine.backbone import ImageTowerTop
+    from .engine.encode import (
+        encode_images,
+        encode_items,
+        encode_trunk_tokens,
+        image_vectors_from_tokens,
+    )
+    from .engine.train import ItemEncoder
 
     image_paths = [Path(p.image.path) for p in products]
     image_keys = [p.image_sha256 or p.image.name for p in products]
@@ -307,8 +312,12 @@ def pretrain_backbone(
     """Build the offline backbone: train the project's small open_clip model contrastively on
     catalog images and their captions (plus `extra_pairs` of image and caption from a related
     domain), and save it where OUTFITS_PRETRAINED can point."""
-    from .backbone import OFFLINE_BACKBONE, create_untrained_backbone, save_backbone_checkpoint
-    from .pretrain import PretrainingConfig, pretrain_contrastive
+    from .engine.backbone import (
+        OFFLINE_BACKBONE,
+        create_untrained_backbone,
+        save_backbone_checkpoint,
+    )
+    from .engine.pretrain import PretrainingConfig, pretrain_contrastive
 
     products = list(embeddable_products())
     if len(products) < 2:
@@ -347,7 +356,7 @@ def read_caption_pairs(csv_path: Path, image_column: str, caption_columns: list[
 def item_text(product: Product) -> str:
     """The product in words: the caption of contrastive pretraining and the text half of its
     item vector, so a new arrival's attributes inform its matches."""
-    from .text import describe
+    from .engine.text import describe
 
     return describe(product.title, product.colour, product.category.name, product.attributes)
 
@@ -375,9 +384,9 @@ def validation_metrics(
     backbone vectors (the transfer-learning baseline). A question is warm when its answer is
     in a training outfit, cold when it is new to the outfits. Also returns the comparison with
     the active version on the questions both versions know."""
-    from .cooccurrence import CoOccurrence
-    from .evaluate import CosineScorer, evaluate_tasks, make_tasks
-    from .space import SpaceScorer
+    from .engine.cooccurrence import CoOccurrence
+    from .engine.evaluate import CosineScorer, evaluate_tasks, make_tasks
+    from .engine.space import SpaceScorer
 
     category_of = dict(zip(skus, space.categories, strict=True))
     members: dict[str, list[str]] = {}
@@ -417,7 +426,7 @@ def validation_metrics(
 
 def task_metrics(scorer, fitb, compatibility, members, warm: set[str]) -> dict[str, float | None]:
     """The figures staff compare versions by: FITB overall, cold and warm, AUC, Recall@10."""
-    from .evaluate import evaluate_tasks
+    from .engine.evaluate import evaluate_tasks
 
     results = evaluate_tasks(scorer, fitb, compatibility, members)
     cold_questions = [task for task in fitb if task.answers[task.correct] not in warm]
@@ -442,8 +451,8 @@ def compare_with_active(
     """The new and the active version on the held-out questions whose items both know. The
     active version gets the new run's training outfits as its curated co-occurrence (at its
     own blend weight): its stored co-occurrence may include today's held-out outfits."""
-    from .cooccurrence import CoOccurrence
-    from .space import SpaceScorer
+    from .engine.cooccurrence import CoOccurrence
+    from .engine.space import SpaceScorer
 
     active = active_compatibility_index()
     if active is None:
@@ -480,9 +489,9 @@ def evaluate_active_model(
     """Score task files (Polyvore formats, SKUs as item ids) with the ACTIVE model version.
     Recall@K ranks a question's answer among all active products of its `category`.
     `cooccurrence_weight` replaces the version's blend weight for this evaluation only."""
-    from .cooccurrence import CoOccurrence
-    from .evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
-    from .space import SpaceScorer
+    from .engine.cooccurrence import CoOccurrence
+    from .engine.evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
+    from .engine.space import SpaceScorer
 
     active = active_compatibility_index()
     if active is None:
@@ -576,7 +585,7 @@ def _load_serving_index(directory: Path, served: CompatibilityIndex | None) -> C
 
 
 def _load_photo_encoder(directory: Path, served: "PhotoEncoder | None") -> "PhotoEncoder":
-    from .photo import PhotoEncoder  # torch: loaded here, with the first photo
+    from .engine.photo import PhotoEncoder  # torch: loaded here, with the first photo
 
     return PhotoEncoder.load(directory, read_manifest(directory))
 
@@ -639,7 +648,7 @@ def photo_encoder(
     PhotoEncoderWarmingUp. Raises BackboneUnavailable when the version's backbone weights
     cannot be loaded (for PHOTO_RETRY_SECONDS without trying again)."""
 
-    from .backbone import BackboneUnavailable  # torch: loaded here, with the first photo
+    from .engine.backbone import BackboneUnavailable  # torch: loaded here, with the first photo
 
     global _photo_failed
     if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)

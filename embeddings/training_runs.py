@@ -24,9 +24,9 @@ from django.utils import timezone
 
 from catalog.heartbeat import Heartbeat, close_connection
 
-from .artifacts import ModelDirectoryUnusable, check_model_directory
+from .engine.artifacts import ModelDirectoryUnusable, check_model_directory
+from .engine.progress import Progress, no_progress
 from .models import ModelVersion, TrainingRun
-from .progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from .services import TrainedVersion

@@ -3,7 +3,7 @@ added since it was built, or changed in what its model sees of them (image, titl
 category, attributes), are embedded by the version's own frozen pipeline (its backbone, tuned
 image-tower top and compatibility head: what its training gave the catalog) and put into its
 index; products no longer active are taken out; the computed neighbours follow in both
-directions (embeddings.refresh). The result is written as a new, whole, checksummed directory
+directions (embeddings.engine.refresh). The result is written as a new, whole, checksummed directory
 beside the old one, and the version is pointed at it in one transaction: web processes load
 it as they load a newly activated version, while the previous one keeps serving."""
 
@@ -32,22 +32,22 @@ from catalog.changes import Generation, current_generation, products_changed_bet
 from catalog.heartbeat import Heartbeat
 from catalog.models import Category, Product
 
-from .artifacts import (
+from .engine.artifacts import (
     MANIFEST_NAME,
     ModelVersionWriter,
     check_model_directory,
     read_manifest,
     remember_checksums,
 )
-from .index import CompatibilityIndex
-from .layered import LAYERED_UP_TO
+from .engine.index import CompatibilityIndex
+from .engine.layered import LAYERED_UP_TO
+from .engine.progress import Progress, no_progress
+from .engine.refresh import Upsert, refreshed
+from .engine.threads import limited_threads
 from .models import ModelVersion, VersionRefresh
-from .progress import Progress, no_progress
-from .refresh import Upsert, refreshed
-from .threads import limited_threads
 
 if TYPE_CHECKING:
-    from .photo import PhotoEncoder
+    from .engine.photo import PhotoEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +323,7 @@ def _run(version: ModelVersion, refresh: VersionRefresh, progress: Progress) -> 
     unread: list[str] = []
     fallbacks: dict[str, str] = {}
     if products:
-        from .photo import PhotoEncoder
+        from .engine.photo import PhotoEncoder
 
         encoder = PhotoEncoder.load(served, manifest)
         upserts, unread = _embedded(encoder, list(products.values()), progress)
@@ -469,7 +469,7 @@ def _embedded(
     catalog (in batches; on the workers of OUTFITS_FANOUT_QUEUE when it names one); a product
     without a picture, or whose picture cannot be read, from its words alone. Returns the
     vectors and the SKUs of unreadable pictures."""
-    from .encode import encode_images, encode_trunk_tokens
+    from .engine.encode import encode_images, encode_trunk_tokens
     from .services import item_text, workers_or
 
     pictured, unread = [], []

@@ -55,4 +55,4 @@ def warm_up_model_work(**_) -> None:
 
 
 def _import_model_libraries() -> None:
-    import embeddings.photo  # noqa: F401  (torch, open_clip and the encoder)
+    import embeddings.engine.photo  # noqa: F401  (torch, open_clip and the encoder)

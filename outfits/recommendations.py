@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 
 from catalog.models import Category
-from embeddings.index import CompatibilityIndex
+from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from embeddings.services import active_compatibility_index
 
@@ -420,7 +420,7 @@ def matches_for_photo(
     """Catalog products that go well with a garment in a shopper's photo: the photo is embedded
     by the active version's backbone and head (torch loads on the first photo), then searched
     like a catalog product of its category."""
-    from embeddings.backbone import BackboneUnavailable
+    from embeddings.engine.backbone import BackboneUnavailable
     from embeddings.services import PhotoEncoderWarmingUp, photo_encoder
 
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY

@@ -305,7 +305,7 @@ OUTFITS_MAINTENANCE_QUEUE = os.environ.get("OUTFITS_MAINTENANCE_QUEUE", CELERY_T
 OUTFITS_REFRESH_ON_CHANGE = env_bool("OUTFITS_REFRESH_ON_CHANGE", True)
 OUTFITS_REFRESH_QUEUE = os.environ.get("OUTFITS_REFRESH_QUEUE", "refresh")
 OUTFITS_REFRESH_DELAY_SECONDS = float(os.environ.get("OUTFITS_REFRESH_DELAY_SECONDS", "5"))
-# A refresh's threads (embeddings.threads): one leaves the other cores to web requests, and
+# A refresh's threads (embeddings.engine.threads): one leaves the other cores to web requests, and
 # took 1000 new arrivals into a 100k catalog in less time than two beside them.
 OUTFITS_REFRESH_THREADS = int(os.environ.get("OUTFITS_REFRESH_THREADS", "1"))
 CELERY_TASK_ROUTES = {

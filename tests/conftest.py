@@ -89,8 +89,8 @@ def backbone_checkpoint(tmp_path_factory, small_catalog: DemoCatalog) -> Backbon
     """The offline backbone after two epochs of contrastive pretraining on the small catalog."""
     import csv
 
-    from embeddings.backbone import create_untrained_backbone, save_backbone_checkpoint
-    from embeddings.pretrain import PretrainingConfig, pretrain_contrastive
+    from embeddings.engine.backbone import create_untrained_backbone, save_backbone_checkpoint
+    from embeddings.engine.pretrain import PretrainingConfig, pretrain_contrastive
 
     with small_catalog.products_csv.open() as handle:
         rows = list(csv.DictReader(handle))

@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from catalog.models import Product
-from embeddings.artifacts import read_manifest
+from embeddings.engine.artifacts import read_manifest
 from embeddings.models import ModelVersion, TrainingRun
 
 
@@ -185,7 +185,7 @@ def test_pretrain_backbone_command_writes_a_loadable_checkpoint(
         pairs_caption_columns="productDisplayName,baseColour",
     )
     assert "1 extra image-caption pairs" in capsys.readouterr().out
-    from embeddings.backbone import load_backbone
+    from embeddings.engine.backbone import load_backbone
 
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
 

@@ -18,14 +18,14 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from catalog.models import Product
-from embeddings.artifacts import file_sha256
-from embeddings.backbone import load_backbone
-from embeddings.encode import encode_images, encode_trunk_tokens
-from embeddings.index import NEIGHBOUR_DEPTH, CompatibilityIndex
+from embeddings.engine.artifacts import file_sha256
+from embeddings.engine.backbone import load_backbone
+from embeddings.engine.encode import encode_images, encode_trunk_tokens
+from embeddings.engine.index import NEIGHBOUR_DEPTH, CompatibilityIndex
+from embeddings.engine.vector_cache import ImageVectorCache
 from embeddings.models import ModelVersion, TrainingRun
 from embeddings.services import embeddable_products, image_cache_path
 from embeddings.training_runs import create_training_run
-from embeddings.vector_cache import ImageVectorCache
 from tests.support import wait_for
 
 pytestmark = pytest.mark.services

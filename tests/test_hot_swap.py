@@ -12,7 +12,7 @@ from django.core.management import call_command
 
 from catalog.models import Product
 from embeddings import services
-from embeddings.index import CompatibilityIndex
+from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from outfits.api_keys import create_api_key
 

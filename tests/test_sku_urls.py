@@ -17,8 +17,8 @@ from django.urls import reverse
 from catalog.catalog_rows import sku_problem
 from catalog.models import Category, ImportJob, Product
 from embeddings import services
-from embeddings.artifacts import ModelVersionWriter, read_manifest
-from embeddings.index import CompatibilityIndex
+from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
+from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from outfits.models import Outfit
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog.csv_import import CsvFormatError, parse_mapping
 from catalog.import_jobs import ImportNotRun, import_file
 from catalog.models import ImportJob
-from embeddings.progress import TerminalProgress
+from embeddings.engine.progress import TerminalProgress
 
 REJECTIONS_SHOWN = 20
 

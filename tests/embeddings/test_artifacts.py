@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from embeddings.artifacts import (
+from embeddings.engine.artifacts import (
     FORMAT_VERSION,
     ArtifactError,
     ModelVersionWriter,

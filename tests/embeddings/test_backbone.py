@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings.backbone import (
+from embeddings.engine.backbone import (
     MODEL_CONFIG_DIR,
     OFFLINE_BACKBONE,
     BackboneUnavailable,
@@ -15,7 +15,7 @@ from embeddings.backbone import (
     load_backbone,
     save_backbone_checkpoint,
 )
-from embeddings.encode import encode_images, encode_items, encode_texts
+from embeddings.engine.encode import encode_images, encode_items, encode_texts
 
 
 def test_saved_checkpoint_loads_through_the_pretrained_path_with_identical_outputs(
@@ -127,7 +127,7 @@ def test_an_hf_hub_model_absent_from_the_cache_fails_clearly(offline_hub):
 def test_the_fast_encoder_agrees_with_plain_open_clip_in_order_in_both_precisions(small_catalog):
     from PIL import Image
 
-    from embeddings.encode import encode_trunk_tokens
+    from embeddings.engine.encode import encode_trunk_tokens
 
     backbone = create_untrained_backbone(seed=2)
     images = sorted(small_catalog.image_dir.iterdir())[:7]
@@ -154,7 +154,7 @@ def test_the_fast_encoder_agrees_with_plain_open_clip_in_order_in_both_precision
 
 
 def test_a_gpu_asked_for_where_there_is_none_is_a_clear_error(small_catalog):
-    from embeddings.encode import embedding_device, encode_images
+    from embeddings.engine.encode import embedding_device, encode_images
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")

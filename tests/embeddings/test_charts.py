@@ -2,7 +2,7 @@
 
 import xml.etree.ElementTree as ElementTree
 
-from embeddings.charts import loss_curve_svg, metric_bars_svg
+from embeddings.engine.charts import loss_curve_svg, metric_bars_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from embeddings.evaluate import evaluate_tasks, make_tasks, split_outfits
+from embeddings.engine.evaluate import evaluate_tasks, make_tasks, split_outfits
 
 
 def clustered_space(item_count: int, cluster_of: np.ndarray, noise: float, seed: int = 0):

@@ -5,14 +5,19 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings.backbone import (
+from embeddings.engine.backbone import (
     ImageTowerTop,
     create_untrained_backbone,
     load_image_tower_top,
     save_image_tower_top,
     trunk_tokens,
 )
-from embeddings.train import HeadTrainingConfig, ItemEncoder, project, train_compatibility_head
+from embeddings.engine.train import (
+    HeadTrainingConfig,
+    ItemEncoder,
+    project,
+    train_compatibility_head,
+)
 
 
 @pytest.fixture(scope="module")

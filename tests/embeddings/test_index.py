@@ -4,8 +4,8 @@ import faiss
 import numpy as np
 import pytest
 
-import embeddings.index as index_module
-from embeddings.index import (
+import embeddings.engine.index as index_module
+from embeddings.engine.index import (
     FLOAT32_SCAN_UP_TO,
     BestSoFar,
     CompatibilityIndex,
@@ -13,7 +13,7 @@ from embeddings.index import (
     build_category_index,
     complementary_categories,
 )
-from embeddings.space import PairWeights
+from embeddings.engine.space import PairWeights
 
 
 def unit(vectors) -> np.ndarray:
@@ -146,7 +146,7 @@ def test_curated_pairs_lift_warm_matches_and_survive_saving(tmp_path):
 
 
 def test_cooccurrence_bonus_is_silent_for_new_arrivals():
-    from embeddings.cooccurrence import CoOccurrence
+    from embeddings.engine.cooccurrence import CoOccurrence
 
     pairs = CoOccurrence.from_outfits([[0, 1], [0, 1], [0, 2]], weight=0.5)
     assert pairs.bonus([0], [1, 2, 3]).tolist() == pytest.approx(

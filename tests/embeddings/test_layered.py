@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from embeddings import layered as layered_module
-from embeddings.layered import Layer, LayeredRows, RowEdits, load_rows, save_rows
+from embeddings.engine import layered as layered_module
+from embeddings.engine.layered import Layer, LayeredRows, RowEdits, load_rows, save_rows
 
 
 @pytest.fixture

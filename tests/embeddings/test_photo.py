@@ -14,12 +14,12 @@ from django.test import override_settings
 from PIL import Image
 
 from catalog.models import Product
-from embeddings.artifacts import read_manifest
-from embeddings.backbone import BackboneUnavailable
-from embeddings.cooccurrence import CoOccurrence
-from embeddings.index import CompatibilityIndex
-from embeddings.photo import PhotoEncoder
-from embeddings.text import describe
+from embeddings.engine.artifacts import read_manifest
+from embeddings.engine.backbone import BackboneUnavailable
+from embeddings.engine.cooccurrence import CoOccurrence
+from embeddings.engine.index import CompatibilityIndex
+from embeddings.engine.photo import PhotoEncoder
+from embeddings.engine.text import describe
 
 # Also makes pytest-django set up the test database the module's fixture trains in.
 pytestmark = pytest.mark.django_db
@@ -178,7 +178,7 @@ def test_a_deleted_or_replaced_backbone_checkpoint_is_refused_by_name(
     assert manifest["name"] in message and str(checkpoint) in message
     assert "does not exist" in message and "pretrain_backbone" in message
 
-    from embeddings.backbone import create_untrained_backbone, save_backbone_checkpoint
+    from embeddings.engine.backbone import create_untrained_backbone, save_backbone_checkpoint
 
     save_backbone_checkpoint(create_untrained_backbone(seed=1), checkpoint)
     with pytest.raises(BackboneUnavailable, match="has changed since the version was trained"):
@@ -248,9 +248,9 @@ def test_the_service_loads_the_active_versions_encoder_once_and_follows_activati
 def test_the_photo_module_imports_no_django():
     import ast
 
-    import embeddings.photo
+    import embeddings.engine.photo
 
-    tree = ast.parse(Path(embeddings.photo.__file__).read_text())
+    tree = ast.parse(Path(embeddings.engine.photo.__file__).read_text())
     imported = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from embeddings.backbone import create_untrained_backbone
-from embeddings.pretrain import PretrainingConfig, TrainingDiverged, pretrain_contrastive
+from embeddings.engine.backbone import create_untrained_backbone
+from embeddings.engine.pretrain import PretrainingConfig, TrainingDiverged, pretrain_contrastive
 
 
 def catalog_pairs(catalog):

@@ -2,7 +2,7 @@
 
 import io
 
-from embeddings.progress import TerminalProgress, describe_progress
+from embeddings.engine.progress import TerminalProgress, describe_progress
 
 
 def test_a_stage_is_written_once_in_a_log_however_often_it_reports():

@@ -8,10 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from embeddings import index as index_module
-from embeddings import layered
-from embeddings.cooccurrence import CoOccurrence
-from embeddings.index import (
+from embeddings.engine import index as index_module
+from embeddings.engine import layered
+from embeddings.engine.cooccurrence import CoOccurrence
+from embeddings.engine.index import (
     NEIGHBOUR_SCORES_FILE,
     NEIGHBOURS_FILE,
     VECTORS_FILE,
@@ -21,9 +21,9 @@ from embeddings.index import (
     index_kind,
     rows_by_category,
 )
-from embeddings.layered import ROWS_SUFFIX
-from embeddings.refresh import Upsert, refreshed
-from embeddings.space import PairWeights
+from embeddings.engine.layered import ROWS_SUFFIX
+from embeddings.engine.refresh import Upsert, refreshed
+from embeddings.engine.space import PairWeights
 
 DIMENSIONS = 16
 DEPTH = 8

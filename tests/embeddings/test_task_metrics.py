@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from embeddings.evaluate import (
+from embeddings.engine.evaluate import (
     CompatibilityTask,
     CosineScorer,
     FitbTask,

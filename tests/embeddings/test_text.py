@@ -1,4 +1,4 @@
-from embeddings.text import describe
+from embeddings.engine.text import describe
 
 
 def test_a_product_is_described_by_its_words_not_its_codes():

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_info
 
-from embeddings.index import CompatibilityIndex
-from embeddings.threads import batch_threads, limited_threads
+from embeddings.engine.index import CompatibilityIndex
+from embeddings.engine.threads import batch_threads, limited_threads
 
 
 def blas_threads() -> set[int]:

@@ -1,8 +1,8 @@
 import numpy as np
 import torch
 
-from embeddings.evaluate import evaluate_tasks, make_tasks
-from embeddings.train import (
+from embeddings.engine.evaluate import evaluate_tasks, make_tasks
+from embeddings.engine.train import (
     CompatibilityHead,
     HeadConfig,
     HeadTrainingConfig,
@@ -37,7 +37,7 @@ def test_one_training_step_lowers_the_loss():
     vectors, categories, outfits, styles = styled_items()
     head = CompatibilityHead(HeadConfig(input_dim=32))
     optimizer = torch.optim.SGD(head.parameters(), lr=0.5)
-    from embeddings.triplets import mine_triplets
+    from embeddings.engine.triplets import mine_triplets
 
     batch = torch.from_numpy(mine_triplets(outfits, categories, np.random.default_rng(0)))
     items = torch.from_numpy(vectors)

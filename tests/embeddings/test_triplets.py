@@ -1,6 +1,6 @@
 import numpy as np
 
-from embeddings.triplets import mine_triplets
+from embeddings.engine.triplets import mine_triplets
 
 CATEGORIES = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])  # three items in each of three categories
 OUTFITS = [[0, 3, 6], [1, 4], [2, 5, 8]]

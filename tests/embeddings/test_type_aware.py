@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings.evaluate import evaluate_tasks, make_tasks
-from embeddings.index import CompatibilityIndex
-from embeddings.space import CompatibilitySpace, PairWeights, SpaceScorer
-from embeddings.train import (
+from embeddings.engine.evaluate import evaluate_tasks, make_tasks
+from embeddings.engine.index import CompatibilityIndex
+from embeddings.engine.space import CompatibilitySpace, PairWeights, SpaceScorer
+from embeddings.engine.train import (
     CompatibilityHead,
     HeadConfig,
     HeadTrainingConfig,

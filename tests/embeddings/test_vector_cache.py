@@ -1,6 +1,6 @@
 import numpy as np
 
-from embeddings.vector_cache import ImageVectorCache
+from embeddings.engine.vector_cache import ImageVectorCache
 
 
 def test_only_uncached_images_are_encoded_and_the_cache_survives_reloading(tmp_path):

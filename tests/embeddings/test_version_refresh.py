@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import Product
-from embeddings.index import VECTORS_FILE
+from embeddings.engine.index import VECTORS_FILE
 from embeddings.models import VersionRefresh
 from embeddings.services import active_compatibility_index
 from embeddings.version_refresh import (
@@ -414,7 +414,7 @@ def test_a_damaged_refresh_is_not_served_and_not_retried_on_every_request(
     trained_shop, small_catalog, settings, storefront, caplog
 ):
     from embeddings import services
-    from embeddings.index import VECTORS_FILE
+    from embeddings.engine.index import VECTORS_FILE
     from tests.support import wait_for
 
     settings.OUTFITS_MODEL_INLINE_ITEMS = 0  # loaded beside, in a thread

@@ -10,8 +10,8 @@ import pytest
 
 from catalog.models import Category, Product
 from embeddings import services
-from embeddings.artifacts import ModelVersionWriter, read_manifest
-from embeddings.index import CompatibilityIndex
+from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
+from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from outfits.models import Outfit, OutfitItem
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from embeddings.progress import TerminalProgress
+from embeddings.engine.progress import TerminalProgress
 from embeddings.services import pretrain_backbone, read_caption_pairs
 
 

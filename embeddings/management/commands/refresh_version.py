@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from embeddings.progress import TerminalProgress
+from embeddings.engine.progress import TerminalProgress
 from embeddings.version_refresh import RefreshBusy, refresh_active_version
 
 

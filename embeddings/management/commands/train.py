@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from embeddings.engine.progress import TerminalProgress
 from embeddings.models import TrainingRun
-from embeddings.progress import TerminalProgress
 from embeddings.training_runs import (
     COMPARED_METRICS,
     TrainingAlreadyRunning,

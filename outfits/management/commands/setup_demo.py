@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from catalog.demo_catalog import generate_demo_catalog
+from embeddings.engine.progress import TerminalProgress
 from embeddings.models import ModelVersion
-from embeddings.progress import TerminalProgress
 from outfits.api_keys import create_api_key, find_api_key
 
 ADMIN_USERNAME = "admin"

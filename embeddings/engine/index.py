@@ -36,7 +36,7 @@ ITEMS_FILE = "items.json"
 SKUS_FILE = "skus.jsonl"
 SKUS_A_LINE = 50_000
 # A refreshed version's SKUs are its base's file, linked, and those added since (one JSON
-# list); its category codes are layered as the arrays are (embeddings.layered).
+# list); its category codes are layered as the arrays are (embeddings.engine.layered).
 ADDED_SKUS_FILE = "skus.added.json"
 CATEGORY_CODES_FILE = "item_categories.npy"
 COOCCURRENCE_FILE = "cooccurrence.npz"
@@ -255,7 +255,7 @@ class CompatibilityIndex:
     # complements_of(its category), best first. None: every question searches the index.
     neighbours: np.ndarray | None = None
     # A category the training never saw → the known one whose complementary categories and
-    # pair weights it borrows until a training learns it (embeddings.refresh).
+    # pair weights it borrows until a training learns it (embeddings.engine.refresh).
     category_fallbacks: dict[str, str] = field(default_factory=dict)
     # The served score of each item in `neighbours` (-inf where -1): what a refresh merges
     # newcomers by, without fetching the listed items' vectors. None: not kept (computed
@@ -268,7 +268,7 @@ class CompatibilityIndex:
     index_files: dict[str, Path] = field(default_factory=dict)
     # Where `vectors`, `neighbours` and `neighbour_scores` (by file name) were mapped from
     # (load), and the rows a refresh changed since: save() writes those rows beside the file
-    # they came from, linked (embeddings.layered).
+    # they came from, linked (embeddings.engine.layered).
     layers: dict[str, Layer] = field(default_factory=dict)
     # The numbering of the categories in the codes file loaded (items.json's category_names):
     # a refresh saved as rows beside that file keeps it, new categories numbered after.

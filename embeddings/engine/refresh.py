@@ -105,7 +105,9 @@ def refreshed(
         },
     )
     after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
-    if not removed:  # saved as the rows that differ from the files loaded (embeddings.layered)
+    if (
+        not removed
+    ):  # saved as the rows that differ from the files loaded (embeddings.engine.layered)
         after.__dict__["row_of_sku"] = RowsOfSkus(index.row_of_sku, row_of_added)
         differ = {
             VECTORS_FILE: touched,

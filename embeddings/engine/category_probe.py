@@ -81,5 +81,5 @@ def held_out_accuracy(
     order = np.random.default_rng(seed).permutation(count)
     test, train = order[:held], order[held:]
     labels = np.asarray(item_categories)
-    probe = fit_category_probe(image_vectors[train], labels[train], seed=seed)
+    probe = fit_category_probe(image_vectors[train], labels[train].tolist(), seed=seed)
     return float(np.mean(np.asarray(probe.predict(image_vectors[test])) == labels[test]))

@@ -197,12 +197,12 @@ def evaluate_tasks(
         results.recall_at = {k: float(np.mean(v)) for k, v in recall_hits.items()}
         results.recall_questions = len(recall_hits[ks[0]])
     labels, outfit_scores = [], []
-    for task in compatibility:
-        if any(item not in score for item in task.items):
+    for outfit in compatibility:
+        if any(item not in score for item in outfit.items):
             skipped += 1
             continue
-        labels.append(task.label)
-        outfit_scores.append(outfit_score(score, task.items))
+        labels.append(outfit.label)
+        outfit_scores.append(outfit_score(score, outfit.items))
     if labels:
         results.compatibility_auc = roc_auc(labels, outfit_scores)
         results.compatibility_outfits = len(labels)

@@ -218,8 +218,10 @@ class RowsOfSkus(Mapping[str, int]):
     milliseconds), and the rows added after them."""
 
     def __init__(self, before: Mapping[str, int], added: dict[str, int]) -> None:
-        self.before = before.before if isinstance(before, RowsOfSkus) else before
-        self.added = before.added | added if isinstance(before, RowsOfSkus) else added
+        self.before: Mapping[str, int] = before.before if isinstance(before, RowsOfSkus) else before
+        self.added: dict[str, int] = (
+            before.added | added if isinstance(before, RowsOfSkus) else added
+        )
 
     @classmethod
     def of(cls, skus: Sequence[str], before: Mapping[str, int]) -> "RowsOfSkus":
@@ -300,7 +302,7 @@ class CompatibilityIndex:
         progress: Progress = no_progress,
     ) -> "CompatibilityIndex":
         categories = list(categories)
-        indexes = {
+        indexes: dict[str, faiss.Index | GrownIndex] = {
             category: build_category_index(vectors[rows], rows)
             for category, rows in rows_by_category(categories).items()
         }
@@ -460,7 +462,9 @@ class CompatibilityIndex:
             candidates = self.with_partners(row, category, found)
         return self.best_of(row, category, candidates, count)
 
-    def with_partners(self, row: int, category: str, found: Sequence[int]) -> list[int]:
+    def with_partners(
+        self, row: int, category: str, found: Sequence[int] | np.ndarray
+    ) -> list[int]:
         """`found` and the items of `category` stylists paired with `row` (their blended score
         may beat the nearest neighbours'), never `row` itself."""
         partners = [
@@ -501,7 +505,9 @@ class CompatibilityIndex:
         return [(self.skus[row], float(score)) for row, score in zip(rows, scores, strict=True)]
 
     @staticmethod
-    def _search(index: faiss.Index, query: np.ndarray, count: int) -> tuple[list[int], np.ndarray]:
+    def _search(
+        index: "faiss.Index | GrownIndex", query: np.ndarray, count: int
+    ) -> tuple[list[int], np.ndarray]:
         """The rows of the `count` best inner products with `query` in `index`, best first,
         and those inner products."""
         query = np.ascontiguousarray(query[np.newaxis], dtype=np.float32)
@@ -601,6 +607,8 @@ class CompatibilityIndex:
         return relative in names or relative.startswith(f"{INDEX_DIR}/")
 
     def save_neighbours(self, directory: Path) -> None:
+        if self.neighbours is None:
+            raise ValueError("This index keeps no computed neighbours to save.")
         for name, array in (
             (NEIGHBOURS_FILE, self.neighbours),
             (NEIGHBOUR_SCORES_FILE, self.listed_scores()),
@@ -784,16 +792,21 @@ def _mapped_files(
     and scores None in versions saved before they were kept. `items`: its items file. A
     category index read from the same file as `previous`'s (linked) is `previous`'s."""
     files = {category: directory / relative for category, relative in items["index_files"].items()}
-    indexes = {}
+    graphs: dict[str, faiss.Index] = {}
     for category, file in files.items():
         theirs = previous.indexes.get(category) if previous is not None else None
-        if theirs is not None and _same_file(previous.index_files.get(category), file):
-            indexes[category] = theirs.graph if isinstance(theirs, GrownIndex) else theirs
+        if (
+            previous is not None
+            and theirs is not None
+            and _same_file(previous.index_files.get(category), file)
+        ):
+            graphs[category] = theirs.graph if isinstance(theirs, GrownIndex) else theirs
         else:
-            indexes[category] = faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC)
+            graphs[category] = faiss.read_index(str(file), faiss.IO_FLAG_MMAP_IFC)
+    indexes: dict[str, faiss.Index | GrownIndex] = dict(graphs)
     for category, relative in items.get("added_index_files", {}).items():
         added = faiss.read_index(str(directory / relative))
-        indexes[category] = GrownIndex(indexes[category], added, files[category])
+        indexes[category] = GrownIndex(graphs[category], added, files[category])
     arrays, layers = {}, {}
     for name in (VECTORS_FILE, NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE):
         if (directory / name).is_file():

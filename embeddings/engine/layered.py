@@ -39,11 +39,14 @@ class LayeredRows:
     is (a row, a slice or an array of rows, then the rest of a tuple: `table[row, slot, :8]`);
     np.asarray() gives the whole array."""
 
-    def __init__(self, base: np.ndarray, rows: np.ndarray, overlay: np.ndarray) -> None:
+    def __init__(
+        self, base: "np.ndarray | LayeredRows", rows: np.ndarray, overlay: np.ndarray
+    ) -> None:
         self.base, self.rows, self.overlay = base, np.asarray(rows, dtype=np.int64), overlay
         count = max(len(base), int(self.rows[-1]) + 1 if len(self.rows) else 0)
         self.shape: tuple[int, ...] = (count, *base.shape[1:])
-        self.dtype, self.ndim = base.dtype, base.ndim
+        self.dtype: np.dtype = base.dtype
+        self.ndim: int = base.ndim
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -90,7 +93,8 @@ class RowEdits:
     def __init__(self, base: "np.ndarray | LayeredRows", count: int, fill: float) -> None:
         self.base, self.fill = base, fill
         self.shape: tuple[int, ...] = (count, *base.shape[1:])
-        self.dtype, self.ndim = base.dtype, base.ndim
+        self.dtype: np.dtype = base.dtype
+        self.ndim: int = base.ndim
         self.place = np.full(count, -1, dtype=np.int64)  # a row's copy in `copies`; -1: none
         self.copies = np.empty((max(count - len(base), 1024), *self.shape[1:]), self.dtype)
         self.copied = 0

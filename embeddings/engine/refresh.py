@@ -105,9 +105,7 @@ def refreshed(
         },
     )
     after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
-    if (
-        not removed
-    ):  # saved as the rows that differ from the files loaded (embeddings.engine.layered)
+    if not removed:  # saved as the rows that differ from the files loaded (engine/layered.py)
         after.__dict__["row_of_sku"] = RowsOfSkus(index.row_of_sku, row_of_added)
         differ = {
             VECTORS_FILE: touched,

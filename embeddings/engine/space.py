@@ -70,15 +70,16 @@ class CompatibilitySpace:
 
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """Mean compatibility of each candidate with the anchors, (len(candidates),)."""
-        candidates = np.asarray(candidates, dtype=np.int64)
-        total = np.zeros(len(candidates), dtype=np.float32)
-        if not len(anchors) or not len(candidates):
+        candidate_rows = np.asarray(candidates, dtype=np.int64)
+        total = np.zeros(len(candidate_rows), dtype=np.float32)
+        if not len(anchors) or not len(candidate_rows):
             return total
-        candidate_categories = np.asarray([self.categories[c] for c in candidates])
+        candidate_categories = np.asarray([self.categories[c] for c in candidate_rows])
         for category in np.unique(candidate_categories):
             in_category = candidate_categories == category
             queries = np.stack([self.query(anchor, str(category)) for anchor in anchors])
-            total[in_category] = (self.vectors[candidates[in_category]] @ queries.T).mean(axis=1)
+            rows = candidate_rows[in_category]
+            total[in_category] = (self.vectors[rows] @ queries.T).mean(axis=1)
         return total
 
 

@@ -143,7 +143,7 @@ class ItemEncoder(nn.Module):
         return len(self.fixed)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        if self.image_top is None:
+        if self.image_top is None or self.trunk_tokens is None:  # (both or neither: __init__)
             return self.fixed[rows]
         images = self.image_top(self.trunk_tokens[rows].float())
         return torch.cat(

@@ -30,6 +30,7 @@ COPY README.md manage.py gunicorn.conf.py ./
 COPY outfits ./outfits
 COPY catalog ./catalog
 COPY embeddings ./embeddings
+COPY shop ./shop
 COPY templates ./templates
 COPY static ./static
 RUN uv pip install --system --no-cache --no-deps . && rm -rf build \

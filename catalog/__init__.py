@@ -1,1 +1,2 @@
-"""The catalog: products, categories, images, catalog import and the shop's product pages."""
+"""The catalog: products, categories, images, and the import of merchandisers' files (the
+shop's pages are in shop/)."""

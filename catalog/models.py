@@ -79,7 +79,7 @@ class Product(models.Model):
         return f"{self.sku} {self.title}"
 
     def get_absolute_url(self) -> str:
-        return reverse("catalog:product-detail", args=[self.sku])
+        return reverse("shop:product-detail", args=[self.sku])
 
     @property
     def card_image_url(self) -> str | None:

@@ -82,11 +82,11 @@ class ProductCard:
 
 @cache
 def product_url_pattern() -> str:
-    return reverse("catalog:product-detail", args=["SKU"])
+    return reverse("shop:product-detail", args=["SKU"])
 
 
 def product_url(sku: str) -> str:
-    """reverse("catalog:product-detail") without the resolver's cost on every card, quoted as
+    """reverse("shop:product-detail") without the resolver's cost on every card, quoted as
     reverse() quotes: a SKU's "/" stays a "/" (an encoded %2F is refused by some proxies)."""
     return product_url_pattern().replace("SKU", quote(sku, safe=RFC3986_SUBDELIMS + "/~:@"), 1)
 

@@ -12,10 +12,10 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from catalog.staff_views import kept_photo, kept_photos
 from outfits.health import healthz, readyz
 from outfits.metrics import metrics_view
 from outfits.security import API_DOCS_POLICY, content_security_policy
+from shop.staff_views import kept_photo, kept_photos
 
 # The docs pages run no inline script: Swagger UI's start script is a file (the split view).
 docs_page = content_security_policy(API_DOCS_POLICY)
@@ -45,7 +45,7 @@ urlpatterns = [
         ),
         name="api-redoc",
     ),
-    path("", include("catalog.urls")),
+    path("", include("shop.urls")),
 ]
 
 if settings.OUTFITS_SERVE_MEDIA:

@@ -52,7 +52,7 @@ def test_ml_engine_modules_import_no_django():
 def test_web_process_serves_without_torch():
     code = (
         "import django, sys; django.setup()\n"
-        "import outfits.urls, outfits.outfit_rows, catalog.views, outfits.api.views\n"
+        "import outfits.urls, outfits.outfit_rows, shop.views, outfits.api.views\n"
         "from django.contrib import admin; admin.autodiscover()\n"
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'open_clip'})\n"
         "assert not loaded, loaded\n"
@@ -65,3 +65,47 @@ def test_web_process_serves_without_torch():
         env={"DJANGO_SETTINGS_MODULE": "outfits.settings", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
+
+
+# Which package may import which. Lowest first: the engine (no site at all), the catalog, the
+# model's glue, the outfits app and project (recommendations, API, admin), the shop's pages.
+MAY_IMPORT = {
+    "catalog": {"embeddings.engine"},
+    "embeddings": {"catalog", "embeddings.engine"},
+    "outfits": {"catalog", "embeddings"},
+    "shop": {"catalog", "embeddings", "outfits"},
+}
+# The deliberate exceptions, each with its reason (docs/architecture.md names them too).
+EXCEPTIONS = {
+    # The training labels are stylists' outfits: the model's glue reads them.
+    ("embeddings", "outfits.models"),
+    # Background work at lower CPU priority, a helper of the whole site.
+    ("embeddings", "outfits.cpu_priority"),
+    # The project's URLconf routes every app's pages, the shop's too.
+    ("outfits.urls", "shop"),
+}
+
+
+def package_of(module: str) -> str:
+    return "embeddings.engine" if module.startswith("embeddings.engine") else module.split(".")[0]
+
+
+def test_packages_import_only_the_layers_below_them():
+    wrong = []
+    for package, allowed in MAY_IMPORT.items():
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if package_of(module) == "embeddings.engine":
+                continue  # the engine is checked above: nothing of the site at all
+            for name in imported_modules(path):
+                target = package_of(name)
+                if target not in MAY_IMPORT or target == package_of(module):
+                    continue  # a library, or its own package
+                excepted = any(
+                    module.startswith(who) and name.startswith(what) for who, what in EXCEPTIONS
+                )
+                if target not in allowed and not excepted:
+                    wrong.append(f"{module} imports {name}")
+    assert not wrong, "\n".join(wrong)

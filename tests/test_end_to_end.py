@@ -94,7 +94,7 @@ def test_product_page_shows_goes_well_with_panels_with_images_and_links(
     for group in api["groups"]:
         assert f">{group['category']}</h3>" in html
         for match in group["matches"]:
-            assert reverse("catalog:product-detail", args=[match["sku"]]) in html
+            assert reverse("shop:product-detail", args=[match["sku"]]) in html
     assert html.count('loading="lazy"') >= sum(len(g["matches"]) for g in api["groups"])
 
 

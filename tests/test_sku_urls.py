@@ -119,9 +119,9 @@ def test_every_page_and_link_of_products_with_odd_skus_works(odd_sku_shop, clien
         assert shown == {s for s, c in SKUS.items() if c == category.name}
     for sku, category in SKUS.items():
         assert sku_behind(client, f"/products/{quote(sku, safe='')}/") == sku  # fully encoded
-        page = followed(client, reverse("catalog:product-detail", args=[sku]))
+        page = followed(client, reverse("shop:product-detail", args=[sku]))
         assert page.context["product"].sku == sku
-        look_url = reverse("catalog:complete-look", args=[sku])
+        look_url = reverse("shop:complete-look", args=[sku])
         assert look_url in links(page)
         matches = [u for u in product_links(page) if u != look_url]
         assert matches, f"no matches on the page of {sku}"
@@ -156,7 +156,7 @@ def test_the_api_serves_odd_skus_and_its_urls_open_their_products(odd_sku_shop, 
             found = storefront.get(f"/api/v1/products/{encoded}/matches/")
             assert found.status_code == 200 and found.json()["sku"] == sku
         assert reverse("api-v1:product-detail", args=[sku]).endswith(
-            reverse("catalog:product-detail", args=[sku]).removeprefix("/")
+            reverse("shop:product-detail", args=[sku]).removeprefix("/")
         )
         groups = found.json()["groups"]
         assert groups, f"no matches for {sku}"

@@ -1,13 +1,12 @@
 from django.urls import path
 
-from catalog.api.views import ImportJobDetailView, ImportJobListView, ImportJobRejectionsView
-
 from . import views
+from .imports import ImportJobDetailView, ImportJobListView, ImportJobRejectionsView
 
 app_name = "api-v1"
 urlpatterns = [
     path("products/", views.ProductListView.as_view(), name="product-list"),
-    # `path:` for SKUs with "/", the longer route first (as in catalog/urls.py).
+    # `path:` for SKUs with "/", the longer route first (as in shop/urls.py).
     path(
         "products/<path:sku>/matches/", views.ProductMatchesView.as_view(), name="product-matches"
     ),

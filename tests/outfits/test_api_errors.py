@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-import catalog.views
+import shop.views
 from outfits import recommendations
 
 
@@ -65,7 +65,7 @@ def test_outside_the_api_a_crash_stays_the_html_500_page(handmade_shop, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(catalog.views, "goes_well_with", broken)
+    monkeypatch.setattr(shop.views, "goes_well_with", broken)
     response = Client(raise_request_exception=False).get("/products/T1/")
     assert response.status_code == 500 and response["Content-Type"].startswith("text/html")
     assert b"secret internals" not in response.content

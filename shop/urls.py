@@ -2,7 +2,7 @@ from django.urls import path
 
 from . import views
 
-app_name = "catalog"
+app_name = "shop"
 # SKUs may contain "/" (retail SKUs often do), hence `path:`; the longer route comes first so
 # that /products/<sku>/look/ is not read as the page of a product "<sku>/look" (the importer
 # rejects SKUs whose address would be another page's: catalog.catalog_rows.sku_problem).

@@ -8,6 +8,9 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from catalog.image_sources import ImageRejected, decode_image
+from catalog.models import Category, Product
+from catalog.shopper_photos import PhotoRefused, limit_photo_upload, photo_to_show
 from outfits import database
 from outfits.recommendations import (
     ModelNotReady,
@@ -18,9 +21,6 @@ from outfits.recommendations import (
 from outfits.serving import ProductCard, current_snapshot
 
 from .forms import PhotoMatchForm
-from .image_sources import ImageRejected, decode_image
-from .models import Category, Product
-from .shopper_photos import PhotoRefused, limit_photo_upload, photo_to_show
 
 PRODUCTS_PER_PAGE = 24
 
@@ -42,7 +42,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(products, PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
-        "catalog/product_list.html",
+        "shop/product_list.html",
         {
             "page": page,
             "categories": Category.objects.filter(products__active=True).distinct(),
@@ -76,7 +76,7 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
         image_url = product.image.url if product.image else None
     return render(
         request,
-        "catalog/product_detail.html",
+        "shop/product_detail.html",
         {
             "product": product,
             "image_url": image_url,
@@ -94,7 +94,7 @@ def complete_look(request: HttpRequest, sku: str) -> HttpResponse:
     look = complete_the_look([product], shuffle=shuffle)
     return render(
         request,
-        "catalog/complete_look.html",
+        "shop/complete_look.html",
         {"product": product, "look": look, "next_shuffle": look.shuffle + 1},
     )
 
@@ -110,7 +110,7 @@ def match_photo(request: HttpRequest) -> HttpResponse:
     except PhotoRefused as refused:
         return render(
             request,
-            "catalog/match_photo.html",
+            "shop/match_photo.html",
             {"form": PhotoMatchForm(), "found": None, "error": f"{refused} Try a smaller photo."},
             status=refused.status,
         )
@@ -144,7 +144,7 @@ def _match_photo(request: HttpRequest) -> HttpResponse:
             status = 400
     response = render(
         request,
-        "catalog/match_photo.html",
+        "shop/match_photo.html",
         {"form": form, "found": found, "error": error, "shown_photo": shown, "refine": refine},
         status=status,
     )

@@ -5,14 +5,14 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .shopper_photos import kept_photo_names, kept_photo_path
+from catalog.shopper_photos import kept_photo_names, kept_photo_path
 
 
 @staff_member_required
 def kept_photos(request: HttpRequest) -> HttpResponse:
     return render(
         request,
-        "catalog/kept_photos.html",
+        "shop/kept_photos.html",
         {
             **admin.site.each_context(request),
             "title": "Kept shopper photos",

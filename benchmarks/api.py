@@ -376,7 +376,7 @@ COSTS = [
     ),
     ("    - FAISS search", "~", "IndexIDMap_search"),
     ("  - visible, diverse rows", "outfits/recommendations.py", "visible_diverse_rows"),
-    ("    - diversity (MMR)", "outfits/recommendations.py", "most_relevant_and_diverse"),
+    ("    - diversity (MMR)", "embeddings/engine/diversity.py", "most_relevant_and_diverse"),
     ("- serializing (DRF)", "rest_framework/serializers.py", "data"),
     ("- ETag (render + hash)", "outfits/api/views.py", "with_etag"),
     ("all SQL (execute + fetch)", "django/db/backends/utils.py", "execute"),

@@ -11,6 +11,7 @@ import numpy as np
 from django.conf import settings
 
 from catalog.models import Category
+from embeddings.engine.diversity import most_relevant_and_diverse_rows
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from embeddings.services import active_compatibility_index
@@ -119,50 +120,6 @@ def active_model(serving: ServingSnapshot) -> tuple[ModelVersion, CompatibilityI
     """The version the snapshot says is active and its index (the one loaded so far while
     another thread loads a new one)."""
     return active_compatibility_index(serving.rules.active_version)
-
-
-def most_relevant_and_diverse(
-    candidates: list[tuple[int, float]], vectors: np.ndarray, count: int, relevance: float
-) -> list[tuple[int, float]]:
-    """Maximal marginal relevance: pick, one at a time, the candidate (row, score) with the best
-    relevance·score − (1 − relevance)·(its highest cosine with those already picked), so near
-    duplicates (the same top in three colours) do not fill a row."""
-    return most_relevant_and_diverse_rows([candidates], vectors, count, relevance)[0]
-
-
-def most_relevant_and_diverse_rows(
-    rows: list[list[tuple[int, float]]], vectors: np.ndarray, count: int, relevance: float
-) -> list[list[tuple[int, float]]]:
-    """`most_relevant_and_diverse` for several rows (one per category) at once: the rows are
-    padded into one array, so each pick is a few numpy calls for all of them, not for each."""
-    width = max(map(len, rows), default=0)
-    if width <= 1 or relevance >= 1:
-        return [candidates[:count] for candidates in rows]
-    lengths = np.asarray([len(candidates) for candidates in rows])
-    valid = np.arange(width) < lengths[:, np.newaxis]
-    ids = np.zeros(valid.shape, dtype=np.int64)
-    scores = np.zeros(valid.shape, dtype=np.float32)
-    for i, candidates in enumerate(rows):
-        if candidates:
-            ids[i, : len(candidates)], scores[i, : len(candidates)] = zip(*candidates, strict=True)
-    relevant = np.where(valid, relevance * scores, -np.inf).astype(np.float32)
-    embedded = vectors[ids]
-    similarity = embedded @ embedded.transpose(0, 2, 1)  # (rows, width, width)
-    every = np.arange(len(rows))
-    redundancy = np.zeros(valid.shape, dtype=np.float32)  # highest cosine with those picked
-    picks = []
-    for step in range(min(count, width)):
-        value = relevant - (1 - relevance) * redundancy
-        if picks:
-            value[every[:, np.newaxis], np.stack(picks, axis=1)] = -np.inf
-        best = np.argmax(value, axis=1)
-        picks.append(best)
-        closest = similarity[every, best]
-        redundancy = closest if step == 0 else np.maximum(redundancy, closest)
-    return [
-        [candidates[int(pick[i])] for pick in picks[: len(candidates)]]
-        for i, candidates in enumerate(rows)
-    ]
 
 
 def visible_diverse_rows(

@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from embeddings.engine.diversity import most_relevant_and_diverse, most_relevant_and_diverse_rows
 from outfits.models import BlockedPair, BlockedProduct, PinnedMatch
 from outfits.recommendations import (
     CURATED,
@@ -15,8 +16,6 @@ from outfits.recommendations import (
     complete_the_look,
     goes_well_with,
     model_version_of_rec_id,
-    most_relevant_and_diverse,
-    most_relevant_and_diverse_rows,
 )
 
 

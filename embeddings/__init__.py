@@ -1,2 +1,3 @@
-"""The machine-learning engine (backbone, encoding, triplets, training, indexes, evaluation: no
-Django imports) and its Django glue (model versions, training runs, tasks, admin)."""
+"""The compatibility model: the machine-learning engine in engine/ (backbone, encoding, triplets,
+training, indexes, evaluation: no Django) and, beside it, its Django glue (model versions,
+training runs, refreshes, tasks, admin)."""

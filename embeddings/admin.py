@@ -40,11 +40,15 @@ def may_train(request: HttpRequest) -> bool:
     return request.user.has_perm("embeddings.add_trainingrun")
 
 
+def shown(value: object) -> str:
+    """A metric as the changelists show it: three decimals, or — when it was not measured."""
+    return f"{value:.3f}" if isinstance(value, float) else "—"
+
+
 def metric(name: str, description: str):
     @admin.display(description=description)
     def show(model_admin: admin.ModelAdmin, obj) -> str:
-        value = obj.metrics.get(name)
-        return f"{value:.3f}" if isinstance(value, float) else "—"
+        return shown(obj.metrics.get(name))
 
     return show
 
@@ -53,8 +57,7 @@ def metric(name: str, description: str):
 def fitb_cold_and_warm(model_admin: admin.ModelAdmin, obj) -> str:
     """Both halves of FITB in one column: a changelist of versions fits 1280 px beside the
     admin's navigation."""
-    values = (obj.metrics.get(name) for name in ("fitb_cold", "fitb_warm"))
-    return " / ".join(f"{v:.3f}" if isinstance(v, float) else "—" for v in values)
+    return " / ".join(shown(obj.metrics.get(name)) for name in ("fitb_cold", "fitb_warm"))
 
 
 def when(field: str, description: str):

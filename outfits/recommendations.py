@@ -359,6 +359,7 @@ class ModelNotReady(RuntimeError):
     Its message is for storefront developers and staff; shoppers' pages say `for_shoppers`."""
 
     for_shoppers = "Matching photos is not available right now. Please try again later."
+    retry_after_seconds: int | None = None  # when it is worth asking again (Retry-After)
 
 
 class ModelWarmingUp(ModelNotReady):

@@ -354,7 +354,7 @@ class ImageMatchesView(StorefrontView):
             )
         except recommendations.ModelNotReady as error:
             unavailable = ServiceUnavailable(str(error))
-            unavailable.wait = getattr(error, "retry_after_seconds", None)  # Retry-After
+            unavailable.wait = error.retry_after_seconds  # DRF's handler sends Retry-After
             raise unavailable from None
         metrics.RECOMMENDATIONS.labels("photo", found.model_version or "none").inc()
         return Response(ImageMatchesSerializer(found, context={"request": request}).data)

@@ -253,7 +253,7 @@ def build_shop(
     from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
     from embeddings.engine.index import CompatibilityIndex
     from embeddings.models import ModelVersion
-    from embeddings.services import activate
+    from embeddings.versions import activate
 
     rng = np.random.default_rng(seed)
     started = time.perf_counter()
@@ -368,7 +368,7 @@ COSTS = [
     ("- serving snapshot check (change counter)", "outfits/serving.py", "current_snapshot"),
     ("- rate limit (one Redis EVALSHA)", "outfits/api/throttling.py", "allow_request"),
     ("- goes_well_with()", "outfits/recommendations.py", "goes_well_with"),
-    ("  - active version check", "embeddings/services.py", "active_compatibility_index"),
+    ("  - active version check", "embeddings/loaded_versions.py", "active_compatibility_index"),
     (
         "  - CompatibilityIndex.nearest_rows() × complements",
         "embeddings/engine/index.py",

@@ -71,7 +71,7 @@ def train_demo_version(folder: Path):
     from catalog.demo_catalog import generate_demo_catalog
     from embeddings.engine.backbone import OFFLINE_BACKBONE
     from embeddings.models import ModelVersion
-    from embeddings.services import pretrain_backbone
+    from embeddings.training import pretrain_backbone
 
     demo = generate_demo_catalog(folder / "demo")
     call_command("import_catalog", str(demo.products_csv), verbosity=0)
@@ -89,7 +89,7 @@ def approximate_neighbours(index, depth: int) -> np.ndarray:
     import faiss
 
     table = index.empty_neighbours(depth)
-    curated = np.asarray(sorted(index.cooccurrence.partners), dtype=np.int64)
+    curated = np.asarray(sorted(index.scorer.partners), dtype=np.int64)
     for category, anchors in index.rows_of_category.items():
         for slot, other in enumerate(index.complements_of(category)):
             candidates = index.rows_of_category.get(other)
@@ -105,7 +105,7 @@ def approximate_neighbours(index, depth: int) -> np.ndarray:
             keep = min(depth, len(candidates))
             for start in range(0, len(anchors), 65536):
                 chunk = anchors[start : start + 65536]
-                queries = index.space.query_for(index.vectors[chunk], category, other)
+                queries = index.queries_towards(other, chunk)
                 _, found = search.search(np.ascontiguousarray(queries, dtype=np.float32), keep)
                 table[chunk, slot, :keep] = np.where(found >= 0, candidates[found], -1)
         mine = np.intersect1d(anchors, curated)
@@ -156,8 +156,8 @@ def enlarge(version, total: int, seed: int) -> list[str]:
     from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
     from embeddings.engine.index import CompatibilityIndex, build_category_index, rows_by_category
     from embeddings.models import ModelVersion
-    from embeddings.services import activate
     from embeddings.version_refresh import inherited_facts, link_model_files, write_fingerprints
+    from embeddings.versions import activate
 
     rng = np.random.default_rng(seed)
     served = Path(settings.OUTFITS_MODEL_DIR) / version.directory
@@ -191,8 +191,7 @@ def enlarge(version, total: int, seed: int) -> list[str]:
         vectors,
         {category: build_category_index(vectors[r], r) for category, r in rows.items()},
         demo.complements,
-        demo.cooccurrence,  # the demo's rows come first: its curated pairs keep their rows
-        demo.pair_weights,
+        demo.scorer,  # the demo's rows come first: its curated pairs keep their rows
     )
     depth = demo.neighbours.shape[2]
     exact = total <= EXACT_UP_TO

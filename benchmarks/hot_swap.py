@@ -114,7 +114,7 @@ def main() -> None:
     django.setup()
     from catalog.models import Product
     from embeddings.models import ModelVersion
-    from embeddings.services import activate
+    from embeddings.versions import activate
 
     versions = list(ModelVersion.objects.order_by("created_at"))
     skus = list(Product.objects.filter(active=True).values_list("sku", flat=True))

@@ -23,12 +23,10 @@ from embeddings.engine.backbone import load_backbone  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.engine.encode import encode_items  # noqa: E402
 from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
-from embeddings.engine.space import CompatibilitySpace, PairWeights, SpaceScorer  # noqa: E402
-from embeddings.engine.train import (  # noqa: E402
-    HeadTrainingConfig,
-    train_compatibility_head,
-    trained_space,
-)
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_space  # noqa: E402
+from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
+from embeddings.engine.space import CompatibilitySpace, PairWeights  # noqa: E402
+from embeddings.engine.train import ItemEncoder  # noqa: E402
 
 BLEND_WEIGHT = 1.0
 
@@ -43,24 +41,29 @@ def main() -> None:
 
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
-    category_names, codes = np.unique(families, return_inverse=True)
     train, tasks = load_split(arguments.split, row_of)
     item_vectors = encode_items(
         load_backbone("outfits-tiny", str(arguments.backbone)), images, texts
     )
     raw = item_vectors / np.linalg.norm(item_vectors, axis=1, keepdims=True)
     spaces = {"raw backbone vectors": CompatibilitySpace(raw, list(families), PairWeights.none())}
+    catalog = TrainingCatalog(skus, list(families), ItemEncoder(item_vectors), train)
     for label, type_aware in (("shared-space head", False), ("type-aware head", True)):
-        config = HeadTrainingConfig(epochs=arguments.epochs, type_aware=type_aware)
-        head, _ = train_compatibility_head(item_vectors, train, codes, config)
-        spaces[label] = trained_space(head, item_vectors, codes, category_names.tolist(), train)
+        options = TrainingOptions(epochs=arguments.epochs, type_aware=type_aware)
+        spaces[label] = fit_space(catalog, train, options).space
 
     print("| model | cold FITB | warm FITB | cold AUC | warm AUC | warm FITB served |")
     print("|---|---:|---:|---:|---:|---:|")
     curated = CoOccurrence.from_outfits(train, BLEND_WEIGHT)
     for label, space in spaces.items():
-        alone = {s: evaluate_tasks(SpaceScorer(space, row_of), *tasks[s]) for s in tasks}
-        served = evaluate_tasks(SpaceScorer(space, row_of, curated), tasks["warm"][0])
+
+        def by_sku(scorer: TypeAwareScorer, space: CompatibilitySpace = space) -> SkuScorer:
+            return SkuScorer(scorer, space.vectors, space.categories, row_of)
+
+        content = TypeAwareScorer(space.pair_weights)
+        alone = {s: evaluate_tasks(by_sku(content), *tasks[s]) for s in tasks}
+        served_scorer = by_sku(TypeAwareScorer(space.pair_weights, curated))
+        served = evaluate_tasks(served_scorer, tasks["warm"][0])
         print(
             f"| {label} | {alone['cold'].fitb_accuracy:.3f} | {alone['warm'].fitb_accuracy:.3f} "
             f"| {alone['cold'].compatibility_auc:.3f} | {alone['warm'].compatibility_auc:.3f} "

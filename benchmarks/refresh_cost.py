@@ -31,13 +31,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.engine.index import (  # noqa: E402
     CompatibilityIndex,
     build_category_index,
     rows_by_category,
 )
 from embeddings.engine.refresh import Upsert, refreshed  # noqa: E402
+from embeddings.engine.scorers import TypeAwareScorer  # noqa: E402
 from embeddings.engine.space import PairWeights  # noqa: E402
 from embeddings.engine.threads import limited_threads  # noqa: E402
 
@@ -81,8 +81,7 @@ def base_index(total: int) -> CompatibilityIndex:
         vectors,
         {c: build_category_index(vectors[r], r) for c, r in rows_by_category(categories).items()},
         complements,
-        CoOccurrence({}, 0.0),
-        PairWeights(CATEGORIES, np.array(pairs), weights),
+        TypeAwareScorer(PairWeights(CATEGORIES, np.array(pairs), weights)),
     )
     exact = total <= EXACT_UP_TO
     index.neighbours = index.computed_neighbours(DEPTH) if exact else ivf_neighbours(index)
@@ -104,7 +103,7 @@ def ivf_neighbours(index: CompatibilityIndex) -> np.ndarray:
             search.nprobe = 8
             for start in range(0, len(anchors), 65536):
                 chunk = anchors[start : start + 65536]
-                queries = index.space.query_for(index.vectors[chunk], category, other)
+                queries = index.queries_towards(other, chunk)
                 _, found = search.search(np.ascontiguousarray(queries, dtype=np.float32), DEPTH)
                 table[chunk, slot] = np.where(found >= 0, candidates[found], -1)
     return table

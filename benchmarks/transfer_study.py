@@ -36,14 +36,11 @@ from embeddings.engine.evaluate import (  # noqa: E402
     read_compatibility_tasks,
     read_fitb_tasks,
 )
-from embeddings.engine.space import SpaceScorer  # noqa: E402
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_space  # noqa: E402
+from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
+from embeddings.engine.space import CompatibilitySpace  # noqa: E402
 from embeddings.engine.text import describe  # noqa: E402
-from embeddings.engine.train import (  # noqa: E402
-    HeadTrainingConfig,
-    ItemEncoder,
-    train_compatibility_head,
-    trained_space,
-)
+from embeddings.engine.train import ItemEncoder, trained_space  # noqa: E402
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 FRACTIONS = (0.1, 0.3, 1.0)
@@ -189,12 +186,13 @@ def main() -> None:
                     items = ItemEncoder(item_vectors, top, tokens)
                 curve: list[float] = []
 
-                def space_of(head, items=items, subset=subset):
-                    space = trained_space(head, items, codes, category_names.tolist(), subset)
-                    return SpaceScorer(space, row_of)
+                def content_of(space: CompatibilitySpace) -> SkuScorer:
+                    scorer = TypeAwareScorer(space.pair_weights)
+                    return SkuScorer(scorer, space.vectors, space.categories, row_of)
 
-                def record(head, epoch, curve=curve, space_of=space_of) -> None:
-                    scorer = space_of(head)
+                def record(head, epoch, curve=curve, items=items, subset=subset) -> None:
+                    space = trained_space(head, items, codes, category_names.tolist(), subset)
+                    scorer = content_of(space)
                     curve.append(
                         float(
                             np.mean(
@@ -207,14 +205,13 @@ def main() -> None:
                     )
 
                 started = time.perf_counter()
-                head, _ = train_compatibility_head(
-                    items,
+                fitted = fit_space(
+                    TrainingCatalog(skus, list(families), items, train),
                     subset,
-                    codes,
-                    HeadTrainingConfig(epochs=arguments.epochs, seed=seed),
+                    TrainingOptions(epochs=arguments.epochs, seed=seed),
                     after_epoch=record,
                 )
-                scorer = space_of(head)
+                scorer = content_of(fitted.space)
                 scores = {s: evaluate_tasks(scorer, *tasks[s]) for s in ("cold", "warm")}
                 results.append(
                     {

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import services, training_runs
+from . import training_runs, versions
 from .engine.charts import loss_curve_svg, metric_bars_svg
 from .forms import RetrainForm
 from .models import ModelVersion, TrainingRun, VersionRefresh
@@ -156,7 +156,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         running = TrainingRun.objects.filter(status__in=TrainingRun.IN_PROGRESS).first()
         context = {
             "title": "Model versions",
-            "previous_version": services.previous_version(),
+            "previous_version": versions.previous_version(),
             "running_training": running,
             "may_retrain": may_train(request),
             "may_activate": self.has_change_permission(request),
@@ -209,7 +209,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 content_type="text/plain; charset=utf-8",
             )
         version = get_object_or_404(ModelVersion, pk=int(number))
-        services.activate(version)
+        versions.activate(version)
         messages.success(request, f"Model version {version.name} is now serving.")
         return HttpResponseRedirect(reverse("admin:embeddings_modelversion_changelist"))
 
@@ -218,7 +218,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return HttpResponseNotAllowed(["POST"])
         require(self.has_change_permission(request), MAY_NOT_ACTIVATE)
         try:
-            version = services.roll_back()
+            version = versions.roll_back()
         except ValueError as error:
             messages.error(request, str(error))
         else:

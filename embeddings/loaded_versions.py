@@ -2,19 +2,25 @@
 encoder. Each is kept by a LoadedVersion, which loads it once and swaps it when another
 version becomes active or a refresh points the active one at a new directory."""
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
+import faiss
 from django.conf import settings
 
 from outfits.cpu_priority import lower_thread_priority, short_interpreter_turns
 
+from .engine.artifacts import read_manifest
+from .engine.index import CompatibilityIndex
 from .models import ModelVersion
 
+if TYPE_CHECKING:  # torch-side: web processes import it with the first photo only
+    from .engine.photo import PhotoEncoder
 logger = logging.getLogger(__name__)
 
 Loaded = TypeVar("Loaded")
@@ -116,3 +122,106 @@ class LoadedVersion(Generic[Loaded]):
 def _same(loaded: ModelVersion, version: ModelVersion) -> bool:
     """The same version in the same directory: a refresh points the version at a new one."""
     return loaded.pk == version.pk and loaded.directory == version.directory
+
+
+def _load_serving_index(directory: Path, served: CompatibilityIndex | None) -> CompatibilityIndex:
+    read_manifest(directory, verify_only=CompatibilityIndex.reads)
+    # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
+    # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
+    faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)
+    # What a refresh of the served version kept (linked files) is taken from the served
+    # index, not read again: the loader's work follows the refresh's changes.
+    index = CompatibilityIndex.load(directory, previous=served)
+    index.rows_of_category, index.row_of_sku  # noqa: B018  (by the loader, not a request)
+    return index
+
+
+def _load_photo_encoder(directory: Path, served: "PhotoEncoder | None") -> "PhotoEncoder":
+    from .engine.photo import PhotoEncoder  # torch: loaded here, with the first photo
+
+    return PhotoEncoder.load(directory, read_manifest(directory))
+
+
+def _large(index: CompatibilityIndex) -> bool:
+    return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS
+
+
+# What this process loaded of the active version (embeddings/loaded_versions.py).
+serving_index = LoadedVersion[CompatibilityIndex]("serving", _load_serving_index, _large)
+photo_encoders = LoadedVersion["PhotoEncoder"]("embedding photos with", _load_photo_encoder)
+# A version whose backbone failed to load, when, and why: photos get that error again for a
+# while instead of each paying seconds of torch and open_clip set-up to fail the same way.
+_photo_failed: tuple[int, float, str] | None = None
+PHOTO_RETRY_SECONDS = 60.0
+
+
+def active_compatibility_index(
+    version: ModelVersion | None = ASK_THE_DATABASE,
+) -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """The active version (the given one: the caller knows it) and its index, loaded once per
+    process and swapped when another version becomes active (see LoadedVersion). Callers use
+    the pair they got for a whole response, so no response mixes versions."""
+    return serving_index.get(version)
+
+
+class PhotoEncoderWarmingUp(RuntimeError):
+    """The photo encoder is still loading in the background (torch, the backbone): the first
+    photo after a start asks again in a few seconds."""
+
+
+_photo_warming_lock = threading.Lock()
+_photo_warming: threading.Thread | None = None
+
+
+def warm_photo_encoder(version: ModelVersion) -> threading.Thread:
+    """Load `version`'s photo encoder in a background thread, once per process at a time: at a
+    server's start, or for a first photo that will not wait for it. No database in the thread
+    (the version is given): its files are all it reads."""
+    global _photo_warming
+    with _photo_warming_lock:
+        if _photo_warming is None or not _photo_warming.is_alive():
+
+            def warm() -> None:
+                with contextlib.suppress(Exception):  # photo_encoder logged why
+                    photo_encoder(version, wait_seconds=None)
+
+            _photo_warming = threading.Thread(target=warm, name="warm photo encoder", daemon=True)
+            _photo_warming.start()
+        return _photo_warming
+
+
+def photo_encoder(
+    version: ModelVersion | None = ASK_THE_DATABASE, wait_seconds: float | None = None
+) -> "tuple[ModelVersion, PhotoEncoder] | None":
+    """The active version and the encoder of shoppers' photos into its space, loaded once per
+    process on the first photo (torch with it: web processes import torch only then) and
+    swapped like the index when another version becomes active. With `wait_seconds`, a process
+    that has none loaded yet loads it in the background and waits that long for it, then raises
+    PhotoEncoderWarmingUp. Raises BackboneUnavailable when the version's backbone weights
+    cannot be loaded (for PHOTO_RETRY_SECONDS without trying again)."""
+
+    from .engine.backbone import BackboneUnavailable  # torch: loaded here, with the first photo
+
+    global _photo_failed
+    if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
+        version = ModelVersion.objects.filter(is_active=True).first()
+    if version is not None and photo_encoders.current is None and wait_seconds is not None:
+        warming = warm_photo_encoder(version)
+        warming.join(wait_seconds)
+        if warming.is_alive():
+            raise PhotoEncoderWarmingUp(
+                "Photo matching is warming up (its model loads once after the server starts); "
+                "try again in a few seconds."
+            )
+    failed = _photo_failed
+    recently_failed = failed and version and failed[0] == version.pk
+    if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:
+        raise BackboneUnavailable(failed[2])
+
+    try:
+        return photo_encoders.get(version)
+    except BackboneUnavailable as error:
+        logger.error("%s (photos try again in %.0f s)", error, PHOTO_RETRY_SECONDS)
+        if version is not None:
+            _photo_failed = (version.pk, time.monotonic(), str(error))
+        raise

@@ -29,7 +29,7 @@ from .engine.progress import Progress, no_progress
 from .models import ModelVersion, TrainingRun
 
 if TYPE_CHECKING:
-    from .services import TrainedVersion
+    from .training import TrainedVersion
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
     """Carry out a queued run. Safe to call twice: a run that is not queued is left alone.
     Whatever happens (an error, a cancel, a diverging loss), nothing half-made becomes
     visible and the active version stays; the outcome is recorded on the run."""
-    from . import services
+    from . import training, versions
 
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().get(pk=run_id)
@@ -313,11 +313,12 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
                 nothing_done="Nothing was trained",
                 again="retrain",
             )
-            blocks = run.options.get("unfrozen_blocks")
-            trained = services.train_model_version(
-                epochs=run.options.get("epochs") or settings.OUTFITS_TRAINING_EPOCHS,
-                unfrozen_blocks=settings.OUTFITS_UNFROZEN_BLOCKS if blocks is None else blocks,
-                pretrained=run.options.get("pretrained") or settings.OUTFITS_PRETRAINED,
+            trained = training.train_model_version(
+                training.training_options(
+                    epochs=run.options.get("epochs") or None,
+                    unfrozen_blocks=run.options.get("unfrozen_blocks"),
+                    pretrained=run.options.get("pretrained"),
+                ),
                 progress=run_progress,
                 check_cancelled=heartbeat.raise_if_cancelled,
             )
@@ -341,7 +342,7 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
         # Still inside the heartbeat: a run waiting for its database is not taken for lost.
         kept = record_outcome(run.pk, trained, outcome, run_progress)
     if kept:
-        services.collect_old_versions()
+        versions.collect_old_versions()
     return TrainingRun.objects.get(pk=run.pk)
 
 
@@ -416,7 +417,7 @@ def decide(version: ModelVersion, comparison: dict[str, Any]) -> dict[str, Any]:
     """Activate `version` when it fills the held-out blanks at least OUTFITS_ACTIVATION_MARGIN
     better than the active version on the same questions (or when nothing is active): see
     `activation_rule`."""
-    from .services import activate
+    from .versions import activate
 
     margin = settings.OUTFITS_ACTIVATION_MARGIN
     new, active = (comparison.get(side, {}).get("fitb") for side in ("new", "active"))

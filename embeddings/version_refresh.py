@@ -66,7 +66,7 @@ class RefreshBusy(RuntimeError):
 def fingerprint(product: Product) -> str:
     """What the model sees of a product, hashed: its image (by content and stored name: an
     image replaced in the admin has a new name, its hash is the importer's) and its words."""
-    from .services import item_text
+    from .training import item_text
 
     seen = f"{product.image_sha256}|{product.image.name}\n{item_text(product)}"
     return hashlib.sha256(seen.encode()).hexdigest()[:16]
@@ -470,7 +470,7 @@ def _embedded(
     without a picture, or whose picture cannot be read, from its words alone. Returns the
     vectors and the SKUs of unreadable pictures."""
     from .engine.encode import encode_images, encode_trunk_tokens
-    from .services import item_text, workers_or
+    from .training import item_text, workers_or
 
     pictured, unread = [], []
     for product in products:

@@ -44,7 +44,7 @@ def check_broker() -> str:
 
 
 def check_model() -> str:
-    from embeddings.services import active_compatibility_index
+    from embeddings.loaded_versions import active_compatibility_index
     from outfits.serving import current_snapshot
 
     version = current_snapshot().rules.active_version

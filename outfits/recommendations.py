@@ -13,8 +13,8 @@ from django.conf import settings
 from catalog.models import Category
 from embeddings.engine.diversity import most_relevant_and_diverse_rows
 from embeddings.engine.index import CompatibilityIndex
+from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import ModelVersion
-from embeddings.services import active_compatibility_index
 
 from .rec_ids import RecIdRefused, encode_pks, issue_rec_id, verify_rec_id
 from .serving import ProductCard, ServingSnapshot, current_snapshot
@@ -145,7 +145,7 @@ def in_category(card: ProductCard | None, category: str) -> bool:
 
 
 def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int) -> str:
-    partners = index.cooccurrence.partners
+    partners = index.scorer.partners
     return CURATED if any(row in partners.get(anchor, {}) for anchor in anchor_rows) else LEARNED
 
 
@@ -379,7 +379,7 @@ def matches_for_photo(
     by the active version's backbone and head (torch loads on the first photo), then searched
     like a catalog product of its category."""
     from embeddings.engine.backbone import BackboneUnavailable
-    from embeddings.services import PhotoEncoderWarmingUp, photo_encoder
+    from embeddings.loaded_versions import PhotoEncoderWarmingUp, photo_encoder
 
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
     serving = current_snapshot()

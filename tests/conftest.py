@@ -27,21 +27,21 @@ def isolated_files(settings, tmp_path: Path):
     settings.OUTFITS_MODEL_DIR = tmp_path / "models"
     settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")
     settings.OUTFITS_TRAINING_EPOCHS = 8
-    from embeddings import services
+    from embeddings import loaded_versions
     from outfits import serving
 
     # No model version, nor a failure to load one, nor a serving snapshot (which a later test
     # would otherwise start from, reloading a large change of its own beside), leaks from one
     # test's files into another.
-    services.serving_index.clear()
-    services.photo_encoders.failed_loads.clear()
-    services._photo_failed = serving._snapshot = None
+    loaded_versions.serving_index.clear()
+    loaded_versions.photo_encoders.failed_loads.clear()
+    loaded_versions._photo_failed = serving._snapshot = None
     yield
-    if services._photo_warming is not None:
-        services._photo_warming.join()  # a photo encoder loading in the background lands now
-    services.serving_index.clear()
-    services.photo_encoders.failed_loads.clear()
-    services._photo_failed = serving._snapshot = None
+    if loaded_versions._photo_warming is not None:
+        loaded_versions._photo_warming.join()  # a photo encoder loading in the background lands now
+    loaded_versions.serving_index.clear()
+    loaded_versions.photo_encoders.failed_loads.clear()
+    loaded_versions._photo_failed = serving._snapshot = None
 
 
 @pytest.fixture

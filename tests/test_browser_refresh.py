@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from catalog.models import Product
+from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import VersionRefresh
-from embeddings.services import active_compatibility_index
 from tests.support import ARTIFACTS, CHROMIUM, chromium_page, wait_for
 
 pytestmark = [

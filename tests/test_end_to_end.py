@@ -27,7 +27,7 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
     assert manifest["category_pairs_weighted"] > 0  # the type-aware space is served
     assert manifest["seconds"].keys() == {"embedding", "training", "evaluating", "indexing"}
     assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
-    from embeddings.services import COOCCURRENCE_WEIGHTS
+    from embeddings.engine.fit import COOCCURRENCE_WEIGHTS
 
     assert trained_shop.metrics["cooccurrence_weight"] in COOCCURRENCE_WEIGHTS  # picked: "auto"
     run = TrainingRun.objects.get()

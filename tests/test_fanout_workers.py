@@ -24,7 +24,7 @@ from embeddings.engine.encode import encode_images, encode_trunk_tokens
 from embeddings.engine.index import NEIGHBOUR_DEPTH, CompatibilityIndex
 from embeddings.engine.vector_cache import ImageVectorCache
 from embeddings.models import ModelVersion, TrainingRun
-from embeddings.services import embeddable_products, image_cache_path
+from embeddings.training import embeddable_products, image_cache_path
 from embeddings.training_runs import create_training_run
 from tests.support import wait_for
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import call_command
 
 from catalog.models import Product
-from embeddings import services
+from embeddings import versions
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
 from outfits.api_keys import create_api_key
@@ -47,7 +47,7 @@ def test_hot_swap_while_the_api_answers(two_versions, live_server, monkeypatch):
     skus = list(Product.objects.values_list("sku", flat=True)[:12])
     answers = {}
     for version in two_versions:
-        services.activate(version)
+        versions.activate(version)
         answers[version.name] = {sku: matches(live_server.url, sku)["groups"] for sku in skus}
     first, second = (version.name for version in two_versions)
     assert answers[first] != answers[second], "the versions must answer differently"
@@ -74,7 +74,7 @@ def test_hot_swap_while_the_api_answers(two_versions, live_server, monkeypatch):
     for thread in shoppers:
         thread.start()
     for version in two_versions * 3:
-        services.activate(version)
+        versions.activate(version)
         time.sleep(0.8)
     stop.set()
     for thread in shoppers:
@@ -88,7 +88,7 @@ def test_hot_swap_while_the_api_answers(two_versions, live_server, monkeypatch):
 def test_the_old_version_is_served_until_the_new_one_is_loaded(two_versions, live_server,
                                                                monkeypatch):  # fmt: skip
     old, new = two_versions
-    services.activate(old)
+    versions.activate(old)
     sku = Product.objects.values_list("sku", flat=True).first()
     assert matches(live_server.url, sku)["model_version"] == old.name  # old is loaded
     load = CompatibilityIndex.load.__func__
@@ -100,7 +100,7 @@ def test_the_old_version_is_served_until_the_new_one_is_loaded(two_versions, liv
         return load(cls, directory, **options)
 
     monkeypatch.setattr(CompatibilityIndex, "load", classmethod(slow_load))
-    services.activate(new)
+    versions.activate(new)
     first = {}
     loader = threading.Thread(target=lambda: first.update(matches(live_server.url, sku)))
     loader.start()

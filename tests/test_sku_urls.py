@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from catalog.catalog_rows import sku_problem
 from catalog.models import Category, ImportJob, Product
-from embeddings import services
+from embeddings import versions
 from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
@@ -64,7 +64,7 @@ def activate_version_of(skus: list[str], settings) -> ModelVersion:
         backbone="handmade",
         manifest=read_manifest(directory, False),
     )
-    services.activate(version)
+    versions.activate(version)
     return version
 
 

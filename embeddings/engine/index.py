@@ -25,7 +25,8 @@ from .layered import (
     save_rows,
 )
 from .progress import Progress, no_progress
-from .space import CompatibilitySpace, PairWeights
+from .scorers import Scorer, SkuScorer, TypeAwareScorer, load_scorer, scorer_files
+from .space import PairWeights
 from .threads import batch_threads
 
 ITEMS_FILE = "items.json"
@@ -39,8 +40,6 @@ SKUS_A_LINE = 50_000
 # list); its category codes are layered as the arrays are (embeddings.engine.layered).
 ADDED_SKUS_FILE = "skus.added.json"
 CATEGORY_CODES_FILE = "item_categories.npy"
-COOCCURRENCE_FILE = "cooccurrence.npz"
-PAIR_WEIGHTS_FILE = "pair_weights.npz"
 VECTORS_FILE = "item_vectors.npy"
 NEIGHBOURS_FILE = "neighbours.npy"
 NEIGHBOUR_SCORES_FILE = "neighbour_scores.npy"
@@ -251,8 +250,7 @@ class CompatibilityIndex:
     vectors: np.ndarray  # (N, D) unit vectors; row i is skus[i]
     indexes: dict[str, "faiss.Index | GrownIndex"]
     complements: dict[str, list[str]]
-    cooccurrence: CoOccurrence
-    pair_weights: PairWeights
+    scorer: Scorer  # the served score (scorers.py): every ranking here goes through it
     # (N, slots, depth) rows, -1 padded: row r's best items of the slot-th category of
     # complements_of(its category), best first. None: every question searches the index.
     neighbours: np.ndarray | None = None
@@ -277,7 +275,6 @@ class CompatibilityIndex:
     category_names: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.space = CompatibilitySpace(self.vectors, self.categories, self.pair_weights)
         self.neighbour_slot = {
             (category, other): slot
             for category in self.indexes
@@ -285,9 +282,12 @@ class CompatibilityIndex:
         }
 
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
-        """The served score of each candidate row with the anchor rows: mean type-aware
-        compatibility plus the curated co-occurrence bonus."""
-        return self.space.scores(anchors, candidates) + self.cooccurrence.bonus(anchors, candidates)
+        """The served score of each candidate row with the anchor rows."""
+        return self.scorer.scores(self.vectors, self.categories, anchors, candidates)
+
+    def sku_scorer(self, scorer: Scorer | None = None) -> SkuScorer:
+        """The served score (or `scorer`'s, over these items) by SKU, as evaluations ask."""
+        return SkuScorer(scorer or self.scorer, self.vectors, self.categories, self.row_of_sku)
 
     @classmethod
     def build(
@@ -312,8 +312,7 @@ class CompatibilityIndex:
             vectors,
             indexes,
             complementary_categories(outfits, categories),
-            CoOccurrence.from_outfits(outfits, cooccurrence_weight),
-            pair_weights or PairWeights.none(),
+            TypeAwareScorer(pair_weights, CoOccurrence.from_outfits(outfits, cooccurrence_weight)),
         )
         if neighbour_depth > 0:
             index.neighbours = index.computed_neighbours(neighbour_depth, progress)
@@ -331,7 +330,7 @@ class CompatibilityIndex:
     def curated(self) -> np.ndarray:
         """Whether each row has curated partners (a co-occurrence bonus), as one array."""
         curated = np.zeros(len(self.skus), dtype=bool)
-        curated[list(self.cooccurrence.partners)] = True
+        curated[list(self.scorer.partners)] = True
         return curated
 
     @cached_property
@@ -426,13 +425,7 @@ class CompatibilityIndex:
 
     def queries_towards(self, other: str, anchors: np.ndarray) -> np.ndarray:
         """The query vectors of `anchors` (rows of any categories) for searching `other`."""
-        queries = np.array(self.vectors[anchors], dtype=np.float32)
-        of_anchor = self.category_of_row[anchors]
-        for category in set(of_anchor.tolist()):
-            weights = self.pair_weights.between(category, other)
-            if weights is not None:
-                queries[of_anchor == category] *= weights
-        return queries
+        return self.scorer.queries(self.vectors[anchors], self.category_of_row[anchors], other)
 
     def complements_of(self, category: str) -> list[str]:
         """Complementary categories; a category seen in no outfit gets every other one."""
@@ -458,7 +451,8 @@ class CompatibilityIndex:
             computed = self.neighbours[row, slot, :count]
             candidates = computed[computed >= 0].tolist()
         else:
-            found, _ = self._search(index, self.space.query(row, category), count + 1)
+            query = self.scorer.query(self.vectors[row], self.categories[row], category)
+            found, _ = self._search(index, query, count + 1)
             candidates = self.with_partners(row, category, found)
         return self.best_of(row, category, candidates, count)
 
@@ -469,7 +463,7 @@ class CompatibilityIndex:
         may beat the nearest neighbours'), never `row` itself."""
         partners = [
             other
-            for other in self.cooccurrence.partners.get(row, {})
+            for other in self.scorer.partners.get(row, {})
             if self.categories[other] == category
         ]
         return [r for r in dict.fromkeys([*map(int, found), *partners]) if r != row]
@@ -488,8 +482,7 @@ class CompatibilityIndex:
 
     def served_scores(self, row: int, category: str, candidates: list[int]) -> np.ndarray:
         """The served score of each of `candidates` (items of `category`) with `row`."""
-        query = self.space.query(row, category)
-        return self.vectors[candidates] @ query + self.cooccurrence.bonus([row], candidates)
+        return self.scorer.scores(self.vectors, self.categories, [row], candidates, category)
 
     def nearest_to_vector(
         self, vector: np.ndarray, vector_category: str, category: str, count: int
@@ -500,7 +493,7 @@ class CompatibilityIndex:
         index = self.indexes.get(category)
         if index is None or count <= 0:
             return []
-        query = self.space.query_for(vector, vector_category, category)
+        query = self.scorer.query(vector, vector_category, category)
         rows, scores = self._search(index, query, count)
         return [(self.skus[row], float(score)) for row, score in zip(rows, scores, strict=True)]
 
@@ -539,8 +532,7 @@ class CompatibilityIndex:
             faiss.write_index(index, str(directory / relative))
         if self.neighbours is not None:
             self.save_neighbours(directory)
-        self.cooccurrence.save(directory / COOCCURRENCE_FILE)
-        self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
+        self.scorer.save(directory)
         names = self._save_categories(directory / CATEGORY_CODES_FILE)
         self._save_skus(directory)
         (directory / ITEMS_FILE).write_text(
@@ -551,6 +543,7 @@ class CompatibilityIndex:
                     "added_index_files": added_files,
                     "complements": self.complements,
                     "category_fallbacks": self.category_fallbacks,
+                    "scorer": {"kind": self.scorer.kind, "options": self.scorer.options},
                 }
             )
         )
@@ -602,7 +595,7 @@ class CompatibilityIndex:
     def owns(relative: str) -> bool:
         """Whether save() writes this file of a version's (or may: a layer's)."""
         names = {ITEMS_FILE, SKUS_FILE, ADDED_SKUS_FILE, CATEGORY_CODES_FILE, VECTORS_FILE}
-        names |= {NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE, COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
+        names |= {NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE, *scorer_files()}
         names |= {f"{name}{suffix}" for name in names for suffix in (ROWS_SUFFIX, OVERLAY_SUFFIX)}
         return relative in names or relative.startswith(f"{INDEX_DIR}/")
 
@@ -633,7 +626,7 @@ class CompatibilityIndex:
                         self.vectors[np.maximum(listed, 0)],
                     )
                     scores[chunk, slot] = np.where(listed >= 0, found, -np.inf)
-                for anchor in np.intersect1d(anchors, list(self.cooccurrence.partners)).tolist():
+                for anchor in np.intersect1d(anchors, list(self.scorer.partners)).tolist():
                     listed = [int(r) for r in table[anchor, slot] if r >= 0]
                     served = self.served_scores(anchor, other, listed)
                     scores[anchor, slot, : len(listed)] = served
@@ -657,8 +650,7 @@ class CompatibilityIndex:
             catalog.skus,
             catalog.categories,
             complements=items["complements"],
-            cooccurrence=CoOccurrence.load(directory / COOCCURRENCE_FILE),
-            pair_weights=PairWeights.load(directory / PAIR_WEIGHTS_FILE),
+            scorer=load_scorer(directory, items.get("scorer")),
             category_fallbacks=items.get("category_fallbacks", {}),
             category_names=items.get("category_names", []),
             **files | {"layers": files["layers"] | catalog.layers},

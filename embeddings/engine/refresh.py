@@ -12,7 +12,6 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from .cooccurrence import CoOccurrence
 from .index import (
     CATEGORY_CODES_FILE,
     NEIGHBOUR_SCORES_FILE,
@@ -29,7 +28,6 @@ from .index import (
     rows_by_category,
 )
 from .layered import LayeredRows, RowEdits
-from .space import PairWeights
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,7 @@ def refreshed(
         given.append(np.asarray(change.vector, dtype=np.float32))
     vectors = _vectors(index, kept if removed else None, len(skus), touched, given)
 
-    complements, pair_weights = borrowed_categories(index, fallbacks or {})
+    complements = borrowed_categories(index, fallbacks or {})
     recategorised = any(
         categories[row] != index.categories[row] for row in touched if row < len(index.skus)
     )
@@ -94,8 +92,7 @@ def refreshed(
         vectors,
         indexes,
         complements,
-        _cooccurrence(index.cooccurrence, new_row),
-        pair_weights,
+        index.scorer.renumbered(new_row).borrowing(fallbacks or {}),
         category_fallbacks=index.category_fallbacks | dict(fallbacks or {}),
         category_names=index.category_names,
         index_files={  # the indexes left as they were: still their files
@@ -146,30 +143,17 @@ def _vectors(
 
 def borrowed_categories(
     index: CompatibilityIndex, fallbacks: Mapping[str, str]
-) -> tuple[dict[str, list[str]], PairWeights]:
-    """The complements and pair weights with each new category standing in for its known one:
-    it complements what the known one complements, is offered wherever the known one is (just
-    after it), and pairs are weighted as the known one's are."""
+) -> dict[str, list[str]]:
+    """The complements with each new category standing in for its known one: it complements
+    what the known one complements, and is offered wherever the known one is (just after it).
+    The scorer borrows the known one's scoring (Scorer.borrowing)."""
     complements = {category: list(others) for category, others in index.complements.items()}
-    weights = index.pair_weights
-    names, pairs, rows = list(weights.categories), weights.pairs.tolist(), list(weights.weights)
     for new, known in fallbacks.items():
         complements[new] = [c for c in index.complements_of(known) if c != new]
         for category, others in complements.items():
             if category != new and known in others and new not in others:
                 others.insert(others.index(known) + 1, new)
-        if known in names:
-            names.append(new)
-            code, new_code = names.index(known), len(names) - 1
-            for (a, b), row in zip(list(pairs), list(rows), strict=True):
-                if code in (a, b):
-                    pairs.append([new_code, b if a == code else a])
-                    rows.append(row)
-    if names == weights.categories:
-        return complements, weights
-    dimensions = weights.weights.shape[1] if len(weights.weights) else 0
-    stacked = np.stack(rows) if rows else np.zeros((0, dimensions), np.float32)
-    return complements, PairWeights(names, np.array(pairs), stacked)
+    return complements
 
 
 def _rows_of_category(
@@ -252,18 +236,6 @@ def _grown(
     return GrownIndex(graph, added, graph_file)
 
 
-def _cooccurrence(before: CoOccurrence, new_row: np.ndarray) -> CoOccurrence:
-    """The curated pairs renumbered; pairs with a removed item dropped."""
-    partners: dict[int, dict[int, int]] = {}
-    for row, seen in before.partners.items():
-        if new_row[row] < 0:
-            continue
-        kept = {int(new_row[other]): count for other, count in seen.items() if new_row[other] >= 0}
-        if kept:
-            partners[int(new_row[row])] = kept
-    return CoOccurrence(partners, before.weight)
-
-
 def _neighbours(
     before: CompatibilityIndex, after: CompatibilityIndex, new_row: np.ndarray, touched: list[int]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -297,7 +269,7 @@ def _neighbours(
         if after.complements_of(category) != before.complements_of(category):
             dirty[rows] = True
     for row in touched:  # a changed product's curated bonus may lift it into its partners' lists
-        dirty[list(after.cooccurrence.partners.get(row, ()))] = True
+        dirty[list(after.scorer.partners.get(row, ()))] = True
 
     merges: dict[str, list[_Offer]] = {}  # by the category whose clean lists are offered
     for category, rows in after.rows_of_category.items():
@@ -419,7 +391,10 @@ def _merge(
     the list's last score. A category's items cost one pass over their vectors; the merging,
     the lists the newcomers enter."""
     weighted = np.concatenate(
-        [index.space.query_for(index.vectors[o.newcomers], o.other, category) for o in offers]
+        [
+            index.scorer.queries(index.vectors[o.newcomers], [o.other] * len(o.newcomers), category)
+            for o in offers
+        ]
     )
     ends = np.cumsum([len(offer.newcomers) for offer in offers]).tolist()
     own = [

@@ -5,13 +5,11 @@ a top and trousers may agree on colour dimensions that a top and a bag do not ca
 weights sit on the query side only, so one inner-product index per category serves every pair.
 A pair of categories the training never saw has no weights: plain cosine. numpy only."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from .cooccurrence import CoOccurrence
 
 
 class PairWeights:
@@ -39,6 +37,23 @@ class PairWeights:
     def between(self, category: str, other: str) -> np.ndarray | None:
         return self._by_names.get(frozenset((category, other)))
 
+    def borrowing(self, fallbacks: Mapping[str, str]) -> "PairWeights":
+        """These weights with each new category's pairs weighted as its known one's."""
+        names, pairs, rows = list(self.categories), self.pairs.tolist(), list(self.weights)
+        for new, known in fallbacks.items():
+            if known in names:
+                names.append(new)
+                code, new_code = names.index(known), len(names) - 1
+                for (a, b), row in zip(list(pairs), list(rows), strict=True):
+                    if code in (a, b):
+                        pairs.append([new_code, b if a == code else a])
+                        rows.append(row)
+        if names == self.categories:
+            return self
+        dimensions = self.weights.shape[1] if len(self.weights) else 0
+        stacked = np.stack(rows) if rows else np.zeros((0, dimensions), np.float32)
+        return PairWeights(names, np.array(pairs), stacked)
+
     def save(self, path: Path) -> None:
         np.savez(
             path,
@@ -55,48 +70,16 @@ class PairWeights:
 
 @dataclass
 class CompatibilitySpace:
+    """What a training gives the index: the items in the space and the pair weights learned."""
+
     vectors: np.ndarray  # (N, D) unit vectors
     categories: list[str]  # category of each row
     pair_weights: PairWeights
 
-    def query(self, row: int, category: str) -> np.ndarray:
-        """The vector to search `category`'s index with for items that go with `row`."""
-        return self.query_for(self.vectors[row], self.categories[row], category)
-
-    def query_for(self, vector: np.ndarray, vector_category: str, category: str) -> np.ndarray:
-        """The same for any `vector` of this space (a shopper's photo), of `vector_category`."""
-        weights = self.pair_weights.between(vector_category, category)
-        return vector if weights is None else vector * weights
-
     def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
-        """Mean compatibility of each candidate with the anchors, (len(candidates),)."""
-        candidate_rows = np.asarray(candidates, dtype=np.int64)
-        total = np.zeros(len(candidate_rows), dtype=np.float32)
-        if not len(anchors) or not len(candidate_rows):
-            return total
-        candidate_categories = np.asarray([self.categories[c] for c in candidate_rows])
-        for category in np.unique(candidate_categories):
-            in_category = candidate_categories == category
-            queries = np.stack([self.query(anchor, str(category)) for anchor in anchors])
-            rows = candidate_rows[in_category]
-            total[in_category] = (self.vectors[rows] @ queries.T).mean(axis=1)
-        return total
+        """Mean compatibility of each candidate with the anchors, content alone."""
+        from .scorers import TypeAwareScorer
 
-
-@dataclass
-class SpaceScorer:
-    """Scores items by id in a space (the evaluation's `Scorer`), plus the curated
-    co-occurrence bonus when given: the score the product serves."""
-
-    space: CompatibilitySpace
-    row_of: dict[str, int]
-    cooccurrence: CoOccurrence | None = None
-
-    def __contains__(self, item: object) -> bool:
-        return item in self.row_of
-
-    def __call__(self, question: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
-        anchors = [self.row_of[item] for item in question]
-        rows = [self.row_of[item] for item in candidates]
-        scores = self.space.scores(anchors, rows)
-        return scores + self.cooccurrence.bonus(anchors, rows) if self.cooccurrence else scores
+        return TypeAwareScorer(self.pair_weights).scores(
+            self.vectors, self.categories, anchors, candidates
+        )

@@ -1,6 +1,6 @@
 import pytest
 
-from embeddings.services import read_caption_pairs
+from embeddings.training import read_caption_pairs
 
 
 def test_caption_pairs_join_columns_and_skip_rows_without_an_image(tmp_path):

@@ -105,7 +105,7 @@ def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
             got = loaded.nearest_rows(row, other, 6)
             assert [r for r, _ in got] == [r for r, _ in expected]
             np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-5)
-            curated += any(r in live.cooccurrence.partners.get(row, {}) for r, _ in got)
+            curated += any(r in live.scorer.partners.get(row, {}) for r, _ in got)
             # Deeper than computed: the index is searched.
             assert loaded.nearest_rows(row, other, 12) == live.nearest_rows(row, other, 12)
     assert curated > 100  # the curated bonus is part of what was computed

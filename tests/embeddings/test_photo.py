@@ -16,7 +16,6 @@ from PIL import Image
 from catalog.models import Product
 from embeddings.engine.artifacts import read_manifest
 from embeddings.engine.backbone import BackboneUnavailable
-from embeddings.engine.cooccurrence import CoOccurrence
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.engine.photo import PhotoEncoder
 from embeddings.engine.text import describe
@@ -46,7 +45,7 @@ def trained_version(
     """The small catalog imported and a version trained (with the last image block tuned), as
     `manage.py train` does, once for the module: the version directory and the stored images
     stay, the database rows are rolled back."""
-    from embeddings.services import item_text, train_model_version
+    from embeddings.training import item_text, train_model_version, training_options
 
     root = tmp_path_factory.mktemp("photo-version")
     with (
@@ -62,7 +61,7 @@ def trained_version(
     ):
         call_command("import_catalog", str(small_catalog.products_csv))
         call_command("import_outfits", str(small_catalog.outfits_csv))
-        version = train_model_version(epochs=4, unfrozen_blocks=1).version
+        version = train_model_version(training_options(epochs=4, unfrozen_blocks=1)).version
         items = [
             CatalogItem(p.sku, p.category.name, Path(p.image.path), item_text(p))
             for p in Product.objects.select_related("category").order_by("sku")
@@ -199,7 +198,7 @@ def test_a_rows_own_vector_ranks_its_category_as_nearest_does(index):
     """nearest_to_vector() with a row's vector is nearest() for that row, less the row itself,
     on the type-aware score alone (nearest() adds curated partners' bonus: set to 0 here), and
     both agree with scoring every item of the category by brute force."""
-    plain = replace(index, cooccurrence=CoOccurrence(index.cooccurrence.partners, 0.0))
+    plain = replace(index, scorer=index.scorer.with_cooccurrence_weight(0.0))
     weighted_pairs = 0
     for sku, row in index.row_of_sku.items():
         own = index.categories[row]
@@ -208,11 +207,13 @@ def test_a_rows_own_vector_ranks_its_category_as_nearest_does(index):
             found = index.nearest_to_vector(index.vectors[row], own, category, len(members))
             without_row = [(s, score) for s, score in found if s != sku]
             assert_same_ranking(without_row, plain.nearest(sku, category, len(members)))
-            brute = index.space.scores([row], members)
+            brute = index.scorer.content_only().scores(
+                index.vectors, index.categories, [row], members
+            )
             assert_same_ranking(
                 found, [(index.skus[members[i]], brute[i]) for i in np.argsort(-brute)]
             )
-            weighted_pairs += index.pair_weights.between(own, category) is not None
+            weighted_pairs += index.scorer.pair_weights.between(own, category) is not None
     assert weighted_pairs  # the type-aware weights were exercised, not only plain cosine
     assert len(index.nearest_to_vector(index.vectors[0], index.categories[0], "Tops", 3)) == 3
     assert index.nearest_to_vector(index.vectors[0], index.categories[0], "Hats", 3) == []
@@ -222,8 +223,9 @@ def test_a_rows_own_vector_ranks_its_category_as_nearest_does(index):
 def test_the_service_loads_the_active_versions_encoder_once_and_follows_activation(
     trained_version, settings, tmp_path
 ):
-    from embeddings import services
+    from embeddings import loaded_versions
     from embeddings.models import ModelVersion
+    from embeddings.versions import activate
 
     settings.OUTFITS_MODEL_DIR = tmp_path / "models"
     manifest = read_manifest(trained_version.directory)
@@ -235,13 +237,13 @@ def test_the_service_loads_the_active_versions_encoder_once_and_follows_activati
                 name=name, directory=name, backbone=manifest["backbone"], manifest=manifest
             )
         )
-    assert services.photo_encoder() is None  # nothing active yet
-    services.activate(versions[0])
-    version, encoder = services.photo_encoder()
+    assert loaded_versions.photo_encoder() is None  # nothing active yet
+    activate(versions[0])
+    version, encoder = loaded_versions.photo_encoder()
     assert version == versions[0] and encoder.directory.name == "first"
-    assert services.photo_encoder()[1] is encoder  # loaded once
-    services.activate(versions[1])
-    version, encoder = services.photo_encoder()
+    assert loaded_versions.photo_encoder()[1] is encoder  # loaded once
+    activate(versions[1])
+    version, encoder = loaded_versions.photo_encoder()
     assert version == versions[1] and encoder.directory.name == "second"
 
 
@@ -266,8 +268,8 @@ def test_the_photo_module_imports_no_django():
 
 @pytest.fixture(autouse=True)
 def no_loaded_photo_encoder():
-    from embeddings import services
+    from embeddings import loaded_versions
 
-    services.photo_encoders.current = None  # no encoder of another test's version
+    loaded_versions.photo_encoders.current = None  # no encoder of another test's version
     yield
-    services.photo_encoders.current = None
+    loaded_versions.photo_encoders.current = None

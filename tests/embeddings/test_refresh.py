@@ -23,6 +23,7 @@ from embeddings.engine.index import (
 )
 from embeddings.engine.layered import ROWS_SUFFIX
 from embeddings.engine.refresh import Upsert, refreshed
+from embeddings.engine.scorers import TypeAwareScorer
 from embeddings.engine.space import PairWeights
 
 DIMENSIONS = 16
@@ -76,8 +77,10 @@ def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_sk
         vectors,
         {c: build_category_index(vectors[r], r) for c, r in rows_by_category(categories).items()},
         like.complements,
-        CoOccurrence.from_outfits(outfits, before.cooccurrence.weight),
-        like.pair_weights,
+        TypeAwareScorer(
+            like.scorer.pair_weights,
+            CoOccurrence.from_outfits(outfits, before.scorer.cooccurrence.weight),
+        ),
     )
     whole.neighbours = whole.computed_neighbours(DEPTH)
     return whole
@@ -124,7 +127,7 @@ def test_a_refresh_answers_as_the_version_built_whole_on_the_changed_catalog(ver
     whole = built_whole(before, after.skus, categories, vectors, outfit_skus)
     assert after.categories == whole.categories
     np.testing.assert_array_equal(after.vectors, whole.vectors)
-    assert after.cooccurrence.partners == whole.cooccurrence.partners
+    assert after.scorer.partners == whole.scorer.partners
     np.testing.assert_array_equal(after.neighbours, whole.neighbours)
     np.testing.assert_allclose(after.neighbour_scores, whole.listed_scores(), rtol=1e-5, atol=1e-6)
     for sku in after.skus:
@@ -228,8 +231,8 @@ def test_a_category_the_version_never_saw_stands_in_for_a_known_one(version):
         if "Shoes" in others and category != "Sneakers":
             assert others[others.index("Shoes") + 1] == "Sneakers", category
     for other in before.complements_of("Shoes"):
-        shoes = before.pair_weights.between("Shoes", other)
-        sneakers = after.pair_weights.between("Sneakers", other)
+        shoes = before.scorer.pair_weights.between("Shoes", other)
+        sneakers = after.scorer.pair_weights.between("Sneakers", other)
         assert (shoes is None) == (sneakers is None)
         if shoes is not None:
             np.testing.assert_array_equal(sneakers, shoes)

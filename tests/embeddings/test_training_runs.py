@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from embeddings import services
+from embeddings import versions as model_versions
 from embeddings.models import ModelVersion, TrainingRun
 from embeddings.training_runs import (
     TrainingAlreadyRunning,
@@ -120,10 +120,10 @@ def test_a_better_version_is_activated_and_rollback_returns_to_the_previous(shop
     call_command("train", epochs=1, unfreeze_blocks=0)
     newer = ModelVersion.objects.get(is_active=True)
     assert newer != shop and TrainingRun.objects.latest("created_at").outcome == "activated"
-    assert services.previous_version() == shop
-    assert services.roll_back() == shop
+    assert model_versions.previous_version() == shop
+    assert model_versions.roll_back() == shop
     assert ModelVersion.objects.get(is_active=True) == shop
-    assert services.previous_version() == newer
+    assert model_versions.previous_version() == newer
 
 
 def test_garbage_collection_keeps_the_newest_the_active_and_the_previous(db, settings):
@@ -137,10 +137,10 @@ def test_garbage_collection_keeps_the_newest_the_active_and_the_previous(db, set
             created_at=timezone.now() + timedelta(minutes=number)
         )
         versions.append(version)
-    services.activate(versions[1])  # then the oldest: v0 becomes active, v1 the previous
-    services.activate(versions[0])
+    model_versions.activate(versions[1])  # then the oldest: v0 becomes active, v1 the previous
+    model_versions.activate(versions[0])
     (root / ".incomplete-v9-dead").mkdir()  # a run killed while writing
-    removed = services.collect_old_versions(keep=2)
+    removed = model_versions.collect_old_versions(keep=2)
     assert sorted(removed) == ["v2", "v3"]
     assert {p.name for p in root.iterdir()} == {"v0", "v1", "v4", "v5"}
     assert set(ModelVersion.objects.values_list("name", flat=True)) == {"v0", "v1", "v4", "v5"}

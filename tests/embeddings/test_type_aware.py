@@ -7,7 +7,8 @@ import torch
 
 from embeddings.engine.evaluate import evaluate_tasks, make_tasks
 from embeddings.engine.index import CompatibilityIndex
-from embeddings.engine.space import CompatibilitySpace, PairWeights, SpaceScorer
+from embeddings.engine.scorers import SkuScorer, TypeAwareScorer
+from embeddings.engine.space import CompatibilitySpace, PairWeights
 from embeddings.engine.train import (
     CompatibilityHead,
     HeadConfig,
@@ -49,12 +50,12 @@ def test_the_index_searches_with_the_pair_weights_and_keeps_them_on_disk(tmp_pat
     weighted.save(tmp_path)
     loaded = CompatibilityIndex.load(tmp_path)
     assert loaded.nearest("top", "Trousers", 2) == weighted.nearest("top", "Trousers", 2)
-    assert loaded.pair_weights.between("Trousers", "Tops").tolist() == [2.0, 0.0]
+    assert loaded.scorer.pair_weights.between("Trousers", "Tops").tolist() == [2.0, 0.0]
 
 
 def test_the_scorer_adds_the_curated_bonus_to_the_type_aware_score():
     index = CompatibilityIndex.build(SKUS, CATEGORIES, VECTORS, [[0, 2]], 1.0, WEIGHTS)
-    scorer = SpaceScorer(index.space, index.row_of_sku, index.cooccurrence)
+    scorer = index.sku_scorer()
     assert "top" in scorer and "unknown" not in scorer
     assert scorer(["top"], ["trousers-x", "trousers-y"]).tolist() == pytest.approx(
         [1.2, 0.0 + np.log(2)]
@@ -139,7 +140,10 @@ def test_type_aware_training_learns_pair_specific_compatibility(tmp_path):
         head, losses = train_compatibility_head(vectors, train, categories, config)
         space = trained_space(head, vectors, categories, names, train)
         row_of = {str(i): i for i in range(len(vectors))}
-        results[type_aware] = evaluate_tasks(SpaceScorer(space, row_of), fitb, compatibility)
+        by_sku = SkuScorer(
+            TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
+        )
+        results[type_aware] = evaluate_tasks(by_sku, fitb, compatibility)
         assert losses[-1] < losses[0]
     assert len(space.pair_weights) == 3  # tops–trousers, tops–shoes, trousers–shoes
     trousers_shoes = space.pair_weights.between("Trousers", "Shoes")

@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from catalog.models import Product
 from embeddings.engine.index import VECTORS_FILE
+from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import VersionRefresh
-from embeddings.services import active_compatibility_index
 from embeddings.version_refresh import (
     FINGERPRINT_CHANGES_FILE,
     FINGERPRINTS_FILE,
@@ -261,7 +261,7 @@ def test_a_category_new_to_the_model_is_matched_as_the_known_one_it_looks_like(
 def test_an_activation_refreshes_in_what_arrived_while_its_version_trained(
     trained_shop, small_catalog, settings, django_capture_on_commit_callbacks
 ):
-    from embeddings.services import activate
+    from embeddings.versions import activate
 
     settings.OUTFITS_REFRESH_ON_CHANGE = True
     # Arrived after the version embedded the catalog (during its training, say).
@@ -277,7 +277,7 @@ def test_a_refresh_of_a_version_no_longer_active_is_dropped(
 ):
     from embeddings import version_refresh
     from embeddings.models import ModelVersion
-    from embeddings.services import activate
+    from embeddings.versions import activate
 
     settings.OUTFITS_ACTIVATION_MARGIN = 10.0  # the second training stays inactive
     call_command("train", epochs=1, unfreeze_blocks=0)
@@ -413,7 +413,7 @@ def test_a_refresh_that_cannot_write_fails_with_the_reason_and_serves_as_before(
 def test_a_damaged_refresh_is_not_served_and_not_retried_on_every_request(
     trained_shop, small_catalog, settings, storefront, caplog
 ):
-    from embeddings import services
+    from embeddings import loaded_versions
     from embeddings.engine.index import VECTORS_FILE
     from tests.support import wait_for
 
@@ -427,10 +427,10 @@ def test_a_damaged_refresh_is_not_served_and_not_retried_on_every_request(
     damaged.write_bytes(bytes(data))
 
     assert active_compatibility_index()[0].directory == served.directory
-    wait_for(lambda: services.serving_index.failed_loads, "the load to fail", 30)
+    wait_for(lambda: loaded_versions.serving_index.failed_loads, "the load to fail", 30)
     for _ in range(5):  # the served version answers; no new attempt for a while
         assert active_compatibility_index()[0].directory == served.directory
         assert storefront.get(MATCHES.format(index.skus[2])).status_code == 200
-    wait_for(lambda: not services.serving_index.lock.locked(), "no load under way", 30)
+    wait_for(lambda: not loaded_versions.serving_index.lock.locked(), "no load under way", 30)
     failures = [r for r in caplog.records if "failed to load" in r.getMessage()]
     assert len(failures) == 1 and "still serving" in failures[0].getMessage()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from catalog.models import Category, Product
-from embeddings import services
+from embeddings import versions
 from embeddings.engine.artifacts import ModelVersionWriter, read_manifest
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.models import ModelVersion
@@ -70,7 +70,7 @@ def write_version(skus: list[str], name: str, settings) -> ModelVersion:
         backbone="handmade",
         manifest=read_manifest(directory, False),
     )
-    services.activate(version)
+    versions.activate(version)
     return version
 
 

@@ -162,21 +162,21 @@ def test_the_first_photo_after_a_start_is_told_the_model_is_warming_up(
     """The photo model (torch, the backbone) loads in the background with a process's first
     photo; a photo that cannot wait for it gets a 503 with Retry-After, then the next one its
     matches."""
-    from embeddings import services
+    from embeddings import loaded_versions
 
-    services.photo_encoders.current = None  # as in a process that just started
+    loaded_versions.photo_encoders.current = None  # as in a process that just started
     settings.OUTFITS_PHOTO_WARMUP_WAIT_SECONDS = 0.0
     skirt = Product.objects.filter(category__name="Bottoms").first()
     with photo_of(skirt).open("rb") as image:
         first = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
     assert first.status_code == 503 and first["Retry-After"] == "5"
     assert "warming up" in first.json()["error"]["message"]
-    services._photo_warming.join(60)
-    services.photo_encoders.current = None  # the page, in a process that just started
+    loaded_versions._photo_warming.join(60)
+    loaded_versions.photo_encoders.current = None  # the page, in a process that just started
     with photo_of(skirt).open("rb") as image:
         page = client.post("/match/", {"photo": image})
     assert page.status_code == 503 and "warming up" in page.content.decode()
-    services._photo_warming.join(60)
+    loaded_versions._photo_warming.join(60)
     with photo_of(skirt).open("rb") as image:
         then = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
     assert then.status_code == 200 and then.json()["groups"]

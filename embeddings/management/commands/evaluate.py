@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from embeddings.services import evaluate_active_model
+from embeddings.training import evaluate_active_model
 
 
 def shown(value: float | None) -> str:

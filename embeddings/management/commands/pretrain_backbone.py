@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from embeddings.engine.progress import TerminalProgress
-from embeddings.services import pretrain_backbone, read_caption_pairs
+from embeddings.training import pretrain_backbone, read_caption_pairs
 
 
 class Command(BaseCommand):

@@ -15,8 +15,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from embeddings.loaded_versions import warm_photo_encoder
 from embeddings.models import ModelVersion
-from embeddings.services import warm_photo_encoder
 
 from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE, quiet_logs
 

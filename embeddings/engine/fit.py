@@ -1,0 +1,361 @@
+"""The training pipeline, without Django: from a catalog's item vectors and its outfits to a
+model version's parts (the trained head, the index it serves, the held-out metrics). The glue
+(embeddings/training.py) gathers the rows and embeds them, calls fit_version and writes what
+it returns; the transfer study and the ablation (benchmarks/) call fit_space, the same
+training on outfits they choose."""
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .category_probe import CategoryProbe, fit_category_probe, held_out_accuracy
+from .cooccurrence import CoOccurrence
+from .evaluate import (
+    CompatibilityTask,
+    CosineScorer,
+    FitbTask,
+    Scorer,
+    evaluate_tasks,
+    make_tasks,
+    split_outfits,
+)
+from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
+from .progress import Progress, no_progress
+from .scorers import SkuScorer, TypeAwareScorer
+from .space import CompatibilitySpace
+from .train import (
+    CompatibilityHead,
+    HeadTrainingConfig,
+    ItemEncoder,
+    train_compatibility_head,
+    trained_space,
+)
+
+logger = logging.getLogger(__name__)
+
+COOCCURRENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # tried on held-out outfits when "auto"
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """Everything a training's result depends on besides its data, read once (the glue: from
+    the settings and the run's form), passed down, and stored whole in the version's manifest."""
+
+    backbone: str = "outfits-tiny"
+    pretrained: str = ""  # a tag, hf-hub:…, or a checkpoint file
+    epochs: int = 30
+    unfrozen_blocks: int = 0  # the image tower's last blocks tuned with the head
+    learning_rate: float = 2e-3
+    cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
+    validation_fraction: float = 0.15
+    seed: int = 0
+    neighbour_depth: int = NEIGHBOUR_DEPTH  # 0: the lists are computed elsewhere (workers)
+    type_aware: bool = True  # False: one shared space for every pair of categories (ablation)
+    scorer: str = TypeAwareScorer.kind
+
+    def head_training(self) -> HeadTrainingConfig:
+        return HeadTrainingConfig(
+            epochs=self.epochs,
+            seed=self.seed,
+            learning_rate=self.learning_rate,
+            type_aware=self.type_aware,
+        )
+
+    def as_manifest(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Stopwatch:
+    """Seconds spent in each stage of a job, for its report."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> dict[str, float]:
+        now = time.perf_counter()
+        self.seconds[stage] = round(now - self.last, 1)
+        self.last = now
+        return self.seconds
+
+
+@dataclass
+class TrainingCatalog:
+    """What a training learns from: each row's SKU, category and item vectors (with the image
+    tower's top and trunk tokens when it is tuned), and outfits as lists of rows."""
+
+    skus: list[str]
+    categories: list[str]
+    items: ItemEncoder
+    outfits: list[list[int]]
+
+
+@dataclass
+class FittedSpace:
+    head: CompatibilityHead
+    space: CompatibilitySpace
+    losses: list[float]
+
+
+@dataclass
+class FittedVersion:
+    """A model version's parts, not yet written: the glue saves them (ModelVersionWriter)."""
+
+    head: CompatibilityHead
+    items: ItemEncoder  # with the tuned image tower's top, if any
+    index: CompatibilityIndex
+    category_probe: CategoryProbe
+    metrics: dict[str, Any]
+    comparison: dict[str, Any]  # against `served` on the same questions; {} without one
+    losses: list[float]
+    train_outfit_count: int
+    manifest: dict[str, Any] = field(default_factory=dict)  # what the manifest records of it
+
+
+def fit_space(
+    catalog: TrainingCatalog,
+    train_outfits: Sequence[Sequence[int]],
+    options: TrainingOptions,
+    progress: Progress = no_progress,
+    check_cancelled: Callable[[], None] = lambda: None,
+    after_epoch: Callable[[CompatibilityHead, int], None] | None = None,
+) -> FittedSpace:
+    """Train the compatibility head on `train_outfits` and project the catalog into its space."""
+    category_names, codes = np.unique(catalog.categories, return_inverse=True)
+    head, losses = train_compatibility_head(
+        catalog.items,
+        train_outfits,
+        codes,
+        options.head_training(),
+        progress,
+        after_epoch=after_epoch,
+        check_cancelled=check_cancelled,
+    )
+    space = trained_space(head, catalog.items, codes, category_names.tolist(), train_outfits)
+    return FittedSpace(head, space, losses)
+
+
+def fit_version(
+    catalog: TrainingCatalog,
+    options: TrainingOptions,
+    progress: Progress = no_progress,
+    check_cancelled: Callable[[], None] = lambda: None,
+    served: tuple[str, CompatibilityIndex] | None = None,
+) -> FittedVersion:
+    """Split the outfits, train on the training part, measure on the held-out part (beside
+    `served`, the version now served, by name), fit the photo category probe and build the
+    index. `check_cancelled()` is asked at every batch and may raise to abandon the run."""
+    stopwatch = Stopwatch()
+    rng = np.random.default_rng(options.seed)
+    train_rows, validation_rows = split_outfits(
+        len(catalog.outfits), options.validation_fraction, rng
+    )
+    train_outfits = [catalog.outfits[i] for i in train_rows]
+    validation_outfits = [catalog.outfits[i] for i in validation_rows]
+    fitted = fit_space(catalog, train_outfits, options, progress, check_cancelled)
+    stopwatch.lap("training")
+
+    progress("evaluating", 0, 1)
+    item_vectors = catalog.items.fixed.numpy()  # the backbone's own vectors, before tuning
+    validation = Validation.of(catalog, train_outfits, validation_outfits, rng)
+    weight = options.cooccurrence_weight
+    if weight is None:
+        weight = validation.best_cooccurrence_weight(fitted.space)
+    served_here = TypeAwareScorer(
+        fitted.space.pair_weights, CoOccurrence.from_outfits(train_outfits, weight)
+    )
+    metrics: dict[str, Any] = {"cooccurrence_weight": weight}
+    for suffix, scorer in scorers_to_validate(fitted.space, served_here, item_vectors, catalog):
+        results = validation.metrics(scorer)
+        metrics |= {f"{name}{suffix}": value for name, value in results.items()}
+    metrics |= {"fitb_questions": len(validation.fitb)}
+    metrics |= {"compatibility_outfits": len(validation.compatibility)}
+    served_scorer = SkuScorer(
+        served_here, fitted.space.vectors, catalog.categories, validation.row_of
+    )
+    comparison = validation.compared(served_scorer, served) if served else {}
+    metrics["final_loss"] = fitted.losses[-1]
+    # What a shopper's photo shows: a linear probe on the backbone's own image vectors.
+    image_vectors = item_vectors[:, : item_vectors.shape[1] // 2]
+    category_probe = fit_category_probe(image_vectors, catalog.categories)
+    metrics["category_accuracy"] = held_out_accuracy(image_vectors, catalog.categories)
+    progress("evaluating", 1, 1)
+    stopwatch.lap("evaluating")
+    logger.info(
+        "evaluation: FITB %s on %d questions, compatibility AUC %s",
+        _figure(metrics["fitb"]),
+        metrics["fitb_questions"],
+        _figure(metrics["auc"]),
+    )  # every metric is kept on the run and its version
+
+    progress("indexing", 0, len(catalog.skus))
+    index = CompatibilityIndex.build(
+        catalog.skus,
+        catalog.categories,
+        fitted.space.vectors,
+        catalog.outfits,
+        cooccurrence_weight=float(weight),
+        pair_weights=fitted.space.pair_weights,
+        neighbour_depth=options.neighbour_depth,
+        progress=progress,
+    )
+    stopwatch.lap("indexing")
+    return FittedVersion(
+        head=fitted.head,
+        items=catalog.items,
+        index=index,
+        category_probe=category_probe,
+        metrics=metrics,
+        comparison=comparison,
+        losses=fitted.losses,
+        train_outfit_count=len(train_outfits),
+        manifest={
+            "item_count": len(catalog.skus),
+            "outfit_count": len(catalog.outfits),
+            "train_outfit_count": len(train_outfits),
+            "item_vector_dim": int(item_vectors.shape[1]),
+            "unfrozen_blocks": options.unfrozen_blocks,
+            "compatibility_dim": int(fitted.space.vectors.shape[1]),
+            "category_pairs_weighted": len(fitted.space.pair_weights),
+            "options": options.as_manifest(),
+            "training": asdict(options.head_training()),
+            "scorer": {"kind": index.scorer.kind, "options": index.scorer.options},
+            "epoch_losses": fitted.losses,
+            "metrics": metrics,
+            "seconds": stopwatch.seconds,
+        },
+    )
+
+
+def scorers_to_validate(
+    space: CompatibilitySpace,
+    served: TypeAwareScorer,
+    backbone_vectors: np.ndarray,
+    catalog: TrainingCatalog,
+) -> list[tuple[str, Scorer]]:
+    """The named scorers a version's metrics report, by the suffix of their figures: the
+    served score, the learned space without the curated bonus (what a new arrival gets) and
+    the raw backbone vectors (the transfer-learning baseline)."""
+    row_of = {sku: row for row, sku in enumerate(catalog.skus)}
+    raw = backbone_vectors / np.linalg.norm(backbone_vectors, axis=1, keepdims=True)
+
+    def by_sku(scorer: TypeAwareScorer) -> SkuScorer:
+        return SkuScorer(scorer, space.vectors, catalog.categories, row_of)
+
+    return [
+        ("", by_sku(served)),
+        ("_content_only", by_sku(served.content_only())),
+        ("_backbone_only", CosineScorer(dict(zip(catalog.skus, raw, strict=True)))),
+    ]
+
+
+@dataclass
+class Validation:
+    """The held-out questions of a training (the same tasks `manage.py evaluate` reads from
+    files): FITB, compatibility and Recall@10. A question is warm when its answer is in a
+    training outfit, cold when it is new to the outfits."""
+
+    fitb: list[FitbTask]
+    compatibility: list[CompatibilityTask]
+    members: dict[str, list[str]]  # each category's SKUs, for Recall@K
+    warm: set[str]
+    train_outfits: list[list[str]]
+    row_of: dict[str, int]
+    categories: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        catalog: TrainingCatalog,
+        train_outfits: list[list[int]],
+        validation_outfits: list[list[int]],
+        rng: np.random.Generator,
+    ) -> "Validation":
+        skus = catalog.skus
+        category_of = dict(zip(skus, catalog.categories, strict=True))
+        members: dict[str, list[str]] = {}
+        for sku, category in category_of.items():
+            members.setdefault(category, []).append(sku)
+        fitb, compatibility = make_tasks(
+            [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
+        )
+        train_skus = [[skus[row] for row in outfit] for outfit in train_outfits]
+        return cls(
+            fitb,
+            compatibility,
+            members,
+            {sku for outfit in train_skus for sku in outfit},
+            train_skus,
+            {sku: row for row, sku in enumerate(skus)},
+            catalog.categories,
+        )
+
+    def best_cooccurrence_weight(self, space: CompatibilitySpace) -> float:
+        """The blend weight that fills the held-out blanks best (the lightest of equals)."""
+        train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
+
+        def fitb_with(weight: float) -> float:
+            scorer = TypeAwareScorer(
+                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight)
+            )
+            by_sku = SkuScorer(scorer, space.vectors, self.categories, self.row_of)
+            return float(np.nan_to_num(evaluate_tasks(by_sku, self.fitb).fitb_accuracy))
+
+        return max(COOCCURRENCE_WEIGHTS, key=lambda w: (fitb_with(w), -w))
+
+    def metrics(
+        self,
+        scorer: Scorer,
+        fitb: list[FitbTask] | None = None,
+        compatibility: list[CompatibilityTask] | None = None,
+        members: dict[str, list[str]] | None = None,
+    ) -> dict[str, float | None]:
+        """The figures staff compare versions by: FITB overall, cold and warm, AUC, Recall@10."""
+        fitb = self.fitb if fitb is None else fitb
+        compatibility = self.compatibility if compatibility is None else compatibility
+        members = self.members if members is None else members
+        results = evaluate_tasks(scorer, fitb, compatibility, members)
+        cold = [task for task in fitb if task.answers[task.correct] not in self.warm]
+        warm = [task for task in fitb if task.answers[task.correct] in self.warm]
+
+        def fitb_of(questions: list[FitbTask]) -> float | None:
+            accuracy = evaluate_tasks(scorer, questions).fitb_accuracy
+            return None if np.isnan(accuracy) else accuracy
+
+        return {
+            "fitb": None if np.isnan(results.fitb_accuracy) else results.fitb_accuracy,
+            "fitb_cold": fitb_of(cold),
+            "fitb_warm": fitb_of(warm),
+            "auc": None if np.isnan(results.compatibility_auc) else results.compatibility_auc,
+            "recall_at_10": (results.recall_at or {}).get(10),
+        }
+
+    def compared(self, new: Scorer, served: tuple[str, CompatibilityIndex]) -> dict[str, Any]:
+        """The new and the served version on the held-out questions whose items both know.
+        The served version gets this training's outfits as its curated pairs (at its own
+        weight): its stored ones may include today's held-out outfits."""
+        name, index = served
+        known = index.row_of_sku
+
+        def both_know(items: Sequence[str]) -> bool:
+            return all(item in known for item in items)
+
+        fitb = [task for task in self.fitb if both_know([*task.question, *task.answers])]
+        compatibility = [task for task in self.compatibility if both_know(task.items)]
+        members = {c: [sku for sku in skus if sku in known] for c, skus in self.members.items()}
+        curated = [[known[sku] for sku in outfit if sku in known] for outfit in self.train_outfits]
+        old = index.sku_scorer(index.scorer.curated_by(curated))
+        return {
+            "active_version": name,
+            "questions": len(fitb),
+            "new": self.metrics(new, fitb, compatibility, members),
+            "active": self.metrics(old, fitb, compatibility, members),
+        }
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -80,7 +80,9 @@ def record_events(
 
 
 RECEIPT_SWEEP_SECONDS = 3600.0
-_last_receipt_sweep = 0.0
+# When this process last swept; None: never (the monotonic clock counts from the machine's
+# boot, so 0.0 would mean "an hour ago" only on a machine up for more than an hour).
+_last_receipt_sweep: float | None = None
 
 
 def forget_old_receipts(now: float | None = None) -> int:
@@ -89,7 +91,8 @@ def forget_old_receipts(now: float | None = None) -> int:
     nothing. Returns how many were deleted."""
     global _last_receipt_sweep
     now = time.monotonic() if now is None else now
-    if now - _last_receipt_sweep < RECEIPT_SWEEP_SECONDS:
+    last = _last_receipt_sweep
+    if last is not None and now - last < RECEIPT_SWEEP_SECONDS:
         return 0
     _last_receipt_sweep = now
     cutoff = timezone.now() - timedelta(days=settings.OUTFITS_REC_ID_MAX_AGE_DAYS)

@@ -11,7 +11,7 @@ import numpy as np
 from django.conf import settings
 
 from catalog.models import Category
-from embeddings.engine.diversity import most_relevant_and_diverse_rows
+from embeddings.engine.candidates import Candidates
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import ModelVersion
@@ -123,30 +123,30 @@ def active_model(serving: ServingSnapshot) -> tuple[ModelVersion, CompatibilityI
 
 
 def visible_diverse_rows(
-    index: CompatibilityIndex,
-    visible: Visible,
-    found: dict[str, list[tuple[int, float]]],
-    limit: int,
-) -> dict[str, list[tuple[int, float]]]:
-    """For each category's (row, score) hits: those that are visible products of that
-    category (today's: a product may have moved since training), diverse, at most `limit`."""
-    skus = index.skus
+    index: CompatibilityIndex, visible: Visible, found: dict[str, Candidates], limit: int
+) -> dict[str, Candidates]:
+    """For each category's candidates: those that are visible products of that category
+    (today's: a product may have moved since training), diverse, at most `limit`."""
     shown = [
-        [(r, score) for r, score in hits if in_category(visible(skus[r]), category)]
-        for category, hits in found.items()
+        candidates.keeping([in_category(visible(sku), category) for sku in candidates.skus])
+        for category, candidates in found.items()
     ]
     relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
-    diverse = most_relevant_and_diverse_rows(shown, index.vectors, limit, relevance)
-    return dict(zip(found, diverse, strict=True))
+    return dict(zip(found, index.diverse(shown, limit, relevance), strict=True))
 
 
 def in_category(card: ProductCard | None, category: str) -> bool:
     return card is not None and card.category.name == category
 
 
-def why_matched(index: CompatibilityIndex, anchor_rows: Sequence[int], row: int) -> str:
-    partners = index.scorer.partners
-    return CURATED if any(row in partners.get(anchor, {}) for anchor in anchor_rows) else LEARNED
+def matches_of(candidates: Candidates, visible: Visible) -> list[Match]:
+    """Visible candidates as matches, each saying why: curated when stylists paired it with an
+    anchor, else learned."""
+    return [
+        Match(card, score, CURATED if curated else LEARNED)
+        for sku, score, curated in candidates
+        if (card := visible(sku)) is not None
+    ]
 
 
 def with_pins(
@@ -178,15 +178,15 @@ def goes_well_with(
     anchor = serving.product(product.sku)
     if anchor is None:  # no longer active: nothing is shown with it
         return GoesWellWith(new_rec_id(version), version and version.name, False, [])
-    row = index.row_of_sku.get(product.sku) if index else None
+    in_model = index is not None and index.knows(product.sku)
     own_category = anchor.category.name
-    found: dict[str, list[tuple[int, float]]] = {}
-    if index is not None and row is not None:
+    found: dict[str, Candidates] = {}
+    if index is not None and in_model:
         # Over-fetch: filters and diversity drop some of the nearest.
         fetch = limit * 2 + 6
         for category in index.complements_of(own_category):
             if category != own_category and filters.allows(category):
-                found[category] = index.nearest_rows(row, category, fetch)
+                found[category] = index.candidates(product.sku, category, fetch)
     chosen = visible_diverse_rows(index, visible, found, limit) if index else {}
     pins_by_category: dict[str, list[tuple[ProductCard, int]]] = {}
     for sku, position in serving.rules.pins.get(product.sku, []):
@@ -198,16 +198,12 @@ def goes_well_with(
             pins_by_category.setdefault(name, []).append((pinned, position))
 
     def score_of(sku: str) -> float | None:
-        other = index.row_of_sku.get(sku) if index and row is not None else None
-        return None if other is None else float(index.scores([row], [other])[0])
+        return index.score(product.sku, sku) if index is not None and in_model else None
 
     groups = []
     # Rows in the order of the model's categories; a pin may open a row it had nothing for.
     for name in dict.fromkeys([*chosen, *pins_by_category]):
-        matches = [
-            Match(visible(index.skus[r]), s, why_matched(index, [row], r))
-            for r, s in chosen.get(name, [])
-        ]
+        matches = matches_of(chosen.get(name, Candidates.none(name)), visible)
         pins = pins_by_category.get(name)
         placed = with_pins(matches, pins, limit, score_of) if pins else matches
         if placed:
@@ -215,15 +211,16 @@ def goes_well_with(
     version_name = version.name if version else None
     shown = [m for group in groups for m in group.matches]
     # Not in the active version yet: a refresh brings it in (from its words, without a picture).
-    pending = index is not None and row is None and settings.OUTFITS_REFRESH_ON_CHANGE
+    pending = index is not None and not in_model and settings.OUTFITS_REFRESH_ON_CHANGE
+    fallback = index.category_fallbacks.get(own_category) if index and in_model else None
     return GoesWellWith(
         new_rec_id(version, shown),
         version_name,
-        row is not None,
+        in_model,
         groups,
         pending,
-        from_words=row is not None and not anchor.image,
-        category_fallback=index.category_fallbacks.get(own_category) if row is not None else None,
+        from_words=in_model and not anchor.image,
+        category_fallback=fallback,
     )
 
 
@@ -246,50 +243,51 @@ def complete_the_look(
     active = active_model(serving)
     version, index = active if active else (None, None)
     anchor_skus = [a.sku for a in anchors]
-    rows = [index.row_of_sku[s] for s in anchor_skus if s in index.row_of_sku] if index else []
-    if not rows:
+    known = [sku for sku in anchor_skus if index.knows(sku)] if index else []
+    if index is None or version is None or not known:
         return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
-    anchor_categories = {index.categories[r] for r in rows}
+    anchor_categories = {index.category_of(sku) for sku in known}
     explicit = categories is not None
     if categories is None:
         categories = list(
             dict.fromkeys(
                 c
-                for r in rows
-                for c in index.complements_of(index.categories[r])
+                for sku in known
+                for c in index.complements_of(index.category_of(sku))
                 if c not in anchor_categories
             )
         )
     visible = visibility(serving, anchor_skus, filters)
-    candidates = look_candidates(index, rows, categories, visible)
-    blocked = blocked_pairs(
-        serving, index, [r for found in candidates.values() for r in found] + rows
-    )
-    pool = [*rows, *(r for found in candidates.values() for r in found)]
-    pair_scores = np.stack([index.scores([r], pool) for r in pool])
-    position = {r: i for i, r in enumerate(pool)}
+    candidates = look_candidates(index, known, categories, visible)
+    pool = [*known, *(sku for found in candidates.values() for sku in found.skus)]
+    blocked = blocked_pairs(serving, pool)
+    pair_scores = index.pair_scores(pool)
+    position = {sku: i for i, sku in enumerate(pool)}
+    curated = {sku for found in candidates.values() for sku, _, c in found if c}
 
-    def goes_with(row: int, outfit: Sequence[int]) -> bool:
-        category = index.categories[row]
+    def goes_with(sku: str, outfit: Sequence[str]) -> bool:
+        category = index.category_of(sku)
         return all(
-            (row, other) not in blocked
-            and (explicit or category in index.complements_of(index.categories[other]))
+            (sku, other) not in blocked
+            and (explicit or category in index.complements_of(index.category_of(other)))
             for other in outfit
         )
 
     # Beam search over the categories in order; a category that clashes with the outfit so far
-    # (a skirt after trousers) is skipped. Outfits are ranked by the mean score of their pairs.
-    beam: list[tuple[int, ...]] = [()]
+    # (a skirt after trousers) is skipped. Outfits are ranked by the mean score of their pairs
+    # (ties in the order they were found: the same in every process, unlike a set's).
+    beam: list[tuple[str, ...]] = [()]
     for category in categories:
         grown = [
-            (*outfit, row)
+            (*outfit, sku)
             for outfit in beam
-            for row in candidates.get(category, [])
-            if goes_with(row, [*rows, *outfit])
+            for sku in candidates[category].skus
+            if goes_with(sku, [*known, *outfit])
         ]
         stuck = [outfit for outfit in beam if not any(g[:-1] == outfit for g in grown)]
         beam = sorted(
-            set(grown + stuck), key=lambda o: -outfit_score(pair_scores, position, rows, o)
+            dict.fromkeys(grown + stuck),
+            key=lambda o: -outfit_score(pair_scores, position, known, o),
         )[:LOOK_BEAM_WIDTH]
     beam = [outfit for outfit in beam if outfit]
     if not beam:
@@ -299,47 +297,44 @@ def complete_the_look(
     order = {c: i for i, c in enumerate(categories)}
     items = [
         Match(
-            visible(index.skus[r]),
-            float(pair_scores[position[r], [position[a] for a in rows]].mean()),
-            why_matched(index, rows, r),
+            card,
+            float(pair_scores[position[sku], [position[a] for a in known]].mean()),
+            CURATED if sku in curated else LEARNED,
         )
-        for r in sorted(outfit, key=lambda r: order[index.categories[r]])
+        for sku in sorted(outfit, key=lambda sku: order[index.category_of(sku)])
+        if (card := visible(sku)) is not None
     ]
-    score = outfit_score(pair_scores, position, rows, outfit)
+    score = outfit_score(pair_scores, position, known, outfit)
     return CompletedLook(new_rec_id(version, items), version.name, True, items, score, shuffle)
 
 
 def look_candidates(
-    index: CompatibilityIndex, rows: list[int], categories: Sequence[str], visible: Visible
-) -> dict[str, list[int]]:
+    index: CompatibilityIndex, anchors: list[str], categories: Sequence[str], visible: Visible
+) -> dict[str, Candidates]:
     """The few visible products of each category most compatible with the anchors."""
     count = LOOK_CANDIDATES_PER_CATEGORY
-    found: dict[str, list[int]] = {}
+    found: dict[str, Candidates] = {}
     for category in categories:
-        near = {other for r in rows for other, _ in index.nearest_rows(r, category, count * 3 + 5)}
-        found[category] = list(near)
-    for category, near in found.items():
-        near = [r for r in near if in_category(visible(index.skus[r]), category)]
-        scores = index.scores(rows, near) if near else np.zeros(0)
-        found[category] = [near[i] for i in np.argsort(-scores, kind="stable")[:count]]
+        near = index.outfit_candidates(anchors, category, count * 3 + 5)
+        shown = near.keeping([in_category(visible(sku), category) for sku in near.skus])
+        found[category] = shown.best(count)
     return found
 
 
-def blocked_pairs(
-    serving: ServingSnapshot, index: CompatibilityIndex, rows: list[int]
-) -> set[tuple[int, int]]:
-    """Pairs of `rows` a merchandiser blocked, both ways round."""
+def blocked_pairs(serving: ServingSnapshot, skus: list[str]) -> set[tuple[str, str]]:
+    """Pairs of `skus` a merchandiser blocked, both ways round."""
     blocked_with = serving.rules.blocked_with
-    return {
-        (a, b) for a in rows for b in rows if index.skus[b] in blocked_with.get(index.skus[a], ())
-    }
+    return {(a, b) for a in skus for b in skus if b in blocked_with.get(a, ())}
 
 
 def outfit_score(
-    pair_scores: np.ndarray, position: dict[int, int], anchors: list[int], outfit: Sequence[int]
+    pair_scores: np.ndarray,
+    position: dict[str, int],
+    anchors: list[str],
+    outfit: Sequence[str],
 ) -> float:
     """Mean compatibility over the outfit's pairs that involve a chosen item."""
-    members = [position[r] for r in [*anchors, *outfit]]
+    members = [position[sku] for sku in [*anchors, *outfit]]
     chosen = members[len(anchors) :]
     total = [pair_scores[c, m] for i, c in enumerate(chosen) for m in members[: len(anchors) + i]]
     return float(np.mean(total)) if total else float("-inf")
@@ -402,20 +397,15 @@ def matches_for_photo(
         raise ModelNotReady("A new model version is being switched in; try again in a moment.")
     query = photo.encode(image, category)
     found = {
-        other: [
-            (index.row_of_sku[sku], score)
-            for sku, score in index.nearest_to_vector(
-                query.vector, query.category, other, limit * 4 + 10
-            )
-        ]
+        other: index.vector_candidates(query.vector, query.category, other, limit * 4 + 10)
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)
     }
     visible = visibility(serving, [], filters)
     chosen = visible_diverse_rows(index, visible, found, limit)
     groups = []
-    for rows in chosen.values():
-        matches = [Match(visible(index.skus[r]), s, LEARNED) for r, s in rows]
+    for candidates in chosen.values():
+        matches = matches_of(candidates, visible)
         if matches:
             groups.append(CategoryMatches(matches[0].product.category, matches))
     shown = [m for group in groups for m in group.matches]

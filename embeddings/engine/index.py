@@ -14,6 +14,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from .candidates import Candidates, diverse
 from .cooccurrence import CoOccurrence
 from .layered import (
     LAYERED_UP_TO,
@@ -496,6 +497,77 @@ class CompatibilityIndex:
         query = self.scorer.query(vector, vector_category, category)
         rows, scores = self._search(index, query, count)
         return [(self.skus[row], float(score)) for row, score in zip(rows, scores, strict=True)]
+
+    def knows(self, sku: str) -> bool:
+        return sku in self.row_of_sku
+
+    def category_of(self, sku: str) -> str:
+        """The category this index has `sku` in (one it knows)."""
+        return self.categories[self.row_of_sku[sku]]
+
+    def candidates(self, sku: str, category: str, count: int) -> Candidates:
+        """The `count` items of `category` that go best with `sku` by the served score, best
+        first, never `sku` itself (nearest_rows); none when this index does not know `sku`."""
+        row = self.row_of_sku.get(sku)
+        if row is None:
+            return Candidates.none(category)
+        found = self.nearest_rows(row, category, count)
+        return self._candidates(category, [row], [r for r, _ in found], [s for _, s in found])
+
+    def outfit_candidates(self, anchors: Sequence[str], category: str, count: int) -> Candidates:
+        """Items of `category` for an outfit of `anchors` (those this index knows): each
+        anchor's `count` best, ranked by the served score with all the anchors, best first."""
+        rows = [self.row_of_sku[sku] for sku in anchors if sku in self.row_of_sku]
+        near = list({other for r in rows for other, _ in self.nearest_rows(r, category, count)})
+        if not near:
+            return Candidates.none(category)
+        scores = self.scores(rows, near)
+        order = np.argsort(-scores, kind="stable")
+        return self._candidates(category, rows, [near[i] for i in order.tolist()], scores[order])
+
+    def vector_candidates(
+        self, vector: np.ndarray, vector_category: str, category: str, count: int
+    ) -> Candidates:
+        """nearest_to_vector() as candidates: none curated (a photo is in no outfit)."""
+        index = self.indexes.get(category)
+        if index is None or count <= 0:
+            return Candidates.none(category)
+        query = self.scorer.query(vector, vector_category, category)
+        rows, scores = self._search(index, query, count)
+        return self._candidates(category, [], rows, scores)
+
+    def _candidates(
+        self,
+        category: str,
+        anchors: Sequence[int],
+        rows: Sequence[int],
+        scores: "Sequence[float] | np.ndarray",
+    ) -> Candidates:
+        partners = self.scorer.partners
+        curated = [any(row in partners.get(anchor, {}) for anchor in anchors) for row in rows]
+        return Candidates(
+            category,
+            [self.skus[row] for row in rows],
+            np.asarray(scores, dtype=np.float32),
+            np.asarray(curated, dtype=bool),
+            np.asarray(rows, dtype=np.int64),
+        )
+
+    def diverse(self, rows: Sequence[Candidates], count: int, relevance: float) -> list[Candidates]:
+        """At most `count` of each of `rows`, relevant and unlike each other (candidates.py)."""
+        return diverse(rows, self.vectors, count, relevance)
+
+    def score(self, sku: str, other: str) -> float | None:
+        """The served score of `other` with `sku`; None unless this index knows both."""
+        row, other_row = self.row_of_sku.get(sku), self.row_of_sku.get(other)
+        if row is None or other_row is None:
+            return None
+        return float(self.scores([row], [other_row])[0])
+
+    def pair_scores(self, skus: Sequence[str]) -> np.ndarray:
+        """The served score of every pair of `skus` (all known): [i, j] is j's with i."""
+        rows = [self.row_of_sku[sku] for sku in skus]
+        return np.stack([self.scores([row], rows) for row in rows])
 
     @staticmethod
     def _search(

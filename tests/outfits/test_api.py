@@ -450,14 +450,14 @@ def test_receipts_older_than_a_rec_id_lives_are_forgotten(
     """A retry later than OUTFITS_REC_ID_MAX_AGE_DAYS carries an expired rec_id: its receipt
     guards nothing, and receipts would otherwise pile up for ever."""
     settings.OUTFITS_REC_ID_MAX_AGE_DAYS = 30
-    monkeypatch.setattr(events, "_last_receipt_sweep", 0.0)  # this process never swept
+    monkeypatch.setattr(events, "_last_receipt_sweep", None)  # this process never swept
     rec_id = storefront.get(MATCHES.format("T1")).json()["rec_id"]
     for event_id in ["old", "recent"]:
         post_event(storefront, rec_id, ["P1"], event_id=event_id)
     now = timezone.now()
     EventReceipt.objects.filter(event_id="old").update(created_at=now - timedelta(days=31))
     EventReceipt.objects.filter(event_id="recent").update(created_at=now - timedelta(days=29))
-    monkeypatch.setattr(events, "_last_receipt_sweep", 0.0)
+    monkeypatch.setattr(events, "_last_receipt_sweep", None)
     post_event(storefront, rec_id, ["P1"], event_id="new")
     assert set(EventReceipt.objects.values_list("event_id", flat=True)) == {"recent", "new"}
     # At most once an hour per process: the next receipt does not sweep again.

@@ -199,18 +199,24 @@ class ProductQuerySerializer(serializers.Serializer):
     )
 
 
-class MatchQuerySerializer(serializers.Serializer):
+class MatchFilterFields(serializers.Serializer):
+    """The filters every matching endpoint takes (recommendations.MatchFilters; a new one is
+    a field here and in api.views.filters_from)."""
+
+    in_stock = TrueOrFalse(default=True, help_text="false: include products that are out of stock.")
+    price_max = price_ceiling()
+
+
+class MatchQuerySerializer(MatchFilterFields):
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
     category = serializers.CharField(
         required=False,
         allow_blank=True,
         help_text="Only these categories: names or slugs, comma-separated; empty: all.",
     )
-    in_stock = TrueOrFalse(default=True, help_text="false: include products that are out of stock.")
-    price_max = price_ceiling()
 
 
-class CompleteOutfitRequestSerializer(serializers.Serializer):
+class CompleteOutfitRequestSerializer(MatchFilterFields):
     skus = sku_list(20, "The partial outfit.")
     categories = serializers.ListField(
         child=serializers.CharField(max_length=120),
@@ -221,8 +227,6 @@ class CompleteOutfitRequestSerializer(serializers.Serializer):
     shuffle = serializers.IntegerField(
         min_value=0, default=0, help_text="0: the best outfit, 1: the next best..."
     )
-    in_stock = TrueOrFalse(default=True)
-    price_max = price_ceiling()
 
 
 class CompletedOutfitSerializer(serializers.Serializer):
@@ -235,7 +239,7 @@ class CompletedOutfitSerializer(serializers.Serializer):
     items = MatchSerializer(many=True, help_text="One product per category.")
 
 
-class ImageMatchOptionsSerializer(serializers.Serializer):
+class ImageMatchOptionsSerializer(MatchFilterFields):
     """What a photo's matches may be asked with: as form fields or in the query string."""
 
     category = serializers.CharField(
@@ -244,8 +248,6 @@ class ImageMatchOptionsSerializer(serializers.Serializer):
         help_text="What the garment is (name or slug); empty or absent: recognised from the photo.",
     )
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    in_stock = TrueOrFalse(default=True)
-    price_max = price_ceiling()
 
 
 class ImageMatchRequestSerializer(ImageMatchOptionsSerializer):

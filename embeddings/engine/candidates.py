@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diversity import most_relevant_and_diverse_rows
+from .layered import Rows
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Candidates:
 
 
 def diverse(
-    rows: Sequence[Candidates], vectors: np.ndarray, count: int, relevance: float
+    rows: Sequence[Candidates], vectors: Rows, count: int, relevance: float
 ) -> list[Candidates]:
     """At most `count` of each, picked by maximal marginal relevance over their `vectors` (the
     index's: diversity.py), all categories at once."""

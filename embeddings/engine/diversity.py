@@ -3,6 +3,8 @@ duplicates (the same top in three colours) do not fill a row. Pure numpy."""
 
 import numpy as np
 
+from .layered import Rows
+
 
 def most_relevant_and_diverse(
     candidates: list[tuple[int, float]], vectors: np.ndarray, count: int, relevance: float
@@ -14,7 +16,7 @@ def most_relevant_and_diverse(
 
 
 def most_relevant_and_diverse_rows(
-    rows: list[list[tuple[int, float]]], vectors: np.ndarray, count: int, relevance: float
+    rows: list[list[tuple[int, float]]], vectors: Rows, count: int, relevance: float
 ) -> list[list[tuple[int, float]]]:
     """`most_relevant_and_diverse` for several rows (one per category) at once: the rows are
     padded into one array, so each pick is a few numpy calls for all of them, not for each."""
@@ -33,7 +35,7 @@ def most_relevant_and_diverse_rows(
     similarity = embedded @ embedded.transpose(0, 2, 1)  # (rows, width, width)
     every = np.arange(len(rows))
     redundancy = np.zeros(valid.shape, dtype=np.float32)  # highest cosine with those picked
-    picks = []
+    picks: list[np.ndarray] = []
     for step in range(min(count, width)):
         value = relevant - (1 - relevance) * redundancy
         if picks:

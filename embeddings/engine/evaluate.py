@@ -3,7 +3,7 @@ blank (FITB: an outfit with one item blanked, pick the right item among candidat
 category), outfit compatibility AUC (real outfits against corrupted copies), and Recall@K of
 the blanked item within its whole category. Item ids are catalog SKUs."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -167,7 +167,7 @@ def evaluate_tasks(
     score: Scorer | dict[str, np.ndarray],
     fitb: Sequence[FitbTask] = (),
     compatibility: Sequence[CompatibilityTask] = (),
-    category_members: dict[str, Sequence[str]] | None = None,
+    category_members: Mapping[str, Sequence[str]] | None = None,
     ks: Sequence[int] = (10, 50),
 ) -> TaskResults:
     """Score tasks: FITB picks the answer `score` ranks first; Recall@K ranks the right answer

@@ -22,6 +22,7 @@ from .layered import (
     ROWS_SUFFIX,
     Layer,
     LayeredRows,
+    Rows,
     load_rows,
     save_rows,
 )
@@ -248,20 +249,20 @@ class RowsOfSkus(Mapping[str, int]):
 class CompatibilityIndex:
     skus: list[str]
     categories: list[str]
-    vectors: np.ndarray  # (N, D) unit vectors; row i is skus[i]
+    vectors: Rows  # (N, D) unit vectors; row i is skus[i]
     indexes: dict[str, "faiss.Index | GrownIndex"]
     complements: dict[str, list[str]]
     scorer: Scorer  # the served score (scorers.py): every ranking here goes through it
     # (N, slots, depth) rows, -1 padded: row r's best items of the slot-th category of
     # complements_of(its category), best first. None: every question searches the index.
-    neighbours: np.ndarray | None = None
+    neighbours: Rows | None = None
     # A category the training never saw → the known one whose complementary categories and
     # pair weights it borrows until a training learns it (embeddings.engine.refresh).
     category_fallbacks: dict[str, str] = field(default_factory=dict)
     # The served score of each item in `neighbours` (-inf where -1): what a refresh merges
     # newcomers by, without fetching the listed items' vectors. None: not kept (computed
     # when saved, or when a refresh needs them).
-    neighbour_scores: np.ndarray | None = None
+    neighbour_scores: Rows | None = None
     # The file each category's index was read from (load), kept by a refresh for the indexes
     # it leaves as they were: save() links such a file (and a GrownIndex's graph) into the
     # directory it writes instead of writing it again, and a web process that hashed it
@@ -582,7 +583,9 @@ class CompatibilityIndex:
 
     def save(self, directory: Path) -> None:
         (directory / INDEX_DIR).mkdir(parents=True, exist_ok=True)
-        vectors = self.vectors if self.vectors.dtype == np.float32 else self.vectors.astype("f4")
+        vectors = self.vectors
+        if vectors.dtype != np.float32:  # (a layered array is the float32 it was saved as)
+            vectors = np.asarray(vectors, dtype=np.float32)
         save_rows(directory / VECTORS_FILE, vectors, self.layers.get(VECTORS_FILE))
         category_files = {
             category: f"{INDEX_DIR}/{number:04d}.faiss"
@@ -680,7 +683,7 @@ class CompatibilityIndex:
         ):
             save_rows(directory / name, array, self.layers.get(name))
 
-    def listed_scores(self) -> np.ndarray:
+    def listed_scores(self) -> Rows:
         """`neighbour_scores`, computed from `neighbours` when not kept: the served score of
         each listed item with its anchor, -inf where none is listed."""
         if self.neighbour_scores is not None:

@@ -6,8 +6,10 @@ web processes keep mapping the file they already hold in the page cache. Past LA
 of an array's rows the array is written whole again. numpy only."""
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
@@ -28,7 +30,7 @@ class Layer:
     base: Path
     rows: np.ndarray
 
-    def with_rows(self, rows: np.ndarray) -> "Layer":
+    def with_rows(self, rows: "np.ndarray | Sequence[int]") -> "Layer":
         """This layer with `rows` differing too."""
         return Layer(self.base, np.union1d(self.rows, np.asarray(rows, dtype=np.int64)))
 
@@ -153,6 +155,12 @@ class RowEdits:
         base's."""
         rows = np.flatnonzero(self.place >= 0)
         return LayeredRows(self.base, rows, self.copies[self.place[rows]]), rows
+
+
+# A catalog-sized array as an index holds it: whole (an ndarray, memory-mapped or not) or a
+# file with the rows that differ beside it; and as a refresh edits it.
+Rows: TypeAlias = np.ndarray | LayeredRows
+EditedRows: TypeAlias = np.ndarray | RowEdits
 
 
 def _basic(rest: tuple) -> bool:

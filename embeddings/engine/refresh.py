@@ -27,7 +27,7 @@ from .index import (
     index_kind,
     rows_by_category,
 )
-from .layered import LayeredRows, RowEdits
+from .layered import EditedRows, LayeredRows, RowEdits, Rows
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def refreshed(
     after.__dict__["rows_of_category"] = rows_of_category  # the cached properties, known
     if not removed:  # saved as the rows that differ from the files loaded (engine/layered.py)
         after.__dict__["row_of_sku"] = RowsOfSkus(index.row_of_sku, row_of_added)
-        differ = {
+        differ: dict[str, np.ndarray | list[int]] = {
             VECTORS_FILE: touched,
             CATEGORY_CODES_FILE: touched,
             SKUS_FILE: np.arange(len(index.skus), len(skus)),
@@ -176,14 +176,14 @@ def _rows_of_category(
 def _indexes(
     before: CompatibilityIndex,
     rows_of_category: dict[str, np.ndarray],
-    vectors: np.ndarray,
+    vectors: Rows,
     new_row: np.ndarray,
     changed: set[str],
-) -> dict:
+) -> dict[str, "faiss.Index | GrownIndex"]:
     """Each category's index: the old one where neither its items nor their row numbers
     changed (still the memory-mapped file); a copy given the newcomers where it only gained
     items (an HNSW graph is not rebuilt for them); else built from the vectors."""
-    indexes = {}
+    indexes: dict[str, faiss.Index | GrownIndex] = {}
     for category, rows in rows_of_category.items():
         previous = before.rows_of_category.get(category)
         old = before.indexes.get(category)
@@ -192,7 +192,7 @@ def _indexes(
             and np.array_equal(new_row[previous], previous)
             and np.array_equal(rows[: len(previous)], previous)
         )
-        if old is None or not same_rows or category in changed:
+        if old is None or previous is None or not same_rows or category in changed:
             indexes[category] = build_category_index(vectors[rows], rows)
             continue
         gained = rows[len(previous) :]  # the rows before them are the old ones, unmoved
@@ -200,7 +200,7 @@ def _indexes(
             indexes[category] = old
         elif index_kind(len(rows)) != index_kind(len(previous)):  # as a whole build has it
             indexes[category] = build_category_index(vectors[rows], rows)
-        elif index_kind(len(rows)) == "hnsw":
+        elif index_kind(len(rows)) == "hnsw" or isinstance(old, GrownIndex):
             indexes[category] = _grown(old, before.index_files.get(category), vectors, rows, gained)
         else:
             # A copy of its own (the loaded one maps the file read-only): given the newcomers.
@@ -219,7 +219,7 @@ GROWN_UP_TO = 0.05
 def _grown(
     old: "faiss.Index | GrownIndex",
     graph_file: Path | None,
-    vectors: np.ndarray,
+    vectors: Rows,
     rows: np.ndarray,
     gained: np.ndarray,
 ) -> "faiss.Index | GrownIndex":
@@ -238,19 +238,21 @@ def _grown(
 
 def _neighbours(
     before: CompatibilityIndex, after: CompatibilityIndex, new_row: np.ndarray, touched: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Rows, Rows]:
     """The computed neighbours of `after` and their scores. A list is recomputed whole when a
     change may have left it short or stale: the touched rows' own, lists that held a removed or
     touched item, and those of categories whose complementary categories changed. Every other
     list can only gain newcomers, and merges them in by the served score."""
+    if before.neighbours is None:
+        raise ValueError("The index keeps no computed neighbours to refresh.")
     depth = before.neighbours.shape[2]
     count, slots = len(after.skus), after.neighbour_slots()
     kept = np.flatnonzero(new_row >= 0)
     # The usual refresh (no row removed, the same slots): the old lists edited where they
     # change, the others not copied. Else a new table, the old lists renumbered into it.
     edited = len(kept) == len(new_row) and before.neighbours.shape[1] == slots
-    table: np.ndarray | RowEdits
-    scores: np.ndarray | RowEdits
+    table: EditedRows
+    scores: EditedRows
     is_touched = np.zeros(count, dtype=bool)
     is_touched[touched] = True
     dirty = is_touched.copy()
@@ -277,7 +279,9 @@ def _neighbours(
             continue
         for slot, other in enumerate(after.complements_of(category)):
             candidates = after.rows_of_category.get(other)
-            newcomers = candidates[is_touched[candidates]] if candidates is not None else []
+            if candidates is None:
+                continue
+            newcomers = candidates[is_touched[candidates]]
             if len(newcomers):
                 # The same scores rank the newcomers' own lists of `category`, when they have one.
                 mine = after.neighbour_slot.get((other, category))
@@ -287,16 +291,19 @@ def _neighbours(
     _recompute(after, np.flatnonzero(dirty), table, scores, merges)
     for category, offers in merges.items():
         _merge(after, category, dirty, table, scores, offers)
-    if not edited:
-        return table, scores
-    (table, changed_lists), (scores, changed_scores) = table.layered(), scores.layered()
+    if not isinstance(table, RowEdits) or not isinstance(scores, RowEdits):
+        return np.asarray(table), np.asarray(scores)  # (new arrays: renumbered)
+    (edited_lists, changed_lists), (edited_scores, changed_scores) = (
+        table.layered(),
+        scores.layered(),
+    )
     changed = np.union1d(changed_lists, changed_scores)
     after.layers |= {
         name: before.layers[name].with_rows(changed)
         for name in (NEIGHBOURS_FILE, NEIGHBOUR_SCORES_FILE)
         if name in before.layers
     }
-    return table, scores
+    return edited_lists, edited_scores
 
 
 def _renumbered(
@@ -321,8 +328,8 @@ def _renumbered(
 def _recompute(
     index: CompatibilityIndex,
     rows: np.ndarray,
-    table: np.ndarray,
-    scores: np.ndarray,
+    table: EditedRows,
+    scores: EditedRows,
     merges: dict[str, list["_Offer"]],
 ) -> None:
     """The lists of `rows` (of any categories) computed anew into `table` and `scores`: one
@@ -376,8 +383,8 @@ def _merge(
     index: CompatibilityIndex,
     category: str,
     dirty: np.ndarray,
-    table: np.ndarray,
-    scores: np.ndarray,
+    table: EditedRows,
+    scores: EditedRows,
     offers: list[_Offer],
     batch: int = 4096,
 ) -> None:
@@ -450,8 +457,8 @@ def _write_own(
     offer: _Offer,
     found_scores: np.ndarray,
     found: np.ndarray,
-    table: np.ndarray,
-    scores: np.ndarray,
+    table: EditedRows,
+    scores: EditedRows,
 ) -> None:
     """The newcomers' own lists of `category` (their own_slot): the best items found, the
     curated partners of a changed product merged in as best_items_of merges them."""
@@ -470,8 +477,8 @@ def _merge_entering(
     anchors: np.ndarray,
     offered: np.ndarray,
     offered_scores: np.ndarray,
-    table: np.ndarray,
-    scores: np.ndarray,
+    table: EditedRows,
+    scores: EditedRows,
 ) -> None:
     """Merge newcomers into the lists of `anchors`: `offered`, each list's newcomers that
     may enter it (rows, best first, -1 padded), and their `offered_scores` (-inf padded);

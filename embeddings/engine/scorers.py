@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from .cooccurrence import CoOccurrence
+from .layered import Rows
 from .space import PairWeights
 
 COOCCURRENCE_FILE = "cooccurrence.npz"
@@ -45,7 +46,7 @@ class Scorer(Protocol):
 
     def scores(
         self,
-        vectors: np.ndarray,
+        vectors: Rows,
         categories: Sequence[str],
         anchors: Sequence[int],
         candidates: Sequence[int],
@@ -115,7 +116,7 @@ class TypeAwareScorer:
 
     def scores(
         self,
-        vectors: np.ndarray,
+        vectors: Rows,
         categories: Sequence[str],
         anchors: Sequence[int],
         candidates: Sequence[int],
@@ -204,7 +205,7 @@ class SkuScorer:
     """A scorer over items named by SKU: the evaluation's `Scorer` (evaluate.py)."""
 
     scorer: Scorer
-    vectors: np.ndarray
+    vectors: Rows
     categories: Sequence[str]
     row_of: Mapping[str, int]
 

@@ -1,0 +1,190 @@
+"""The scorer seam: the index ranks only through its scorer, a version records which one it
+was built with, and a second scorer needs nothing but its class and its registration. Also
+the engine's training pipeline: its options stored whole, its figures repeatable."""
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from embeddings.engine import scorers
+from embeddings.engine.cooccurrence import CoOccurrence
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_version
+from embeddings.engine.index import ITEMS_FILE, CompatibilityIndex, build_category_index
+from embeddings.engine.layered import Rows
+from embeddings.engine.scorers import TypeAwareScorer, load_scorer
+from embeddings.engine.space import PairWeights
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+class FarthestScorer:
+    """A scorer unlike the type-aware one in every respect: it prefers the least similar item
+    (score = −cosine), and its one option is a scale kept in a file of its own."""
+
+    kind: ClassVar[str] = "farthest"
+    FILE = "farthest.json"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"scale": self.scale}
+
+    @property
+    def partners(self) -> Mapping[int, Mapping[int, int]]:
+        return {}
+
+    def query(self, vector: np.ndarray, category: str, other: str) -> np.ndarray:
+        return -self.scale * vector
+
+    def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
+        return -self.scale * np.asarray(vectors, dtype=np.float32)
+
+    def scores(
+        self,
+        vectors: Rows,
+        categories: Sequence[str],
+        anchors: Sequence[int],
+        candidates: Sequence[int],
+        candidate_category: str | None = None,
+    ) -> np.ndarray:
+        cosines = np.asarray(vectors[list(candidates)]) @ np.asarray(vectors[list(anchors)]).T
+        return (-self.scale * cosines.mean(axis=1)).astype(np.float32)
+
+    def curated_by(self, outfits: Sequence[Sequence[int]]) -> "FarthestScorer":
+        return self
+
+    def renumbered(self, new_row: np.ndarray) -> "FarthestScorer":
+        return self
+
+    def borrowing(self, fallbacks: Mapping[str, str]) -> "FarthestScorer":
+        return self
+
+    def save(self, directory: Path) -> None:
+        (directory / self.FILE).write_text(json.dumps({"scale": self.scale}))
+
+    @staticmethod
+    def files() -> set[str]:
+        return {FarthestScorer.FILE}
+
+    @classmethod
+    def load(cls, directory: Path, options: Mapping[str, Any]) -> "FarthestScorer":
+        return cls(json.loads((directory / cls.FILE).read_text())["scale"])
+
+
+RNG = np.random.default_rng(3)
+CATEGORIES = ["Tops"] * 30 + ["Trousers"] * 30 + ["Shoes"] * 30
+VECTORS = unit(RNG.normal(size=(90, 8)))
+SKUS = [f"SKU{n}" for n in range(90)]
+OUTFITS = [[n, 30 + n, 60 + n] for n in range(30)]
+
+
+def index_with(scorer: scorers.Scorer, depth: int = 0) -> CompatibilityIndex:
+    rows: dict[str, list[int]] = {}
+    for row, category in enumerate(CATEGORIES):
+        rows.setdefault(category, []).append(row)
+    index = CompatibilityIndex(
+        SKUS,
+        CATEGORIES,
+        VECTORS,
+        {c: build_category_index(VECTORS[r], np.asarray(r)) for c, r in rows.items()},
+        {"Tops": ["Trousers", "Shoes"], "Trousers": ["Tops", "Shoes"], "Shoes": ["Tops"]},
+        scorer,
+    )
+    if depth:
+        index.neighbours = index.computed_neighbours(depth)
+    return index
+
+
+def brute_force(index: CompatibilityIndex, row: int, category: str, count: int) -> list[str]:
+    members = [r for r, c in enumerate(CATEGORIES) if c == category and r != row]
+    scores = index.scorer.scores(VECTORS, CATEGORIES, [row], members)
+    return [SKUS[members[i]] for i in np.argsort(-scores, kind="stable")[:count]]
+
+
+@pytest.mark.parametrize("depth", [0, 8], ids=["searched", "computed lists"])
+def test_a_second_scorer_serves_through_the_index_and_comes_back_from_disk(
+    tmp_path, monkeypatch, depth
+):
+    monkeypatch.setitem(scorers.SCORERS, FarthestScorer.kind, FarthestScorer)
+    index = index_with(FarthestScorer(scale=2.0), depth)
+    for row in (0, 31, 65):
+        for category in index.complements_of(CATEGORIES[row]):
+            found = [sku for sku, _ in index.nearest(SKUS[row], category, 5)]
+            assert found == brute_force(index, row, category, 5)
+    assert [s for s, _, _ in index.candidates("SKU0", "Shoes", 3)] == brute_force(
+        index, 0, "Shoes", 3
+    )
+    index.save(tmp_path)
+    assert json.loads((tmp_path / ITEMS_FILE).read_text())["scorer"] == {
+        "kind": "farthest",
+        "options": {"scale": 2.0},
+    }
+    assert CompatibilityIndex.owns(FarthestScorer.FILE)  # the version's checksums cover it
+    loaded = CompatibilityIndex.load(tmp_path)
+    assert isinstance(loaded.scorer, FarthestScorer) and loaded.scorer.scale == 2.0
+    assert loaded.nearest("SKU31", "Tops", 5) == index.nearest("SKU31", "Tops", 5)
+
+
+def test_the_type_aware_scorer_is_the_served_score(tmp_path):
+    weights = PairWeights(["Shoes", "Tops", "Trousers"], np.array([[1, 2]]), RNG.random((1, 8)))
+    scorer = TypeAwareScorer(weights, CoOccurrence.from_outfits(OUTFITS, 0.5))
+    index = index_with(scorer)
+    for row in (0, 31):
+        for category in index.complements_of(CATEGORIES[row]):
+            assert [s for s, _ in index.nearest(SKUS[row], category, 6)] == brute_force(
+                index, row, category, 6
+            )
+    # Curated partners are lifted by the bonus and said to be curated.
+    candidates = index.candidates("SKU0", "Trousers", 5)
+    assert "SKU30" in candidates.skus and candidates.curated[candidates.skus.index("SKU30")]
+    index.save(tmp_path)
+    assert json.loads((tmp_path / ITEMS_FILE).read_text())["scorer"] == {
+        "kind": "type_aware",
+        "options": {"cooccurrence_weight": 0.5, "category_pairs_weighted": 1},
+    }
+
+
+def test_a_version_saved_before_scorers_were_named_loads_type_aware_and_an_unknown_kind_is_refused(
+    tmp_path,
+):
+    index_with(TypeAwareScorer()).save(tmp_path)
+    items = json.loads((tmp_path / ITEMS_FILE).read_text())
+    del items["scorer"]
+    (tmp_path / ITEMS_FILE).write_text(json.dumps(items))
+    assert isinstance(CompatibilityIndex.load(tmp_path).scorer, TypeAwareScorer)
+    with pytest.raises(ValueError, match="unknown scorer 'outfit_transformer': this code knows"):
+        load_scorer(tmp_path, {"kind": "outfit_transformer", "options": {}})
+
+
+def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice():
+    """The engine's pipeline alone (no Django): what it was asked is in its manifest, every
+    named scorer is measured, and a second fit with the same options measures the same."""
+    from embeddings.engine.train import ItemEncoder
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(90, 16)).astype(np.float32)
+    for outfit in OUTFITS:  # items of an outfit share a direction: something to learn
+        vectors[outfit] += 2 * rng.normal(size=16).astype(np.float32)
+    catalog = TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(vectors), [list(o) for o in OUTFITS])
+    options = TrainingOptions(epochs=3, neighbour_depth=4, validation_fraction=0.3)
+    first = fit_version(catalog, options)
+    assert first.manifest["options"] == asdict(options)
+    assert first.manifest["scorer"]["kind"] == "type_aware"
+    assert first.index.neighbours is not None and first.index.neighbours.shape[2] == 4
+    for suffix in ("", "_content_only", "_backbone_only"):
+        assert first.metrics[f"fitb{suffix}"] is not None
+    assert first.metrics["cooccurrence_weight"] in (0.0, 0.5, 1.0, 2.0, 4.0)  # "auto"
+    again = fit_version(catalog, options)
+    assert again.metrics == first.metrics
+    fixed = fit_version(catalog, TrainingOptions(epochs=3, cooccurrence_weight=1.5))
+    assert fixed.metrics["cooccurrence_weight"] == 1.5
+    assert fixed.index.scorer.options["cooccurrence_weight"] == 1.5

@@ -146,13 +146,80 @@ def _large(index: CompatibilityIndex) -> bool:
     return len(index.skus) > settings.OUTFITS_MODEL_INLINE_ITEMS
 
 
-# What this process loaded of the active version (embeddings/loaded_versions.py).
+class PhotoEncoderWarmingUp(RuntimeError):
+    """The photo encoder is still loading in the background (torch, the backbone): the first
+    photo after a start asks again in a few seconds."""
+
+
+class PhotoEncoders(LoadedVersion["PhotoEncoder"]):
+    """The active version's encoder of shoppers' photos: loaded once per process on the first
+    photo (torch with it: web processes import torch only then), in the background when it is
+    warmed (at a server's start); a version whose backbone failed to load is remembered for
+    RETRY_SECONDS, so photos get that error again instead of each paying seconds of torch and
+    open_clip set-up to fail the same way."""
+
+    RETRY_SECONDS = 60.0
+
+    def __init__(self) -> None:
+        super().__init__("embedding photos with", _load_photo_encoder)
+        self.warming: threading.Thread | None = None
+        self.warming_lock = threading.Lock()
+        self.failed: tuple[int, float, str] | None = None  # (version id, when, why)
+
+    def clear(self) -> None:
+        super().clear()
+        self.failed = None
+
+    def warm(self, version: ModelVersion) -> threading.Thread:
+        """Load `version`'s encoder in a background thread, one at a time: at a server's start,
+        or for a first photo that will not wait for it. No database in the thread (the version
+        is given): its files are all it reads."""
+        with self.warming_lock:
+            if self.warming is None or not self.warming.is_alive():
+
+                def warm() -> None:
+                    with contextlib.suppress(Exception):  # encoder() logged why
+                        self.encoder(version, wait_seconds=None)
+
+                self.warming = threading.Thread(target=warm, name="warm photo encoder", daemon=True)
+                self.warming.start()
+            return self.warming
+
+    def encoder(
+        self, version: ModelVersion | None = ASK_THE_DATABASE, wait_seconds: float | None = None
+    ) -> "tuple[ModelVersion, PhotoEncoder] | None":
+        """The active version and its photo encoder. With `wait_seconds`, a process that has
+        none loaded yet loads it in the background and waits that long for it, then raises
+        PhotoEncoderWarmingUp. Raises BackboneUnavailable when the version's backbone weights
+        cannot be loaded (for RETRY_SECONDS without trying again)."""
+        from .engine.backbone import BackboneUnavailable  # torch: loaded with the first photo
+
+        if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
+            version = ModelVersion.objects.filter(is_active=True).first()
+        if version is not None and self.current is None and wait_seconds is not None:
+            warming = self.warm(version)
+            warming.join(wait_seconds)
+            if warming.is_alive():
+                raise PhotoEncoderWarmingUp(
+                    "Photo matching is warming up (its model loads once after the server "
+                    "starts); try again in a few seconds."
+                )
+        failed = self.failed
+        recently_failed = failed and version and failed[0] == version.pk
+        if failed and recently_failed and time.monotonic() - failed[1] < self.RETRY_SECONDS:
+            raise BackboneUnavailable(failed[2])
+        try:
+            return self.get(version)
+        except BackboneUnavailable as error:
+            logger.error("%s (photos try again in %.0f s)", error, self.RETRY_SECONDS)
+            if version is not None:
+                self.failed = (version.pk, time.monotonic(), str(error))
+            raise
+
+
+# What this process loaded of the active version.
 serving_index = LoadedVersion[CompatibilityIndex]("serving", _load_serving_index, _large)
-photo_encoders = LoadedVersion["PhotoEncoder"]("embedding photos with", _load_photo_encoder)
-# A version whose backbone failed to load, when, and why: photos get that error again for a
-# while instead of each paying seconds of torch and open_clip set-up to fail the same way.
-_photo_failed: tuple[int, float, str] | None = None
-PHOTO_RETRY_SECONDS = 60.0
+photo_encoders = PhotoEncoders()
 
 
 def active_compatibility_index(
@@ -164,64 +231,8 @@ def active_compatibility_index(
     return serving_index.get(version)
 
 
-class PhotoEncoderWarmingUp(RuntimeError):
-    """The photo encoder is still loading in the background (torch, the backbone): the first
-    photo after a start asks again in a few seconds."""
-
-
-_photo_warming_lock = threading.Lock()
-_photo_warming: threading.Thread | None = None
-
-
-def warm_photo_encoder(version: ModelVersion) -> threading.Thread:
-    """Load `version`'s photo encoder in a background thread, once per process at a time: at a
-    server's start, or for a first photo that will not wait for it. No database in the thread
-    (the version is given): its files are all it reads."""
-    global _photo_warming
-    with _photo_warming_lock:
-        if _photo_warming is None or not _photo_warming.is_alive():
-
-            def warm() -> None:
-                with contextlib.suppress(Exception):  # photo_encoder logged why
-                    photo_encoder(version, wait_seconds=None)
-
-            _photo_warming = threading.Thread(target=warm, name="warm photo encoder", daemon=True)
-            _photo_warming.start()
-        return _photo_warming
-
-
 def photo_encoder(
     version: ModelVersion | None = ASK_THE_DATABASE, wait_seconds: float | None = None
 ) -> "tuple[ModelVersion, PhotoEncoder] | None":
-    """The active version and the encoder of shoppers' photos into its space, loaded once per
-    process on the first photo (torch with it: web processes import torch only then) and
-    swapped like the index when another version becomes active. With `wait_seconds`, a process
-    that has none loaded yet loads it in the background and waits that long for it, then raises
-    PhotoEncoderWarmingUp. Raises BackboneUnavailable when the version's backbone weights
-    cannot be loaded (for PHOTO_RETRY_SECONDS without trying again)."""
-
-    from .engine.backbone import BackboneUnavailable  # torch: loaded here, with the first photo
-
-    global _photo_failed
-    if version is ASK_THE_DATABASE:  # the caller may know it (the serving snapshot does)
-        version = ModelVersion.objects.filter(is_active=True).first()
-    if version is not None and photo_encoders.current is None and wait_seconds is not None:
-        warming = warm_photo_encoder(version)
-        warming.join(wait_seconds)
-        if warming.is_alive():
-            raise PhotoEncoderWarmingUp(
-                "Photo matching is warming up (its model loads once after the server starts); "
-                "try again in a few seconds."
-            )
-    failed = _photo_failed
-    recently_failed = failed and version and failed[0] == version.pk
-    if recently_failed and time.monotonic() - failed[1] < PHOTO_RETRY_SECONDS:
-        raise BackboneUnavailable(failed[2])
-
-    try:
-        return photo_encoders.get(version)
-    except BackboneUnavailable as error:
-        logger.error("%s (photos try again in %.0f s)", error, PHOTO_RETRY_SECONDS)
-        if version is not None:
-            _photo_failed = (version.pk, time.monotonic(), str(error))
-        raise
+    """The active version and its photo encoder (PhotoEncoders.encoder)."""
+    return photo_encoders.encoder(version, wait_seconds)

@@ -35,13 +35,14 @@ def isolated_files(settings, tmp_path: Path):
     # test's files into another.
     loaded_versions.serving_index.clear()
     loaded_versions.photo_encoders.failed_loads.clear()
-    loaded_versions._photo_failed = serving._snapshot = None
+    loaded_versions.photo_encoders.failed = serving._snapshot = None
     yield
-    if loaded_versions._photo_warming is not None:
-        loaded_versions._photo_warming.join()  # a photo encoder loading in the background lands now
+    if loaded_versions.photo_encoders.warming is not None:
+        # A photo encoder loading in the background lands now.
+        loaded_versions.photo_encoders.warming.join()
     loaded_versions.serving_index.clear()
     loaded_versions.photo_encoders.failed_loads.clear()
-    loaded_versions._photo_failed = serving._snapshot = None
+    loaded_versions.photo_encoders.failed = serving._snapshot = None
 
 
 @pytest.fixture

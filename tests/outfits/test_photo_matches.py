@@ -171,12 +171,12 @@ def test_the_first_photo_after_a_start_is_told_the_model_is_warming_up(
         first = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
     assert first.status_code == 503 and first["Retry-After"] == "5"
     assert "warming up" in first.json()["error"]["message"]
-    loaded_versions._photo_warming.join(60)
+    loaded_versions.photo_encoders.warming.join(60)
     loaded_versions.photo_encoders.current = None  # the page, in a process that just started
     with photo_of(skirt).open("rb") as image:
         page = client.post("/match/", {"photo": image})
     assert page.status_code == 503 and "warming up" in page.content.decode()
-    loaded_versions._photo_warming.join(60)
+    loaded_versions.photo_encoders.warming.join(60)
     with photo_of(skirt).open("rb") as image:
         then = storefront.post("/api/v1/matches/by-image/", {"image": image}, format="multipart")
     assert then.status_code == 200 and then.json()["groups"]

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from embeddings.loaded_versions import warm_photo_encoder
+from embeddings.loaded_versions import photo_encoders
 from embeddings.models import ModelVersion
 
 from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE, quiet_logs
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         active = ModelVersion.objects.filter(is_active=True).first()
         if active is not None:
-            warm_photo_encoder(active)  # so the first photo does not wait for torch to load
+            photo_encoders.warm(active)  # so the first photo does not wait for torch to load
         host, _, port = address.rpartition(":")
         threading.Thread(
             target=self.announce_when_listening,

@@ -3,7 +3,8 @@ categories, a non-negative weight per dimension (as in type-aware embeddings, Va
 2018). How well item x of category a goes with item y of category b is Σ_d w_ab[d]·x[d]·y[d]:
 a top and trousers may agree on colour dimensions that a top and a bag do not care about. The
 weights sit on the query side only, so one inner-product index per category serves every pair.
-A pair of categories the training never saw has no weights: plain cosine. numpy only."""
+A pair of categories the training never saw has no weights: plain cosine. The score itself is
+computed in one place, scorers.TypeAwareScorer. numpy only."""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -75,11 +76,3 @@ class CompatibilitySpace:
     vectors: np.ndarray  # (N, D) unit vectors
     categories: list[str]  # category of each row
     pair_weights: PairWeights
-
-    def scores(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
-        """Mean compatibility of each candidate with the anchors, content alone."""
-        from .scorers import TypeAwareScorer
-
-        return TypeAwareScorer(self.pair_weights).scores(
-            self.vectors, self.categories, anchors, candidates
-        )

@@ -8,7 +8,7 @@ import torch
 from embeddings.engine.evaluate import evaluate_tasks, make_tasks
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer
-from embeddings.engine.space import CompatibilitySpace, PairWeights
+from embeddings.engine.space import PairWeights
 from embeddings.engine.train import (
     CompatibilityHead,
     HeadConfig,
@@ -32,11 +32,15 @@ def test_weights_are_looked_up_in_either_order_and_absent_pairs_are_plain_cosine
     assert WEIGHTS.between("Tops", "Trousers").tolist() == [2.0, 0.0]
     assert WEIGHTS.between("Trousers", "Tops").tolist() == [2.0, 0.0]
     assert WEIGHTS.between("Tops", "Bags") is None
-    space = CompatibilitySpace(VECTORS, CATEGORIES, WEIGHTS)
+    space = TypeAwareScorer(WEIGHTS)
     # by hand: Σ w·x·y = 2·0.6·1 + 0·0.8·0 = 1.2 and 2·0.6·0 + 0·0.8·1 = 0; the bag: 0.6
-    assert space.scores([0], [1, 2, 3]).tolist() == pytest.approx([1.2, 0.0, 0.6])
-    plain = CompatibilitySpace(VECTORS, CATEGORIES, PairWeights.none())
-    assert plain.scores([0], [1, 2, 3]).tolist() == pytest.approx([0.6, 0.8, 0.6])
+    assert space.scores(VECTORS, CATEGORIES, [0], [1, 2, 3]).tolist() == pytest.approx(
+        [1.2, 0.0, 0.6]
+    )
+    plain = TypeAwareScorer(PairWeights.none())
+    assert plain.scores(VECTORS, CATEGORIES, [0], [1, 2, 3]).tolist() == pytest.approx(
+        [0.6, 0.8, 0.6]
+    )
 
 
 def test_the_index_searches_with_the_pair_weights_and_keeps_them_on_disk(tmp_path):

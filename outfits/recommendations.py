@@ -128,7 +128,7 @@ def visible_diverse_rows(
     """For each category's candidates: those that are visible products of that category
     (today's: a product may have moved since training), diverse, at most `limit`."""
     shown = [
-        candidates.keeping([in_category(visible(sku), category) for sku in candidates.skus])
+        candidates.where(lambda sku, category=category: in_category(visible(sku), category))
         for category, candidates in found.items()
     ]
     relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
@@ -316,7 +316,7 @@ def look_candidates(
     found: dict[str, Candidates] = {}
     for category in categories:
         near = index.outfit_candidates(anchors, category, count * 3 + 5)
-        shown = near.keeping([in_category(visible(sku), category) for sku in near.skus])
+        shown = near.where(lambda sku, category=category: in_category(visible(sku), category))
         found[category] = shown.best(count)
     return found
 

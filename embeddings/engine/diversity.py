@@ -1,6 +1,8 @@
 """Diverse rows of matches: maximal marginal relevance over the items' own vectors, so near
 duplicates (the same top in three colours) do not fill a row. Pure numpy."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .layered import Rows
@@ -20,9 +22,17 @@ def most_relevant_and_diverse_rows(
 ) -> list[list[tuple[int, float]]]:
     """`most_relevant_and_diverse` for several rows (one per category) at once: the rows are
     padded into one array, so each pick is a few numpy calls for all of them, not for each."""
+    picked = diverse_positions(rows, vectors, count, relevance)
+    return [[row[p] for p in positions] for row, positions in zip(rows, picked, strict=True)]
+
+
+def diverse_positions(
+    rows: Sequence[Sequence[tuple[int, float]]], vectors: Rows, count: int, relevance: float
+) -> list[list[int]]:
+    """most_relevant_and_diverse_rows()'s picks as their positions in each row."""
     width = max(map(len, rows), default=0)
     if width <= 1 or relevance >= 1:
-        return [candidates[:count] for candidates in rows]
+        return [list(range(min(count, len(candidates)))) for candidates in rows]
     lengths = np.asarray([len(candidates) for candidates in rows])
     valid = np.arange(width) < lengths[:, np.newaxis]
     ids = np.zeros(valid.shape, dtype=np.int64)
@@ -45,6 +55,5 @@ def most_relevant_and_diverse_rows(
         closest = similarity[every, best]
         redundancy = closest if step == 0 else np.maximum(redundancy, closest)
     return [
-        [candidates[int(pick[i])] for pick in picks[: len(candidates)]]
-        for i, candidates in enumerate(rows)
+        [int(pick[i]) for pick in picks[: len(candidates)]] for i, candidates in enumerate(rows)
     ]

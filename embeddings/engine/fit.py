@@ -149,6 +149,10 @@ def fit_version(
     """Split the outfits, train on the training part, measure on the held-out part (beside
     `served`, the version now served, by name), fit the photo category probe and build the
     index. `check_cancelled()` is asked at every batch and may raise to abandon the run."""
+    if options.scorer != TypeAwareScorer.kind:  # a scorer that learns adds its fitting here
+        raise ValueError(
+            f"fit_version trains the {TypeAwareScorer.kind!r} scorer, not {options.scorer!r}."
+        )
     stopwatch = Stopwatch()
     rng = np.random.default_rng(options.seed)
     train_rows, validation_rows = split_outfits(

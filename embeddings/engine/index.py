@@ -5,7 +5,7 @@ so web processes can serve matches without loading a neural network."""
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import permutations
@@ -512,8 +512,7 @@ class CompatibilityIndex:
         row = self.row_of_sku.get(sku)
         if row is None:
             return Candidates.none(category)
-        found = self.nearest_rows(row, category, count)
-        return self._candidates(category, [row], [r for r, _ in found], [s for _, s in found])
+        return self._candidates(category, [row], self.nearest_rows(row, category, count))
 
     def outfit_candidates(self, anchors: Sequence[str], category: str, count: int) -> Candidates:
         """Items of `category` for an outfit of `anchors` (those this index knows): each
@@ -524,7 +523,8 @@ class CompatibilityIndex:
             return Candidates.none(category)
         scores = self.scores(rows, near)
         order = np.argsort(-scores, kind="stable")
-        return self._candidates(category, rows, [near[i] for i in order.tolist()], scores[order])
+        found = zip([near[i] for i in order.tolist()], scores[order].tolist(), strict=True)
+        return self._candidates(category, rows, found)
 
     def vector_candidates(
         self, vector: np.ndarray, vector_category: str, category: str, count: int
@@ -535,24 +535,20 @@ class CompatibilityIndex:
             return Candidates.none(category)
         query = self.scorer.query(vector, vector_category, category)
         rows, scores = self._search(index, query, count)
-        return self._candidates(category, [], rows, scores)
+        return self._candidates(category, [], zip(rows, scores.tolist(), strict=True))
 
     def _candidates(
-        self,
-        category: str,
-        anchors: Sequence[int],
-        rows: Sequence[int],
-        scores: "Sequence[float] | np.ndarray",
+        self, category: str, anchors: Sequence[int], found: Iterable[tuple[int, float]]
     ) -> Candidates:
-        partners = self.scorer.partners
-        curated = [any(row in partners.get(anchor, {}) for anchor in anchors) for row in rows]
-        return Candidates(
-            category,
-            [self.skus[row] for row in rows],
-            np.asarray(scores, dtype=np.float32),
-            np.asarray(curated, dtype=bool),
-            np.asarray(rows, dtype=np.int64),
-        )
+        """(row, score) pairs found for `anchors` as candidates, best first."""
+        skus = self.skus
+        partners = [mine for anchor in anchors if (mine := self.scorer.partners.get(anchor))]
+        if len(partners) > 1:
+            items = [(skus[r], s, any(r in mine for mine in partners), r) for r, s in found]
+        else:  # one anchor, or none with curated partners (most items)
+            mine = partners[0] if partners else {}
+            items = [(skus[r], s, r in mine, r) for r, s in found]
+        return Candidates(category, items)
 
     def diverse(self, rows: Sequence[Candidates], count: int, relevance: float) -> list[Candidates]:
         """At most `count` of each of `rows`, relevant and unlike each other (candidates.py)."""

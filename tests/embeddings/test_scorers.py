@@ -145,7 +145,7 @@ def test_the_type_aware_scorer_is_the_served_score(tmp_path):
             )
     # Curated partners are lifted by the bonus and said to be curated.
     candidates = index.candidates("SKU0", "Trousers", 5)
-    assert "SKU30" in candidates.skus and candidates.curated[candidates.skus.index("SKU30")]
+    assert ("SKU30", True) in [(sku, curated) for sku, _, curated in candidates]
     index.save(tmp_path)
     assert json.loads((tmp_path / ITEMS_FILE).read_text())["scorer"] == {
         "kind": "type_aware",
@@ -188,3 +188,5 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
     fixed = fit_version(catalog, TrainingOptions(epochs=3, cooccurrence_weight=1.5))
     assert fixed.metrics["cooccurrence_weight"] == 1.5
     assert fixed.index.scorer.options["cooccurrence_weight"] == 1.5
+    with pytest.raises(ValueError, match="trains the 'type_aware' scorer, not 'farthest'"):
+        fit_version(catalog, TrainingOptions(epochs=1, scorer="farthest"))

@@ -234,11 +234,14 @@ def complete_the_look(
     shuffle: int = 0,
     filters: MatchFilters = MatchFilters(),
 ) -> CompletedLook:
-    """A whole outfit around `anchors`: one product per category (the given `categories`, or
-    every category stylists combine with the anchors' that also goes with the rest of the
-    outfit), chosen together to maximise the mean compatibility of every pair in the outfit.
-    `shuffle` = n gives the n-th best outfit. With one anchor list and one category it is the
-    fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
+    """A whole outfit around `anchors`: one product per category (of the given `categories`,
+    or of every category stylists combine with the anchors'), chosen together to maximise the
+    mean compatibility of every pair in the outfit. It is wearable as the outfits taught: an
+    item joins only if stylists combine its category with every category already in the
+    outfit, so never a second top, nor a dress with trousers, even when both are asked for.
+    `shuffle` = n gives the n-th best outfit that differs from each better one in at least two
+    pieces (in one, when it has a single piece). With one anchor list and one category it is
+    the fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
     serving = current_snapshot()
     active = active_model(serving)
     version, index = active if active else (None, None)
@@ -247,7 +250,6 @@ def complete_the_look(
     if index is None or version is None or not known:
         return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
     anchor_categories = {index.category_of(sku) for sku in known}
-    explicit = categories is not None
     if categories is None:
         categories = list(
             dict.fromkeys(
@@ -269,7 +271,7 @@ def complete_the_look(
         category = index.category_of(sku)
         return all(
             (sku, other) not in blocked
-            and (explicit or category in index.complements_of(index.category_of(other)))
+            and category in index.complements_of(index.category_of(other))
             for other in outfit
         )
 
@@ -292,6 +294,7 @@ def complete_the_look(
     beam = [outfit for outfit in beam if outfit]
     if not beam:
         return CompletedLook(new_rec_id(version), version.name, True, [], None, 0)
+    beam = distinct_outfits(beam)
     shuffle = shuffle % len(beam)
     outfit = beam[shuffle]
     order = {c: i for i, c in enumerate(categories)}
@@ -306,6 +309,18 @@ def complete_the_look(
     ]
     score = outfit_score(pair_scores, position, known, outfit)
     return CompletedLook(new_rec_id(version, items), version.name, True, items, score, shuffle)
+
+
+def distinct_outfits(ranked: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The outfits, best first, that differ from every better one kept in at least two pieces
+    (one, for outfits of one piece): a shuffle changes the look, not only its shoes."""
+    kept: list[tuple[str, ...]] = []
+    for outfit in ranked:
+        pieces = set(outfit)
+        needed = min(2, len(pieces))
+        if all(len(pieces - set(better)) >= needed for better in kept):
+            kept.append(outfit)
+    return kept
 
 
 def look_candidates(

@@ -172,6 +172,26 @@ def test_complete_the_look_with_one_category_is_the_fill_in_the_blank_answer(han
     assert [m.product.sku for m in both.items] == ["P3"]
 
 
+def test_an_asked_for_look_is_still_wearable(handmade_shop):
+    """Categories asked for that stylists never combine (trousers and a skirt), or the anchor's
+    own (a second top), are not put together: the outfits' structure decides, not the list."""
+    look = complete_the_look([handmade_shop["T1"]], ["Trousers", "Skirts", "Shoes"])
+    categories = [m.product.category.name for m in look.items]
+    assert "Shoes" in categories and len({"Trousers", "Skirts"} & set(categories)) == 1
+    look = complete_the_look([handmade_shop["T1"]], ["Tops", "Shoes"])
+    assert [m.product.category.name for m in look.items] == ["Shoes"]
+
+
+def test_each_shuffle_changes_at_least_two_pieces_of_every_better_look(handmade_shop):
+    looks = [
+        {m.product.sku for m in complete_the_look([handmade_shop["T1"]], shuffle=n).items}
+        for n in range(4)
+    ]
+    assert len(looks[0]) >= 3
+    for n, look in enumerate(looks[1:], start=1):
+        assert all(len(look - better) >= 2 for better in looks[:n]), (n, looks)
+
+
 def test_complete_the_look_honours_blocks_and_stock(handmade_shop):
     best = complete_the_look([handmade_shop["T1"]])
     first = handmade_shop[best.items[0].product.sku]

@@ -126,13 +126,34 @@ def visible_diverse_rows(
     index: CompatibilityIndex, visible: Visible, found: dict[str, Candidates], limit: int
 ) -> dict[str, Candidates]:
     """For each category's candidates: those that are visible products of that category
-    (today's: a product may have moved since training), diverse, at most `limit`."""
+    (today's: a product may have moved since training), one of each look, diverse, at most
+    `limit`."""
     shown = [
-        candidates.where(lambda sku, category=category: in_category(visible(sku), category))
+        candidates.where(one_of_each_look(visible, category))
         for category, candidates in found.items()
     ]
     relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
     return dict(zip(found, index.diverse(shown, limit, relevance), strict=True))
+
+
+def one_of_each_look(visible: Visible, category: str) -> Callable[[str], bool]:
+    """A filter of a row's candidates (best first): visible products of `category`, and of
+    products with the same title and colour (one product in several SKUs, or twins a shopper
+    cannot tell apart) only the first. MMR alone let such twins through: their vectors differ
+    by less than their scores."""
+    seen: set[tuple[str, str]] = set()
+
+    def keep(sku: str) -> bool:
+        card = visible(sku)
+        if not in_category(card, category):
+            return False
+        look = (card.title.casefold(), card.colour.casefold())
+        if look in seen:
+            return False
+        seen.add(look)
+        return True
+
+    return keep
 
 
 def in_category(card: ProductCard | None, category: str) -> bool:

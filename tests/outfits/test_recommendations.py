@@ -172,6 +172,16 @@ def test_complete_the_look_with_one_category_is_the_fill_in_the_blank_answer(han
     assert [m.product.sku for m in both.items] == ["P3"]
 
 
+def test_a_row_shows_one_of_products_with_the_same_title_and_colour(handmade_shop):
+    before = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+    assert {"P1", "P2"} <= set(before)  # near twins: MMR alone keeps both
+    twin = handmade_shop["P2"]
+    twin.title, twin.colour = handmade_shop["P1"].title, handmade_shop["P1"].colour
+    twin.save()
+    after = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+    assert "P1" in after and "P2" not in after and len(after) == len(before)
+
+
 def test_an_asked_for_look_is_still_wearable(handmade_shop):
     """Categories asked for that stylists never combine (trousers and a skirt), or the anchor's
     own (a second top), are not put together: the outfits' structure decides, not the list."""

@@ -128,25 +128,28 @@ def visible_diverse_rows(
     """For each category's candidates: those that are visible products of that category
     (today's: a product may have moved since training), one of each look, diverse, at most
     `limit`."""
+    diversity = settings.OUTFITS_MATCH_DIVERSITY  # 0: by score alone, twins kept too
     shown = [
-        candidates.where(one_of_each_look(visible, category))
+        candidates.where(one_of_each_look(visible, category, twins=not diversity))
         for category, candidates in found.items()
     ]
-    relevance = 1 - settings.OUTFITS_MATCH_DIVERSITY
+    relevance = 1 - diversity
     return dict(zip(found, index.diverse(shown, limit, relevance), strict=True))
 
 
-def one_of_each_look(visible: Visible, category: str) -> Callable[[str], bool]:
+def one_of_each_look(visible: Visible, category: str, twins: bool = False) -> Callable[[str], bool]:
     """A filter of a row's candidates (best first): visible products of `category`, and of
     products with the same title and colour (one product in several SKUs, or twins a shopper
     cannot tell apart) only the first. MMR alone let such twins through: their vectors differ
-    by less than their scores."""
+    by less than their scores. With `twins`, all of them."""
     seen: set[tuple[str, str]] = set()
 
     def keep(sku: str) -> bool:
         card = visible(sku)
         if not in_category(card, category):
             return False
+        if twins:
+            return True
         look = (card.title.casefold(), card.colour.casefold())
         if look in seen:
             return False

@@ -340,7 +340,8 @@ OUTFITS_COOCCURRENCE_WEIGHT = (
 )
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 # Diversity of a row of matches (maximal marginal relevance): 0 ranks by score alone; higher
-# values push near-duplicates (the same shirt in three colours) down the row.
+# values push near-duplicates (the same shirt in three colours) down the row, and show one
+# product of each title and colour.
 OUTFITS_MATCH_DIVERSITY = float(os.environ.get("OUTFITS_MATCH_DIVERSITY", "0.3"))
 # How many of each complementary category's best items a model version computes ahead for
 # every item (matches rows up to (depth - 6) / 2 long read them); 0: every answer searches.

@@ -40,7 +40,6 @@ def training_options(
     """A training's options: the settings, with what the run's form or command chose."""
     from .engine.fit import TrainingOptions
 
-    fan_out = bool(settings.OUTFITS_FANOUT_QUEUE) and settings.OUTFITS_COMPUTED_NEIGHBOURS > 0
     return TrainingOptions(
         backbone=settings.OUTFITS_BACKBONE,
         pretrained=pretrained or settings.OUTFITS_PRETRAINED,
@@ -51,8 +50,9 @@ def training_options(
         learning_rate=settings.OUTFITS_TRAINING_LEARNING_RATE,
         cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
         seed=SEED,
+        neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
         # With workers to fan out to, the lists are computed there once the files are written.
-        neighbour_depth=0 if fan_out else settings.OUTFITS_COMPUTED_NEIGHBOURS,
+        lists_on_workers=bool(settings.OUTFITS_FANOUT_QUEUE),
     )
 
 
@@ -111,8 +111,8 @@ def train_model_version(
         check_cancelled()
         index.save(writer.directory)
         write_fingerprints(writer.directory, products, catalog_as_of)
-        depth = settings.OUTFITS_COMPUTED_NEIGHBOURS
-        if not options.neighbour_depth and depth:  # the workers read the files just written
+        depth = options.neighbour_depth
+        if options.lists_on_workers and depth:  # the workers read the files just written
             from .fanout import neighbours_on_workers
 
             index.neighbours = neighbours_on_workers(writer.directory, index, depth, progress)

@@ -53,7 +53,8 @@ class TrainingOptions:
     cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
     validation_fraction: float = 0.15
     seed: int = 0
-    neighbour_depth: int = NEIGHBOUR_DEPTH  # 0: the lists are computed elsewhere (workers)
+    neighbour_depth: int = NEIGHBOUR_DEPTH  # each item's best of each category; 0: none
+    lists_on_workers: bool = False  # the lists computed by the glue's workers, not fit_version
     type_aware: bool = True  # False: one shared space for every pair of categories (ablation)
     scorer: str = TypeAwareScorer.kind
 
@@ -111,8 +112,6 @@ class FittedVersion:
     category_probe: CategoryProbe
     metrics: dict[str, Any]
     comparison: dict[str, Any]  # against `served` on the same questions; {} without one
-    losses: list[float]
-    train_outfit_count: int
     manifest: dict[str, Any] = field(default_factory=dict)  # what the manifest records of it
 
 
@@ -173,15 +172,13 @@ def fit_version(
         fitted.space.pair_weights, CoOccurrence.from_outfits(train_outfits, weight)
     )
     metrics: dict[str, Any] = {"cooccurrence_weight": weight}
-    for suffix, scorer in scorers_to_validate(fitted.space, served_here, item_vectors, catalog):
+    named = scorers_to_validate(fitted.space, served_here, item_vectors, validation)
+    for suffix, scorer in named.items():
         results = validation.metrics(scorer)
         metrics |= {f"{name}{suffix}": value for name, value in results.items()}
     metrics |= {"fitb_questions": len(validation.fitb)}
     metrics |= {"compatibility_outfits": len(validation.compatibility)}
-    served_scorer = SkuScorer(
-        served_here, fitted.space.vectors, catalog.categories, validation.row_of
-    )
-    comparison = validation.compared(served_scorer, served) if served else {}
+    comparison = validation.compared(named[""], served) if served else {}
     metrics["final_loss"] = fitted.losses[-1]
     # What a shopper's photo shows: a linear probe on the backbone's own image vectors.
     image_vectors = item_vectors[:, : item_vectors.shape[1] // 2]
@@ -204,7 +201,7 @@ def fit_version(
         catalog.outfits,
         cooccurrence_weight=float(weight),
         pair_weights=fitted.space.pair_weights,
-        neighbour_depth=options.neighbour_depth,
+        neighbour_depth=0 if options.lists_on_workers else options.neighbour_depth,
         progress=progress,
     )
     stopwatch.lap("indexing")
@@ -215,8 +212,6 @@ def fit_version(
         category_probe=category_probe,
         metrics=metrics,
         comparison=comparison,
-        losses=fitted.losses,
-        train_outfit_count=len(train_outfits),
         manifest={
             "item_count": len(catalog.skus),
             "outfit_count": len(catalog.outfits),
@@ -239,22 +234,17 @@ def scorers_to_validate(
     space: CompatibilitySpace,
     served: TypeAwareScorer,
     backbone_vectors: np.ndarray,
-    catalog: TrainingCatalog,
-) -> list[tuple[str, Scorer]]:
+    validation: "Validation",
+) -> dict[str, Scorer]:
     """The named scorers a version's metrics report, by the suffix of their figures: the
     served score, the learned space without the curated bonus (what a new arrival gets) and
     the raw backbone vectors (the transfer-learning baseline)."""
-    row_of = {sku: row for row, sku in enumerate(catalog.skus)}
     raw = backbone_vectors / np.linalg.norm(backbone_vectors, axis=1, keepdims=True)
-
-    def by_sku(scorer: TypeAwareScorer) -> SkuScorer:
-        return SkuScorer(scorer, space.vectors, catalog.categories, row_of)
-
-    return [
-        ("", by_sku(served)),
-        ("_content_only", by_sku(served.content_only())),
-        ("_backbone_only", CosineScorer(dict(zip(catalog.skus, raw, strict=True)))),
-    ]
+    return {
+        "": validation.by_sku(served, space),
+        "_content_only": validation.by_sku(served.content_only(), space),
+        "_backbone_only": CosineScorer(dict(zip(validation.row_of, raw, strict=True))),
+    }
 
 
 @dataclass
@@ -303,13 +293,15 @@ class Validation:
         train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
 
         def fitb_with(weight: float) -> float:
-            scorer = TypeAwareScorer(
-                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight)
-            )
-            by_sku = SkuScorer(scorer, space.vectors, self.categories, self.row_of)
+            curated = CoOccurrence.from_outfits(train_rows, weight)
+            by_sku = self.by_sku(TypeAwareScorer(space.pair_weights, curated), space)
             return float(np.nan_to_num(evaluate_tasks(by_sku, self.fitb).fitb_accuracy))
 
         return max(COOCCURRENCE_WEIGHTS, key=lambda w: (fitb_with(w), -w))
+
+    def by_sku(self, scorer: TypeAwareScorer, space: CompatibilitySpace) -> SkuScorer:
+        """`scorer` over `space`'s items, by this catalog's SKUs."""
+        return SkuScorer(scorer, space.vectors, self.categories, self.row_of)
 
     def metrics(
         self,

@@ -437,10 +437,7 @@ class CompatibilityIndex:
 
     def nearest(self, sku: str, category: str, count: int) -> list[tuple[str, float]]:
         """The `count` items of `category` most compatible with `sku`, best first, never `sku`."""
-        row = self.row_of_sku.get(sku)
-        if row is None:
-            return []
-        return [(self.skus[r], score) for r, score in self.nearest_rows(row, category, count)]
+        return [(other, score) for other, score, _ in self.candidates(sku, category, count)]
 
     def nearest_rows(self, row: int, category: str, count: int) -> list[tuple[int, float]]:
         """`nearest` by row: (row, score) pairs; read from the computed neighbours when they
@@ -489,15 +486,9 @@ class CompatibilityIndex:
     def nearest_to_vector(
         self, vector: np.ndarray, vector_category: str, category: str, count: int
     ) -> list[tuple[str, float]]:
-        """The `count` items of `category` most compatible with `vector`, a vector of this
-        space that is no row of it (a shopper's photo) of `vector_category`, best first. The
-        score is the type-aware compatibility alone: a photo has no curated partners."""
-        index = self.indexes.get(category)
-        if index is None or count <= 0:
-            return []
-        query = self.scorer.query(vector, vector_category, category)
-        rows, scores = self._search(index, query, count)
-        return [(self.skus[row], float(score)) for row, score in zip(rows, scores, strict=True)]
+        """vector_candidates() as (SKU, score) pairs."""
+        found = self.vector_candidates(vector, vector_category, category, count)
+        return [(sku, score) for sku, score, _ in found]
 
     def knows(self, sku: str) -> bool:
         return sku in self.row_of_sku
@@ -529,7 +520,9 @@ class CompatibilityIndex:
     def vector_candidates(
         self, vector: np.ndarray, vector_category: str, category: str, count: int
     ) -> Candidates:
-        """nearest_to_vector() as candidates: none curated (a photo is in no outfit)."""
+        """The `count` items of `category` most compatible with `vector`, a vector of this
+        space that is no row of it (a shopper's photo) of `vector_category`, best first, by the
+        scorer's query alone: a photo has no curated partners."""
         index = self.indexes.get(category)
         if index is None or count <= 0:
             return Candidates.none(category)

@@ -331,6 +331,10 @@ class TrainingRunAdmin(admin.ModelAdmin):
 
 
 METRIC_LABELS = ("FITB", "FITB cold", "FITB warm", "AUC", "Recall@10")
+SCORER_NAMES = {
+    "type_aware": "type-aware pairs",
+    "outfit_transformer": "outfit-level model",
+}
 
 
 def run_state(run: TrainingRun) -> dict:
@@ -359,8 +363,12 @@ def run_state(run: TrainingRun) -> dict:
         }
         for key, label in zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)
     ]
+    metrics = run.metrics or {}
+    scorers = {kind: metrics[f"fitb_{kind}"] for kind in SCORER_NAMES if f"fitb_{kind}" in metrics}
     return {
         "run": run,
+        "served_scorer": SCORER_NAMES.get(metrics.get("scorer", "")),
+        "scorers": [(SCORER_NAMES[kind], fitb) for kind, fitb in scorers.items()],
         "stages": stages,
         "seconds_left": training_runs.seconds_left(run),
         "comparison": comparison,

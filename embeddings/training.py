@@ -35,7 +35,10 @@ SEED = 0
 
 
 def training_options(
-    epochs: int | None = None, unfrozen_blocks: int | None = None, pretrained: str | None = None
+    epochs: int | None = None,
+    unfrozen_blocks: int | None = None,
+    pretrained: str | None = None,
+    scorer: str | None = None,
 ) -> "TrainingOptions":
     """A training's options: the settings, with what the run's form or command chose."""
     from .engine.fit import TrainingOptions
@@ -53,6 +56,8 @@ def training_options(
         neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
         # With workers to fan out to, the lists are computed there once the files are written.
         lists_on_workers=bool(settings.OUTFITS_FANOUT_QUEUE),
+        scorer=scorer or settings.OUTFITS_SCORER,
+        outfit_epochs=settings.OUTFITS_OUTFIT_MODEL_EPOCHS,
     )
 
 
@@ -259,10 +264,12 @@ def pretrain_backbone(
     epochs: int,
     progress: Progress = no_progress,
     extra_pairs: list[tuple[Path, str]] | None = None,
+    with_catalog: bool = True,
 ) -> list[float]:
     """Build the offline backbone: train the project's small open_clip model contrastively on
-    catalog images and their captions (plus `extra_pairs` of image and caption from a related
-    domain), and save it where OUTFITS_PRETRAINED can point."""
+    catalog images and their captions (plus `extra_pairs` of image and caption from related
+    domains; or on those alone, without the catalog), and save it where OUTFITS_PRETRAINED can
+    point."""
     from .engine.backbone import (
         OFFLINE_BACKBONE,
         create_untrained_backbone,
@@ -270,10 +277,12 @@ def pretrain_backbone(
     )
     from .engine.pretrain import PretrainingConfig, pretrain_contrastive
 
-    products = list(embeddable_products())
-    if len(products) < 2:
+    products = list(embeddable_products()) if with_catalog else []
+    if with_catalog and len(products) < 2:
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
     pairs = [(Path(p.image.path), item_text(p)) for p in products] + list(extra_pairs or [])
+    if len(pairs) < 2:
+        raise ValueError("Pretraining needs at least two image-caption pairs.")
     backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)
     losses = pretrain_contrastive(
         backbone,
@@ -330,7 +339,6 @@ def evaluate_active_model(
     Recall@K ranks a question's answer among all active products of its `category`.
     `cooccurrence_weight` replaces the version's blend weight for this evaluation only."""
     from .engine.evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
-    from .engine.scorers import TypeAwareScorer
 
     active = active_compatibility_index()
     if active is None:
@@ -345,9 +353,9 @@ def evaluate_active_model(
             members.setdefault(category, []).append(sku)
     scorer = index.scorer
     if cooccurrence_weight is not None:
-        if not isinstance(scorer, TypeAwareScorer):
+        if not hasattr(scorer, "with_cooccurrence_weight"):
             raise ValueError(
-                f"A co-occurrence weight applies to the type-aware scorer; {version.name} "
+                f"A co-occurrence weight applies to a scorer with a curated blend; {version.name} "
                 f"serves {scorer.kind!r}."
             )
         scorer = scorer.with_cooccurrence_weight(cooccurrence_weight)

@@ -26,6 +26,7 @@ from catalog.heartbeat import Heartbeat, close_connection
 
 from .engine.artifacts import ModelDirectoryUnusable, check_model_directory
 from .engine.progress import Progress, no_progress
+from .engine.scorers import SCORER_CHOICES
 from .models import ModelVersion, TrainingRun
 
 if TYPE_CHECKING:
@@ -83,6 +84,9 @@ def check_options(options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
     if blocks is not None and (not isinstance(blocks, int) or blocks < 0):
         raise ValueError(f"unfrozen_blocks must be a whole number of 0 or more, not {blocks!r}")
+    scorer = options.get("scorer")
+    if scorer is not None and scorer not in SCORER_CHOICES:
+        raise ValueError(f"scorer must be one of {', '.join(SCORER_CHOICES)}, not {scorer!r}")
     pretrained = options.get("pretrained")
     if pretrained and pretrained not in backbone_checkpoints():
         raise ValueError(
@@ -318,6 +322,7 @@ def execute_training_run(run_id: int, progress: Progress = no_progress) -> Train
                     epochs=run.options.get("epochs") or None,
                     unfrozen_blocks=run.options.get("unfrozen_blocks"),
                     pretrained=run.options.get("pretrained"),
+                    scorer=run.options.get("scorer"),
                 ),
                 progress=run_progress,
                 check_cancelled=heartbeat.raise_if_cancelled,

@@ -332,6 +332,11 @@ OUTFITS_TRAINING_LEARNING_RATE = float(os.environ.get("OUTFITS_TRAINING_LEARNING
 # Last image-tower blocks fine-tuned with the head, in its last epochs (0: the backbone stays
 # frozen; a ViT backbone is needed otherwise).
 OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))
+# The score a training serves: type_aware (pairs), outfit_transformer (an outfit-level model
+# reads outfits of two or more items whole) or auto (trains both, serves the better on the
+# held-out outfits).
+OUTFITS_SCORER = os.environ.get("OUTFITS_SCORER", "auto")
+OUTFITS_OUTFIT_MODEL_EPOCHS = int(os.environ.get("OUTFITS_OUTFIT_MODEL_EPOCHS", "20"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
 # "auto": each training picks the weight that does best on its held-out outfits.
 _cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")

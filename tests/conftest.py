@@ -27,6 +27,7 @@ def isolated_files(settings, tmp_path: Path):
     settings.OUTFITS_MODEL_DIR = tmp_path / "models"
     settings.OUTFITS_PRETRAINED = str(tmp_path / "backbones" / "outfits-tiny.safetensors")
     settings.OUTFITS_TRAINING_EPOCHS = 8
+    settings.OUTFITS_OUTFIT_MODEL_EPOCHS = 4
     from embeddings import loaded_versions
     from outfits import serving
 

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -24,8 +24,9 @@ from .evaluate import (
     split_outfits,
 )
 from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
+from .outfit_model import OutfitModel
 from .progress import Progress, no_progress
-from .scorers import SkuScorer, TypeAwareScorer
+from .scorers import AUTO_SCORER, SCORER_CHOICES, OutfitScorer, SkuScorer, TypeAwareScorer
 from .space import CompatibilitySpace
 from .train import (
     CompatibilityHead,
@@ -34,6 +35,9 @@ from .train import (
     train_compatibility_head,
     trained_space,
 )
+
+if TYPE_CHECKING:
+    from .outfit_training import OutfitTrainingConfig
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +60,8 @@ class TrainingOptions:
     neighbour_depth: int = NEIGHBOUR_DEPTH  # each item's best of each category; 0: none
     lists_on_workers: bool = False  # the lists computed by the glue's workers, not fit_version
     type_aware: bool = True  # False: one shared space for every pair of categories (ablation)
-    scorer: str = TypeAwareScorer.kind
+    scorer: str = TypeAwareScorer.kind  # one of SCORER_CHOICES
+    outfit_epochs: int = 20  # the outfit-level model's, when it is trained
 
     def head_training(self) -> HeadTrainingConfig:
         return HeadTrainingConfig(
@@ -65,6 +70,11 @@ class TrainingOptions:
             learning_rate=self.learning_rate,
             type_aware=self.type_aware,
         )
+
+    def outfit_training(self) -> "OutfitTrainingConfig":
+        from .outfit_training import OutfitTrainingConfig  # torch: only where it trains
+
+        return OutfitTrainingConfig(epochs=self.outfit_epochs, seed=self.seed)
 
     def as_manifest(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,9 +158,10 @@ def fit_version(
     """Split the outfits, train on the training part, measure on the held-out part (beside
     `served`, the version now served, by name), fit the photo category probe and build the
     index. `check_cancelled()` is asked at every batch and may raise to abandon the run."""
-    if options.scorer != TypeAwareScorer.kind:  # a scorer that learns adds its fitting here
+    if options.scorer not in SCORER_CHOICES:  # a scorer that learns adds its fitting here
         raise ValueError(
-            f"fit_version trains the {TypeAwareScorer.kind!r} scorer, not {options.scorer!r}."
+            f"fit_version trains the scorers {', '.join(map(repr, SCORER_CHOICES))}, "
+            f"not {options.scorer!r}."
         )
     stopwatch = Stopwatch()
     rng = np.random.default_rng(options.seed)
@@ -161,17 +172,37 @@ def fit_version(
     validation_outfits = [catalog.outfits[i] for i in validation_rows]
     fitted = fit_space(catalog, train_outfits, options, progress, check_cancelled)
     stopwatch.lap("training")
+    outfit_model: OutfitModel | None = None
+    outfit_losses: list[float] = []
+    if options.scorer != TypeAwareScorer.kind:
+        from .outfit_training import train_outfit_model  # torch: only where it trains
+
+        outfit_model, outfit_losses = train_outfit_model(
+            fitted.space.vectors,
+            catalog.categories,
+            train_outfits,
+            fitted.space.pair_weights,
+            options.outfit_training(),
+            progress,
+            check_cancelled=check_cancelled,
+        )
+        stopwatch.lap("outfit model")
 
     progress("evaluating", 0, 1)
     item_vectors = catalog.items.fixed.numpy()  # the backbone's own vectors, before tuning
     validation = Validation.of(catalog, train_outfits, validation_outfits, rng)
-    weight = options.cooccurrence_weight
-    if weight is None:
-        weight = validation.best_cooccurrence_weight(fitted.space)
-    served_here = TypeAwareScorer(
-        fitted.space.pair_weights, CoOccurrence.from_outfits(train_outfits, weight)
-    )
-    metrics: dict[str, Any] = {"cooccurrence_weight": weight}
+    trained = validation.scorers(fitted.space, options.cooccurrence_weight, outfit_model)
+    metrics: dict[str, Any] = {}
+    by_kind = {kind: validation.metrics(scorer) for kind, scorer in trained.items()}
+    kind = options.scorer
+    if kind == AUTO_SCORER:
+        kind = max(by_kind, key=lambda k: (by_kind[k]["fitb"] or 0.0, k == TypeAwareScorer.kind))
+    served_here = cast(TypeAwareScorer | OutfitScorer, trained[kind].scorer)
+    weight = served_here.options["cooccurrence_weight"]
+    metrics |= {"cooccurrence_weight": weight, "scorer": kind}
+    if len(trained) > 1:  # what each scorer did, for the run's page and the ablation
+        for name, results in by_kind.items():
+            metrics |= {f"{figure}_{name}": value for figure, value in results.items()}
     named = scorers_to_validate(fitted.space, served_here, item_vectors, validation)
     for suffix, scorer in named.items():
         results = validation.metrics(scorer)
@@ -203,6 +234,7 @@ def fit_version(
         pair_weights=fitted.space.pair_weights,
         neighbour_depth=0 if options.lists_on_workers else options.neighbour_depth,
         progress=progress,
+        outfit_model=outfit_model if kind == OutfitScorer.kind else None,
     )
     stopwatch.lap("indexing")
     return FittedVersion(
@@ -222,6 +254,14 @@ def fit_version(
             "category_pairs_weighted": len(fitted.space.pair_weights),
             "options": options.as_manifest(),
             "training": asdict(options.head_training()),
+            **(
+                {
+                    "outfit_training": asdict(options.outfit_training()),
+                    "outfit_losses": outfit_losses,
+                }
+                if outfit_model is not None
+                else {}
+            ),
             "scorer": {"kind": index.scorer.kind, "options": index.scorer.options},
             "epoch_losses": fitted.losses,
             "metrics": metrics,
@@ -232,7 +272,7 @@ def fit_version(
 
 def scorers_to_validate(
     space: CompatibilitySpace,
-    served: TypeAwareScorer,
+    served: TypeAwareScorer | OutfitScorer,
     backbone_vectors: np.ndarray,
     validation: "Validation",
 ) -> dict[str, Scorer]:
@@ -288,18 +328,47 @@ class Validation:
             catalog.categories,
         )
 
-    def best_cooccurrence_weight(self, space: CompatibilitySpace) -> float:
-        """The blend weight that fills the held-out blanks best (the lightest of equals)."""
+    def scorers(
+        self,
+        space: CompatibilitySpace,
+        weight: float | None,
+        outfit_model: OutfitModel | None = None,
+    ) -> dict[str, SkuScorer]:
+        """The scorers a training may serve, by kind, each at its blend `weight` (None: the
+        one that fills the held-out blanks best), with the training outfits as curated pairs:
+        the type-aware one and, given its model, the outfit-level one."""
         train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
 
-        def fitb_with(weight: float) -> float:
-            curated = CoOccurrence.from_outfits(train_rows, weight)
-            by_sku = self.by_sku(TypeAwareScorer(space.pair_weights, curated), space)
-            return float(np.nan_to_num(evaluate_tasks(by_sku, self.fitb).fitb_accuracy))
+        def blended(weight: float, model: OutfitModel | None) -> SkuScorer:
+            pairs = TypeAwareScorer(
+                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight)
+            )
+            return self.by_sku(pairs if model is None else OutfitScorer(pairs, model), space)
 
-        return max(COOCCURRENCE_WEIGHTS, key=lambda w: (fitb_with(w), -w))
+        def fitb_with(weight: float, model: OutfitModel | None) -> float:
+            found = evaluate_tasks(blended(weight, model), self.fitb).fitb_accuracy
+            return float(np.nan_to_num(found))
 
-    def by_sku(self, scorer: TypeAwareScorer, space: CompatibilitySpace) -> SkuScorer:
+        def best(model: OutfitModel | None) -> SkuScorer:
+            if weight is not None:
+                return blended(weight, model)
+            chosen = max(COOCCURRENCE_WEIGHTS, key=lambda w: (fitb_with(w, model), -w))
+            return blended(chosen, model)
+
+        found = {TypeAwareScorer.kind: best(None)}
+        if outfit_model is not None:
+            found[OutfitScorer.kind] = best(outfit_model)
+        return found
+
+    def best_cooccurrence_weight(self, space: CompatibilitySpace) -> float:
+        """The type-aware scorer's blend weight that fills the held-out blanks best (the
+        lightest of equals)."""
+        scorer = self.scorers(space, None)[TypeAwareScorer.kind].scorer
+        return float(scorer.options["cooccurrence_weight"])
+
+    def by_sku(
+        self, scorer: TypeAwareScorer | OutfitScorer, space: CompatibilitySpace
+    ) -> SkuScorer:
         """`scorer` over `space`'s items, by this catalog's SKUs."""
         return SkuScorer(scorer, space.vectors, self.categories, self.row_of)
 

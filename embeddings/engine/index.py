@@ -26,8 +26,9 @@ from .layered import (
     load_rows,
     save_rows,
 )
+from .outfit_model import OutfitModel
 from .progress import Progress, no_progress
-from .scorers import Scorer, SkuScorer, TypeAwareScorer, load_scorer, scorer_files
+from .scorers import OutfitScorer, Scorer, SkuScorer, TypeAwareScorer, load_scorer, scorer_files
 from .space import PairWeights
 from .threads import batch_threads
 
@@ -302,8 +303,16 @@ class CompatibilityIndex:
         pair_weights: PairWeights | None = None,
         neighbour_depth: int = NEIGHBOUR_DEPTH,
         progress: Progress = no_progress,
+        outfit_model: OutfitModel | None = None,
     ) -> "CompatibilityIndex":
+        """The index of a trained space: the type-aware scorer of `pair_weights` with the
+        outfits' co-occurrence at `cooccurrence_weight` (read by `outfit_model` where an
+        outfit is scored whole, when given), each item's computed lists to `neighbour_depth`."""
         categories = list(categories)
+        pairs = TypeAwareScorer(
+            pair_weights, CoOccurrence.from_outfits(outfits, cooccurrence_weight)
+        )
+        scorer: Scorer = pairs if outfit_model is None else OutfitScorer(pairs, outfit_model)
         indexes: dict[str, faiss.Index | GrownIndex] = {
             category: build_category_index(vectors[rows], rows)
             for category, rows in rows_by_category(categories).items()
@@ -314,7 +323,7 @@ class CompatibilityIndex:
             vectors,
             indexes,
             complementary_categories(outfits, categories),
-            TypeAwareScorer(pair_weights, CoOccurrence.from_outfits(outfits, cooccurrence_weight)),
+            scorer,
         )
         if neighbour_depth > 0:
             index.neighbours = index.computed_neighbours(neighbour_depth, progress)

@@ -16,10 +16,12 @@ import numpy as np
 
 from .cooccurrence import CoOccurrence
 from .layered import Rows
+from .outfit_model import OutfitModel
 from .space import PairWeights
 
 COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
+OUTFIT_MODEL_FILE = "outfit_model.npz"
 
 
 class Scorer(Protocol):
@@ -182,8 +184,118 @@ class TypeAwareScorer:
         )
 
 
+class OutfitScorer:
+    """The outfit-level score: for an outfit of two or more anchors, their type-aware query (the
+    mean of their pair queries) corrected by an outfit-level model that reads the anchors
+    together with the category wanted (outfit_model.py), plus the same curated bonus. One
+    anchor is a pair, scored and searched as the type-aware scorer does: a product page's
+    row costs what it did (the model's forward pass is ~0.2-0.9 ms, a pair score ~2 µs), and
+    the model re-ranks where an outfit is read whole: complete the look, an outfit's
+    completion, FITB and compatibility."""
+
+    kind: ClassVar[str] = "outfit_transformer"
+
+    def __init__(self, base: TypeAwareScorer, model: OutfitModel) -> None:
+        self.base = base
+        self.model = model
+
+    @property
+    def options(self) -> dict[str, Any]:
+        shape = self.model.shape
+        return self.base.options | {"layers": shape.layers, "heads": shape.heads}
+
+    @property
+    def partners(self) -> Mapping[int, Mapping[int, int]]:
+        return self.base.partners
+
+    def query(self, vector: np.ndarray, category: str, other: str) -> np.ndarray:
+        return self.base.query(vector, category, other)
+
+    def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
+        return self.base.queries(vectors, categories, other)
+
+    def outfit_queries(
+        self, vectors: Rows, categories: Sequence[str], anchors: Sequence[int], wanted: list[str]
+    ) -> np.ndarray:
+        """The query of the outfit of `anchors` for each category `wanted`, (len(wanted), d)."""
+        anchor_vectors = np.asarray(vectors[list(anchors)], dtype=np.float32)
+        anchor_categories = [categories[a] for a in anchors]
+        base = np.stack(
+            [self.base.queries(anchor_vectors, anchor_categories, c).mean(axis=0) for c in wanted]
+        )
+        codes = self.model.codes(anchor_categories)
+        return base + self.model.corrections(
+            np.broadcast_to(anchor_vectors, (len(wanted), *anchor_vectors.shape)),
+            np.broadcast_to(codes, (len(wanted), len(codes))),
+            self.model.codes(wanted),
+        )
+
+    def scores(
+        self,
+        vectors: Rows,
+        categories: Sequence[str],
+        anchors: Sequence[int],
+        candidates: Sequence[int],
+        candidate_category: str | None = None,
+    ) -> np.ndarray:
+        if len(anchors) < 2:
+            return self.base.scores(vectors, categories, anchors, candidates, candidate_category)
+        candidate_rows = np.asarray(candidates, dtype=np.int64)
+        total = np.zeros(len(candidate_rows), dtype=np.float32)
+        if not len(candidate_rows):
+            return total
+        if candidate_category is not None:
+            of_candidate = np.full(len(candidate_rows), candidate_category, dtype=object)
+        else:
+            of_candidate = np.asarray(
+                [categories[c] for c in candidate_rows.tolist()], dtype=object
+            )
+        wanted = sorted(set(of_candidate.tolist()))
+        queries = self.outfit_queries(vectors, categories, anchors, wanted)
+        for category, query in zip(wanted, queries, strict=True):
+            in_category = of_candidate == category
+            total[in_category] = vectors[candidate_rows[in_category]] @ query
+        return total + self.base.cooccurrence.bonus(anchors, candidates)
+
+    def content_only(self) -> "OutfitScorer":
+        return OutfitScorer(self.base.content_only(), self.model)
+
+    def with_cooccurrence_weight(self, weight: float) -> "OutfitScorer":
+        return OutfitScorer(self.base.with_cooccurrence_weight(weight), self.model)
+
+    def curated_by(self, outfits: Sequence[Sequence[int]]) -> "OutfitScorer":
+        return OutfitScorer(self.base.curated_by(outfits), self.model)
+
+    def renumbered(self, new_row: np.ndarray) -> "OutfitScorer":
+        return OutfitScorer(self.base.renumbered(new_row), self.model)
+
+    def borrowing(self, fallbacks: Mapping[str, str]) -> "OutfitScorer":
+        base, model = self.base.borrowing(fallbacks), self.model.borrowing(fallbacks)
+        return self if base is self.base and model is self.model else OutfitScorer(base, model)
+
+    def save(self, directory: Path) -> None:
+        self.base.save(directory)
+        self.model.save(directory / OUTFIT_MODEL_FILE)
+
+    @staticmethod
+    def files() -> set[str]:
+        return TypeAwareScorer.files() | {OUTFIT_MODEL_FILE}
+
+    @classmethod
+    def load(cls, directory: Path, options: Mapping[str, Any]) -> "OutfitScorer":
+        return cls(
+            TypeAwareScorer.load(directory, options),
+            OutfitModel.load(directory / OUTFIT_MODEL_FILE),
+        )
+
+
 # The kinds of scorer a saved version names (items.json's "scorer"), and how each is loaded.
-SCORERS = {TypeAwareScorer.kind: TypeAwareScorer}
+SCORERS: dict[str, Any] = {TypeAwareScorer.kind: TypeAwareScorer, OutfitScorer.kind: OutfitScorer}
+
+# What a training may be asked to serve (TrainingOptions.scorer): "auto" trains the outfit-level
+# model too and serves whichever fills the held-out blanks better (type-aware when they tie).
+AUTO_SCORER = "auto"
+SCORER_CHOICES = (AUTO_SCORER, TypeAwareScorer.kind, OutfitScorer.kind)
 
 
 def load_scorer(directory: Path, saved: Mapping[str, Any] | None) -> Scorer:

@@ -161,8 +161,8 @@ def test_a_version_saved_before_scorers_were_named_loads_type_aware_and_an_unkno
     del items["scorer"]
     (tmp_path / ITEMS_FILE).write_text(json.dumps(items))
     assert isinstance(CompatibilityIndex.load(tmp_path).scorer, TypeAwareScorer)
-    with pytest.raises(ValueError, match="unknown scorer 'outfit_transformer': this code knows"):
-        load_scorer(tmp_path, {"kind": "outfit_transformer", "options": {}})
+    with pytest.raises(ValueError, match="unknown scorer 'gradient_boosted': this code knows"):
+        load_scorer(tmp_path, {"kind": "gradient_boosted", "options": {}})
 
 
 def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice():
@@ -188,5 +188,31 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
     fixed = fit_version(catalog, TrainingOptions(epochs=3, cooccurrence_weight=1.5))
     assert fixed.metrics["cooccurrence_weight"] == 1.5
     assert fixed.index.scorer.options["cooccurrence_weight"] == 1.5
-    with pytest.raises(ValueError, match="trains the 'type_aware' scorer, not 'farthest'"):
+    with pytest.raises(ValueError, match="trains the scorers 'auto', .*not 'farthest'"):
         fit_version(catalog, TrainingOptions(epochs=1, scorer="farthest"))
+
+
+@pytest.mark.parametrize("asked", ["outfit_transformer", "auto"])
+def test_fit_version_trains_the_outfit_level_scorer_and_auto_serves_the_better(tmp_path, asked):
+    from embeddings.engine.train import ItemEncoder
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(90, 16)).astype(np.float32)
+    for outfit in OUTFITS:
+        vectors[outfit] += 2 * rng.normal(size=16).astype(np.float32)
+    catalog = TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(vectors), [list(o) for o in OUTFITS])
+    fitted = fit_version(
+        catalog, TrainingOptions(epochs=3, outfit_epochs=2, scorer=asked, validation_fraction=0.3)
+    )
+    metrics = fitted.metrics
+    both = {kind: metrics[f"fitb_{kind}"] for kind in ("type_aware", "outfit_transformer")}
+    if asked == "auto":  # the better on the held-out blanks; the simpler one on a tie
+        better = max(both, key=lambda kind: (both[kind], kind == "type_aware"))
+        assert metrics["scorer"] == better
+    else:
+        assert metrics["scorer"] == "outfit_transformer"
+    assert metrics["fitb"] == both[metrics["scorer"]]
+    assert fitted.manifest["scorer"]["kind"] == metrics["scorer"]
+    assert len(fitted.manifest["outfit_losses"]) == 2
+    fitted.index.save(tmp_path)
+    assert CompatibilityIndex.load(tmp_path).scorer.kind == metrics["scorer"]

@@ -25,35 +25,48 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--pairs",
-            type=Path,
-            default=None,
-            help="Extra image-caption pairs from a related domain: a CSV whose image paths are "
-            "relative to its folder (e.g. fashion-product-images/styles.csv).",
+            action="append",
+            default=[],
+            metavar="CSV[:COLUMNS]",
+            help="Extra image-caption pairs from a related domain (repeatable, one source domain "
+            "each): a CSV whose image paths are relative to its folder, optionally followed by "
+            "the comma-separated columns joined into its captions, e.g. "
+            "hm/articles.csv:prod_name,colour_group_name,detail_desc "
+            "(default columns: --pairs-caption-columns).",
         )
         parser.add_argument("--pairs-image-column", default="image")
         parser.add_argument(
             "--pairs-caption-columns",
             default="productDisplayName",
-            help="Comma-separated columns joined into the caption.",
+            help="Comma-separated columns joined into the caption of a --pairs CSV that names "
+            "none.",
+        )
+        parser.add_argument(
+            "--no-catalog",
+            action="store_true",
+            help="Pretrain on the --pairs alone, without the catalog's own images and captions.",
         )
 
-    def handle(self, *args, epochs: int, output: Path, pairs: Path | None, **options) -> None:
+    def handle(self, *args, epochs: int, output: Path, pairs: list[str], **options) -> None:
         if epochs < 1:
             raise CommandError("--epochs must be at least 1")
+        if options["no_catalog"] and not pairs:
+            raise CommandError("--no-catalog needs at least one --pairs CSV to train on")
         bar = TerminalProgress()
         try:
-            extra = (
-                read_caption_pairs(
-                    pairs,
-                    options["pairs_image_column"],
-                    [c.strip() for c in options["pairs_caption_columns"].split(",") if c.strip()],
-                )
-                if pairs
-                else []
+            extra = []
+            for source in pairs:
+                csv_path, columns = split_pairs_source(source, options["pairs_caption_columns"])
+                found = read_caption_pairs(csv_path, options["pairs_image_column"], columns)
+                self.stdout.write(f"{len(found)} extra image-caption pairs from {csv_path}")
+                extra += found
+            losses = pretrain_backbone(
+                output,
+                epochs,
+                progress=bar,
+                extra_pairs=extra,
+                with_catalog=not options["no_catalog"],
             )
-            if pairs:
-                self.stdout.write(f"{len(extra)} extra image-caption pairs from {pairs}")
-            losses = pretrain_backbone(output, epochs, progress=bar, extra_pairs=extra)
         except ValueError as error:
             raise CommandError(str(error)) from error
         finally:
@@ -64,3 +77,9 @@ class Command(BaseCommand):
                 f"(contrastive loss {losses[0]:.3f} -> {losses[-1]:.3f})."
             )
         )
+
+
+def split_pairs_source(source: str, default_columns: str) -> tuple[Path, list[str]]:
+    """'path.csv:col1,col2' -> (path.csv, [col1, col2]); a bare path takes the default columns."""
+    path, _, columns = source.rpartition(":") if ".csv:" in source else (source, "", "")
+    return Path(path), [c.strip() for c in (columns or default_columns).split(",") if c.strip()]

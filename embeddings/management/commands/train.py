@@ -1,9 +1,11 @@
-"""manage.py train [--epochs N] [--unfreeze-blocks N] [--pretrained FILE] [--async]"""
+"""manage.py train [--epochs N] [--unfreeze-blocks N] [--pretrained FILE] [--scorer KIND]
+[--async]"""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from embeddings.engine.progress import TerminalProgress
+from embeddings.engine.scorers import SCORER_CHOICES
 from embeddings.models import TrainingRun
 from embeddings.training_runs import (
     COMPARED_METRICS,
@@ -37,6 +39,14 @@ class Command(BaseCommand):
             "weights file in var/backbones/.",
         )
         parser.add_argument(
+            "--scorer",
+            choices=SCORER_CHOICES,
+            default=None,
+            help="The score the version serves (default: OUTFITS_SCORER): type_aware (pairs), "
+            "outfit_transformer (an outfit-level model reads outfits whole) or auto (both "
+            "trained, the better on the held-out outfits served).",
+        )
+        parser.add_argument(
             "--async",
             dest="run_async",
             action="store_true",
@@ -49,6 +59,7 @@ class Command(BaseCommand):
         epochs: int | None,
         unfreeze_blocks: int | None,
         pretrained: str | None,
+        scorer: str | None,
         run_async: bool,
         **options,
     ) -> None:
@@ -56,6 +67,7 @@ class Command(BaseCommand):
             "epochs": epochs,
             "unfrozen_blocks": unfreeze_blocks,
             "pretrained": pretrained,
+            "scorer": scorer,
         }
         try:
             with transaction.atomic():

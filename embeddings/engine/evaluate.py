@@ -152,12 +152,32 @@ def outfit_score(score: Scorer, items: Sequence[str]) -> float:
     return float(np.mean([score([o for o in items if o != item], [item])[0] for item in items]))
 
 
+def proportion_standard_error(proportion: float, count: int) -> float:
+    """The standard error of a proportion measured on `count` questions (FITB, Recall@K)."""
+    if not count or np.isnan(proportion):
+        return float("nan")
+    return float(np.sqrt(proportion * (1 - proportion) / count))
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """The standard error of an AUC (Hanley & McNeil, 1982)."""
+    if not positives or not negatives or np.isnan(auc):
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (
+        auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    ) / (positives * negatives)
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 @dataclass
 class TaskResults:
     fitb_accuracy: float = float("nan")
     fitb_questions: int = 0
+    fitb_standard_error: float = float("nan")
     compatibility_auc: float = float("nan")
     compatibility_outfits: int = 0
+    compatibility_auc_standard_error: float = float("nan")
     recall_at: dict[int, float] | None = None
     recall_questions: int = 0
     skipped_unknown_items: int = 0
@@ -168,7 +188,7 @@ def evaluate_tasks(
     fitb: Sequence[FitbTask] = (),
     compatibility: Sequence[CompatibilityTask] = (),
     category_members: Mapping[str, Sequence[str]] | None = None,
-    ks: Sequence[int] = (10, 50),
+    ks: Sequence[int] = (10, 30, 50),  # as the complementary-item retrieval papers report
 ) -> TaskResults:
     """Score tasks: FITB picks the answer `score` ranks first; Recall@K ranks the right answer
     among all members of the question's category; AUC compares outfit scores (mean pairwise
@@ -193,6 +213,7 @@ def evaluate_tasks(
                 recall_hits[k].append(rank < k)
     if hits:
         results.fitb_accuracy, results.fitb_questions = float(np.mean(hits)), len(hits)
+        results.fitb_standard_error = proportion_standard_error(results.fitb_accuracy, len(hits))
     if any(recall_hits.values()):
         results.recall_at = {k: float(np.mean(v)) for k, v in recall_hits.items()}
         results.recall_questions = len(recall_hits[ks[0]])
@@ -206,6 +227,10 @@ def evaluate_tasks(
     if labels:
         results.compatibility_auc = roc_auc(labels, outfit_scores)
         results.compatibility_outfits = len(labels)
+        positives = int(np.sum(labels))
+        results.compatibility_auc_standard_error = auc_standard_error(
+            results.compatibility_auc, positives, len(labels) - positives
+        )
     results.skipped_unknown_items = skipped
     return results
 

@@ -111,3 +111,13 @@ def test_task_files_in_polyvore_formats(tmp_path):
     fitb.write_text(json.dumps([{"question": ["S1"], "answers": ["S2"]}]))
     with pytest.raises(ValueError, match="2\\+ answers"):
         read_fitb_tasks(fitb)
+
+
+def test_standard_errors_are_those_of_a_proportion_and_of_hanley_and_mcneil():
+    from embeddings.engine.evaluate import auc_standard_error, proportion_standard_error
+
+    assert proportion_standard_error(0.55, 956) == pytest.approx(0.0161, abs=1e-4)
+    assert proportion_standard_error(0.85, 335) == pytest.approx(0.0195, abs=1e-4)
+    # Hanley & McNeil's table: AUC 0.8 on 50 positives and 50 negatives gives about 0.044.
+    assert auc_standard_error(0.8, 50, 50) == pytest.approx(0.0442, abs=5e-4)
+    assert auc_standard_error(0.99, 970, 970) < auc_standard_error(0.9, 970, 970)

@@ -57,14 +57,16 @@ class Command(BaseCommand):
             self.stdout.write(_json_dumps(results))
             return
         recall = results["recall_at"] or {}
+        recalls = "  ".join(f"Recall@{k} {shown(value)}" for k, value in sorted(recall.items()))
         self.stdout.write(
-            f"model version {results['model_version']} ({results['backbone']}, co-occurrence "
-            f"weight {results['cooccurrence_weight']})\n"
-            f"FITB accuracy      {shown(results['fitb_accuracy'])}  "
-            f"({results['fitb_questions']} questions)\n"
-            f"compatibility AUC  {shown(results['compatibility_auc'])}  "
+            f"model version {results['model_version']} ({results['backbone']}, "
+            f"{results['scorer']} scorer, co-occurrence weight {results['cooccurrence_weight']})\n"
+            f"FITB accuracy      {shown(results['fitb_accuracy'])} "
+            f"± {shown(results['fitb_standard_error'])}  ({results['fitb_questions']} questions)\n"
+            f"compatibility AUC  {shown(results['compatibility_auc'])} "
+            f"± {shown(results['compatibility_auc_standard_error'])}  "
             f"({results['compatibility_outfits']} outfits)\n"
-            f"Recall@10          {shown(recall.get(10))}  Recall@50 {shown(recall.get(50))}  "
+            f"{recalls or 'Recall@K —'}  "
             f"({results['recall_questions']} questions with a category)\n"
             f"skipped (an item is not in the model): {results['skipped_unknown_items']}"
         )

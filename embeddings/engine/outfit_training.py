@@ -174,6 +174,7 @@ def train_outfit_model(
     )
     hard_count = int(round(config.negatives * config.hard_fraction))
     epoch_losses: list[float] = []
+    progress("training outfit model", 0, config.epochs)
     for epoch in range(config.epochs):
         network.train()
         order = rng.permutation(len(examples))

@@ -84,6 +84,7 @@ def pretrain_contrastive(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
     loss_function = ClipLoss()
     epoch_losses: list[float] = []
+    progress("pretraining backbone", 0, config.epochs)  # the clock of its time left starts
     model.train()
     try:
         for epoch in range(config.epochs):

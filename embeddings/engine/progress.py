@@ -28,6 +28,7 @@ class TerminalProgress:
         self.stage: str | None = None
         self.ended: str | None = None  # the last stage written as finished
         self.started = self.drawn = 0.0
+        self.first_done = 0  # units already done when the stage was first reported
         self.line_open = False
 
     def __call__(self, stage: str, done: int, total: int, **info: float) -> None:
@@ -38,9 +39,12 @@ class TerminalProgress:
         if stage != self.stage:
             self.close()
             self.stage, self.started, self.drawn, self.ended = stage, now, now, None
+            self.first_done = done
         if finished or now - self.drawn >= self.redraw_seconds:
             self.drawn = now
-            self._draw(describe_progress(stage, done, total, now - self.started, info))
+            self._draw(
+                describe_progress(stage, done, total, now - self.started, info, self.first_done)
+            )
         if finished:
             self.close()
             self.ended = stage
@@ -61,13 +65,18 @@ class TerminalProgress:
         self.stage = None
 
 
-def describe_progress(stage: str, done: int, total: int, seconds: float, info: dict) -> str:
+def describe_progress(
+    stage: str, done: int, total: int, seconds: float, info: dict, first_done: int = 0
+) -> str:
     """`stage  done/total  percent  elapsed[, time left]  info`, e.g. `pretraining  12/30  40%
-    1 min 5 s, about 1 min 38 s left  loss 0.4123`."""
+    1 min 5 s, about 1 min 38 s left  loss 0.4123`. `seconds` counts from the stage's first
+    report, when `first_done` units were already done (an epoch loop reports at its end):
+    the time left is guessed from the units done since."""
     parts = [stage, f"{done:,}/{total:,}", f"{100 * done // max(total, 1)}%"]
     timing = _duration(seconds)
-    if 0 < done < total and seconds >= 2:
-        timing += f", about {_duration(seconds / done * (total - done))} left"
+    since = done - first_done
+    if since > 0 and done < total and seconds >= 2:
+        timing += f", about {_duration(seconds / since * (total - done))} left"
     parts.append(timing)
     parts += [f"{key} {value:.4f}" for key, value in info.items()]
     return "  ".join(parts)

@@ -24,3 +24,13 @@ def test_time_left_comes_from_the_wall_clock_since_the_stage_began():
     line = describe_progress("pretraining", 12, 30, 65.0, {})
     assert line == "pretraining  12/30  40%  1 min 5 s, about 1 min 38 s left"
     assert describe_progress("indexing", 1, 3, 0.5, {}).endswith("0.5 s")  # too soon to guess
+
+
+def test_time_left_counts_the_units_done_since_the_first_report():
+    """An epoch loop reports at each epoch's end: the stage's clock starts at the first
+    report, by when one epoch was already done; it must not count towards the rate."""
+    line = describe_progress("pretraining backbone", 2, 16, 260.0, {}, first_done=1)
+    assert line.endswith("4 min 20 s, about 60 min 40 s left")  # 14 epochs at 260 s each
+    assert describe_progress("pretraining backbone", 1, 16, 0.0, {}, first_done=1).endswith(
+        "0.0 s"
+    )  # nothing measured yet: no guess

@@ -1,0 +1,140 @@
+"""The outfit-level scorer's ablation on the Mango split: a trained version's item vectors (the
+space `manage.py train` learned) scored by its type-aware pairs and by outfit-level models
+trained on the split's training outfits (engine/outfit_training.py), with random or mined
+negatives, over several seeds. Reports cold and warm FITB and AUC with their standard errors,
+content alone (no co-occurrence: what a new arrival gets) and served (the version's blend), and
+Recall@10/30/50 of the cold answers within their family; writes the raw results (JSON).
+
+    .venv/bin/python benchmarks/outfit_scorer.py --version var/models/<version> \\
+        [--split var/mango-split] [--seeds 0 1 2] [--epochs 20] [--results FILE]
+"""
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.transfer_study import load_split  # noqa: E402
+from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
+from embeddings.engine.index import CompatibilityIndex  # noqa: E402
+from embeddings.engine.outfit_training import (  # noqa: E402
+    OutfitTrainingConfig,
+    train_outfit_model,
+)
+from embeddings.engine.scorers import OutfitScorer, TypeAwareScorer  # noqa: E402
+
+VARIANTS = {
+    "outfit model, random negatives": {"hard_fraction": 0.0},
+    "outfit model, half mined negatives": {"hard_fraction": 0.5},
+}
+
+
+def measure(index: CompatibilityIndex, scorer, tasks, members) -> dict[str, float]:
+    """Cold and warm FITB and AUC (with standard errors) and Recall@K of `scorer` (the task
+    files name each answer's family)."""
+    by_sku = index.sku_scorer(scorer)
+    found: dict[str, float] = {}
+    for split in ("cold", "warm"):
+        fitb, compatibility = tasks[split]
+        results = evaluate_tasks(by_sku, fitb, compatibility, members if split == "cold" else None)
+        found |= {
+            f"{split}_fitb": results.fitb_accuracy,
+            f"{split}_fitb_se": results.fitb_standard_error,
+            f"{split}_auc": results.compatibility_auc,
+            f"{split}_auc_se": results.compatibility_auc_standard_error,
+        }
+        for k, value in (results.recall_at or {}).items():
+            found[f"{split}_recall_at_{k}"] = value
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--version", type=Path, required=True, help="a trained version's folder")
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "outfit_scorer.json")
+    arguments = parser.parse_args()
+
+    index = CompatibilityIndex.load(arguments.version)
+    pairs = index.scorer.base if isinstance(index.scorer, OutfitScorer) else index.scorer
+    assert isinstance(pairs, TypeAwareScorer)
+    train, tasks = load_split(arguments.split, dict(index.row_of_sku))
+    members: dict[str, list[str]] = {}
+    for sku, category in zip(index.skus, index.categories, strict=True):
+        members.setdefault(category, []).append(sku)
+    vectors = np.asarray(index.vectors)
+    weight = pairs.cooccurrence.weight
+    rows = []
+
+    def record(name: str, seed: int | None, scorer, seconds: float = 0.0) -> None:
+        for blend, scored in (("content", scorer.content_only()), ("served", scorer)):
+            row = {"scorer": name, "seed": seed, "blend": blend, "seconds": seconds}
+            row |= measure(index, scored, tasks, members)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+    record("type-aware pairs", None, pairs)
+    for name, changes in VARIANTS.items():
+        for seed in arguments.seeds:
+            config = replace(OutfitTrainingConfig(epochs=arguments.epochs, seed=seed), **changes)
+            started = time.perf_counter()
+            model, losses = train_outfit_model(
+                vectors, index.categories, train, pairs.pair_weights, config
+            )
+            seconds = time.perf_counter() - started
+            print(
+                f"# {name}, seed {seed}: {seconds:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}",
+                file=sys.stderr,
+            )
+            record(name, seed, OutfitScorer(pairs, model), round(seconds, 1))
+
+    print(f"\nco-occurrence weight of the served blend: {weight}")
+    print(
+        "\n| scorer | blend | cold FITB | warm FITB | cold AUC | warm AUC | cold R@10 | "
+        "cold R@30 | cold R@50 |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in ["type-aware pairs", *VARIANTS]:
+        for blend in ("content", "served"):
+            mine = [r for r in rows if r["scorer"] == name and r["blend"] == blend]
+
+            def cell(key: str, se: str | None = None, mine=mine) -> str:
+                values = [r[key] for r in mine]
+                text = f"{np.mean(values):.3f}"
+                if len(values) > 1:
+                    text += f" (seeds {min(values):.3f}–{max(values):.3f})"
+                if se:
+                    text += f" ± {np.mean([r[se] for r in mine]):.3f}"
+                return text
+
+            print(
+                f"| {name} | {blend} | {cell('cold_fitb', 'cold_fitb_se')} "
+                f"| {cell('warm_fitb', 'warm_fitb_se')} | {cell('cold_auc', 'cold_auc_se')} "
+                f"| {cell('warm_auc', 'warm_auc_se')} | {cell('cold_recall_at_10')} "
+                f"| {cell('cold_recall_at_30')} | {cell('cold_recall_at_50')} |"
+            )
+    arguments.results.write_text(
+        json.dumps(
+            {
+                "arguments": vars(arguments),
+                "config": asdict(OutfitTrainingConfig(epochs=arguments.epochs)),
+                "rows": rows,
+            },
+            default=str,
+            indent=1,
+        )
+    )
+    print(f"\nresults: {arguments.results}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -63,7 +63,7 @@ class CompletedLook:
     model_version: str | None
     in_model: bool  # False: none of the given products is known to the active model
     items: list[Match]  # one per category, in the order of the categories
-    score: float | None  # mean compatibility over every pair of the whole outfit
+    score: float | None  # the whole outfit's served score (each item's with the rest, averaged)
     shuffle: int  # which outfit this is: 0 the best, 1 the next best...
 
 
@@ -259,13 +259,15 @@ def complete_the_look(
     filters: MatchFilters = MatchFilters(),
 ) -> CompletedLook:
     """A whole outfit around `anchors`: one product per category (of the given `categories`,
-    or of every category stylists combine with the anchors'), chosen together to maximise the
-    mean compatibility of every pair in the outfit. It is wearable as the outfits taught: an
+    or of every category stylists combine with the anchors'), chosen together for the best
+    served score of the whole outfit. It is wearable as the outfits taught: an
     item joins only if stylists combine its category with every category already in the
     outfit, so never a second top, nor a dress with trousers, even when both are asked for.
     `shuffle` = n gives the n-th best outfit that differs from each better one in at least two
-    pieces (in one, when it has a single piece). With one anchor list and one category it is
-    the fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
+    pieces (in one, when it has a single piece). The beam search grows outfits by their pairs;
+    the outfits it keeps are ranked by the served score of each whole outfit (the outfit-level
+    model's, when the version serves one). With one anchor list and one category it is the
+    fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
     serving = current_snapshot()
     active = active_model(serving)
     version, index = active if active else (None, None)
@@ -318,7 +320,12 @@ def complete_the_look(
     beam = [outfit for outfit in beam if outfit]
     if not beam:
         return CompletedLook(new_rec_id(version), version.name, True, [], None, 0)
-    beam = distinct_outfits(beam)
+    # The beam's outfits, ranked by the served score of each whole outfit: an outfit-level
+    # scorer reads them as outfits, not as the pairs the search grew them by.
+    whole = index.outfit_scores([[*known, *outfit] for outfit in beam])
+    ranked = np.argsort(-whole, kind="stable").tolist()
+    score_of_outfit = {beam[i]: float(whole[i]) for i in ranked}
+    beam = distinct_outfits([beam[i] for i in ranked])
     shuffle = shuffle % len(beam)
     outfit = beam[shuffle]
     order = {c: i for i, c in enumerate(categories)}
@@ -331,7 +338,7 @@ def complete_the_look(
         for sku in sorted(outfit, key=lambda sku: order[index.category_of(sku)])
         if (card := visible(sku)) is not None
     ]
-    score = outfit_score(pair_scores, position, known, outfit)
+    score = score_of_outfit[outfit]
     return CompletedLook(new_rec_id(version, items), version.name, True, items, score, shuffle)
 
 

@@ -563,6 +563,12 @@ class CompatibilityIndex:
             return None
         return float(self.scores([row], [other_row])[0])
 
+    def outfit_scores(self, outfits: Sequence[Sequence[str]]) -> np.ndarray:
+        """The served score of each whole outfit (SKUs this index knows): the mean over its
+        items of each one's score with the rest (the scorer's, read whole where it can)."""
+        rows = [[self.row_of_sku[sku] for sku in outfit] for outfit in outfits]
+        return self.scorer.outfit_scores(self.vectors, self.categories, rows)
+
     def pair_scores(self, skus: Sequence[str]) -> np.ndarray:
         """The served score of every pair of `skus` (all known): [i, j] is j's with i."""
         rows = [self.row_of_sku[sku] for sku in skus]

@@ -59,6 +59,13 @@ class Scorer(Protocol):
         every candidate is of it (a request's rows: no grouping by category)."""
         ...
 
+    def outfit_scores(
+        self, vectors: Rows, categories: Sequence[str], outfits: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """The score of each whole outfit (rows): the mean over its items of the item's score
+        with the rest, as compatibility AUC reads an outfit. (len(outfits),)"""
+        ...
+
     def curated_by(self, outfits: Sequence[Sequence[int]]) -> "Scorer":
         """The same scorer with these outfits (lists of rows) as its curated pairs."""
         ...
@@ -140,6 +147,11 @@ class TypeAwareScorer:
             )
             total[in_category] = (vectors[candidate_rows[in_category]] @ queries.T).mean(axis=1)
         return total + self.cooccurrence.bonus(anchors, candidates)
+
+    def outfit_scores(
+        self, vectors: Rows, categories: Sequence[str], outfits: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        return np.array([leave_one_out(self, vectors, categories, o) for o in outfits], np.float32)
 
     def content_only(self) -> "TypeAwareScorer":
         """The same without the curated bonus: what a product new to the outfits gets."""
@@ -257,6 +269,54 @@ class OutfitScorer:
             total[in_category] = vectors[candidate_rows[in_category]] @ query
         return total + self.base.cooccurrence.bonus(anchors, candidates)
 
+    def outfit_scores(
+        self, vectors: Rows, categories: Sequence[str], outfits: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        """Every item of every outfit against the rest in one forward pass per outfit size
+        (complete the look ranks a few dozen outfits: one batch, not one pass per item)."""
+        totals = np.zeros(len(outfits), dtype=np.float32)
+        by_size: dict[int, list[int]] = {}
+        for number, outfit in enumerate(outfits):
+            by_size.setdefault(len(outfit), []).append(number)
+        for size, numbers in by_size.items():
+            if size < 3:  # one anchor is a pair
+                for number in numbers:
+                    totals[number] = leave_one_out(self.base, vectors, categories, outfits[number])
+                continue
+            items = np.array([outfits[n] for n in numbers], dtype=np.int64)  # (B, size)
+            rest = np.array([[j for j in range(size) if j != i] for i in range(size)])
+            anchors = items[:, rest].reshape(-1, size - 1)  # (B·size, size − 1)
+            targets = items.reshape(-1)
+            anchor_vectors = np.asarray(vectors[anchors.reshape(-1).tolist()], dtype=np.float32)
+            anchor_vectors = anchor_vectors.reshape(*anchors.shape, -1)
+            target_vectors = np.asarray(vectors[targets.tolist()], dtype=np.float32)
+            target_categories = [categories[t] for t in targets.tolist()]
+            base = np.stack(
+                [
+                    self.base.queries(vs, [categories[a] for a in row], wanted).mean(axis=0)
+                    for vs, row, wanted in zip(
+                        anchor_vectors, anchors.tolist(), target_categories, strict=True
+                    )
+                ]
+            )
+            queries = base + self.model.corrections(
+                anchor_vectors,
+                self.model.codes([categories[a] for a in anchors.reshape(-1).tolist()]).reshape(
+                    anchors.shape
+                ),
+                self.model.codes(target_categories),
+            )
+            item_scores = (target_vectors * queries).sum(axis=1)
+            bonus = np.array(
+                [
+                    self.base.cooccurrence.bonus(row, [t])[0]
+                    for row, t in zip(anchors.tolist(), targets.tolist(), strict=True)
+                ],
+                dtype=np.float32,
+            )
+            totals[numbers] = (item_scores + bonus).reshape(len(numbers), size).mean(axis=1)
+        return totals
+
     def content_only(self) -> "OutfitScorer":
         return OutfitScorer(self.base.content_only(), self.model)
 
@@ -287,6 +347,22 @@ class OutfitScorer:
             TypeAwareScorer.load(directory, options),
             OutfitModel.load(directory / OUTFIT_MODEL_FILE),
         )
+
+
+def leave_one_out(
+    scorer: Scorer, vectors: Rows, categories: Sequence[str], outfit: Sequence[int]
+) -> float:
+    """The mean over an outfit's items of each one's score with the rest."""
+    if len(outfit) < 2:
+        return float("-inf")
+    return float(
+        np.mean(
+            [
+                scorer.scores(vectors, categories, [o for o in outfit if o != item], [item])[0]
+                for item in outfit
+            ]
+        )
+    )
 
 
 # The kinds of scorer a saved version names (items.json's "scorer"), and how each is loaded.

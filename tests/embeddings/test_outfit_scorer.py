@@ -69,6 +69,27 @@ def test_the_numpy_forward_pass_equals_the_torch_one_padded_or_not(tmp_path):
     )
 
 
+def test_whole_outfits_are_scored_in_one_pass_as_each_item_with_the_rest():
+    from embeddings.engine.scorers import leave_one_out
+
+    rng = np.random.default_rng(4)
+    vectors = unit(rng.normal(size=(30, 16)))
+    categories = [CATEGORY_NAMES[i % 3] for i in range(30)]
+    weights = PairWeights(CATEGORY_NAMES, np.array([[0, 1], [1, 2]]), rng.random((2, 16)) + 0.5)
+    base = TypeAwareScorer(weights, CoOccurrence.from_outfits([[0, 1, 2], [3, 4]], 1.0))
+    scorer = OutfitScorer(base, random_network().to_model(CATEGORY_NAMES))
+    outfits = [[0, 1, 2], [3, 4], [5, 7, 9, 11], [6, 10, 14], [1, 2]]
+    for each in (base, scorer):
+        expected = [leave_one_out(each, vectors, categories, outfit) for outfit in outfits]
+        found = each.outfit_scores(vectors, categories, outfits)
+        np.testing.assert_allclose(found, expected, atol=1e-5)
+    # The pairs' mean is the type-aware whole-outfit score; the model's is its own.
+    assert not np.allclose(
+        scorer.outfit_scores(vectors, categories, outfits[:1]),
+        base.outfit_scores(vectors, categories, outfits[:1]),
+    )
+
+
 def unit(vectors: np.ndarray) -> np.ndarray:
     return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
 

@@ -59,6 +59,11 @@ class FarthestScorer:
         cosines = np.asarray(vectors[list(candidates)]) @ np.asarray(vectors[list(anchors)]).T
         return (-self.scale * cosines.mean(axis=1)).astype(np.float32)
 
+    def outfit_scores(
+        self, vectors: Rows, categories: Sequence[str], outfits: Sequence[Sequence[int]]
+    ) -> np.ndarray:
+        return np.array([scorers.leave_one_out(self, vectors, categories, o) for o in outfits])
+
     def curated_by(self, outfits: Sequence[Sequence[int]]) -> "FarthestScorer":
         return self
 

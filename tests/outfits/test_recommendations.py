@@ -164,6 +164,22 @@ def test_complete_the_look_picks_one_per_category_and_no_clashing_categories(han
     assert second.score <= look.score
 
 
+def test_a_look_is_ranked_by_the_served_score_of_the_whole_outfit(handmade_shop):
+    """Anchors included: the score an outfit-level scorer gives the outfit read whole (the
+    pairs' mean would leave the anchors' own pair out)."""
+    from embeddings.loaded_versions import active_compatibility_index
+
+    anchors = [handmade_shop["T1"], handmade_shop["S2"]]
+    looks = [complete_the_look(anchors, shuffle=n) for n in range(3)]
+    _, index = active_compatibility_index()
+    for look in looks:
+        whole = [*(a.sku for a in anchors), *(m.product.sku for m in look.items)]
+        assert look.score == pytest.approx(float(index.outfit_scores([whole])[0]), abs=1e-6)
+    distinct = [look for n, look in enumerate(looks) if look.shuffle == n]  # shuffles wrap round
+    assert len(distinct) >= 2
+    assert all(a.score >= b.score for a, b in zip(distinct, distinct[1:], strict=False))
+
+
 def test_complete_the_look_with_one_category_is_the_fill_in_the_blank_answer(handmade_shop):
     look = complete_the_look([handmade_shop["T1"]], ["Trousers"])
     assert [m.product.sku for m in look.items] == ["P1"]  # highest score with T1

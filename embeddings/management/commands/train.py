@@ -98,6 +98,14 @@ class Command(BaseCommand):
             if active:
                 line += f"  {'—' if active.get(key) is None else f'{active[key]:.3f}'}"
             self.stdout.write(line)
+        kinds = [k for k in SCORER_CHOICES if f"fitb_{k}" in run.metrics]
+        if run.metrics.get("scorer"):
+            fitb = {k: run.metrics[f"fitb_{k}"] for k in kinds}
+            compared = ", ".join(f"{k} {'—' if v is None else f'{v:.3f}'}" for k, v in fitb.items())
+            self.stdout.write(
+                f"Serves the {run.metrics['scorer']} scorer"
+                + (f" (held-out FITB: {compared})." if len(kinds) > 1 else ".")
+            )
         seconds = run.model_version.manifest.get("seconds", {})
         stages = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
         self.stdout.write(f"Time: {sum(seconds.values()):.0f} s ({stages}).")

@@ -25,7 +25,18 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
         "neighbours.npy",
     } <= manifest["files"].keys()
     assert manifest["category_pairs_weighted"] > 0  # the type-aware space is served
-    assert manifest["seconds"].keys() == {"embedding", "training", "evaluating", "indexing"}
+    # The default scorer is "auto": the outfit-level model is trained too, and served only when
+    # it fills the held-out blanks better.
+    assert manifest["seconds"].keys() == {
+        "embedding",
+        "training",
+        "outfit model",
+        "evaluating",
+        "indexing",
+    }
+    served = manifest["metrics"]["scorer"]
+    assert manifest["scorer"]["kind"] == served
+    assert ("outfit_model.npz" in manifest["files"]) == (served == "outfit_transformer")
     assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
     from embeddings.engine.fit import COOCCURRENCE_WEIGHTS
 
@@ -178,13 +189,18 @@ def test_pretrain_backbone_command_writes_a_loadable_checkpoint(
         "id,image,productDisplayName,baseColour\n"
         "1,images/TOP-0001.jpg,Navy Shirt,Navy\n2,images/missing.jpg,Gone,Red\n"
     )
+    # Two source domains: one naming its caption columns, one taking the default columns.
+    second = small_catalog.products_csv.parent / "second.csv"
+    second.write_text("id,image,productDisplayName\n1,images/TOP-0002.jpg,Black Top\n")
     call_command(
         "pretrain_backbone",
-        epochs=1,
-        pairs=pairs,
-        pairs_caption_columns="productDisplayName,baseColour",
+        "--epochs=1",
+        f"--pairs={pairs}:productDisplayName,baseColour",
+        f"--pairs={second}",
     )
-    assert "1 extra image-caption pairs" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"1 extra image-caption pairs from {pairs}" in out
+    assert f"1 extra image-caption pairs from {second}" in out
     from embeddings.engine.backbone import load_backbone
 
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
@@ -224,6 +240,6 @@ def test_evaluate_command_scores_task_files_with_the_active_model(trained_shop, 
     assert results["model_version"] == trained_shop.name
     assert results["fitb_questions"] == 6 and 0 <= results["fitb_accuracy"] <= 1
     assert results["compatibility_outfits"] == 12 and 0 <= results["compatibility_auc"] <= 1
-    assert results["recall_questions"] == 6 and set(results["recall_at"]) == {"10", "50"}
+    assert results["recall_questions"] == 6 and set(results["recall_at"]) == {"10", "30", "50"}
     call_command("evaluate", fitb=tmp_path / "fitb.json")
     assert "FITB accuracy" in capsys.readouterr().out

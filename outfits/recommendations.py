@@ -272,7 +272,8 @@ def complete_the_look(
     active = active_model(serving)
     version, index = active if active else (None, None)
     anchor_skus = [a.sku for a in anchors]
-    known = [sku for sku in anchor_skus if index.knows(sku)] if index else []
+    # Each anchor once: an outfit scored whole must not hold an item twice.
+    known = list(dict.fromkeys(sku for sku in anchor_skus if index.knows(sku))) if index else []
     if index is None or version is None or not known:
         return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
     anchor_categories = {index.category_of(sku) for sku in known}

@@ -174,7 +174,9 @@ def fit_version(
     stopwatch.lap("training")
     outfit_model: OutfitModel | None = None
     outfit_losses: list[float] = []
-    if options.scorer != TypeAwareScorer.kind:
+    if options.scorer == AUTO_SCORER and not any(len(o) >= 3 for o in train_outfits):
+        logger.info("no training outfit of 3 items or more: the outfit-level model is skipped")
+    elif options.scorer != TypeAwareScorer.kind:
         from .outfit_training import train_outfit_model  # torch: only where it trains
 
         outfit_model, outfit_losses = train_outfit_model(

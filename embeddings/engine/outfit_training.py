@@ -47,6 +47,8 @@ class OutfitNetwork(nn.Module):
         self.item_in = nn.Linear(d, d, bias=False)
         self.category = nn.Embedding(category_count + 1, d)
         nn.init.normal_(self.category.weight, std=0.02)
+        with torch.no_grad():  # row 0, "unknown", is never trained: it stays nothing
+            self.category.weight[0].zero_()
         self.target = nn.Parameter(torch.zeros(d))
         self.layers = nn.ModuleList(
             nn.ModuleDict(
@@ -270,6 +272,7 @@ def _negatives(
             near = min(len(outside), 4 * count)
             best = outside[np.argpartition(-scores, near - 1)[:near]]
             hard = rng.choice(best, size=hard_count, replace=len(best) < hard_count)
-        easy = rng.choice(outside, size=count - len(hard), replace=len(outside) < count)
+        easy_count = count - len(hard)
+        easy = rng.choice(outside, size=easy_count, replace=len(outside) < easy_count)
         chosen[i] = np.concatenate([hard, easy])
     return chosen

@@ -16,7 +16,7 @@ import numpy as np
 
 from .cooccurrence import CoOccurrence
 from .layered import Rows
-from .outfit_model import OutfitModel
+from .outfit_model import UNKNOWN_CATEGORY, OutfitModel
 from .space import PairWeights
 
 COOCCURRENCE_FILE = "cooccurrence.npz"
@@ -151,7 +151,19 @@ class TypeAwareScorer:
     def outfit_scores(
         self, vectors: Rows, categories: Sequence[str], outfits: Sequence[Sequence[int]]
     ) -> np.ndarray:
-        return np.array([leave_one_out(self, vectors, categories, o) for o in outfits], np.float32)
+        """From one matrix of the pair scores among the outfits' items (each item's row
+        scored once, not once per outfit it is in)."""
+        rows = list(dict.fromkeys(row for outfit in outfits for row in outfit))
+        at = {row: i for i, row in enumerate(rows)}
+        pairs = np.stack([self.scores(vectors, categories, [row], rows) for row in rows])
+        totals = np.full(len(outfits), -np.inf, dtype=np.float32)
+        for number, outfit in enumerate(outfits):
+            if len(outfit) >= 2:
+                members = [at[row] for row in outfit]
+                block = pairs[np.ix_(members, members)]  # [j, i]: i's score with anchor j
+                np.fill_diagonal(block, 0.0)
+                totals[number] = block.sum() / (len(members) * (len(members) - 1))
+        return totals
 
     def content_only(self) -> "TypeAwareScorer":
         """The same without the curated bonus: what a product new to the outfits gets."""
@@ -236,11 +248,14 @@ class OutfitScorer:
             [self.base.queries(anchor_vectors, anchor_categories, c).mean(axis=0) for c in wanted]
         )
         codes = self.model.codes(anchor_categories)
-        return base + self.model.corrections(
+        targets = self.model.codes(wanted)
+        corrections = self.model.corrections(
             np.broadcast_to(anchor_vectors, (len(wanted), *anchor_vectors.shape)),
             np.broadcast_to(codes, (len(wanted), len(codes))),
-            self.model.codes(wanted),
+            targets,
         )
+        # A category the model never saw (nor borrowed) has no trained embedding: pairs alone.
+        return base + corrections * (targets != UNKNOWN_CATEGORY)[:, None]
 
     def scores(
         self,
@@ -299,13 +314,15 @@ class OutfitScorer:
                     )
                 ]
             )
-            queries = base + self.model.corrections(
+            target_codes = self.model.codes(target_categories)
+            corrections = self.model.corrections(
                 anchor_vectors,
                 self.model.codes([categories[a] for a in anchors.reshape(-1).tolist()]).reshape(
                     anchors.shape
                 ),
-                self.model.codes(target_categories),
+                target_codes,
             )
+            queries = base + corrections * (target_codes != UNKNOWN_CATEGORY)[:, None]
             item_scores = (target_vectors * queries).sum(axis=1)
             bonus = np.array(
                 [

@@ -221,3 +221,18 @@ def test_fit_version_trains_the_outfit_level_scorer_and_auto_serves_the_better(t
     assert len(fitted.manifest["outfit_losses"]) == 2
     fitted.index.save(tmp_path)
     assert CompatibilityIndex.load(tmp_path).scorer.kind == metrics["scorer"]
+
+
+def test_auto_serves_pairs_where_no_outfit_has_three_items_and_asking_for_the_model_says_why():
+    from embeddings.engine.train import ItemEncoder
+
+    vectors = np.random.default_rng(1).normal(size=(90, 16)).astype(np.float32)
+    pairs_only = [[n, 30 + n] for n in range(30)]
+    catalog = TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(vectors), pairs_only)
+    fitted = fit_version(catalog, TrainingOptions(epochs=2, scorer="auto"))
+    assert (
+        fitted.metrics["scorer"] == "type_aware"
+        and "outfit model" not in fitted.manifest["seconds"]
+    )
+    with pytest.raises(ValueError, match="needs outfits of three or more items"):
+        fit_version(catalog, TrainingOptions(epochs=2, scorer="outfit_transformer"))

@@ -1,0 +1,152 @@
+"""Which source domains transfer best: the offline backbone pretrained on the Mango catalog's own
+images and captions alone, with fashion-product-images, with H&M, and with all three, then the
+same compatibility head trained on each (backbone frozen, transfer_study.py's protocol) and
+scored on the Mango split (learned space alone: co-occurrence is not transfer), with standard
+errors. One pretraining takes about 70 minutes on a 2-core AVX2 machine: the study is
+resumable — each variant's backbone and figures are kept in --work, and a variant already done
+is read back, not run again — so it can be run a variant or two at a time.
+
+    OUTFITS_VAR_DIR=/tmp/mango/var .venv/bin/python benchmarks/source_domains.py \\
+        --work /tmp/source-domains [--split var/mango-split] [--variants all ...] \\
+        [--epochs 16] [--results docs/source_domains.json]
+
+OUTFITS_VAR_DIR must hold the imported Mango catalog (docs/model.md, "Reproduce"): pretraining
+reads the catalog's images and captions from it.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.transfer_study import MANGO, load_catalog, load_split  # noqa: E402
+from embeddings.engine.backbone import load_backbone  # noqa: E402
+from embeddings.engine.encode import encode_items  # noqa: E402
+from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_space  # noqa: E402
+from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
+from embeddings.engine.train import ItemEncoder  # noqa: E402
+
+DATASETS = ROOT.parent / "shared" / "datasets"
+FASHION_PRODUCT_IMAGES = (
+    f"{DATASETS}/fashion-product-images/styles.csv:"
+    "productDisplayName,articleType,baseColour,usage,gender"
+)
+HM = (
+    f"{DATASETS}/hm/articles.csv:"
+    "product_type_name,prod_name,colour_group_name,graphical_appearance_name,detail_desc"
+)
+VARIANTS: dict[str, list[str]] = {
+    "mango": [],
+    "mango+fashion-product-images": [f"--pairs={FASHION_PRODUCT_IMAGES}"],
+    "mango+hm": [f"--pairs={HM}"],
+    "all": [f"--pairs={FASHION_PRODUCT_IMAGES}", f"--pairs={HM}"],
+}
+
+
+def pretrain(variant: str, work: Path, epochs: int) -> tuple[Path, float]:
+    """The variant's backbone, pretrained now unless --work has it; and the seconds it took."""
+    checkpoint = work / f"{variant}.safetensors"
+    timing = work / f"{variant}.seconds"
+    if checkpoint.is_file() and timing.is_file():
+        return checkpoint, float(timing.read_text())
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "pretrain_backbone",
+            f"--epochs={epochs}",
+            f"--output={checkpoint}",
+            *VARIANTS[variant],
+        ],
+        check=True,
+        env=os.environ,
+    )
+    seconds = time.perf_counter() - started
+    timing.write_text(f"{seconds:.0f}")
+    return checkpoint, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=MANGO)
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--epochs", type=int, default=16, help="pretraining epochs")
+    parser.add_argument("--head-epochs", type=int, default=30)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "source_domains.json")
+    arguments = parser.parse_args()
+    if "OUTFITS_VAR_DIR" not in os.environ:
+        raise SystemExit("Set OUTFITS_VAR_DIR to the var folder holding the imported catalog.")
+
+    arguments.work.mkdir(parents=True, exist_ok=True)
+    skus, images, texts, families = load_catalog(arguments.data)
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    train, tasks = load_split(arguments.split, row_of)
+    for variant in arguments.variants:
+        done = arguments.work / f"{variant}.json"
+        if done.is_file():
+            print(done.read_text())
+            continue
+        checkpoint, seconds = pretrain(variant, arguments.work, arguments.epochs)
+        vectors = encode_items(load_backbone("outfits-tiny", str(checkpoint)), images, texts)
+        runs = []
+        for seed in arguments.seeds:
+            fitted = fit_space(
+                TrainingCatalog(skus, list(families), ItemEncoder(vectors), train),
+                train,
+                TrainingOptions(epochs=arguments.head_epochs, seed=seed),
+            )
+            space = fitted.space
+            scorer = SkuScorer(
+                TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
+            )
+            run = {"seed": seed}
+            for split in ("cold", "warm"):
+                found = evaluate_tasks(scorer, *tasks[split])
+                run |= {
+                    f"{split}_fitb": found.fitb_accuracy,
+                    f"{split}_fitb_se": found.fitb_standard_error,
+                    f"{split}_auc": found.compatibility_auc,
+                    f"{split}_auc_se": found.compatibility_auc_standard_error,
+                }
+            runs.append(run)
+        result = {"variant": variant, "pretraining_seconds": seconds, "runs": runs}
+        done.write_text(json.dumps(result))
+        print(json.dumps(result), flush=True)
+
+    results = [
+        json.loads((arguments.work / f"{v}.json").read_text())
+        for v in VARIANTS
+        if (arguments.work / f"{v}.json").is_file()
+    ]
+    print("\n| source domains | pretraining | cold FITB | warm FITB | cold AUC | warm AUC |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for result in results:
+        runs = result["runs"]
+
+        def cell(key: str, runs=runs) -> str:
+            values = [r[key] for r in runs]
+            return f"{np.mean(values):.3f} ± {np.mean([r[key + '_se'] for r in runs]):.3f}"
+
+        print(
+            f"| {result['variant']} | {result['pretraining_seconds'] / 60:.0f} min "
+            f"| {cell('cold_fitb')} | {cell('warm_fitb')} | {cell('cold_auc')} "
+            f"| {cell('warm_auc')} |"
+        )
+    arguments.results.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

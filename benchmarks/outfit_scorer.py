@@ -30,6 +30,36 @@ from embeddings.engine.outfit_training import (  # noqa: E402
 )
 from embeddings.engine.scorers import OutfitScorer, TypeAwareScorer  # noqa: E402
 
+LOOK_BEAM = 48  # outfits complete the look ranks whole (outfits/recommendations.py)
+
+
+def serving_cost(index: CompatibilityIndex, scorer, outfits: list[list[int]]) -> dict[str, float]:
+    """Median milliseconds of complete the look's engine work with `scorer`: each complementary
+    category's candidates for a partial outfit of two items, and the whole-outfit scores of a
+    beam of outfits of five."""
+    served = replace(index, scorer=scorer)
+    rng = np.random.default_rng(0)
+    candidates_ms, beam_ms = [], []
+    long_enough = [o for o in outfits if len(o) >= 5]
+    for outfit in long_enough[:100]:
+        anchors = [index.skus[row] for row in outfit[:2]]
+        started = time.perf_counter()
+        for category in served.complements_of(index.categories[outfit[0]]):
+            served.outfit_candidates(anchors, category, 23)
+        candidates_ms.append(1000 * (time.perf_counter() - started))
+        beam = [
+            [index.skus[r] for r in long_enough[i][:5]]
+            for i in rng.choice(len(long_enough), LOOK_BEAM)
+        ]
+        started = time.perf_counter()
+        served.outfit_scores(beam)
+        beam_ms.append(1000 * (time.perf_counter() - started))
+    return {
+        "candidates_ms": float(np.median(candidates_ms)),
+        "beam_ms": float(np.median(beam_ms)),
+    }
+
+
 VARIANTS = {
     "outfit model, random negatives": {"hard_fraction": 0.0},
     "outfit model, half mined negatives": {"hard_fraction": 0.5},
@@ -97,7 +127,18 @@ def main() -> None:
             )
             record(name, seed, OutfitScorer(pairs, model), round(seconds, 1))
 
+    model, _ = train_outfit_model(
+        vectors, index.categories, train, pairs.pair_weights, OutfitTrainingConfig(epochs=1)
+    )
+    costs = {
+        "type-aware pairs": serving_cost(index, pairs, train),
+        "outfit model": serving_cost(index, OutfitScorer(pairs, model), train),
+    }
     print(f"\nco-occurrence weight of the served blend: {weight}")
+    print("\ncomplete the look's engine work, median ms (candidates of every complementary")
+    print(f"category for 2 anchors; whole-outfit scores of {LOOK_BEAM} outfits of 5):")
+    for name, cost in costs.items():
+        print(f"- {name}: candidates {cost['candidates_ms']:.2f}, beam {cost['beam_ms']:.2f}")
     print(
         "\n| scorer | blend | cold FITB | warm FITB | cold AUC | warm AUC | cold R@10 | "
         "cold R@30 | cold R@50 |"
@@ -128,6 +169,7 @@ def main() -> None:
                 "arguments": vars(arguments),
                 "config": asdict(OutfitTrainingConfig(epochs=arguments.epochs)),
                 "rows": rows,
+                "serving_ms": costs,
             },
             default=str,
             indent=1,

@@ -21,8 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.transfer_study import load_split  # noqa: E402
-from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
+from benchmarks.transfer_study import load_split, split_figures  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 from embeddings.engine.outfit_training import (  # noqa: E402
     OutfitTrainingConfig,
@@ -66,25 +65,6 @@ VARIANTS = {
 }
 
 
-def measure(index: CompatibilityIndex, scorer, tasks, members) -> dict[str, float]:
-    """Cold and warm FITB and AUC (with standard errors) and Recall@K of `scorer` (the task
-    files name each answer's family)."""
-    by_sku = index.sku_scorer(scorer)
-    found: dict[str, float] = {}
-    for split in ("cold", "warm"):
-        fitb, compatibility = tasks[split]
-        results = evaluate_tasks(by_sku, fitb, compatibility, members if split == "cold" else None)
-        found |= {
-            f"{split}_fitb": results.fitb_accuracy,
-            f"{split}_fitb_se": results.fitb_standard_error,
-            f"{split}_auc": results.compatibility_auc,
-            f"{split}_auc_se": results.compatibility_auc_standard_error,
-        }
-        for k, value in (results.recall_at or {}).items():
-            found[f"{split}_recall_at_{k}"] = value
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", type=Path, required=True, help="a trained version's folder")
@@ -108,7 +88,7 @@ def main() -> None:
     def record(name: str, seed: int | None, scorer, seconds: float = 0.0) -> None:
         for blend, scored in (("content", scorer.content_only()), ("served", scorer)):
             row = {"scorer": name, "seed": seed, "blend": blend, "seconds": seconds}
-            row |= measure(index, scored, tasks, members)
+            row |= split_figures(index.sku_scorer(scored), tasks, members)
             rows.append(row)
             print(json.dumps(row), flush=True)
 

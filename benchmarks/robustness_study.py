@@ -23,11 +23,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.transfer_study import MANGO, load_catalog, load_split  # noqa: E402
+from benchmarks.transfer_study import (  # noqa: E402
+    MANGO,
+    load_catalog,
+    load_split,
+    split_figures,
+)
 from embeddings.engine.backbone import create_untrained_backbone, load_backbone  # noqa: E402
 from embeddings.engine.degrade import DEGRADATIONS, degrade_files  # noqa: E402
 from embeddings.engine.encode import encode_images, encode_items  # noqa: E402
-from embeddings.engine.evaluate import evaluate_tasks  # noqa: E402
 from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_space  # noqa: E402
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
 from embeddings.engine.train import ItemEncoder, trained_space  # noqa: E402
@@ -145,15 +149,7 @@ def main() -> None:
                 scorer = SkuScorer(
                     TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
                 )
-                row = {"arm": arm, "condition": condition}
-                for split in ("cold", "warm"):
-                    found = evaluate_tasks(scorer, *tasks[split])
-                    row |= {
-                        f"{split}_fitb": found.fitb_accuracy,
-                        f"{split}_fitb_se": found.fitb_standard_error,
-                        f"{split}_auc": found.compatibility_auc,
-                        f"{split}_auc_se": found.compatibility_auc_standard_error,
-                    }
+                row = {"arm": arm, "condition": condition} | split_figures(scorer, tasks)
                 results.append(row)
                 print(json.dumps(row), flush=True)
 

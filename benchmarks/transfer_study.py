@@ -89,6 +89,23 @@ def load_split(split: Path, row_of: dict[str, int]):
     return list(outfits.values()), tasks
 
 
+def split_figures(scorer, tasks, members=None) -> dict[str, float]:
+    """Cold and warm FITB and AUC with their standard errors (and Recall@K, given each family's
+    `members`), as the studies' tables report them."""
+    found: dict[str, float] = {}
+    for split in ("cold", "warm"):
+        results = evaluate_tasks(scorer, *tasks[split], members)
+        found |= {
+            f"{split}_fitb": results.fitb_accuracy,
+            f"{split}_fitb_se": results.fitb_standard_error,
+            f"{split}_auc": results.compatibility_auc,
+            f"{split}_auc_se": results.compatibility_auc_standard_error,
+        }
+        for k, value in (results.recall_at or {}).items():
+            found[f"{split}_recall_at_{k}"] = value
+    return found
+
+
 def epochs_to_reach(target: float, curve: list[float]) -> int | None:
     return next((epoch for epoch, value in enumerate(curve, start=1) if value >= target), None)
 

@@ -362,12 +362,6 @@ class Validation:
             found[OutfitScorer.kind] = best(outfit_model)
         return found
 
-    def best_cooccurrence_weight(self, space: CompatibilitySpace) -> float:
-        """The type-aware scorer's blend weight that fills the held-out blanks best (the
-        lightest of equals)."""
-        scorer = self.scorers(space, None)[TypeAwareScorer.kind].scorer
-        return float(scorer.options["cooccurrence_weight"])
-
     def by_sku(
         self, scorer: TypeAwareScorer | OutfitScorer, space: CompatibilitySpace
     ) -> SkuScorer:

@@ -4,7 +4,6 @@ both filtered by stock and price and by the merchandisers' pins and blocks."""
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -16,6 +15,7 @@ from embeddings.engine.index import CompatibilityIndex
 from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import ModelVersion
 
+from .match_filters import NO_FILTERS, MatchFilters, refinement
 from .rec_ids import RecIdRefused, encode_pks, issue_rec_id, verify_rec_id
 from .serving import ProductCard, ServingSnapshot, current_snapshot
 
@@ -67,19 +67,6 @@ class CompletedLook:
     shuffle: int  # which outfit this is: 0 the best, 1 the next best...
 
 
-@dataclass(frozen=True)
-class MatchFilters:
-    """What a storefront may ask for: `categories` (names; None: every complementary one),
-    items in stock only, a maximum price."""
-
-    categories: Sequence[str] | None = None
-    in_stock_only: bool = True
-    price_max: Decimal | None = None
-
-    def allows(self, category: str) -> bool:
-        return self.categories is None or category in self.categories
-
-
 def new_rec_id(version: ModelVersion | None, shown: Iterable[Match] = ()) -> str:
     """A signed rec_id (outfits.rec_ids) naming the version and every product the answer
     `shown`: an event carries it back, and counts only for those products."""
@@ -100,9 +87,11 @@ Visible = Callable[[str], ProductCard | None]
 def visibility(serving: ServingSnapshot, anchors: Sequence[str], filters: MatchFilters) -> Visible:
     """SKU → its card if it may be shown with `anchors` (else None): active, in stock (unless
     asked otherwise), within the price, not blocked from matches, not blocked with an anchor,
-    not an anchor."""
+    not an anchor, not excluded by the request. (Attribute filters: `refined`.)"""
     products, blocked = serving.products, serving.rules.blocked
-    hidden = set(anchors).union(*(serving.rules.blocked_with.get(a, ()) for a in anchors))
+    hidden = set(anchors).union(
+        filters.exclude, *(serving.rules.blocked_with.get(a, ()) for a in anchors)
+    )
     in_stock_only, price_max = filters.in_stock_only, filters.price_max
 
     def visible(sku: str) -> ProductCard | None:
@@ -120,6 +109,30 @@ def active_model(serving: ServingSnapshot) -> tuple[ModelVersion, CompatibilityI
     """The version the snapshot says is active and its index (the one loaded so far while
     another thread loads a new one)."""
     return active_compatibility_index(serving.rules.active_version)
+
+
+def refined(
+    found: dict[str, Candidates], visible: Visible, filters: MatchFilters, also: Iterable[str] = ()
+) -> tuple[dict[str, Candidates], Visible]:
+    """`found` and `visible` under the filters and boosts that read the catalog (attribute
+    filters, boosts): the rows re-ranked by their boosts, and `visible` narrowed to products
+    whose attributes pass. Asks the database only about visible candidates (and `also`)."""
+    if not filters.reads_catalog and not filters.boosts:
+        return found, visible
+    shown = {sku for row in found.values() for sku in row.skus if visible(sku) is not None}
+    refine = refinement(filters, shown.union(also))
+
+    def narrowed(sku: str) -> ProductCard | None:
+        card = visible(sku)
+        return card if card is not None and refine.keeps(sku) else None
+
+    def in_stock(sku: str) -> bool:
+        card = visible(sku)
+        return card is not None and card.in_stock
+
+    if filters.boosts:
+        found = {category: refine.boosted(row, in_stock) for category, row in found.items()}
+    return found, narrowed
 
 
 def visible_diverse_rows(
@@ -189,7 +202,7 @@ def with_pins(
 
 
 def goes_well_with(
-    product: HasSku, limit: int | None = None, filters: MatchFilters = MatchFilters()
+    product: HasSku, limit: int | None = None, filters: MatchFilters = NO_FILTERS
 ) -> GoesWellWith:
     """The best matches for the active `product` (or SKU holder) from each complementary
     category, best category first, diverse within a row, pins in place: never the product
@@ -207,13 +220,15 @@ def goes_well_with(
     found: dict[str, Candidates] = {}
     if index is not None and in_model:
         # Over-fetch: filters and diversity drop some of the nearest.
-        fetch = limit * 2 + 6
+        fetch = (limit * 2 + 6) * filters.over_fetch
         for category in index.complements_of(own_category):
             if category != own_category and filters.allows(category):
                 found[category] = index.candidates(product.sku, category, fetch)
+    pins = serving.rules.pins.get(product.sku, [])
+    found, visible = refined(found, visible, filters, also=[sku for sku, _ in pins])
     chosen = visible_diverse_rows(index, visible, found, limit) if index else {}
     pins_by_category: dict[str, list[tuple[ProductCard, int]]] = {}
-    for sku, position in serving.rules.pins.get(product.sku, []):
+    for sku, position in pins:
         pinned = visible(sku)
         if pinned is None:
             continue
@@ -256,7 +271,7 @@ def complete_the_look(
     anchors: Sequence[HasSku],
     categories: Sequence[str] | None = None,
     shuffle: int = 0,
-    filters: MatchFilters = MatchFilters(),
+    filters: MatchFilters = NO_FILTERS,
 ) -> CompletedLook:
     """A whole outfit around `anchors`: one product per category (of the given `categories`,
     or of every category stylists combine with the anchors'), chosen together for the best
@@ -287,7 +302,7 @@ def complete_the_look(
             )
         )
     visible = visibility(serving, anchor_skus, filters)
-    candidates = look_candidates(index, known, categories, visible)
+    candidates = look_candidates(index, known, categories, visible, filters)
     pool = [*known, *(sku for found in candidates.values() for sku in found.skus)]
     blocked = blocked_pairs(serving, pool)
     pair_scores = index.pair_scores(pool)
@@ -356,16 +371,24 @@ def distinct_outfits(ranked: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
 
 
 def look_candidates(
-    index: CompatibilityIndex, anchors: list[str], categories: Sequence[str], visible: Visible
+    index: CompatibilityIndex,
+    anchors: list[str],
+    categories: Sequence[str],
+    visible: Visible,
+    filters: MatchFilters,
 ) -> dict[str, Candidates]:
-    """The few visible products of each category most compatible with the anchors."""
+    """The few visible products of each category most compatible with the anchors (the
+    filters' boosts lift some, as in a row of matches)."""
     count = LOOK_CANDIDATES_PER_CATEGORY
-    found: dict[str, Candidates] = {}
-    for category in categories:
-        near = index.outfit_candidates(anchors, category, count * 3 + 5)
-        shown = near.where(lambda sku, category=category: in_category(visible(sku), category))
-        found[category] = shown.best(count)
-    return found
+    fetch = (count * 3 + 5) * filters.over_fetch
+    near = {category: index.outfit_candidates(anchors, category, fetch) for category in categories}
+    near, visible = refined(near, visible, filters)
+    return {
+        category: found.where(
+            lambda sku, category=category: in_category(visible(sku), category)
+        ).best(count)
+        for category, found in near.items()
+    }
 
 
 def blocked_pairs(serving: ServingSnapshot, skus: list[str]) -> set[tuple[str, str]]:
@@ -415,7 +438,7 @@ def matches_for_photo(
     image: "Image.Image",
     category: str | None = None,
     limit: int | None = None,
-    filters: MatchFilters = MatchFilters(),
+    filters: MatchFilters = NO_FILTERS,
 ) -> PhotoMatches:
     """Catalog products that go well with a garment in a shopper's photo: the photo is embedded
     by the active version's backbone and head (torch loads on the first photo), then searched
@@ -444,11 +467,13 @@ def matches_for_photo(
         raise ModelNotReady("A new model version is being switched in; try again in a moment.")
     query = photo.encode(image, category)
     found = {
-        other: index.vector_candidates(query.vector, query.category, other, limit * 4 + 10)
+        other: index.vector_candidates(
+            query.vector, query.category, other, (limit * 4 + 10) * filters.over_fetch
+        )
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)
     }
-    visible = visibility(serving, [], filters)
+    found, visible = refined(found, visibility(serving, [], filters), filters)
     chosen = visible_diverse_rows(index, visible, found, limit)
     groups = []
     for candidates in chosen.values():

@@ -161,6 +161,12 @@ class ServingSnapshot:
         """The active product with `sku`, or None."""
         return self.products.get(sku)
 
+    @cached_property
+    def sorted_skus(self) -> list[str]:
+        """The active products' SKUs in order (exports and the API's pages walk them), sorted
+        on first use: a worker that never pages never pays for it."""
+        return sorted(self.products)
+
 
 CARD_PAGE = 5_000
 

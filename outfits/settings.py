@@ -348,6 +348,12 @@ OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY"
 # values push near-duplicates (the same shirt in three colours) down the row, and show one
 # product of each title and colour.
 OUTFITS_MATCH_DIVERSITY = float(os.environ.get("OUTFITS_MATCH_DIVERSITY", "0.3"))
+# A storefront's `boost=` (new arrivals, in stock, an attribute's value) adds this to a
+# product's score per boost it earns: a tenth of the score's range lifts a good match a few
+# places without raising a poor one over the best.
+OUTFITS_MATCH_BOOST = float(os.environ.get("OUTFITS_MATCH_BOOST", "0.1"))
+# A product created this many days ago or less is a new arrival (`boost=new_arrivals`).
+OUTFITS_NEW_ARRIVAL_DAYS = int(os.environ.get("OUTFITS_NEW_ARRIVAL_DAYS", "30"))
 # How many of each complementary category's best items a model version computes ahead for
 # every item (matches rows up to (depth - 6) / 2 long read them); 0: every answer searches.
 OUTFITS_COMPUTED_NEIGHBOURS = int(os.environ.get("OUTFITS_COMPUTED_NEIGHBOURS", "24"))

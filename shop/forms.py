@@ -1,4 +1,4 @@
-"""The shop's one form: a shopper's photo of a garment they own."""
+"""The shop's forms: a shopper's photo of a garment they own; staff's export of matches."""
 
 import base64
 import binascii
@@ -8,6 +8,7 @@ from django.conf import settings
 
 from catalog.models import Category
 from catalog.shopper_photos import keep_photo, megabytes, too_large
+from outfits.match_filters import Boost, InvalidFilter, MatchFilters, parse_attribute_filters
 
 
 class PhotoMatchForm(forms.Form):
@@ -78,3 +79,49 @@ class PhotoMatchForm(forms.Form):
     def keep(self, data: bytes) -> str:
         """Store the photo (the shopper agreed): re-encoded without metadata, staff-only."""
         return keep_photo(data)
+
+
+class ExportMatchesForm(forms.Form):
+    """What staff export: every active product's matches, as CSV or JSON Lines, filtered as
+    the storefront API filters them."""
+
+    format = forms.ChoiceField(
+        choices=[("csv", "CSV (a row per match)"), ("jsonl", "JSON Lines (a line per product)")]
+    )
+    limit = forms.IntegerField(
+        min_value=1,
+        max_value=50,
+        required=False,
+        label="Matches per category",
+        help_text="Empty: as many as product pages show.",
+    )
+    categories = forms.ModelMultipleChoiceField(
+        Category.objects.all(),
+        required=False,
+        to_field_name="name",
+        help_text="Only matches of these categories; none chosen: every complementary one.",
+    )
+    attributes = forms.CharField(
+        required=False,
+        help_text="Only products with these values, e.g. gender:female,line:woman",
+    )
+    boost = forms.CharField(
+        required=False,
+        help_text="Lift new_arrivals, in_stock or attribute:value up each row.",
+    )
+    include_out_of_stock = forms.BooleanField(required=False)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        try:
+            data["filters"] = MatchFilters(
+                categories=[c.name for c in data.get("categories") or []] or None,
+                in_stock_only=not data.get("include_out_of_stock"),
+                attributes=parse_attribute_filters(data.get("attributes") or ""),
+                boosts=tuple(
+                    Boost.parse(b) for b in (data.get("boost") or "").split(",") if b.strip()
+                ),
+            )
+        except InvalidFilter as invalid:
+            raise forms.ValidationError(str(invalid)) from None
+        return data

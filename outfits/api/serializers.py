@@ -4,6 +4,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from catalog.models import Product
+from outfits.match_filters import Boost, InvalidFilter, parse_attribute_filters
 from outfits.models import RecommendationEvent
 from outfits.rec_ids import MAX_LENGTH as REC_ID_MAX_LENGTH
 from outfits.recommendations import CURATED, LEARNED, PINNED
@@ -154,6 +155,9 @@ class GoesWellWithSerializer(serializers.Serializer):
         }
 
 
+MAX_EXCLUDED = 500
+
+
 class TrueOrFalse(serializers.BooleanField):
     """A flag spelled true or false (any case), as JSON and the schema spell it: 0, 1, yes or
     on in a query or form are refused rather than guessed."""
@@ -171,10 +175,19 @@ def price_ceiling() -> serializers.DecimalField:
     )
 
 
+class StringField(serializers.CharField):
+    """A JSON string only: DRF's CharField takes 0 for "0", which the schema forbids."""
+
+    def to_internal_value(self, data) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def sku_list(max_length: int, help_text: str) -> serializers.ListField:
     # SKUs are exact: " A1" is not "A1" (the importer refuses SKUs with spaces at the ends).
     return serializers.ListField(
-        child=serializers.CharField(max_length=64, trim_whitespace=False),
+        child=StringField(max_length=64, trim_whitespace=False),
         min_length=1,
         max_length=max_length,
         help_text=help_text,
@@ -205,15 +218,123 @@ class MatchFilterFields(serializers.Serializer):
 
     in_stock = TrueOrFalse(default=True, help_text="false: include products that are out of stock.")
     price_max = price_ceiling()
+    exclude = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=20_000,
+        trim_whitespace=False,
+        help_text="SKUs never to show, comma-separated (what the shopper owns or bought; at "
+        f"most {MAX_EXCLUDED}).",
+    )
+    attributes = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=2_000,
+        help_text="Only products with these attribute values, as attribute:value, "
+        "comma-separated, any case: `gender:female,gender:unisex,line:woman` keeps female or "
+        "unisex products of the woman line.",
+    )
+    boost = StringField(
+        required=False,
+        allow_blank=True,
+        max_length=2_000,
+        help_text="Lift products up their row: `new_arrivals` (created in the last "
+        "OUTFITS_NEW_ARRIVAL_DAYS), `in_stock`, `attribute:value`; comma-separated. Each adds "
+        "OUTFITS_MATCH_BOOST (0.1) to a product's score, which the answer reports.",
+    )
+
+    def validate_exclude(self, value: str) -> frozenset[str]:
+        skus = frozenset(sku for sku in value.split(",") if sku)
+        if len(skus) > MAX_EXCLUDED:
+            raise serializers.ValidationError(f"at most {MAX_EXCLUDED} SKUs, not {len(skus)}")
+        return skus
+
+    def validate_attributes(self, value: str) -> dict[str, frozenset[str]]:
+        try:
+            return parse_attribute_filters(value)
+        except InvalidFilter as invalid:
+            raise serializers.ValidationError(str(invalid)) from None
+
+    def validate_boost(self, value: str) -> tuple[Boost, ...]:
+        try:
+            return tuple(dict.fromkeys(Boost.parse(b) for b in value.split(",") if b.strip()))
+        except InvalidFilter as invalid:
+            raise serializers.ValidationError(str(invalid)) from None
 
 
 class MatchQuerySerializer(MatchFilterFields):
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
-    category = serializers.CharField(
+    category = StringField(
         required=False,
         allow_blank=True,
         help_text="Only these categories: names or slugs, comma-separated; empty: all.",
     )
+
+
+def json_type(field: serializers.Field) -> str | None:
+    """The JSON type the schema gives `field` (None: any, or not checked here)."""
+    if isinstance(field, serializers.BooleanField):
+        return "boolean"
+    if isinstance(field, serializers.IntegerField):
+        return "integer"
+    if isinstance(field, serializers.DecimalField | serializers.FloatField):
+        return "number"
+    if isinstance(field, serializers.CharField):
+        return "string"
+    return None
+
+
+def has_json_type(value: object, kind: str | None) -> bool:
+    if kind is None:
+        return True
+    if isinstance(value, bool):
+        return kind == "boolean"
+    return isinstance(value, {"integer": int, "number": int | float, "string": str}.get(kind, ()))
+
+
+class JsonTypes:
+    """A JSON body whose values must have the JSON types of the schema: the fields that also
+    read query strings would take "true" for true and "4" for 4."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            wrong = {
+                name: [f"must be a JSON {json_type(field)}"]
+                for name, field in self.fields.items()
+                if name in data and not has_json_type(data[name], json_type(field))
+            }
+            if wrong:
+                raise serializers.ValidationError(wrong)
+        return super().to_internal_value(data)
+
+
+class BatchMatchRequestSerializer(JsonTypes, MatchQuerySerializer):
+    skus = sku_list(100, "The products whose matches to answer (at most 100).")
+
+
+class BatchMatchesSerializer(serializers.Serializer):
+    results = GoesWellWithSerializer(
+        many=True, help_text="One answer per active product asked for, in the order asked."
+    )
+    unknown_skus = serializers.ListField(
+        child=serializers.CharField(), help_text="SKUs asked for that are no active product."
+    )
+
+
+class MatchPageQuerySerializer(MatchQuerySerializer):
+    after = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=64,
+        help_text="The SKU the previous page ended with (its `next` link carries it).",
+    )
+    page_size = serializers.IntegerField(min_value=1, max_value=200, default=50)
+
+
+class MatchPageSerializer(serializers.Serializer):
+    results = GoesWellWithSerializer(many=True, help_text="Active products, by SKU.")
+    next = serializers.URLField(allow_null=True, help_text="The next page; null after the last.")
 
 
 class CompleteOutfitRequestSerializer(MatchFilterFields):

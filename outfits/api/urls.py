@@ -11,6 +11,8 @@ urlpatterns = [
         "products/<path:sku>/matches/", views.ProductMatchesView.as_view(), name="product-matches"
     ),
     path("products/<path:sku>/", views.ProductDetailView.as_view(), name="product-detail"),
+    path("matches/", views.MatchPagesView.as_view(), name="match-pages"),
+    path("matches/batch/", views.BatchMatchesView.as_view(), name="matches-batch"),
     path("outfits/complete/", views.CompleteOutfitView.as_view(), name="outfit-complete"),
     path("matches/by-image/", views.ImageMatchesView.as_view(), name="matches-by-image"),
     path("events/", views.EventListView.as_view(), name="events"),

@@ -18,12 +18,14 @@ from rest_framework.views import APIView
 from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload
-from outfits import events, metrics, rec_ids, recommendations
+from outfits import events, exports, metrics, rec_ids, recommendations
 from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
 from .errors import ErrorResponseSerializer
 from .serializers import (
+    BatchMatchesSerializer,
+    BatchMatchRequestSerializer,
     CompletedOutfitSerializer,
     CompleteOutfitRequestSerializer,
     EventReceiptSerializer,
@@ -32,6 +34,8 @@ from .serializers import (
     ImageMatchesSerializer,
     ImageMatchOptionsSerializer,
     ImageMatchRequestSerializer,
+    MatchPageQuerySerializer,
+    MatchPageSerializer,
     MatchQuerySerializer,
     ProductQuerySerializer,
     ProductSerializer,
@@ -106,7 +110,12 @@ def form_and_query(request: Request) -> dict:
 
 def filters_from(data: dict, categories: list[str] | None) -> recommendations.MatchFilters:
     return recommendations.MatchFilters(
-        categories=categories, in_stock_only=data["in_stock"], price_max=data.get("price_max")
+        categories=categories,
+        in_stock_only=data["in_stock"],
+        price_max=data.get("price_max"),
+        exclude=data.get("exclude", frozenset()),
+        attributes=data.get("attributes", {}),
+        boosts=data.get("boost", ()),
     )
 
 
@@ -254,6 +263,86 @@ class ProductMatchesView(StorefrontView):
         metrics.RECOMMENDATIONS.labels("matches", found.model_version or "none").inc()
         version_id = rec_ids.version_part(found.rec_id)
         return with_etag(request, data, version_id, last_change(product))
+
+
+def matches_payload(request: Request, answers) -> list[dict]:
+    """exports.ProductMatches as GoesWellWithSerializer writes them, counted per version."""
+    serializer = GoesWellWithSerializer(context={"request": request})
+    payload = []
+    for answer in answers:
+        found = answer.found
+        metrics.RECOMMENDATIONS.labels("matches", found.model_version or "none").inc()
+        payload.append(serializer.to_representation({"sku": answer.sku, **found.__dict__}))
+    return payload
+
+
+class BatchMatchesView(StorefrontView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        summary="Matches of up to 100 products in one call",
+        description="For storefront back-ends: each product's answer as GET "
+        "/products/{sku}/matches/ gives it (its own rec_id), with the same filters applied to "
+        "all. SKUs that are no active product are listed in `unknown_skus`, not refused.",
+        request=BatchMatchRequestSerializer,
+        responses={200: BatchMatchesSerializer, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Two products, women's line, new arrivals first",
+                value={
+                    "skus": ["TOP-0001", "TRS-0042"],
+                    "limit": 4,
+                    "attributes": "line:woman",
+                    "boost": "new_arrivals",
+                    "exclude": "SHO-0007",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        given = BatchMatchRequestSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
+        params = given.validated_data
+        skus = list(dict.fromkeys(params["skus"]))
+        serving = current_snapshot()
+        unknown = [sku for sku in skus if serving.product(sku) is None]
+        categories = category_names(params.get("category", "").split(","), "category") or None
+        answers = exports.matches_of_products(
+            skus, params.get("limit"), filters_from(params, categories)
+        )
+        return Response({"results": matches_payload(request, answers), "unknown_skus": unknown})
+
+
+class MatchPagesView(StorefrontView):
+    @extend_schema(
+        summary="Every active product's matches, a page at a time",
+        description="For feeds and back-ends that keep matches of the whole catalog: active "
+        "products in SKU order, each with its answer as GET /products/{sku}/matches/ gives it. "
+        "Follow `next` until it is null; a page is consistent on its own (products added "
+        "meanwhile appear if their SKU comes later). `manage.py export_matches` and the "
+        "admin's download give the same as one file.",
+        parameters=[MatchPageQuerySerializer],
+        responses={200: MatchPageSerializer, **ERRORS},
+    )
+    def get(self, request: Request) -> Response:
+        query = MatchPageQuerySerializer(data=fields_of(request.query_params))
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        categories = category_names(params.get("category", "").split(","), "category") or None
+        page_size = params["page_size"]
+        skus = exports.active_skus(params.get("after", ""))
+        page = skus[:page_size]
+        answers = exports.matches_of_products(
+            page, params.get("limit"), filters_from(params, categories)
+        )
+        results = matches_payload(request, answers)
+        following = None
+        if len(skus) > page_size:
+            query_string = request.query_params.copy()
+            query_string["after"] = page[-1]
+            following = request.build_absolute_uri(f"?{query_string.urlencode()}")
+        return Response({"results": results, "next": following})
 
 
 class CompleteOutfitView(StorefrontView):

@@ -16,10 +16,13 @@ SCHEMATHESIS = f"{sys.prefix}/bin/st"  # a dev dependency: `make test` installs 
 # it signed, an uploaded file that is a photo, a folder under the import roots, fields the
 # importer knows. The API rightly answers those with a 400 naming the value (tested one by one
 # in tests/outfits/test_api.py and tests/catalog/); everywhere else a schema-valid request
-# must succeed (or be a 404 for an unknown SKU or job).
+# must succeed (or be a 404 for an unknown SKU or job). Attribute filters and boosts are
+# checked as the server reads them too (a 400 that says how to write one).
 NAMES_SERVER_STATE = [
     "v1_products_list",
     "v1_products_matches_retrieve",
+    "v1_matches_retrieve",
+    "v1_matches_batch_create",
     "v1_outfits_complete_create",
     "v1_matches_by_image_create",
     "v1_events_create",
@@ -81,4 +84,4 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-3000:]
-    assert "9 selected / 9 total" in result.stdout and "Tested: 9" in result.stdout
+    assert "11 selected / 11 total" in result.stdout and "Tested: 11" in result.stdout

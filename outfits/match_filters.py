@@ -1,0 +1,163 @@
+"""What a storefront may ask of a row of matches beyond the model: categories, stock, price,
+SKUs to leave out, attribute filters, and boosts that lift some products up their row.
+
+Cards in the serving snapshot hold what every answer needs and no more (a million of them live
+in each web worker); attributes and arrival dates are read from the database for the few dozen
+candidates of an answer, and only when a filter or boost asks for them."""
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from catalog.models import Product
+from embeddings.engine.candidates import Candidates
+
+NEW_ARRIVALS = "new_arrivals"
+IN_STOCK = "in_stock"
+
+
+class InvalidFilter(ValueError):
+    """A filter or boost that cannot be read; the message says how to write it."""
+
+
+@dataclass(frozen=True)
+class Boost:
+    """Lifts the products of a row that are new arrivals (created within
+    OUTFITS_NEW_ARRIVAL_DAYS), in stock, or have an attribute's value, by OUTFITS_MATCH_BOOST
+    each, before the row is ranked and made diverse."""
+
+    name: str  # NEW_ARRIVALS, IN_STOCK or an attribute (casefolded)
+    value: str = ""  # the attribute's value (casefolded); "" for the other two
+
+    @classmethod
+    def parse(cls, text: str) -> "Boost":
+        """`new_arrivals`, `in_stock` or `attribute:value`."""
+        name, colon, value = (part.strip().casefold() for part in text.partition(":"))
+        if not colon and name in (NEW_ARRIVALS, IN_STOCK):
+            return cls(name)
+        if colon and name and value:
+            return cls(name, value)
+        raise InvalidFilter(
+            f"unknown boost {text.strip()!r}: use new_arrivals, in_stock or attribute:value"
+        )
+
+    @property
+    def reads_catalog(self) -> bool:
+        return self.name != IN_STOCK
+
+
+def parse_attribute_filters(text: str) -> dict[str, frozenset[str]]:
+    """`gender:female,gender:unisex,line:woman` → {gender: {female, unisex}, line: {woman}}:
+    values of one attribute are alternatives, different attributes must all hold. Casefolded."""
+    wanted: dict[str, set[str]] = {}
+    for part in filter(str.strip, text.split(",")):
+        name, colon, value = (p.strip().casefold() for p in part.partition(":"))
+        if not (colon and name and value):
+            raise InvalidFilter(f"attribute filter {part.strip()!r} is not attribute:value")
+        wanted.setdefault(name, set()).add(value)
+    return {name: frozenset(values) for name, values in wanted.items()}
+
+
+@dataclass(frozen=True)
+class MatchFilters:
+    """What a storefront may ask for: `categories` (names; None: every complementary one),
+    items in stock only, a maximum price, SKUs to leave out (`exclude`: what the shopper owns
+    or bought), attribute values to keep (`attributes`: parse_attribute_filters) and boosts."""
+
+    categories: Sequence[str] | None = None
+    in_stock_only: bool = True
+    price_max: Decimal | None = None
+    exclude: frozenset[str] = frozenset()
+    attributes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    boosts: tuple[Boost, ...] = ()
+
+    def allows(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
+
+    @property
+    def reads_catalog(self) -> bool:
+        """True: the answer needs the candidates' attributes or arrival dates."""
+        return bool(self.attributes) or any(b.reads_catalog for b in self.boosts)
+
+    @property
+    def over_fetch(self) -> int:
+        """How many times more candidates to ask the index for: attribute filters may drop
+        most of the nearest (a men's filter over a mostly women's catalog)."""
+        return 4 if self.attributes else 1
+
+
+NO_FILTERS = MatchFilters()  # the defaults: every complementary category, in stock only
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFacts:
+    attributes: dict[str, str]  # casefolded names and values
+    created_at: datetime
+
+
+def product_facts(skus: Iterable[str]) -> dict[str, ProductFacts]:
+    """The attributes and arrival date of the active products with these SKUs: one query by
+    the SKU index."""
+    rows = Product.objects.filter(sku__in=set(skus), active=True).values_list(
+        "sku", "attributes", "created_at"
+    )
+    return {
+        sku: ProductFacts(
+            {str(k).casefold(): str(v).casefold() for k, v in (attributes or {}).items()},
+            created_at,
+        )
+        for sku, attributes, created_at in rows
+    }
+
+
+def has_attributes(facts: ProductFacts | None, wanted: Mapping[str, frozenset[str]]) -> bool:
+    return facts is not None and all(
+        facts.attributes.get(name) in values for name, values in wanted.items()
+    )
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """An answer's filters and boosts that need the catalog, resolved for its candidates."""
+
+    keeps: Callable[[str], bool]  # the attribute filters
+    lift: Callable[[str, bool], float]  # (SKU, in stock) → the boost it earns
+
+    def boosted(self, candidates: Candidates, in_stock: Callable[[str], bool]) -> Candidates:
+        """The row re-ranked by score plus boost (stable: ties keep the model's order)."""
+        lifted = [
+            (sku, score + self.lift(sku, in_stock(sku)), curated, row)
+            for sku, score, curated, row in candidates.items
+        ]
+        lifted.sort(key=lambda item: -item[1])
+        return Candidates(candidates.category, lifted)
+
+
+def refinement(filters: MatchFilters, skus: Iterable[str]) -> Refinement:
+    """The filters' and boosts' verdicts on `skus` (a query only if they need the catalog)."""
+    facts = product_facts(skus) if filters.reads_catalog else {}
+    weight = settings.OUTFITS_MATCH_BOOST
+    recent = timezone.now() - timedelta(days=settings.OUTFITS_NEW_ARRIVAL_DAYS)
+    wanted, boosts = filters.attributes, filters.boosts
+
+    def keeps(sku: str) -> bool:
+        return not wanted or has_attributes(facts.get(sku), wanted)
+
+    def earned(boost: Boost, sku: str, in_stock: bool) -> bool:
+        if boost.name == IN_STOCK:
+            return in_stock
+        found = facts.get(sku)
+        if found is None:
+            return False
+        if boost.name == NEW_ARRIVALS:
+            return found.created_at >= recent
+        return found.attributes.get(boost.name) == boost.value
+
+    def lift(sku: str, in_stock: bool) -> float:
+        return weight * sum(earned(boost, sku, in_stock) for boost in boosts)
+
+    return Refinement(keeps, lift)

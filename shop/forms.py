@@ -125,3 +125,17 @@ class ExportMatchesForm(forms.Form):
         except InvalidFilter as invalid:
             raise forms.ValidationError(str(invalid)) from None
         return data
+
+
+class AssortmentGapsForm(forms.Form):
+    """Which gaps staff look at: below which score a best match is weak, in which category."""
+
+    threshold = forms.FloatField(
+        required=False,
+        label="Weak below",
+        help_text="A best match scoring less is weak; empty: the weakest tenth of today's "
+        "best matches.",
+    )
+    category = forms.ModelChoiceField(
+        Category.objects.all(), required=False, to_field_name="name", empty_label="Every category"
+    )

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from catalog.csv_import import spreadsheet_safe
 
-from .match_filters import NO_FILTERS, MatchFilters
+from .match_filters import NO_FILTERS, MatchFilters, remembered_facts
 from .recommendations import GoesWellWith, goes_well_with
-from .serving import current_snapshot
+from .serving import current_snapshot, one_snapshot
 
 FORMATS = ("csv", "jsonl")
 CSV_COLUMNS = [
@@ -100,6 +100,17 @@ def export_lines(
     is told of each product (progress)."""
     if file_format not in FORMATS:
         raise ValueError(f"unknown export format {file_format!r}: use {' or '.join(FORMATS)}")
+    with one_snapshot(), remembered_facts():
+        yield from _export_lines(file_format, limit, filters, base_url, on_product)
+
+
+def _export_lines(
+    file_format: str,
+    limit: int | None,
+    filters: MatchFilters,
+    base_url: str,
+    on_product: Callable[[int, int], None] | None,
+) -> Iterator[str]:
     skus = active_skus()
 
     def absolute(path: str) -> str:

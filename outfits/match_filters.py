@@ -5,7 +5,10 @@ Cards in the serving snapshot hold what every answer needs and no more (a millio
 in each web worker); attributes and arrival dates are read from the database for the few dozen
 candidates of an answer, and only when a filter or boost asks for them."""
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -99,19 +102,47 @@ class ProductFacts:
     created_at: datetime
 
 
-def product_facts(skus: Iterable[str]) -> dict[str, ProductFacts]:
-    """The attributes and arrival date of the active products with these SKUs: one query by
-    the SKU index."""
-    rows = Product.objects.filter(sku__in=set(skus), active=True).values_list(
-        "sku", "attributes", "created_at"
-    )
-    return {
-        sku: ProductFacts(
-            {str(k).casefold(): str(v).casefold() for k, v in (attributes or {}).items()},
-            created_at,
+_remembered = threading.local()
+REMEMBERED_FACTS = 50_000  # about 20 MB of facts at most
+
+
+@contextmanager
+def remembered_facts() -> Iterator[None]:
+    """Within it, product_facts() remembers what it read (the most recent REMEMBERED_FACTS):
+    the answers of a batch or an export share most candidates, so each is read once."""
+    before = getattr(_remembered, "facts", None)
+    _remembered.facts = OrderedDict()
+    try:
+        yield
+    finally:
+        _remembered.facts = before
+
+
+def product_facts(skus: Iterable[str]) -> dict[str, ProductFacts | None]:
+    """The attributes and arrival date of the products with these SKUs (None: not active):
+    one query by the SKU index, for those not remembered (remembered_facts)."""
+    memory: OrderedDict[str, ProductFacts | None] | None = getattr(_remembered, "facts", None)
+    wanted = set(skus)
+    found: dict[str, ProductFacts | None] = {}
+    if memory is not None:
+        found = {sku: memory[sku] for sku in wanted if sku in memory}
+        wanted -= found.keys()
+    if wanted:
+        rows = Product.objects.filter(sku__in=wanted, active=True).values_list(
+            "sku", "attributes", "created_at"
         )
-        for sku, attributes, created_at in rows
-    }
+        read: dict[str, ProductFacts | None] = dict.fromkeys(wanted)
+        for sku, attributes, created_at in rows:
+            read[sku] = ProductFacts(
+                {str(k).casefold(): str(v).casefold() for k, v in (attributes or {}).items()},
+                created_at,
+            )
+        found |= read
+        if memory is not None:
+            memory.update(read)
+            while len(memory) > REMEMBERED_FACTS:
+                memory.popitem(last=False)
+    return found
 
 
 def has_attributes(facts: ProductFacts | None, wanted: Mapping[str, frozenset[str]]) -> bool:

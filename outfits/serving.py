@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -350,6 +351,19 @@ def _build_latest() -> None:
         logger.exception("serving snapshot: the load beside failed; the next request retries")
     finally:
         connection.close()  # this thread's own connection
+
+
+@contextmanager
+def one_snapshot() -> Iterator[ServingSnapshot]:
+    """For long work outside a request (an export of the whole catalog): every
+    current_snapshot() of this thread meanwhile answers the snapshot of its start, as within a
+    request, so the work reads one moment of the catalog and asks the database once."""
+    before = getattr(_request, "active", False), getattr(_request, "memo", None)
+    _request.active, _request.memo = True, None
+    try:
+        yield current_snapshot()
+    finally:
+        _request.active, _request.memo = before
 
 
 def request_started(**_) -> None:

@@ -19,6 +19,7 @@ from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload
 from outfits import events, exports, metrics, rec_ids, recommendations
+from outfits.match_filters import remembered_facts
 from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
@@ -311,7 +312,9 @@ class BatchMatchesView(StorefrontView):
         answers = exports.matches_of_products(
             skus, params.get("limit"), filters_from(params, categories)
         )
-        return Response({"results": matches_payload(request, answers), "unknown_skus": unknown})
+        with remembered_facts():  # the answers share candidates: their attributes read once
+            results = matches_payload(request, answers)
+        return Response({"results": results, "unknown_skus": unknown})
 
 
 class MatchPagesView(StorefrontView):
@@ -336,7 +339,8 @@ class MatchPagesView(StorefrontView):
         answers = exports.matches_of_products(
             page, params.get("limit"), filters_from(params, categories)
         )
-        results = matches_payload(request, answers)
+        with remembered_facts():
+            results = matches_payload(request, answers)
         following = None
         if len(skus) > page_size:
             query_string = request.query_params.copy()

@@ -212,3 +212,22 @@ def test_staff_download_the_export_from_the_admin(handmade_shop):
     assert refused.status_code == 200 and b"use new_arrivals" in refused.content
     anonymous = Client().get("/admin/export-matches/")
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_an_export_reads_one_snapshot_and_each_products_attributes_once(
+    handmade_shop, django_assert_max_num_queries
+):
+    from outfits.exports import export_lines
+    from outfits.match_filters import MatchFilters
+    from outfits.serving import current_snapshot
+
+    Product.objects.filter(sku__in=["P3", "S2"]).update(attributes={"gender": "male"})
+    current_snapshot()  # built: what follows is the export's own reading
+    males = MatchFilters(attributes={"gender": frozenset({"male"})})
+    # Without: a check of the catalog's changes and a read of the candidates' attributes for
+    # each of the 14 products.
+    with django_assert_max_num_queries(6):
+        lines = list(export_lines("jsonl", filters=males))
+    assert len(lines) == 14
+    shown = {m["sku"] for line in lines for g in json.loads(line)["groups"] for m in g["matches"]}
+    assert shown == {"P3", "S2"}

@@ -2,11 +2,15 @@
 click-through rates of recommendations."""
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+
+from embeddings.models import ModelVersion
 
 from .api_keys import create_api_key, revoke_api_key
 from .events import click_through_rates
@@ -17,9 +21,11 @@ from .models import (
     BlockedProduct,
     Outfit,
     OutfitItem,
+    PairVerdict,
     PinnedMatch,
     RecommendationEvent,
 )
+from .verdicts import disagreements
 
 # The admin login says "try again in N minutes" once failures lock a username or address out.
 admin.site.login_form = ThrottledAdminAuthenticationForm
@@ -153,3 +159,52 @@ class RecommendationEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, event=None) -> bool:
         return False
+
+
+@admin.register(PairVerdict)
+class PairVerdictAdmin(admin.ModelAdmin):
+    """Stylists' verdicts on shown pairs (given on the product pages or here), and the
+    disagreements: bad pairs the active version still ranks in a row."""
+
+    change_list_template = "admin/outfits/pairverdict/change_list.html"
+    list_display = [
+        "product",
+        "match",
+        "verdict",
+        "note",
+        "model_version",
+        "given_by",
+        "updated_at",
+    ]
+    list_filter = ["verdict", "model_version"]
+    search_fields = ["product__sku", "match__sku", "note"]
+    raw_id_fields = ["product", "match"]
+    readonly_fields = ["model_version", "given_by", "updated_at"]
+    list_select_related = ["product", "match", "model_version", "given_by"]
+
+    def save_model(self, request: HttpRequest, verdict: PairVerdict, form, change: bool) -> None:
+        verdict.given_by = request.user
+        if verdict.model_version is None:
+            verdict.model_version = ModelVersion.objects.filter(is_active=True).first()
+        super().save_model(request, verdict, form, change)
+
+    def get_urls(self):
+        return [
+            path(
+                "disagreements/",
+                self.admin_site.admin_view(self.disagreements_view),
+                name="outfits_pairverdict_disagreements",
+            ),
+            *super().get_urls(),
+        ]
+
+    def disagreements_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied("Disagreements need the permission outfits.view_pairverdict.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Disagreements: bad pairs the model still shows",
+            "opts": self.model._meta,
+            "disagreements": disagreements(),
+        }
+        return TemplateResponse(request, "admin/outfits/pairverdict/disagreements.html", context)

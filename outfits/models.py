@@ -193,3 +193,43 @@ class EventReceipt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} ({self.recorded} events)"
+
+
+class PairVerdict(models.Model):
+    """A stylist's verdict on a match the shop showed: a good pair or a bad one, with the model
+    version that showed it. The next training learns from them; a bad pair the active
+    version still ranks high is a disagreement to review."""
+
+    class Verdict(models.TextChoices):
+        GOOD = "good", "Good pair"
+        BAD = "bad", "Bad pair"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    match = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    note = models.TextField(blank=True, max_length=2000)
+    model_version = models.ForeignKey(
+        "embeddings.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The version whose answer showed the pair.",
+    )
+    given_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        constraints = [
+            # One verdict per pair and direction: a stylist's second thought replaces the first.
+            models.UniqueConstraint(fields=["product", "match"], name="one_verdict_per_pair"),
+            models.CheckConstraint(
+                condition=~models.Q(product=models.F("match")), name="verdict_not_on_itself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product.sku} + {self.match.sku}: {self.get_verdict_display()}"

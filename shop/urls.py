@@ -10,5 +10,6 @@ urlpatterns = [
     path("", views.product_list, name="product-list"),
     path("match/", views.match_photo, name="match-photo"),
     path("products/<path:sku>/look/", views.complete_look, name="complete-look"),
+    path("products/<path:sku>/verdict/", views.pair_verdict, name="pair-verdict"),
     path("products/<path:sku>/", views.product_detail, name="product-detail"),
 ]

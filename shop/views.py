@@ -1,17 +1,27 @@
 """Shopper-facing pages: product list, product detail with "Goes well with", "Complete the look"
 and "Match something you own". They work without JavaScript."""
 
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
 
 from catalog.image_sources import ImageRejected, decode_image
 from catalog.models import Category, Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload, photo_to_show
 from outfits import database
+from outfits.models import PairVerdict
 from outfits.recommendations import (
     ModelNotReady,
     complete_the_look,
@@ -19,6 +29,7 @@ from outfits.recommendations import (
     matches_for_photo,
 )
 from outfits.serving import ProductCard, current_snapshot
+from outfits.verdicts import InvalidVerdict, record_verdict, verdicts_on
 
 from .forms import PhotoMatchForm
 
@@ -68,21 +79,53 @@ def active_product(sku: str) -> Product | ProductCard:
     return card
 
 
+def may_judge(request: HttpRequest) -> bool:
+    """Staff who may tell good pairs from bad on the product pages."""
+    return request.user.is_staff and request.user.has_perm("outfits.add_pairverdict")
+
+
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     product = active_product(sku)
     if isinstance(product, ProductCard):
         image_url = product.image_url
     else:
         image_url = product.image.url if product.image else None
+    recommendations = goes_well_with(product)
+    judging = may_judge(request) and not database.unavailable()
+    shown = [m.product.sku for group in recommendations.groups for m in group.matches]
+    given = verdicts_on(product.sku, shown) if judging else {}
     return render(
         request,
         "shop/product_detail.html",
         {
             "product": product,
             "image_url": image_url,
-            "recommendations": goes_well_with(product),
+            "recommendations": recommendations,
+            "judging": judging,
+            "good_pairs": {sku for sku, v in given.items() if v == PairVerdict.Verdict.GOOD},
+            "bad_pairs": {sku for sku, v in given.items() if v == PairVerdict.Verdict.BAD},
         },
     )
+
+
+@require_POST
+def pair_verdict(request: HttpRequest, sku: str) -> HttpResponse:
+    """A stylist's verdict on a match shown on the product's page (staff only)."""
+    if not may_judge(request):
+        raise PermissionDenied("Judging pairs needs staff status and outfits.add_pairverdict.")
+    try:
+        verdict = record_verdict(
+            sku,
+            request.POST.get("match", ""),
+            request.POST.get("verdict", ""),
+            request.POST.get("note", ""),
+            request.user,
+            request.POST.get("rec_id", ""),
+        )
+    except InvalidVerdict as invalid:
+        return HttpResponseBadRequest(f"{invalid}.", content_type="text/plain; charset=utf-8")
+    anchor = f"#match-{verdict.match.pk}"
+    return HttpResponseRedirect(reverse("shop:product-detail", args=[sku]) + anchor)
 
 
 def complete_look(request: HttpRequest, sku: str) -> HttpResponse:

@@ -337,6 +337,28 @@ SCORER_NAMES = {
 }
 
 
+VERDICT_FIGURES = (("fitb", "FITB"), ("fitb_cold", "FITB, new arrivals"), ("auc", "AUC"))
+
+
+def verdict_effect(metrics: dict) -> dict | None:
+    """The stylists' verdicts a run trained on, and its held-out figures with and without them
+    (the type-aware scorer's); None for a run without verdicts."""
+    if "verdicts_good" not in metrics:
+        return None
+    return {
+        "good": metrics["verdicts_good"],
+        "bad": metrics["verdicts_bad"],
+        "rows": [
+            (label, metrics.get(f"{key}_with_verdicts"), metrics.get(f"{key}_without_verdicts"))
+            for key, label in (
+                ("fitb", "FITB"),
+                ("fitb_cold", "FITB, new arrivals"),
+                ("auc", "AUC"),
+            )
+        ],
+    }
+
+
 def run_state(run: TrainingRun) -> dict:
     """The template context of a run's live part: stage bars, times, results and charts."""
     names = list(training_runs.STAGES) + [s for s in run.stages if s not in training_runs.STAGES]
@@ -373,6 +395,7 @@ def run_state(run: TrainingRun) -> dict:
         "seconds_left": training_runs.seconds_left(run),
         "comparison": comparison,
         "metric_rows": rows,
+        "verdicts": verdict_effect(metrics),
         "loss_chart": loss_curve_svg(run.loss_curve),
         "metric_chart": metric_bars_svg(
             dict(zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)),

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from catalog.changes import current_generation
 from catalog.models import Product
-from outfits.models import OutfitItem
+from outfits.models import OutfitItem, PairVerdict
 
 from .engine.artifacts import ModelVersionWriter, file_sha256, read_manifest
 from .engine.progress import Progress, no_progress
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # torch-side types; web processes never import them
     from .engine.backbone import Backbone
     from .engine.fit import TrainingOptions
     from .engine.train import ItemEncoder
+    from .engine.triplets import Verdicts
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def training_options(
         lists_on_workers=bool(settings.OUTFITS_FANOUT_QUEUE),
         scorer=scorer or settings.OUTFITS_SCORER,
         outfit_epochs=settings.OUTFITS_OUTFIT_MODEL_EPOCHS,
+        bad_pair_weight=settings.OUTFITS_BAD_PAIR_WEIGHT,
     )
 
 
@@ -103,7 +105,11 @@ def train_model_version(
     active = active_compatibility_index()
     fitted = fit_version(
         TrainingCatalog(
-            [p.sku for p in products], [p.category.name for p in products], items, outfits
+            [p.sku for p in products],
+            [p.category.name for p in products],
+            items,
+            outfits,
+            verdicts_as_rows(products),
         ),
         options,
         progress,
@@ -172,6 +178,22 @@ def training_data() -> tuple[list[Product], list[list[int]]]:
         if product_id in row_of:
             outfits.setdefault(outfit_id, []).append(row_of[product_id])
     return products, [items for items in outfits.values() if len(items) >= 2]
+
+
+def verdicts_as_rows(products: list[Product]) -> "Verdicts | None":
+    """The stylists' verdicts on pairs of these products (rows), or None when there are none:
+    good pairs train as positives, bad ones as weighted hard negatives."""
+    from .engine.triplets import Verdicts
+
+    row_of = {product.pk: row for row, product in enumerate(products)}
+    good, bad = [], []
+    for product_id, match_id, verdict in PairVerdict.objects.values_list(
+        "product_id", "match_id", "verdict"
+    ):
+        if product_id in row_of and match_id in row_of:
+            pair = (row_of[product_id], row_of[match_id])
+            (good if verdict == PairVerdict.Verdict.GOOD else bad).append(pair)
+    return Verdicts.of(good, bad) if good or bad else None
 
 
 def embed_catalog(

@@ -7,7 +7,7 @@ training on outfits they choose."""
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -35,6 +35,7 @@ from .train import (
     train_compatibility_head,
     trained_space,
 )
+from .triplets import Verdicts
 
 if TYPE_CHECKING:
     from .outfit_training import OutfitTrainingConfig
@@ -62,6 +63,9 @@ class TrainingOptions:
     type_aware: bool = True  # False: one shared space for every pair of categories (ablation)
     scorer: str = TypeAwareScorer.kind  # one of SCORER_CHOICES
     outfit_epochs: int = 20  # the outfit-level model's, when it is trained
+    bad_pair_weight: float = 2.0  # a stylist's bad pair against an outfit's triplet
+    # With verdicts, a second head trained without them: the run reports both held-out scores.
+    compare_without_verdicts: bool = True
 
     def head_training(self) -> HeadTrainingConfig:
         return HeadTrainingConfig(
@@ -69,6 +73,7 @@ class TrainingOptions:
             seed=self.seed,
             learning_rate=self.learning_rate,
             type_aware=self.type_aware,
+            bad_pair_weight=self.bad_pair_weight,
         )
 
     def outfit_training(self) -> "OutfitTrainingConfig":
@@ -103,6 +108,7 @@ class TrainingCatalog:
     categories: list[str]
     items: ItemEncoder
     outfits: list[list[int]]
+    verdicts: Verdicts | None = None  # stylists' good and bad pairs, as rows
 
 
 @dataclass
@@ -143,6 +149,7 @@ def fit_space(
         progress,
         after_epoch=after_epoch,
         check_cancelled=check_cancelled,
+        verdicts=catalog.verdicts,
     )
     space = trained_space(head, catalog.items, codes, category_names.tolist(), train_outfits)
     return FittedSpace(head, space, losses)
@@ -209,6 +216,17 @@ def fit_version(
     for suffix, scorer in named.items():
         results = validation.metrics(scorer)
         metrics |= {f"{name}{suffix}": value for name, value in results.items()}
+    if catalog.verdicts is not None and len(catalog.verdicts):
+        pairs = trained[TypeAwareScorer.kind]
+        metrics |= verdict_comparison(
+            catalog,
+            train_outfits,
+            options,
+            validation,
+            by_kind[TypeAwareScorer.kind],
+            float(cast(TypeAwareScorer, pairs.scorer).options["cooccurrence_weight"]),
+        )
+        stopwatch.lap("without verdicts")
     metrics |= {"fitb_questions": len(validation.fitb)}
     metrics |= {"compatibility_outfits": len(validation.compatibility)}
     comparison = validation.compared(named[""], served) if served else {}
@@ -270,6 +288,31 @@ def fit_version(
             "seconds": stopwatch.seconds,
         },
     )
+
+
+def verdict_comparison(
+    catalog: TrainingCatalog,
+    train_outfits: Sequence[Sequence[int]],
+    options: TrainingOptions,
+    validation: "Validation",
+    with_verdicts: dict[str, Any],
+    weight: float,
+) -> dict[str, Any]:
+    """How many verdicts the training used, and the held-out figures of the type-aware scorer
+    trained with them and (options.compare_without_verdicts) of a head trained without."""
+    assert catalog.verdicts is not None
+    found: dict[str, Any] = {
+        "verdicts_good": len(catalog.verdicts.good),
+        "verdicts_bad": len(catalog.verdicts.bad),
+        **{f"{name}_with_verdicts": value for name, value in with_verdicts.items()},
+    }
+    if options.compare_without_verdicts:
+        plain = fit_space(replace(catalog, verdicts=None), train_outfits, options)
+        scorer = validation.scorers(plain.space, weight)[TypeAwareScorer.kind]
+        found |= {
+            f"{name}_without_verdicts": value for name, value in validation.metrics(scorer).items()
+        }
+    return found
 
 
 def scorers_to_validate(

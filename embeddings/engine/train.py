@@ -16,7 +16,7 @@ from .backbone import ImageTowerTop
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
-from .triplets import mine_triplets
+from .triplets import Verdicts, mine_triplets, verdict_triplets
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ class HeadTrainingConfig:
     # The tower's top trains with the head in the last epochs only: an epoch through it costs
     # ~40x a head-only one, and starting from a trained head it needs few.
     image_tower_epochs: int = 8
+    # A bad pair stylists flagged counts this many times an outfit's triplet: a verdict is
+    # rare and deliberate, the outfits' random negatives many and mostly easy.
+    bad_pair_weight: float = 2.0
 
 
 class CompatibilityHead(nn.Module):
@@ -107,12 +110,18 @@ def category_pairs(outfits: Sequence[Sequence[int]], item_categories: np.ndarray
 
 
 def triplet_loss(
-    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    margin: float,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Hinge on cosine similarities: the positive must beat the negative by `margin`."""
+    """Hinge on cosine similarities: the positive must beat the negative by `margin`; the
+    mean over the triplets, or their `weights`' weighted mean."""
     positive_similarity = (anchor * positive).sum(dim=-1)
     negative_similarity = (anchor * negative).sum(dim=-1)
-    return torch.relu(margin - positive_similarity + negative_similarity).mean()
+    hinge = torch.relu(margin - positive_similarity + negative_similarity)
+    return hinge.mean() if weights is None else (hinge * weights).sum() / weights.sum()
 
 
 class ItemEncoder(nn.Module):
@@ -160,9 +169,11 @@ def train_compatibility_head(
     should_stop: Callable[[], bool] = lambda: False,
     after_epoch: Callable[[CompatibilityHead, int], None] | None = None,
     check_cancelled: Callable[[], None] = lambda: None,
+    verdicts: Verdicts | None = None,
 ) -> tuple[CompatibilityHead, list[float]]:
     """Train a new head (and the image tower's top, when `item_vectors` is an ItemEncoder
-    with one); triplets are mined afresh every epoch (new negatives each time).
+    with one); triplets are mined afresh every epoch (new negatives each time), with the
+    stylists' `verdicts`' own (verdict_triplets; bad pairs weighted).
     `after_epoch(head, epoch)` may inspect the head between epochs (learning curves);
     `check_cancelled()` is asked before every batch and may raise to abandon the training.
     Returns the head (in eval mode) and the mean loss of every epoch."""
@@ -204,23 +215,35 @@ def train_compatibility_head(
     first_tuned_epoch = config.epochs - config.image_tower_epochs
     for epoch in range(config.epochs):
         encode = items if epoch >= first_tuned_epoch else frozen_items
-        triplets = torch.from_numpy(mine_triplets(outfits, item_categories, rng))
-        if len(triplets) == 0:
+        mined = mine_triplets(outfits, item_categories, rng)
+        weights = np.ones(len(mined), dtype=np.float32)
+        if verdicts is not None and len(verdicts):
+            judged, from_bad = verdict_triplets(verdicts, outfits, item_categories, rng)
+            mined = np.concatenate([mined, judged])
+            weights = np.concatenate([weights, np.where(from_bad, config.bad_pair_weight, 1.0)])
+        if len(mined) == 0:
             raise ValueError("No triplets: the outfits need items of at least two categories.")
-        triplets = triplets[torch.from_numpy(rng.permutation(len(triplets)))]
+        order = rng.permutation(len(mined))
+        triplets = torch.from_numpy(mined[order])
+        triplet_weights = torch.from_numpy(weights[order].astype(np.float32))
+        # Unweighted (every triplet 1) when no verdict is weighted: the loss as it always was.
+        weighted = bool((weights != 1.0).any())
         losses = []
-        for batch in triplets.split(config.batch_size):
+        for batch, batch_weights in zip(
+            triplets.split(config.batch_size), triplet_weights.split(config.batch_size), strict=True
+        ):
             check_cancelled()
             # Each item once per batch, however many triplets it is in.
             rows, inverse = torch.unique(batch, return_inverse=True)
             embedded = head(encode(rows))
             anchor, positive, negative = (embedded[inverse[:, column]] for column in range(3))
-            loss = triplet_loss(anchor, positive, negative, config.margin)
+            counted = batch_weights if weighted else None
+            loss = triplet_loss(anchor, positive, negative, config.margin, counted)
             if head.pair_logits is not None:
                 # The negative has the positive's category: one pair of categories per row.
-                weights = head.pair_weights(categories[batch[:, 0]], categories[batch[:, 1]])
+                pair = head.pair_weights(categories[batch[:, 0]], categories[batch[:, 1]])
                 loss = config.shared_space_loss_weight * loss + triplet_loss(
-                    anchor * weights, positive, negative, config.margin
+                    anchor * pair, positive, negative, config.margin, counted
                 )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(

@@ -3,6 +3,7 @@ positive shares an outfit with the anchor and the negative is another item of th
 category, so the model must learn compatibility rather than category."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,3 +49,74 @@ def mine_triplets(
                 if negative is not None:
                     rows.append((anchor, positive, negative))
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Stylists' verdicts on pairs of items (rows): good pairs train as extra positives, bad
+    pairs as hard negatives of their anchor (weighted by HeadTrainingConfig.bad_pair_weight)."""
+
+    good: np.ndarray  # (G, 2) rows
+    bad: np.ndarray  # (B, 2) rows
+
+    @classmethod
+    def of(cls, good: Sequence[tuple[int, int]], bad: Sequence[tuple[int, int]]) -> "Verdicts":
+        return cls(
+            np.asarray(good, dtype=np.int64).reshape(-1, 2),
+            np.asarray(bad, dtype=np.int64).reshape(-1, 2),
+        )
+
+    def __len__(self) -> int:
+        return len(self.good) + len(self.bad)
+
+
+def verdict_triplets(
+    verdicts: Verdicts,
+    outfits: Sequence[Sequence[int]],
+    item_categories: np.ndarray,
+    rng: np.random.Generator,
+    attempts: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Triplets from the verdicts, both ways round: a good pair (a, b) gives (a, b, a random
+    item of b's category) and (b, a, …); a bad pair (a, b) gives (a, p, b) with p one of a's
+    positives of b's category (an outfit-mate or a good pair) and (b, q, a) likewise; a bad
+    pair whose anchor has no such positive is skipped. Returns the (T, 3) triplets and which
+    of them come from bad pairs."""
+    pools = items_by_category(item_categories)
+    positives: dict[tuple[int, int], list[int]] = {}  # (item, category) -> positives
+
+    def pair(a: int, b: int) -> None:
+        positives.setdefault((a, int(item_categories[b])), []).append(b)
+
+    mates: dict[int, set[int]] = {}
+    for outfit in outfits:
+        for a in outfit:
+            mates.setdefault(a, set()).update(outfit)
+            for b in outfit:
+                if item_categories[a] != item_categories[b]:
+                    pair(a, b)
+    for a, b in verdicts.good.tolist():
+        pair(a, b)
+        pair(b, a)
+    rows: list[tuple[int, int, int]] = []
+    from_bad: list[bool] = []
+    for a, b in verdicts.good.tolist():
+        for anchor, positive in ((a, b), (b, a)):
+            taken = mates.get(anchor, set()) | {anchor, positive}
+            negative = _negative_outside(
+                pools[int(item_categories[positive])], taken, rng, attempts
+            )
+            if negative is not None:
+                rows.append((anchor, positive, negative))
+                from_bad.append(False)
+    for a, b in verdicts.bad.tolist():
+        for anchor, negative in ((a, b), (b, a)):
+            found = [
+                p
+                for p in positives.get((anchor, int(item_categories[negative])), [])
+                if p != negative
+            ]
+            if found:
+                rows.append((anchor, int(rng.choice(found)), negative))
+                from_bad.append(True)
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3), np.asarray(from_bad, dtype=bool)

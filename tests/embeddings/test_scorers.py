@@ -236,3 +236,25 @@ def test_auto_serves_pairs_where_no_outfit_has_three_items_and_asking_for_the_mo
     )
     with pytest.raises(ValueError, match="needs outfits of three or more items"):
         fit_version(catalog, TrainingOptions(epochs=2, scorer="outfit_transformer"))
+
+
+def test_fit_version_reports_the_verdicts_it_used_and_the_figures_without_them():
+    from embeddings.engine.train import ItemEncoder
+    from embeddings.engine.triplets import Verdicts
+
+    vectors = np.asarray(VECTORS, dtype=np.float32)
+    verdicts = Verdicts.of(good=[(0, 31)], bad=[(1, 32), (2, 63)])
+    catalog = TrainingCatalog(
+        SKUS, CATEGORIES, ItemEncoder(vectors), [list(o) for o in OUTFITS], verdicts
+    )
+    fitted = fit_version(catalog, TrainingOptions(epochs=2, validation_fraction=0.3))
+    assert (fitted.metrics["verdicts_good"], fitted.metrics["verdicts_bad"]) == (1, 2)
+    for figure in ("fitb", "auc"):
+        assert fitted.metrics[f"{figure}_with_verdicts"] is not None
+        assert fitted.metrics[f"{figure}_without_verdicts"] is not None
+    assert "without verdicts" in fitted.manifest["seconds"]
+    silent = fit_version(
+        TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(vectors), [list(o) for o in OUTFITS]),
+        TrainingOptions(epochs=2, validation_fraction=0.3),
+    )
+    assert "verdicts_good" not in silent.metrics

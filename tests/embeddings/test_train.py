@@ -97,3 +97,38 @@ def test_after_epoch_sees_the_head_in_eval_mode_every_epoch():
         after_epoch=lambda h, epoch: seen.append((epoch, h.training)),
     )
     assert seen == [(1, False), (2, False), (3, False)] and len(losses) == 3
+
+
+def test_bad_pair_verdicts_push_the_pair_apart_and_good_ones_together():
+    """The same training with and without verdicts (same seed): the pairs stylists called bad
+    score lower after it, the good ones higher."""
+    from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_space
+    from embeddings.engine.train import ItemEncoder
+    from embeddings.engine.triplets import Verdicts
+
+    rng = np.random.default_rng(0)
+    categories = ["Tops"] * 20 + ["Trousers"] * 20
+    vectors = rng.normal(size=(40, 16)).astype(np.float32)
+    outfits = [[n, 20 + n] for n in range(20)]
+    for outfit in outfits:
+        vectors[outfit] += 2 * rng.normal(size=16).astype(np.float32)
+    bad = [(n, 20 + (n + 1) % 20) for n in range(0, 20, 2)]
+    good = [(n, 20 + (n + 3) % 20) for n in range(1, 20, 2)]
+    catalog = TrainingCatalog(
+        [f"S{n}" for n in range(40)], categories, ItemEncoder(vectors), outfits
+    )
+    options = TrainingOptions(epochs=8)
+
+    def mean_score(space, pairs) -> float:
+        return float(np.mean([space.vectors[a] @ space.vectors[b] for a, b in pairs]))
+
+    plain = fit_space(catalog, outfits, options).space
+    judged = fit_space(
+        TrainingCatalog(
+            catalog.skus, categories, ItemEncoder(vectors), outfits, Verdicts.of(good, bad)
+        ),
+        outfits,
+        options,
+    ).space
+    assert mean_score(judged, bad) < mean_score(plain, bad) - 0.05
+    assert mean_score(judged, good) > mean_score(plain, good) + 0.05

@@ -231,3 +231,30 @@ def test_time_left_follows_the_last_runs_shape_at_this_runs_pace(db):
     run.stages = {"training compatibility head": stage(0, 16, 10) | {"done": 5}}
     run.stages["training compatibility head"]["updated"] = 10.0  # 5 epochs in 10 s
     assert seconds_left(run) == pytest.approx(2 * 23 + 2 * 5)
+
+
+def test_a_run_trains_on_stylists_verdicts_and_its_page_compares_without_them(
+    shop, client, staff, settings, django_capture_on_commit_callbacks
+):
+    from catalog.models import Product
+    from outfits.verdicts import record_verdict
+
+    tops, bottoms = (
+        list(Product.objects.filter(category__name=name).values_list("sku", flat=True)[:3])
+        for name in ("Tops", "Bottoms")
+    )
+    record_verdict(tops[0], bottoms[0], "good", given_by=staff)
+    record_verdict(tops[1], bottoms[1], "bad", given_by=staff)
+    record_verdict(tops[2], bottoms[2], "bad", given_by=staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            reverse("admin:embeddings_modelversion_retrain"),
+            {"pretrained": settings.OUTFITS_PRETRAINED, "epochs": 2, "unfrozen_blocks": 0},
+        )
+    run = TrainingRun.objects.latest("created_at")
+    assert run.status == "succeeded"
+    assert (run.metrics["verdicts_good"], run.metrics["verdicts_bad"]) == (1, 2)
+    assert run.metrics["fitb_without_verdicts"] is not None
+    html = client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).content
+    assert b"Trained on 1 good pair (extra positives) and 2 bad pairs" in html
+    assert b"Without" in html

@@ -30,3 +30,26 @@ def test_negatives_vary_between_epochs():
     rng = np.random.default_rng(1)
     first, second = (mine_triplets([[0, 50]], categories, rng) for _ in range(2))
     assert not np.array_equal(first[:, 2], second[:, 2])
+
+
+def test_verdicts_give_triplets_both_ways_and_bad_pairs_are_negatives_of_a_positive():
+    from embeddings.engine.triplets import Verdicts, verdict_triplets
+
+    outfit_of = {item: set(outfit) for outfit in OUTFITS for item in outfit}
+    # good: 1 and 7 (categories 0, 2); bad: 0 with 5 (0's trousers-like mate is 3)
+    verdicts = Verdicts.of(good=[(1, 7)], bad=[(0, 5), (1, 8)])
+    triplets, from_bad = verdict_triplets(verdicts, OUTFITS, CATEGORIES, np.random.default_rng(0))
+    rows = [tuple(map(int, t)) for t in triplets]
+    good = [t for t, bad in zip(rows, from_bad, strict=True) if not bad]
+    bad = [t for t, bad in zip(rows, from_bad, strict=True) if bad]
+    assert {t[:2] for t in good} == {(1, 7), (7, 1)}
+    for anchor, positive, negative in good:
+        assert CATEGORIES[negative] == CATEGORIES[positive] and negative not in (anchor, positive)
+    # (0, 5): 0's positive of 5's category is its outfit-mate 3; 5's of 0's category is 2.
+    # (1, 8): 1's positive of 8's category is 7 (a good pair); 8's of 1's category is 2.
+    assert sorted(bad) == sorted([(0, 3, 5), (5, 2, 0), (1, 7, 8), (8, 2, 1)])
+    assert all(positive in outfit_of.get(anchor, set()) | {7} for anchor, positive, _ in bad)
+    lonely, flags = verdict_triplets(
+        Verdicts.of([], [(0, 6)]), [[1, 4]], CATEGORIES, np.random.default_rng(0)
+    )
+    assert lonely.shape == (0, 3) and flags.shape == (0,)  # no positive to set against: skipped

@@ -11,6 +11,7 @@ vectors, computed neighbours, as api.py builds them). Then:
   process (authentication, serializers, JSON; no HTTP server), `--calls` times: median and p99,
   plain and with an attribute filter and a boost (one query per product for the candidates'
   attributes). Target: under 50 ms for 100 SKUs at 100k products.
+- The assortment-gap report of the whole catalog (outfits.gaps, the admin page's work).
 - `manage.py export_matches` (JSON Lines, then CSV) of every active product, in a child
   process whose resident memory is read every half second: the wall time, and the RSS after
   the first tenth of the products and at the end (flat memory: the end no higher than the
@@ -71,6 +72,24 @@ def timed_batches(skus: list[str], calls: int, body_extra: dict, seed: int) -> d
         "calls": calls,
         "p50_ms": round(1000 * statistics.median(times), 1),
         "p99_ms": round(1000 * times[int(0.99 * (len(times) - 1))], 1),
+    }
+
+
+def timed_gap_report(runs: int = 3) -> dict:
+    """The assortment-gap report of the whole catalog (the admin page's work), `runs` times."""
+    from outfits.gaps import assortment_gaps
+
+    seconds, report = [], None
+    for _ in range(runs):
+        started = time.perf_counter()
+        report = assortment_gaps()
+        seconds.append(time.perf_counter() - started)
+    assert report is not None
+    return {
+        "median_seconds": round(statistics.median(seconds), 2),
+        "products_checked": report.products_checked,
+        "gaps": len(report.gaps),
+        "category_pairs": len(report.coverage),
     }
 
 
@@ -148,6 +167,8 @@ def main() -> None:
             ),
         }
         print(json.dumps(batch), flush=True)
+        gaps = timed_gap_report()
+        print(json.dumps(gaps), flush=True)
         exports = [timed_export(env, f, folder, len(skus)) for f in ("jsonl", "csv")]
         for measured in exports:
             print(json.dumps(measured), flush=True)
@@ -157,6 +178,7 @@ def main() -> None:
             "products": len(skus),
             "batch_of_100": batch,
             "batch_target_ms": TARGET_BATCH_MS,
+            "gap_report": gaps,
             "exports": exports,
             "export_target_seconds": TARGET_EXPORT_SECONDS,
         }

@@ -7,8 +7,16 @@ import bisect
 import csv
 import io
 import json
+import os
+import re
+import secrets
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
 
 from catalog.csv_import import spreadsheet_safe
 
@@ -40,11 +48,12 @@ class ProductMatches:
     found: GoesWellWith
 
 
-def active_skus(after: str = "") -> list[str]:
-    """The active products' SKUs after `after`, in order: the export's order and the API's
-    cursor."""
+def active_skus(after: str = "", count: int | None = None) -> list[str]:
+    """The active products' SKUs after `after` (at most `count`), in order: the export's
+    order and the API's cursor."""
     ordered = current_snapshot().sorted_skus
-    return ordered[bisect.bisect_right(ordered, after) :] if after else ordered
+    start = bisect.bisect_right(ordered, after) if after else 0
+    return ordered[start : None if count is None else start + count]
 
 
 def matches_of_products(
@@ -157,3 +166,96 @@ def take(buffer: io.StringIO) -> str:
     buffer.seek(0)
     buffer.truncate()
     return text
+
+
+# --- Export files: written by a worker (outfits.tasks), listed and downloaded by staff --------
+
+EXPORT_NAME = re.compile(r"^matches-\d{8}-\d{6}-[0-9a-f]{6}\.(csv|jsonl)$")
+PROGRESS_EVERY_SECONDS = 2.0
+
+
+def exports_folder() -> Path:
+    """Where export files are kept: private (not under the media served to everyone)."""
+    folder = Path(settings.VAR_DIR) / "private" / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def new_export_name(file_format: str) -> str:
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown export format {file_format!r}: use {' or '.join(FORMATS)}")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"matches-{stamp}-{secrets.token_hex(3)}.{file_format}"
+
+
+def write_export_file(
+    name: str, limit: int | None, filters: MatchFilters, base_url: str = ""
+) -> Path:
+    """Write the export `name` (new_export_name) whole: into `<name>.part`, its progress in
+    `<name>.progress` every few seconds, then renamed into place (a failed export leaves no
+    file that looks whole)."""
+    if not EXPORT_NAME.match(name):
+        raise ValueError(f"{name!r} is not an export file name")
+    folder = exports_folder()
+    part, progress_file = folder / f"{name}.part", folder / f"{name}.progress"
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_EVERY_SECONDS or done == total:
+            last[0] = now
+            progress_file.write_text(json.dumps({"done": done, "total": total}))
+
+    file_format = name.rsplit(".", 1)[1]
+    try:
+        with part.open("w", encoding="utf-8", newline="") as handle:
+            handle.writelines(export_lines(file_format, limit, filters, base_url, progress))
+        os.replace(part, folder / name)
+    finally:
+        part.unlink(missing_ok=True)
+        progress_file.unlink(missing_ok=True)
+    return folder / name
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    name: str
+    size: int  # bytes
+    modified: datetime
+    ready: bool  # False: still being written
+    done: int = 0  # products written so far (while being written)
+    total: int = 0
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.done / self.total) if self.total else 0
+
+
+def export_files() -> list[ExportFile]:
+    """The exports written and being written, newest first."""
+    found = []
+    for path in exports_folder().iterdir():
+        name, writing = path.name, path.name.endswith(".part")
+        if writing:
+            name = name.removesuffix(".part")
+        if not EXPORT_NAME.match(name):
+            continue
+        done = total = 0
+        if writing:
+            try:
+                counts = json.loads((path.parent / f"{name}.progress").read_text())
+                done, total = int(counts["done"]), int(counts["total"])
+            except (OSError, ValueError, KeyError):
+                pass  # not started yet, or between two writes
+        stat = path.stat()
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        found.append(ExportFile(name, stat.st_size, modified, not writing, done, total))
+    return sorted(found, key=lambda f: f.name, reverse=True)
+
+
+def export_path(name: str) -> Path | None:
+    """The finished export with this name, if any (names are checked: no path reaches out)."""
+    if not EXPORT_NAME.match(name):
+        return None
+    path = exports_folder() / name
+    return path if path.is_file() else None

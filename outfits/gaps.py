@@ -2,7 +2,7 @@
 For every active product the model knows and each complementary category: the best match a
 shopper can be shown today (active, in stock, not blocked), and why it falls short: weak (below
 the threshold), its strong matches out of stock, or none of its best in stock; categories whose
-complements are thin; new arrivals the model does not know yet."""
+complements are thin; products the model does not know yet (new arrivals, mostly)."""
 
 import csv
 import io
@@ -133,14 +133,14 @@ def assortment_gaps(threshold: float | None = None, category: str | None = None)
             )
         )
     unknown = [
-        products[sku]
-        for sku in sorted(new_arrivals)
-        if sku in products
-        and not index.knows(sku)
-        and category in (None, products[sku].category.name)
+        card
+        for sku, card in sorted(products.items())
+        if not index.knows(sku) and category in (None, card.category.name)
     ]
     gaps.sort(key=lambda g: (g.best_score is not None, g.best_score or 0.0, g.product.sku))
-    gaps[:0] = [Gap(card, "", NOT_IN_MODEL, None, None, None, True) for card in unknown]
+    gaps[:0] = [
+        Gap(card, "", NOT_IN_MODEL, None, None, None, card.sku in new_arrivals) for card in unknown
+    ]
     coverage.sort(key=lambda c: (-c.short_share, c.complement_shown, c.category, c.complement))
     return GapReport(version.name, threshold, auto, len(checked), gaps, coverage)
 

@@ -65,6 +65,16 @@ def parse_attribute_filters(text: str) -> dict[str, frozenset[str]]:
     return {name: frozenset(values) for name, values in wanted.items()}
 
 
+def parse_boosts(text: str) -> tuple[Boost, ...]:
+    """`new_arrivals,line:premium` → its boosts, each once (a boost named twice lifts once)."""
+    return tuple(dict.fromkeys(Boost.parse(b) for b in text.split(",") if b.strip()))
+
+
+def parse_skus(text: str) -> frozenset[str]:
+    """`A1, A2` → {A1, A2}: comma-separated SKUs (a SKU never starts or ends with a space)."""
+    return frozenset(sku.strip() for sku in text.split(",") if sku.strip())
+
+
 @dataclass(frozen=True)
 class MatchFilters:
     """What a storefront may ask for: `categories` (names; None: every complementary one),
@@ -86,11 +96,30 @@ class MatchFilters:
         """True: the answer needs the candidates' attributes or arrival dates."""
         return bool(self.attributes) or any(b.reads_catalog for b in self.boosts)
 
-    @property
-    def over_fetch(self) -> int:
-        """How many times more candidates to ask the index for: attribute filters may drop
-        most of the nearest (a men's filter over a mostly women's catalog)."""
-        return 4 if self.attributes else 1
+    def fetch(self, wanted: int, listed: int) -> int:
+        """How many candidates to ask the index for, `wanted` without attribute filters: with
+        them, as deep as the computed lists go (`listed`, each item's best per category: no
+        search), since they may drop most of the nearest (a men's filter over a mostly
+        women's catalog). A rare value can leave a row short."""
+        return max(wanted, listed) if self.attributes else wanted
+
+
+def filters_from_text(
+    categories: Sequence[str] | None = None,
+    in_stock_only: bool = True,
+    exclude: str = "",
+    attributes: str = "",
+    boost: str = "",
+) -> MatchFilters:
+    """MatchFilters from the words a form, a command or a queued task carries (InvalidFilter
+    says what is wrong)."""
+    return MatchFilters(
+        categories=list(categories) if categories else None,
+        in_stock_only=in_stock_only,
+        exclude=parse_skus(exclude),
+        attributes=parse_attribute_filters(attributes),
+        boosts=parse_boosts(boost),
+    )
 
 
 NO_FILTERS = MatchFilters()  # the defaults: every complementary category, in stock only

@@ -220,7 +220,7 @@ def goes_well_with(
     found: dict[str, Candidates] = {}
     if index is not None and in_model:
         # Over-fetch: filters and diversity drop some of the nearest.
-        fetch = (limit * 2 + 6) * filters.over_fetch
+        fetch = filters.fetch(limit * 2 + 6, index.listed_depth)
         for category in index.complements_of(own_category):
             if category != own_category and filters.allows(category):
                 found[category] = index.candidates(product.sku, category, fetch)
@@ -380,7 +380,7 @@ def look_candidates(
     """The few visible products of each category most compatible with the anchors (the
     filters' boosts lift some, as in a row of matches)."""
     count = LOOK_CANDIDATES_PER_CATEGORY
-    fetch = (count * 3 + 5) * filters.over_fetch
+    fetch = filters.fetch(count * 3 + 5, index.listed_depth)
     near = {category: index.outfit_candidates(anchors, category, fetch) for category in categories}
     near, visible = refined(near, visible, filters)
     return {
@@ -468,7 +468,7 @@ def matches_for_photo(
     query = photo.encode(image, category)
     found = {
         other: index.vector_candidates(
-            query.vector, query.category, other, (limit * 4 + 10) * filters.over_fetch
+            query.vector, query.category, other, filters.fetch(limit * 4 + 10, 4 * (limit * 4 + 10))
         )
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)

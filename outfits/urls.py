@@ -15,7 +15,7 @@ from drf_spectacular.views import (
 from outfits.health import healthz, readyz
 from outfits.metrics import metrics_view
 from outfits.security import API_DOCS_POLICY, content_security_policy
-from shop.staff_views import export_matches, gaps, kept_photo, kept_photos
+from shop.staff_views import export_download, export_matches, gaps, kept_photo, kept_photos
 
 # The docs pages run no inline script: Swagger UI's start script is a file (the split view).
 docs_page = content_security_policy(API_DOCS_POLICY)
@@ -28,6 +28,7 @@ urlpatterns = [
     path("admin/shopper-photos/", kept_photos, name="kept-photos"),
     path("admin/shopper-photos/<str:name>", kept_photo, name="kept-photo"),
     path("admin/export-matches/", export_matches, name="export-matches"),
+    path("admin/export-matches/<str:name>", export_download, name="export-download"),
     path("admin/assortment-gaps/", gaps, name="assortment-gaps"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),

@@ -77,12 +77,15 @@ class Disagreement:
 
 def disagreements(depth: int | None = None) -> list[Disagreement]:
     """Bad pairs the active version still ranks within the first `depth` (a row's length by
-    default) of the product's matches in the match's category, the highest ranked first."""
+    default) of the product's matches in the match's category, the highest ranked first; a
+    pair merchandisers blocked is shown to no shopper, so it is no disagreement."""
     depth = depth or settings.OUTFITS_MATCHES_PER_CATEGORY
-    active = active_model(current_snapshot())
+    serving = current_snapshot()
+    active = active_model(serving)
     if active is None:
         return []
     _, index = active
+    blocked, blocked_with = serving.rules.blocked, serving.rules.blocked_with
     found = []
     bad = PairVerdict.objects.filter(verdict=PairVerdict.Verdict.BAD).select_related(
         "product", "match", "model_version", "given_by"
@@ -91,6 +94,8 @@ def disagreements(depth: int | None = None) -> list[Disagreement]:
         anchor, match = verdict.product.sku, verdict.match.sku
         if not (index.knows(anchor) and index.knows(match)):
             continue
+        if match in blocked or match in blocked_with.get(anchor, ()):
+            continue  # merchandisers already keep it off the page
         ranked = index.nearest(anchor, index.category_of(match), depth)
         for rank, (sku, score) in enumerate(ranked, start=1):
             if sku == match:

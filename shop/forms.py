@@ -8,7 +8,7 @@ from django.conf import settings
 
 from catalog.models import Category
 from catalog.shopper_photos import keep_photo, megabytes, too_large
-from outfits.match_filters import Boost, InvalidFilter, MatchFilters, parse_attribute_filters
+from outfits.match_filters import InvalidFilter, filters_from_text
 
 
 class PhotoMatchForm(forms.Form):
@@ -109,21 +109,25 @@ class ExportMatchesForm(forms.Form):
         required=False,
         help_text="Lift new_arrivals, in_stock or attribute:value up each row.",
     )
+    exclude = forms.CharField(
+        required=False, help_text="SKUs never shown, comma-separated (discontinued, sold out)."
+    )
     include_out_of_stock = forms.BooleanField(required=False)
 
     def clean(self) -> dict:
         data = super().clean()
+        words = {
+            "categories": [c.name for c in data.get("categories") or []],
+            "in_stock_only": not data.get("include_out_of_stock"),
+            "exclude": data.get("exclude") or "",
+            "attributes": data.get("attributes") or "",
+            "boost": data.get("boost") or "",
+        }
         try:
-            data["filters"] = MatchFilters(
-                categories=[c.name for c in data.get("categories") or []] or None,
-                in_stock_only=not data.get("include_out_of_stock"),
-                attributes=parse_attribute_filters(data.get("attributes") or ""),
-                boosts=tuple(
-                    Boost.parse(b) for b in (data.get("boost") or "").split(",") if b.strip()
-                ),
-            )
+            filters_from_text(**words)
         except InvalidFilter as invalid:
             raise forms.ValidationError(str(invalid)) from None
+        data["filter_words"] = words  # what the export task is given
         return data
 
 

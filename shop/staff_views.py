@@ -1,19 +1,29 @@
-"""Staff-only pages outside the admin's model pages: the shopper photos kept with consent, and
-the download of every product's matches."""
+"""Staff-only pages outside the admin's model pages: the shopper photos kept with consent, the
+export of every product's matches (written by a worker, then downloaded) and the assortment
+gaps."""
 
 from collections.abc import Iterable
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 
 from catalog.shopper_photos import kept_photo_names, kept_photo_path
-from outfits.exports import export_lines
+from outfits.exports import export_files, export_path, new_export_name
 from outfits.gaps import assortment_gaps, gap_csv_lines
-from outfits.match_filters import MatchFilters
+from outfits.tasks import export_matches_file
 
 from .forms import AssortmentGapsForm, ExportMatchesForm
 
@@ -58,27 +68,65 @@ def require_catalog_view(request: HttpRequest, what: str) -> None:
         raise PermissionDenied(f"{what} needs the permission catalog.view_product.")
 
 
+@never_cache
 @staff_member_required
 def export_matches(request: HttpRequest) -> HttpResponse:
-    """The page with the export's options; with `download`, the file itself, streamed a
-    product at a time (a large catalog's export starts at once and holds little memory)."""
+    """The export's options, and the exports written and being written: a submitted export is
+    written by a worker (a large catalog's takes minutes, longer than a web request may
+    last), then downloaded from this page."""
     require_catalog_view(request, "Exporting matches")
-    form = ExportMatchesForm(request.GET if "download" in request.GET else None)
-    if form.is_valid():
+    form = ExportMatchesForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
         options = form.cleaned_data
-        filters: MatchFilters = options["filters"]
-        file_format = options["format"]
-        lines = export_lines(
-            file_format, options["limit"], filters, request.build_absolute_uri("/")[:-1]
-        )
-        return streamed_download(lines, "matches", file_format)
+        name = new_export_name(options["format"])
+        try:
+            export_matches_file.delay(
+                name,
+                options["limit"],
+                options["filter_words"],
+                request.build_absolute_uri("/")[:-1],
+            )
+        except Exception as error:  # the broker is down: nothing was started
+            messages.error(
+                request,
+                f"The export could not be queued ({type(error).__name__}): the task broker "
+                "did not take it. Try again once it is back.",
+            )
+        else:
+            messages.success(request, f"Export {name} started: it is listed below when written.")
+        return HttpResponseRedirect(reverse("export-matches"))
+    files = export_files()
     return render(
         request,
         "shop/export_matches.html",
-        {**admin.site.each_context(request), "title": "Export matches", "form": form},
+        {
+            **admin.site.each_context(request),
+            "title": "Export matches",
+            "form": form,
+            "files": files,
+            "writing": any(not f.ready for f in files),
+        },
     )
 
 
+@staff_member_required
+def export_download(request: HttpRequest, name: str) -> FileResponse:
+    require_catalog_view(request, "Exporting matches")
+    path = export_path(name)
+    if path is None:
+        raise Http404("No finished export by that name.")
+    file_format = name.rsplit(".", 1)[1]
+    response = FileResponse(
+        path.open("rb"),
+        as_attachment=True,
+        filename=name,
+        content_type=EXPORT_CONTENT_TYPES[file_format],
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@never_cache
 @staff_member_required
 def gaps(request: HttpRequest) -> HttpResponse:
     """The assortment-gap report of the active version; `download=csv` gives every gap."""

@@ -94,7 +94,7 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     judging = may_judge(request) and not database.unavailable()
     shown = [m.product.sku for group in recommendations.groups for m in group.matches]
     given = verdicts_on(product.sku, shown) if judging else {}
-    return render(
+    response = render(
         request,
         "shop/product_detail.html",
         {
@@ -106,6 +106,9 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
             "bad_pairs": {sku for sku, v in given.items() if v == PairVerdict.Verdict.BAD},
         },
     )
+    if judging:  # a stylist's page (verdict forms, a CSRF token): in no shared cache
+        patch_cache_control(response, private=True, no_store=True)
+    return response
 
 
 @require_POST

@@ -4,6 +4,7 @@ model version's parts (the trained head, the index it serves, the held-out metri
 it returns; the transfer study and the ablation (benchmarks/) call fit_space, the same
 training on outfits they choose."""
 
+import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -177,6 +178,12 @@ def fit_version(
     )
     train_outfits = [catalog.outfits[i] for i in train_rows]
     validation_outfits = [catalog.outfits[i] for i in validation_rows]
+    catalog = replace(catalog, verdicts=without_held_out(catalog.verdicts, validation_outfits))
+    # The comparison's head starts from the same image tower: a copy before this one tunes it.
+    judged = catalog.verdicts is not None and len(catalog.verdicts) > 0
+    untouched = (
+        copy.deepcopy(catalog.items) if judged and options.compare_without_verdicts else None
+    )
     fitted = fit_space(catalog, train_outfits, options, progress, check_cancelled)
     stopwatch.lap("training")
     outfit_model: OutfitModel | None = None
@@ -216,15 +223,18 @@ def fit_version(
     for suffix, scorer in named.items():
         results = validation.metrics(scorer)
         metrics |= {f"{name}{suffix}": value for name, value in results.items()}
-    if catalog.verdicts is not None and len(catalog.verdicts):
+    if judged:
         pairs = trained[TypeAwareScorer.kind]
         metrics |= verdict_comparison(
             catalog,
+            untouched,
             train_outfits,
             options,
             validation,
             by_kind[TypeAwareScorer.kind],
             float(cast(TypeAwareScorer, pairs.scorer).options["cooccurrence_weight"]),
+            progress,
+            check_cancelled,
         )
         stopwatch.lap("without verdicts")
     metrics |= {"fitb_questions": len(validation.fitb)}
@@ -290,24 +300,45 @@ def fit_version(
     )
 
 
+def without_held_out(
+    verdicts: Verdicts | None, validation_outfits: Sequence[Sequence[int]]
+) -> Verdicts | None:
+    """The verdicts on pairs no held-out outfit holds: a verdict on a held-out pair would
+    give the answer away to the figures that measure the training."""
+    if verdicts is None:
+        return None
+    held_out = {(a, b) for outfit in validation_outfits for a in outfit for b in outfit}
+
+    def kept(pairs: np.ndarray) -> np.ndarray:
+        keep = [(int(a), int(b)) not in held_out for a, b in pairs]
+        return pairs[np.asarray(keep, dtype=bool)] if len(pairs) else pairs
+
+    return Verdicts(kept(verdicts.good), kept(verdicts.bad))
+
+
 def verdict_comparison(
     catalog: TrainingCatalog,
+    untouched: ItemEncoder | None,
     train_outfits: Sequence[Sequence[int]],
     options: TrainingOptions,
     validation: "Validation",
     with_verdicts: dict[str, Any],
     weight: float,
+    progress: Progress = no_progress,
+    check_cancelled: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """How many verdicts the training used, and the held-out figures of the type-aware scorer
-    trained with them and (options.compare_without_verdicts) of a head trained without."""
+    trained with them and (options.compare_without_verdicts) of a head trained without, from
+    the `untouched` item encoder (the image tower as it was before the first training)."""
     assert catalog.verdicts is not None
     found: dict[str, Any] = {
         "verdicts_good": len(catalog.verdicts.good),
         "verdicts_bad": len(catalog.verdicts.bad),
         **{f"{name}_with_verdicts": value for name, value in with_verdicts.items()},
     }
-    if options.compare_without_verdicts:
-        plain = fit_space(replace(catalog, verdicts=None), train_outfits, options)
+    if options.compare_without_verdicts and untouched is not None:
+        baseline = replace(catalog, items=untouched, verdicts=None)
+        plain = fit_space(baseline, train_outfits, options, progress, check_cancelled)
         scorer = validation.scorers(plain.space, weight)[TypeAwareScorer.kind]
         found |= {
             f"{name}_without_verdicts": value for name, value in validation.metrics(scorer).items()

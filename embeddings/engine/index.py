@@ -354,6 +354,11 @@ class CompatibilityIndex:
         count = len(self.skus) if items is None else items
         return np.full((count, self.neighbour_slots(), depth), -1, dtype=np.int32)
 
+    @property
+    def listed_depth(self) -> int:
+        """How deep the computed lists go (0: none; every question searches)."""
+        return 0 if self.neighbours is None else int(self.neighbours.shape[2])
+
     def neighbour_slots(self) -> int:
         """The slots of a `neighbours` row: the most complementary categories any has."""
         return max((len(self.complements_of(c)) for c in self.indexes), default=0)

@@ -4,7 +4,13 @@ from django.conf import settings
 from rest_framework import serializers
 
 from catalog.models import Product
-from outfits.match_filters import Boost, InvalidFilter, parse_attribute_filters
+from outfits.match_filters import (
+    Boost,
+    InvalidFilter,
+    parse_attribute_filters,
+    parse_boosts,
+    parse_skus,
+)
 from outfits.models import RecommendationEvent
 from outfits.rec_ids import MAX_LENGTH as REC_ID_MAX_LENGTH
 from outfits.recommendations import CURATED, LEARNED, PINNED
@@ -244,7 +250,7 @@ class MatchFilterFields(serializers.Serializer):
     )
 
     def validate_exclude(self, value: str) -> frozenset[str]:
-        skus = frozenset(sku for sku in value.split(",") if sku)
+        skus = parse_skus(value)
         if len(skus) > MAX_EXCLUDED:
             raise serializers.ValidationError(f"at most {MAX_EXCLUDED} SKUs, not {len(skus)}")
         return skus
@@ -257,7 +263,7 @@ class MatchFilterFields(serializers.Serializer):
 
     def validate_boost(self, value: str) -> tuple[Boost, ...]:
         try:
-            return tuple(dict.fromkeys(Boost.parse(b) for b in value.split(",") if b.strip()))
+            return parse_boosts(value)
         except InvalidFilter as invalid:
             raise serializers.ValidationError(str(invalid)) from None
 

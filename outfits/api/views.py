@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,6 +20,7 @@ from catalog.models import Product
 from catalog.shopper_photos import PhotoRefused, limit_photo_upload
 from outfits import events, exports, metrics, rec_ids, recommendations
 from outfits.match_filters import remembered_facts
+from outfits.models import ApiKey
 from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
@@ -266,6 +267,31 @@ class ProductMatchesView(StorefrontView):
         return with_etag(request, data, version_id, last_change(product))
 
 
+class ServerSideKeysOnly(BasePermission):
+    """The whole-catalog endpoints answer a storefront's back-end, not its shoppers' browsers:
+    a key that browsers may use (it has allowed origins, so it is in public pages) is
+    refused, or anyone could crawl every product's matches with it."""
+
+    message = (
+        "This endpoint is for server-to-server calls: use an API key without allowed origins "
+        "(create one in the admin for your back-end)."
+    )
+    code = "browser_key_refused"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        key = request.user
+        return not (isinstance(key, ApiKey) and key.origins)
+
+
+BULK_ERRORS = {
+    **ERRORS,
+    403: OpenApiResponse(
+        ErrorResponseSerializer,
+        description="origin_not_allowed, or browser_key_refused: a key with allowed origins.",
+    ),
+}
+
+
 def matches_payload(request: Request, answers) -> list[dict]:
     """exports.ProductMatches as GoesWellWithSerializer writes them, counted per version."""
     serializer = GoesWellWithSerializer(context={"request": request})
@@ -279,6 +305,7 @@ def matches_payload(request: Request, answers) -> list[dict]:
 
 class BatchMatchesView(StorefrontView):
     parser_classes = [JSONParser]
+    permission_classes = [IsAuthenticated, ServerSideKeysOnly]
 
     @extend_schema(
         summary="Matches of up to 100 products in one call",
@@ -286,7 +313,7 @@ class BatchMatchesView(StorefrontView):
         "/products/{sku}/matches/ gives it (its own rec_id), with the same filters applied to "
         "all. SKUs that are no active product are listed in `unknown_skus`, not refused.",
         request=BatchMatchRequestSerializer,
-        responses={200: BatchMatchesSerializer, **ERRORS},
+        responses={200: BatchMatchesSerializer, **BULK_ERRORS},
         examples=[
             OpenApiExample(
                 "Two products, women's line, new arrivals first",
@@ -318,6 +345,8 @@ class BatchMatchesView(StorefrontView):
 
 
 class MatchPagesView(StorefrontView):
+    permission_classes = [IsAuthenticated, ServerSideKeysOnly]
+
     @extend_schema(
         summary="Every active product's matches, a page at a time",
         description="For feeds and back-ends that keep matches of the whole catalog: active "
@@ -326,7 +355,7 @@ class MatchPagesView(StorefrontView):
         "meanwhile appear if their SKU comes later). `manage.py export_matches` and the "
         "admin's download give the same as one file.",
         parameters=[MatchPageQuerySerializer],
-        responses={200: MatchPageSerializer, **ERRORS},
+        responses={200: MatchPageSerializer, **BULK_ERRORS},
     )
     def get(self, request: Request) -> Response:
         query = MatchPageQuerySerializer(data=fields_of(request.query_params))
@@ -334,7 +363,7 @@ class MatchPagesView(StorefrontView):
         params = query.validated_data
         categories = category_names(params.get("category", "").split(","), "category") or None
         page_size = params["page_size"]
-        skus = exports.active_skus(params.get("after", ""))
+        skus = exports.active_skus(params.get("after", ""), page_size + 1)
         page = skus[:page_size]
         answers = exports.matches_of_products(
             page, params.get("limit"), filters_from(params, categories)

@@ -258,3 +258,13 @@ def test_fit_version_reports_the_verdicts_it_used_and_the_figures_without_them()
         TrainingOptions(epochs=2, validation_fraction=0.3),
     )
     assert "verdicts_good" not in silent.metrics
+
+
+def test_verdicts_on_held_out_pairs_are_left_out_of_the_training():
+    from embeddings.engine.fit import without_held_out
+    from embeddings.engine.triplets import Verdicts
+
+    verdicts = Verdicts.of(good=[(0, 30), (1, 31)], bad=[(2, 62), (3, 63)])
+    kept = without_held_out(verdicts, [[0, 30, 60], [2, 32, 62]])
+    assert kept.good.tolist() == [[1, 31]] and kept.bad.tolist() == [[3, 63]]
+    assert without_held_out(None, [[0, 30]]) is None

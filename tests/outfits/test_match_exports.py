@@ -5,6 +5,7 @@ download: all on the real database and a real model version (the hand-made shop)
 import csv
 import io
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,19 @@ PAGES = "/api/v1/matches/"
 
 def rows(data: dict) -> dict[str, list[str]]:
     return {g["category"]: [m["sku"] for m in g["matches"]] for g in data["groups"]}
+
+
+@pytest.fixture
+def backend(db):
+    """A storefront's back-end: its key has no allowed origins (server-to-server only)."""
+    from rest_framework.test import APIClient
+
+    from outfits.api_keys import create_api_key
+
+    _, raw_key = create_api_key("Back-end", [])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
 
 
 @pytest.fixture
@@ -104,10 +118,10 @@ def test_new_arrivals_and_in_stock_boosts(handmade_shop, storefront, by_score):
 # --- Batch ------------------------------------------------------------------------------------
 
 
-def test_the_batch_answers_each_product_as_its_own_request_would(handmade_shop, storefront):
-    response = storefront.post(
-        BATCH, {"skus": ["S1", "T1", "GONE", "T1"], "limit": 2}, format="json"
-    )
+def test_the_batch_answers_each_product_as_its_own_request_would(
+    handmade_shop, storefront, backend
+):
+    response = backend.post(BATCH, {"skus": ["S1", "T1", "GONE", "T1"], "limit": 2}, format="json")
     assert response.status_code == 200
     data = response.json()
     assert [r["sku"] for r in data["results"]] == ["S1", "T1"]
@@ -120,13 +134,13 @@ def test_the_batch_answers_each_product_as_its_own_request_would(handmade_shop, 
         assert answer.product_pks == {handmade_shop[s].pk for s in shown}
 
 
-def test_the_batch_takes_filters_and_refuses_more_than_100(handmade_shop, storefront):
-    data = storefront.post(
+def test_the_batch_takes_filters_and_refuses_more_than_100(handmade_shop, backend):
+    data = backend.post(
         BATCH, {"skus": ["T1", "T2"], "category": "shoes", "exclude": "S1"}, format="json"
     ).json()
     for result in data["results"]:
         assert set(rows(result)) == {"Shoes"} and "S1" not in rows(result)["Shoes"]
-    too_many = storefront.post(BATCH, {"skus": [f"X{i}" for i in range(101)]}, format="json")
+    too_many = backend.post(BATCH, {"skus": [f"X{i}" for i in range(101)]}, format="json")
     assert too_many.status_code == 400
     assert "skus" in too_many.json()["error"]["details"]
 
@@ -134,17 +148,17 @@ def test_the_batch_takes_filters_and_refuses_more_than_100(handmade_shop, storef
 # --- The whole catalog, page by page and as a file -------------------------------------------
 
 
-def test_pages_walk_every_active_product_once_in_sku_order(handmade_shop, storefront):
+def test_pages_walk_every_active_product_once_in_sku_order(handmade_shop, storefront, backend):
     Product.objects.filter(sku="K2").update(active=False)
     seen, url, params = [], PAGES, {"page_size": 4, "limit": 2}
     while url:
-        data = storefront.get(url, params).json()
+        data = backend.get(url, params).json()
         params = None  # `next` carries them
         seen += [r["sku"] for r in data["results"]]
         url = data["next"]
     active = sorted(Product.objects.filter(active=True).values_list("sku", flat=True))
     assert seen == active and "K2" not in seen
-    page = storefront.get(PAGES, {"after": "P4", "page_size": 1, "limit": 2}).json()
+    page = backend.get(PAGES, {"after": "P4", "page_size": 1, "limit": 2}).json()
     assert page["results"][0]["sku"] == "S1"
     assert (
         page["results"][0]["groups"]
@@ -190,26 +204,33 @@ def test_export_matches_refuses_bad_options_and_keeps_the_previous_file(handmade
     assert [p for p in tmp_path.iterdir() if p.is_file()] == [target]  # nothing half-written
 
 
-def test_staff_download_the_export_from_the_admin(handmade_shop):
+def test_staff_start_an_export_in_the_admin_and_download_it_when_written(handmade_shop):
     merchandiser = User.objects.create_user("merch", password="pw", is_staff=True)
     client = Client()
     client.force_login(merchandiser)
     assert client.get("/admin/export-matches/").status_code == 403
     merchandiser.user_permissions.add(Permission.objects.get(codename="view_product"))
     page = client.get("/admin/export-matches/")
-    assert page.status_code == 200 and b"Download" in page.content
-    response = client.get(
+    assert page.status_code == 200 and b"No export yet" in page.content
+    started = client.post(
         "/admin/export-matches/",
-        {"download": "1", "format": "csv", "limit": "2", "categories": ["Shoes"]},
+        {"format": "csv", "limit": "2", "categories": ["Shoes"], "exclude": "S1"},
+        follow=True,
     )
-    assert response.status_code == 200 and response.streaming
+    assert b"started" in started.content  # the worker (in-process here) wrote it
+    name = re.search(rb'href="/admin/export-matches/(matches-[^"]+\.csv)"', started.content)
+    assert name is not None, started.content.decode()[-2000:]
+    response = client.get(f"/admin/export-matches/{name.group(1).decode()}")
+    assert response.status_code == 200
     assert response["Content-Disposition"].startswith('attachment; filename="matches-')
     text = b"".join(response.streaming_content).decode()
     lines = list(csv.DictReader(io.StringIO(text)))
     assert lines and {r["category"] for r in lines} == {"Shoes"}
+    assert "S1" not in {r["match_sku"] for r in lines}
     assert all(r["match_url"].startswith("http://testserver/products/") for r in lines)
-    refused = client.get("/admin/export-matches/", {"download": "1", "format": "csv", "boost": "x"})
+    refused = client.post("/admin/export-matches/", {"format": "csv", "boost": "x"})
     assert refused.status_code == 200 and b"use new_arrivals" in refused.content
+    assert client.get("/admin/export-matches/..%2Fsecret.csv").status_code == 404
     anonymous = Client().get("/admin/export-matches/")
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
 
@@ -231,3 +252,13 @@ def test_an_export_reads_one_snapshot_and_each_products_attributes_once(
     assert len(lines) == 14
     shown = {m["sku"] for line in lines for g in json.loads(line)["groups"] for m in g["matches"]}
     assert shown == {"P3", "S2"}
+
+
+def test_browser_keys_cannot_crawl_the_whole_catalog(handmade_shop, storefront):
+    """A key with allowed origins sits in public pages: the bulk endpoints refuse it."""
+    for response in (
+        storefront.get(PAGES),
+        storefront.post(BATCH, {"skus": ["T1"]}, format="json"),
+    ):
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "browser_key_refused"

@@ -9,7 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from outfits.exports import FORMATS, export_lines
-from outfits.match_filters import Boost, InvalidFilter, MatchFilters, parse_attribute_filters
+from outfits.match_filters import InvalidFilter, MatchFilters, filters_from_text
 from outfits.serving import current_snapshot
 
 
@@ -75,6 +75,7 @@ class Command(BaseCommand):
                 handle.close()
                 Path(handle.name).unlink(missing_ok=True)
                 raise
+        os.chmod(handle.name, 0o644)  # as a file written in place would be, not 0600
         os.replace(handle.name, target)
         self.stderr.write(f"wrote {target} in {time.monotonic() - started:.1f} s")
 
@@ -85,12 +86,12 @@ class Command(BaseCommand):
         if unknown:
             raise CommandError(f"unknown category: {', '.join(unknown)}")
         try:
-            return MatchFilters(
-                categories=[known[c.casefold()].name for c in wanted] or None,
-                in_stock_only=not options["include_out_of_stock"],
-                exclude=frozenset(s for s in options["exclude"].split(",") if s),
-                attributes=parse_attribute_filters(options["attributes"]),
-                boosts=tuple(Boost.parse(b) for b in options["boost"].split(",") if b.strip()),
+            return filters_from_text(
+                [known[c.casefold()].name for c in wanted],
+                not options["include_out_of_stock"],
+                options["exclude"],
+                options["attributes"],
+                options["boost"],
             )
         except InvalidFilter as invalid:
             raise CommandError(str(invalid)) from None

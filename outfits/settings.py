@@ -308,7 +308,10 @@ OUTFITS_REFRESH_DELAY_SECONDS = float(os.environ.get("OUTFITS_REFRESH_DELAY_SECO
 # A refresh's threads (embeddings.engine.threads): one leaves the other cores to web requests, and
 # took 1000 new arrivals into a 100k catalog in less time than two beside them.
 OUTFITS_REFRESH_THREADS = int(os.environ.get("OUTFITS_REFRESH_THREADS", "1"))
+# The admin's exports of every product's matches (outfits.tasks): minutes of work each.
+OUTFITS_EXPORT_QUEUE = os.environ.get("OUTFITS_EXPORT_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
 CELERY_TASK_ROUTES = {
+    "outfits.tasks.export_matches_file": {"queue": OUTFITS_EXPORT_QUEUE},
     "embeddings.tasks.refresh_version": {"queue": OUTFITS_REFRESH_QUEUE},
     "embeddings.tasks.fail_stale_training_runs": {"queue": OUTFITS_MAINTENANCE_QUEUE},
     "embeddings.tasks.scheduled_retrain": {"queue": OUTFITS_MAINTENANCE_QUEUE},

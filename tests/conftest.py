@@ -220,6 +220,7 @@ def site_env(transactional_db, settings, use_backbone, tmp_path: Path) -> dict[s
             "CELERY_BROKER_URL": REDIS_URL,
             "OUTFITS_TRAINING_QUEUE": f"training-test-{uuid.uuid4().hex[:8]}",
             "OUTFITS_REFRESH_QUEUE": f"refresh-test-{uuid.uuid4().hex[:8]}",
+            "OUTFITS_EXPORT_QUEUE": f"export-test-{uuid.uuid4().hex[:8]}",
             "OUTFITS_REFRESH_ON_CHANGE": "false",
             "OUTFITS_VAR_DIR": str(settings.VAR_DIR),
             "OUTFITS_MEDIA_ROOT": str(settings.MEDIA_ROOT),

@@ -321,6 +321,28 @@ def build_shop(
     return skus
 
 
+def start_experiment() -> None:
+    """An A/B test of the active version against a copy of it (its own files, so each worker
+    maps and pages both, as two trained versions would be), half the shoppers in each arm."""
+    from django.conf import settings
+
+    from embeddings.models import ModelVersion
+    from outfits.models import Experiment
+
+    a = ModelVersion.objects.get(is_active=True)
+    root = Path(settings.OUTFITS_MODEL_DIR)
+    shutil.copytree(root / a.directory, root / f"{a.directory}-b")
+    b = ModelVersion.objects.create(
+        name=f"{a.name}-b",
+        directory=f"{a.directory}-b",
+        backbone=a.backbone,
+        manifest=a.manifest,
+        metrics=a.metrics,
+    )
+    Experiment.objects.create(name="benchmarks/api.py", version_a=a, version_b=b, share_b=0.5)
+    print(f"  experiment: {a.name} against a copy, half the shoppers each", flush=True)
+
+
 def authorization(name: str) -> str:
     """`Api-Key <raw key>` of a fresh key that no rate limit reaches, or '' when the API takes
     no keys."""
@@ -629,9 +651,15 @@ def measure_catalog(count: int, options) -> None:
         from django.db import connection
 
         skus = build_shop(count, options.outfits, count, options.computed_neighbours)
+        if options.experiment:
+            start_experiment()
         files = (folder / "matches.lua", folder / "paths.txt")
         files[0].write_text(WRK_SCRIPT)
-        files[1].write_text("".join(matches_path(sku) + "\n" for sku in skus))
+        # With an A/B test, each request is a shopper of their own: half of them in arm B.
+        shopper = (lambda n: f"?uid=shopper-{n}") if options.experiment else (lambda n: "")
+        files[1].write_text(
+            "".join(matches_path(sku) + shopper(n) + "\n" for n, sku in enumerate(skus))
+        )
         runs = [
             serve_and_load(env, worker_class, omp, skus, files, options)
             for omp in options.omp_threads.split(",")
@@ -643,6 +671,7 @@ def measure_catalog(count: int, options) -> None:
             "postgresql": connection.cursor().connection.info.server_version,
             "cache": "Redis" if env["REDIS_URL"] else "local memory (no Redis found)",
             "authenticated": runs[0]["api_key"],
+            "experiment": options.experiment,
             "runs": runs,
             "profile": profile,
             "alone": one_request_alone(skus),
@@ -742,6 +771,12 @@ def main() -> None:
         help="depth computed per item (default: OUTFITS_COMPUTED_NEIGHBOURS, 24; 0: search)",
     )
     parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument(
+        "--experiment",
+        action="store_true",
+        help="serve with an A/B test running: the active version against a copy, each request "
+        "a shopper of its own (uid=)",
+    )
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--database", default="bench_api")
     parser.add_argument("--catalog", type=int, help=argparse.SUPPRESS)

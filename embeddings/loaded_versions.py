@@ -222,6 +222,32 @@ serving_index = LoadedVersion[CompatibilityIndex]("serving", _load_serving_index
 photo_encoders = PhotoEncoders()
 
 
+# An A/B test's arms (outfits.experiments), each loaded beside the active version when it is
+# another one: memory-mapped, so the workers of a machine share their files' pages too.
+arm_indexes = {
+    arm: LoadedVersion[CompatibilityIndex](f"serving arm {arm}", _load_serving_index, _large)
+    for arm in ("A", "B")
+}
+
+
+def arm_compatibility_index(
+    version: ModelVersion, arm: str
+) -> tuple[ModelVersion, CompatibilityIndex] | None:
+    """`version`'s index for an A/B test's `arm`: the active version's own when it is the one
+    loaded as active, else loaded once per process for the arm (see LoadedVersion)."""
+    active = serving_index.current
+    if active is not None and _same(active[0], version):
+        return active
+    return arm_indexes[arm].get(version)
+
+
+def clear_loaded() -> None:
+    """Forget every index loaded (tests: no version leaks from one test's files into another)."""
+    serving_index.clear()
+    for loaded in arm_indexes.values():
+        loaded.clear()
+
+
 def active_compatibility_index(
     version: ModelVersion | None = ASK_THE_DATABASE,
 ) -> tuple[ModelVersion, CompatibilityIndex] | None:

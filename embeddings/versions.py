@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from outfits.models import Experiment
+
 from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,11 @@ def collect_old_versions(keep: int | None = None) -> list[str]:
     root = Path(settings.OUTFITS_MODEL_DIR)
     protected = {v.pk for v in [previous_version()] if v is not None}
     protected |= set(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True))
+    # A running A/B test serves both its versions.
+    for a, b in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list(
+        "version_a_id", "version_b_id"
+    ):
+        protected |= {a, b} - {None}
     removed = []
     for version in ModelVersion.objects.order_by("-created_at", "-pk")[keep:]:
         if version.pk in protected:

@@ -1,12 +1,14 @@
 """Admin for stylists' outfits, merchandisers' pins and blocks, storefront API keys and the
 click-through rates of recommendations."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
 
@@ -14,11 +16,13 @@ from embeddings.models import ModelVersion
 
 from .api_keys import create_api_key, revoke_api_key
 from .events import click_through_rates
+from .experiments import ExperimentRefused, experiment_results, promote_b, stop
 from .login_throttle import ThrottledAdminAuthenticationForm
 from .models import (
     ApiKey,
     BlockedPair,
     BlockedProduct,
+    Experiment,
     Outfit,
     OutfitItem,
     PairVerdict,
@@ -208,3 +212,100 @@ class PairVerdictAdmin(admin.ModelAdmin):
             "disagreements": disagreements(),
         }
         return TemplateResponse(request, "admin/outfits/pairverdict/disagreements.html", context)
+
+
+class ExperimentForm(forms.ModelForm):
+    class Meta:
+        model = Experiment
+        fields = ["name", "version_a", "version_b", "share_b"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if "version_a" in self.fields:  # a new experiment (a started one is read-only)
+            self.fields["version_a"].initial = ModelVersion.objects.filter(is_active=True).first()
+            for name in ("version_a", "version_b"):
+                self.fields[name].required = True
+
+    def clean(self) -> dict:
+        data = super().clean()
+        a, b, share = data.get("version_a"), data.get("version_b"), data.get("share_b")
+        if a is not None and a == b:
+            raise forms.ValidationError("Choose two different versions.")
+        if share is not None and not 0.01 <= share <= 0.99:
+            self.add_error("share_b", "Between 0.01 and 0.99: both arms need shoppers.")
+        running = Experiment.objects.filter(status=Experiment.Status.RUNNING)
+        if not self.instance.pk and running.exists():
+            raise forms.ValidationError(
+                f"The experiment {running.first()} is running: stop it first (one at a time)."
+            )
+        return data
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):
+    """A/B tests of two model versions: start one (two versions, B's share of shoppers), watch
+    each arm's CTR, then promote B or stop."""
+
+    form = ExperimentForm
+    change_form_template = "admin/outfits/experiment/change_form.html"
+    list_display = ["name", "status", "version_a", "version_b", "share_b", "started_at", "ended_at"]
+    list_filter = ["status"]
+
+    def get_readonly_fields(self, request: HttpRequest, experiment=None):
+        if experiment is None:
+            return ["status"]
+        return ["name", "version_a", "version_b", "share_b", "status", "started_at", "ended_at"]
+
+    def has_delete_permission(self, request: HttpRequest, experiment=None) -> bool:
+        return False  # its events keep pointing at it
+
+    def save_model(self, request: HttpRequest, experiment: Experiment, form, change: bool) -> None:
+        if not change:
+            experiment.started_by = request.user
+        super().save_model(request, experiment, form, change)
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        experiment = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if experiment is not None:
+            context |= {
+                "results": experiment_results(experiment),
+                "running": experiment.status == Experiment.Status.RUNNING,
+                "may_change": self.has_change_permission(request, experiment),
+            }
+        return super().change_view(request, object_id, form_url, context)
+
+    def get_urls(self):
+        def view(function):
+            return self.admin_site.admin_view(function)
+
+        return [
+            path("<int:pk>/promote/", view(self.promote_view), name="outfits_experiment_promote"),
+            path("<int:pk>/stop/", view(self.stop_view), name="outfits_experiment_stop"),
+            *super().get_urls(),
+        ]
+
+    def promote_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._end(request, pk, promote=True)
+
+    def stop_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._end(request, pk, promote=False)
+
+    def _end(self, request: HttpRequest, pk: int, promote: bool) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        experiment = get_object_or_404(Experiment, pk=pk)
+        if not self.has_change_permission(request, experiment):
+            raise PermissionDenied("Ending experiments needs outfits.change_experiment.")
+        if promote and not request.user.has_perm("embeddings.change_modelversion"):
+            raise PermissionDenied("Promoting B activates it: embeddings.change_modelversion.")
+        try:
+            if promote:
+                version = promote_b(experiment)
+                messages.success(request, f"{experiment}: B ({version.name}) now serves everyone.")
+            else:
+                stop(experiment)
+                messages.success(request, f"{experiment} stopped: the active version serves all.")
+        except ExperimentRefused as refused:
+            messages.error(request, str(refused))
+        return HttpResponseRedirect(reverse("admin:outfits_experiment_change", args=[pk]))

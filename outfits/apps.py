@@ -10,10 +10,10 @@ class OutfitsConfig(AppConfig):
         from catalog.import_jobs import register_importer
         from catalog.models import ImportJob
 
-        from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
+        from .models import ApiKey, BlockedPair, BlockedProduct, Experiment, PinnedMatch
         from .outfit_rows import OutfitRowImporter
 
-        for model in (PinnedMatch, BlockedPair, BlockedProduct, ApiKey):
+        for model in (PinnedMatch, BlockedPair, BlockedProduct, ApiKey, Experiment):
             track_changes(model)
         register_importer(ImportJob.Kind.OUTFITS, OutfitRowImporter)
         # The serving snapshot is checked against the change counter once per request.

@@ -14,7 +14,7 @@ from django.utils import timezone
 from catalog.models import Product
 from embeddings.models import ModelVersion
 
-from .models import ApiKey, EventReceipt, RecommendationEvent
+from .models import ApiKey, EventReceipt, Experiment, RecommendationEvent
 from .rec_ids import RecIdRefused, verify_rec_id
 
 Kind = RecommendationEvent.Kind
@@ -33,7 +33,8 @@ class Recorded:
 def record_events(
     rec_id: str, kind: str, skus: Sequence[str], api_key: ApiKey, event_id: str | None = None
 ) -> Recorded:
-    """One event of `kind` per SKU, attributed to the model version that answered `rec_id`.
+    """One event of `kind` per SKU, attributed to the model version (and the A/B test's arm)
+    that answered `rec_id`.
     Only a rec_id this API signed counts, and only for products its answer showed; a SKU it
     did not show (unknown, inactive or another) gets one message, so nothing tells which SKUs
     exist. All or nothing; with an `event_id` a retried call is counted once per API key."""
@@ -54,6 +55,9 @@ def record_events(
     version_id = answer.model_version_id
     if version_id is not None and not ModelVersion.objects.filter(pk=version_id).exists():
         version_id = None  # a version since deleted: the event still counts overall
+    experiment_id = answer.experiment_id
+    if experiment_id is not None and not Experiment.objects.filter(pk=experiment_id).exists():
+        experiment_id = None  # an A/B test since deleted
     with transaction.atomic():
         if event_id:
             # The unique (api key, event_id) row is the lock: a concurrent retry waits for this
@@ -71,6 +75,8 @@ def record_events(
                 product=products[sku],
                 category_id=products[sku].category_id,
                 api_key=api_key,
+                experiment_id=experiment_id,
+                arm=answer.arm if experiment_id is not None else "",
             )
             for sku in skus
         )

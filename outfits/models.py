@@ -167,6 +167,11 @@ class RecommendationEvent(models.Model):
     # The product's category when the event happened: CTR per category stays put if it moves.
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
     api_key = models.ForeignKey(ApiKey, null=True, on_delete=models.SET_NULL, related_name="+")
+    # The A/B test whose arm served the answer (from its rec_id); null outside a test.
+    experiment = models.ForeignKey(
+        "Experiment", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    arm = models.CharField(max_length=1, blank=True)  # "A" or "B" within an experiment
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -233,3 +238,63 @@ class PairVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product.sku} + {self.match.sku}: {self.get_verdict_display()}"
+
+
+class Experiment(models.Model):
+    """An A/B test of two model versions on shoppers' traffic: each shopper (a storefront's
+    `uid`, a page's cookie) is served A or B, always the same one, B with `share_b`; every
+    answer and event carries its arm. One runs at a time."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        STOPPED = "stopped", "Stopped"
+        PROMOTED = "promoted", "B promoted"
+
+    name = models.CharField(max_length=120)
+    # SET_NULL: a finished test's old versions may be collected; its events keep its results.
+    version_a = models.ForeignKey(
+        "embeddings.ModelVersion",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The control: usually the active version.",
+    )
+    version_b = models.ForeignKey(
+        "embeddings.ModelVersion",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The candidate.",
+    )
+    share_b = models.FloatField(
+        default=0.5, help_text="The share of shoppers served B, between 0.01 and 0.99."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ServedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status="running"),
+                name="one_running_experiment",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(version_a=models.F("version_b")),
+                name="experiment_of_two_versions",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(share_b__gte=0.01, share_b__lte=0.99),
+                name="experiment_share_within_bounds",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,6 +1,7 @@
 """Signed rec_ids: an answer's receipt that events are checked against, with no storage.
 
-`<model version id>.<issued, unix seconds in base36>.<shown products>.<MAC>`: the shown
+`<model version id>[~<experiment id><arm>].<issued, unix seconds in base36>.<shown
+products>.<MAC>` (the experiment and arm when an A/B test's arm answered: `12~3B`): the shown
 products are the sorted primary keys of every product the answer showed, delta-varint encoded
 in base64url; the MAC is a truncated HMAC-SHA256 (keyed from SECRET_KEY) of the rest. An event
 counts only for a rec_id whose MAC holds, that is not too old, and for products it lists, so
@@ -37,6 +38,8 @@ class IssuedAnswer:
     model_version_id: int | None  # None: no model was active
     issued_at: int  # unix seconds
     product_pks: frozenset[int]  # every product the answer showed
+    experiment_id: int | None = None  # the A/B test whose arm answered, if any
+    arm: str = ""  # "A" or "B" within it
 
 
 def encode_pks(pks: Iterable[int]) -> str:
@@ -82,16 +85,27 @@ def mac(payload: str, secret: str | bytes | None = None) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def issue_rec_id(model_version_id: int | None, encoded_pks: str, now: float | None = None) -> str:
-    """The rec_id of an answer that showed the products of `encoded_pks` (encode_pks): per
-    request only a timestamp and one HMAC."""
+ARMS = ("A", "B")
+
+
+def issue_rec_id(
+    model_version_id: int | None,
+    encoded_pks: str,
+    now: float | None = None,
+    arm: tuple[int, str] | None = None,
+) -> str:
+    """The rec_id of an answer that showed the products of `encoded_pks` (encode_pks), served
+    by (experiment id, arm) if an A/B test's arm answered: per request only a timestamp and
+    one HMAC."""
     issued = to_base36(int(time.time() if now is None else now))
-    payload = f"{model_version_id or 0}.{issued}.{encoded_pks}"
+    served = f"{model_version_id or 0}" + (f"~{arm[0]}{arm[1]}" if arm else "")
+    payload = f"{served}.{issued}.{encoded_pks}"
     return f"{payload}.{mac(payload)}"
 
 
 def version_part(rec_id: str) -> str:
-    """The model version id as the rec_id spells it (unverified: for ETags of our own answers)."""
+    """The model version id (and arm) as the rec_id spells it (unverified: for ETags of our own
+    answers: each arm's differ)."""
     return rec_id.partition(".")[0]
 
 
@@ -111,7 +125,11 @@ def verify_rec_id(rec_id: str, now: float | None = None) -> IssuedAnswer:
     if not any(constant_time_compare(signature, mac(payload, key)) for key in keys):
         raise not_ours
     try:  # ours, so well formed; checked anyway rather than trusted
+        version, _, served_arm = version.partition("~")
         version_id, issued_at, pks = int(version), int(issued, 36), decode_pks(encoded)
+        experiment_id, arm = (int(served_arm[:-1]), served_arm[-1]) if served_arm else (None, "")
+        if served_arm and arm not in ARMS:
+            raise ValueError(arm)
     except (ValueError, binascii.Error):
         raise not_ours from None
     now = time.time() if now is None else now
@@ -123,4 +141,4 @@ def verify_rec_id(rec_id: str, now: float | None = None) -> IssuedAnswer:
         )
     if issued_at - now > CLOCK_SKEW_SECONDS:
         raise not_ours
-    return IssuedAnswer(version_id or None, issued_at, pks)
+    return IssuedAnswer(version_id or None, issued_at, pks, experiment_id, arm)

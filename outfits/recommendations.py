@@ -15,6 +15,7 @@ from embeddings.engine.index import CompatibilityIndex
 from embeddings.loaded_versions import active_compatibility_index
 from embeddings.models import ModelVersion
 
+from .experiments import model_for
 from .match_filters import NO_FILTERS, MatchFilters, refinement
 from .rec_ids import RecIdRefused, encode_pks, issue_rec_id, verify_rec_id
 from .serving import ProductCard, ServingSnapshot, current_snapshot
@@ -55,6 +56,7 @@ class GoesWellWith:
     from_words: bool = False
     # Its category is new to the model: matched as this known one until a training learns it.
     category_fallback: str | None = None
+    arm: "Arm" = None  # (experiment id, "A" or "B"): the A/B test's arm that answered
 
 
 @dataclass(frozen=True)
@@ -65,12 +67,18 @@ class CompletedLook:
     items: list[Match]  # one per category, in the order of the categories
     score: float | None  # the whole outfit's served score (each item's with the rest, averaged)
     shuffle: int  # which outfit this is: 0 the best, 1 the next best...
+    arm: "Arm" = None  # (experiment id, "A" or "B"): the A/B test's arm that answered
 
 
-def new_rec_id(version: ModelVersion | None, shown: Iterable[Match] = ()) -> str:
-    """A signed rec_id (outfits.rec_ids) naming the version and every product the answer
-    `shown`: an event carries it back, and counts only for those products."""
-    return issue_rec_id(version.pk if version else None, encode_pks(m.product.pk for m in shown))
+Arm = tuple[int, str] | None
+
+
+def new_rec_id(version: ModelVersion | None, shown: Iterable[Match] = (), arm: Arm = None) -> str:
+    """A signed rec_id (outfits.rec_ids) naming the version (and the A/B test's arm that
+    answered) and every product the answer `shown`: an event carries it back, and counts only
+    for those products, for that arm."""
+    pks = encode_pks(m.product.pk for m in shown)
+    return issue_rec_id(version.pk if version else None, pks, arm=arm)
 
 
 def model_version_of_rec_id(rec_id: str) -> int | None:
@@ -202,19 +210,24 @@ def with_pins(
 
 
 def goes_well_with(
-    product: HasSku, limit: int | None = None, filters: MatchFilters = NO_FILTERS
+    product: HasSku,
+    limit: int | None = None,
+    filters: MatchFilters = NO_FILTERS,
+    uid: str | None = None,
 ) -> GoesWellWith:
     """The best matches for the active `product` (or SKU holder) from each complementary
     category, best category first, diverse within a row, pins in place: never the product
-    itself or its own category."""
+    itself or its own category. The shopper `uid`, in a running A/B test, is answered by
+    their arm's version."""
     limit = limit or settings.OUTFITS_MATCHES_PER_CATEGORY
     serving = current_snapshot()
-    active = active_model(serving)
-    version, index = active if active else (None, None)
+    served = model_for(serving, uid)
+    version, index = (served.version, served.index) if served else (None, None)
+    arm = served.arm if served else None
     visible = visibility(serving, [product.sku], filters)
     anchor = serving.product(product.sku)
     if anchor is None:  # no longer active: nothing is shown with it
-        return GoesWellWith(new_rec_id(version), version and version.name, False, [])
+        return GoesWellWith(new_rec_id(version, arm=arm), version and version.name, False, [])
     in_model = index is not None and index.knows(product.sku)
     own_category = anchor.category.name
     found: dict[str, Candidates] = {}
@@ -253,13 +266,14 @@ def goes_well_with(
     pending = index is not None and not in_model and settings.OUTFITS_REFRESH_ON_CHANGE
     fallback = index.category_fallbacks.get(own_category) if index and in_model else None
     return GoesWellWith(
-        new_rec_id(version, shown),
+        new_rec_id(version, shown, arm),
         version_name,
         in_model,
         groups,
         pending,
         from_words=in_model and not anchor.image,
         category_fallback=fallback,
+        arm=arm,
     )
 
 
@@ -272,6 +286,7 @@ def complete_the_look(
     categories: Sequence[str] | None = None,
     shuffle: int = 0,
     filters: MatchFilters = NO_FILTERS,
+    uid: str | None = None,
 ) -> CompletedLook:
     """A whole outfit around `anchors`: one product per category (of the given `categories`,
     or of every category stylists combine with the anchors'), chosen together for the best
@@ -282,15 +297,19 @@ def complete_the_look(
     pieces (in one, when it has a single piece). The beam search grows outfits by their pairs;
     the outfits it keeps are ranked by the served score of each whole outfit (the outfit-level
     model's, when the version serves one). With one anchor list and one category it is the
-    fill-in-the-blank answer: the candidate most compatible with the partial outfit."""
+    fill-in-the-blank answer: the candidate most compatible with the partial outfit. The
+    shopper `uid`, in a running A/B test, is answered by their arm's version."""
     serving = current_snapshot()
-    active = active_model(serving)
-    version, index = active if active else (None, None)
+    served = model_for(serving, uid)
+    version, index = (served.version, served.index) if served else (None, None)
+    arm = served.arm if served else None
     anchor_skus = [a.sku for a in anchors]
     # Each anchor once: an outfit scored whole must not hold an item twice.
     known = list(dict.fromkeys(sku for sku in anchor_skus if index.knows(sku))) if index else []
     if index is None or version is None or not known:
-        return CompletedLook(new_rec_id(version), version and version.name, False, [], None, 0)
+        return CompletedLook(
+            new_rec_id(version, arm=arm), version and version.name, False, [], None, 0, arm
+        )
     anchor_categories = {index.category_of(sku) for sku in known}
     if categories is None:
         categories = list(
@@ -335,7 +354,7 @@ def complete_the_look(
         )[:LOOK_BEAM_WIDTH]
     beam = [outfit for outfit in beam if outfit]
     if not beam:
-        return CompletedLook(new_rec_id(version), version.name, True, [], None, 0)
+        return CompletedLook(new_rec_id(version, arm=arm), version.name, True, [], None, 0, arm)
     # The beam's outfits, ranked by the served score of each whole outfit: an outfit-level
     # scorer reads them as outfits, not as the pairs the search grew them by.
     whole = index.outfit_scores([[*known, *outfit] for outfit in beam])
@@ -355,7 +374,9 @@ def complete_the_look(
         if (card := visible(sku)) is not None
     ]
     score = score_of_outfit[outfit]
-    return CompletedLook(new_rec_id(version, items), version.name, True, items, score, shuffle)
+    return CompletedLook(
+        new_rec_id(version, items, arm), version.name, True, items, score, shuffle, arm
+    )
 
 
 def distinct_outfits(ranked: list[tuple[str, ...]]) -> list[tuple[str, ...]]:

@@ -34,7 +34,7 @@ from catalog.models import Category, Product
 from embeddings.models import ModelVersion
 
 from . import database, metrics
-from .models import ApiKey, BlockedPair, BlockedProduct, PinnedMatch
+from .models import ApiKey, BlockedPair, BlockedProduct, Experiment, PinnedMatch
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,7 @@ class Rules:
     pins: dict[str, list[tuple[str, int]]]  # SKU → (pinned SKU, position), by position
     api_keys: dict[str, ApiKey]  # prefix → live key
     active_version: ModelVersion | None
+    experiment: Experiment | None = None  # the running A/B test, its versions loaded
 
     @cached_property
     def category_by_name_or_slug(self) -> dict[str, Category]:
@@ -136,6 +137,9 @@ class Rules:
             pins=pins,
             api_keys={k.prefix: k for k in ApiKey.objects.filter(revoked_at__isnull=True)},
             active_version=ModelVersion.objects.filter(is_active=True).first(),
+            experiment=Experiment.objects.filter(status=Experiment.Status.RUNNING)
+            .select_related("version_a", "version_b")
+            .first(),
         )
 
 

@@ -358,6 +358,10 @@ OUTFITS_MATCH_BOOST = float(os.environ.get("OUTFITS_MATCH_BOOST", "0.1"))
 # A stylist's bad pair (a verdict on a product page) counts this many times an outfit's
 # triplet in training: verdicts are few and deliberate.
 OUTFITS_BAD_PAIR_WEIGHT = float(os.environ.get("OUTFITS_BAD_PAIR_WEIGHT", "2.0"))
+# An A/B test calls no winner before each arm has this many impressions.
+OUTFITS_EXPERIMENT_MIN_IMPRESSIONS = int(
+    os.environ.get("OUTFITS_EXPERIMENT_MIN_IMPRESSIONS", "1000")
+)
 # A product created this many days ago or less is a new arrival (`boost=new_arrivals`).
 OUTFITS_NEW_ARRIVAL_DAYS = int(os.environ.get("OUTFITS_NEW_ARRIVAL_DAYS", "30"))
 # How many of each complementary category's best items a model version computes ahead for

@@ -1,6 +1,9 @@
 """Shopper-facing pages: product list, product detail with "Goes well with", "Complete the look"
 and "Match something you own". They work without JavaScript."""
 
+import re
+import uuid
+
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q
@@ -79,6 +82,36 @@ def active_product(sku: str) -> Product | ProductCard:
     return card
 
 
+SHOPPER_COOKIE = "om_uid"
+SHOPPER_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def shopper_id(request: HttpRequest) -> tuple[str | None, bool]:
+    """The shopper's id from their cookie, so an A/B test shows them the same arm on every
+    page; a new one (True) while a test runs and they have none. No test: no cookie needed."""
+    uid = request.COOKIES.get(SHOPPER_COOKIE, "")
+    if SHOPPER_ID.match(uid):
+        return uid, False
+    if current_snapshot().rules.experiment is None:
+        return None, False
+    return uuid.uuid4().hex, True
+
+
+def remember_shopper(
+    request: HttpRequest, response: HttpResponse, new_uid: str | None
+) -> HttpResponse:
+    if new_uid is not None:
+        response.set_cookie(
+            SHOPPER_COOKIE,
+            new_uid,
+            max_age=365 * 86_400,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
+    return response
+
+
 def may_judge(request: HttpRequest) -> bool:
     """Staff who may tell good pairs from bad on the product pages."""
     return request.user.is_staff and request.user.has_perm("outfits.add_pairverdict")
@@ -90,7 +123,8 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
         image_url = product.image_url
     else:
         image_url = product.image.url if product.image else None
-    recommendations = goes_well_with(product)
+    uid, new_shopper = shopper_id(request)
+    recommendations = goes_well_with(product, uid=uid)
     judging = may_judge(request) and not database.unavailable()
     shown = [m.product.sku for group in recommendations.groups for m in group.matches]
     given = verdicts_on(product.sku, shown) if judging else {}
@@ -108,7 +142,7 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     )
     if judging:  # a stylist's page (verdict forms, a CSRF token): in no shared cache
         patch_cache_control(response, private=True, no_store=True)
-    return response
+    return remember_shopper(request, response, uid if new_shopper else None)
 
 
 @require_POST
@@ -137,12 +171,14 @@ def complete_look(request: HttpRequest, sku: str) -> HttpResponse:
         shuffle = max(0, int(request.GET.get("shuffle", "0")))
     except ValueError:
         shuffle = 0
-    look = complete_the_look([product], shuffle=shuffle)
-    return render(
+    uid, new_shopper = shopper_id(request)
+    look = complete_the_look([product], shuffle=shuffle, uid=uid)
+    response = render(
         request,
         "shop/complete_look.html",
         {"product": product, "look": look, "next_shuffle": look.shuffle + 1},
     )
+    return remember_shopper(request, response, uid if new_shopper else None)
 
 
 @csrf_exempt  # the size limit goes in before anything (CSRF's check too) reads the body

@@ -34,14 +34,14 @@ def isolated_files(settings, tmp_path: Path):
     # No model version, nor a failure to load one, nor a serving snapshot (which a later test
     # would otherwise start from, reloading a large change of its own beside), leaks from one
     # test's files into another.
-    loaded_versions.serving_index.clear()
+    loaded_versions.clear_loaded()
     loaded_versions.photo_encoders.failed_loads.clear()
     loaded_versions.photo_encoders.failed = serving._snapshot = None
     yield
     if loaded_versions.photo_encoders.warming is not None:
         # A photo encoder loading in the background lands now.
         loaded_versions.photo_encoders.warming.join()
-    loaded_versions.serving_index.clear()
+    loaded_versions.clear_loaded()
     loaded_versions.photo_encoders.failed_loads.clear()
     loaded_versions.photo_encoders.failed = serving._snapshot = None
 

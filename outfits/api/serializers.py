@@ -138,11 +138,22 @@ class GoesWellWithSerializer(serializers.Serializer):
         help_text="The product's category is new to the model: it is matched as this known "
         "category (the one its pictures look like) until a training learns it; else null.",
     )
+    experiment = serializers.SerializerMethodField(
+        help_text="The A/B test whose arm answered (for a `uid` while one runs), else null."
+    )
+    arm = serializers.SerializerMethodField(help_text='"A", "B" or null.')
     groups = CategoryMatchesSerializer(many=True)
+
+    def get_experiment(self, found: dict) -> int | None:
+        return found["arm"][0] if found.get("arm") else None
+
+    def get_arm(self, found: dict) -> str | None:
+        return found["arm"][1] if found.get("arm") else None
 
     def to_representation(self, found: dict) -> dict:
         """Written out, as MatchSerializer's (a test holds it equal to DRF's walk)."""
         match = MatchSerializer(context=self.context)
+        arm = found.get("arm")
         return {
             "sku": found["sku"],
             "rec_id": found["rec_id"],
@@ -151,6 +162,8 @@ class GoesWellWithSerializer(serializers.Serializer):
             "matches_pending": found["matches_pending"],
             "from_words": found["from_words"],
             "category_fallback": found["category_fallback"],
+            "experiment": arm[0] if arm else None,
+            "arm": arm[1] if arm else None,
             "groups": [
                 {
                     "category": group.category.name,
@@ -268,8 +281,19 @@ class MatchFilterFields(serializers.Serializer):
             raise serializers.ValidationError(str(invalid)) from None
 
 
+def shopper_id() -> "StringField":
+    return StringField(
+        required=False,
+        max_length=128,
+        help_text="The shopper (or session) the answer is for, stable across their visits: "
+        "while an A/B test runs, it decides which version answers them. Or the X-Shopper-Id "
+        "header. Without it: the active version.",
+    )
+
+
 class MatchQuerySerializer(MatchFilterFields):
     limit = serializers.IntegerField(min_value=1, max_value=50, required=False)
+    uid = shopper_id()
     category = StringField(
         required=False,
         allow_blank=True,
@@ -345,6 +369,7 @@ class MatchPageSerializer(serializers.Serializer):
 
 class CompleteOutfitRequestSerializer(MatchFilterFields):
     skus = sku_list(20, "The partial outfit.")
+    uid = shopper_id()
     categories = serializers.ListField(
         child=serializers.CharField(max_length=120),
         required=False,
@@ -360,10 +385,18 @@ class CompletedOutfitSerializer(serializers.Serializer):
     skus = serializers.ListField(child=serializers.CharField())
     rec_id = serializers.CharField()
     model_version = serializers.CharField(allow_null=True)
+    experiment = serializers.SerializerMethodField(help_text="The A/B test's id, or null.")
+    arm = serializers.SerializerMethodField(help_text='"A", "B" or null.')
     in_model = serializers.BooleanField()
     shuffle = serializers.IntegerField()
     score = serializers.FloatField(allow_null=True, help_text="Mean compatibility of its pairs.")
     items = MatchSerializer(many=True, help_text="One product per category.")
+
+    def get_experiment(self, look: dict) -> int | None:
+        return look["arm"][0] if look.get("arm") else None
+
+    def get_arm(self, look: dict) -> str | None:
+        return look["arm"][1] if look.get("arm") else None
 
 
 class ImageMatchOptionsSerializer(MatchFilterFields):

@@ -121,6 +121,11 @@ def filters_from(data: dict, categories: list[str] | None) -> recommendations.Ma
     )
 
 
+def shopper(request: Request, params: dict) -> str | None:
+    """The shopper's id: `uid`, else the X-Shopper-Id header (at most 128 characters)."""
+    return params.get("uid") or request.headers.get("X-Shopper-Id", "")[:128] or None
+
+
 def last_change(product: Product | ProductCard) -> int:
     """The product's last change in microseconds: two saves in one second differ."""
     return int(product.updated_at.timestamp() * 1_000_000)
@@ -257,7 +262,7 @@ class ProductMatchesView(StorefrontView):
         # None: every complementary category (an empty filter would allow none).
         categories = category_names(params.get("category", "").split(","), "category") or None
         found = recommendations.goes_well_with(
-            product, params.get("limit"), filters_from(params, categories)
+            product, params.get("limit"), filters_from(params, categories), shopper(request, params)
         )
         data = GoesWellWithSerializer(
             {"sku": product.sku, **found.__dict__}, context={"request": request}
@@ -408,6 +413,7 @@ class CompleteOutfitView(StorefrontView):
             categories,
             params["shuffle"],
             filters_from(params, None),
+            shopper(request, params),
         )
         metrics.RECOMMENDATIONS.labels("complete", look.model_version or "none").inc()
         data = {"skus": skus, **look.__dict__}

@@ -1,7 +1,8 @@
 """In a real browser (Debian's chromium driven by Playwright), on the real database, web server
 and Celery worker: a stylist calls a shown match a bad pair on the product page and finds it
 among the disagreements; staff export every product's matches (written by the worker, then
-downloaded) and read the assortment gaps. Screenshots are kept in test-artifacts/."""
+downloaded), read the assortment gaps, and start an A/B test of two versions. Screenshots are
+kept in test-artifacts/."""
 
 import csv
 import io
@@ -12,7 +13,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from catalog.models import Product
-from outfits.models import PairVerdict
+from embeddings.models import ModelVersion
+from outfits.models import Experiment, PairVerdict
 from tests.support import ARTIFACTS, CHROMIUM, chromium_page
 
 pytestmark = [
@@ -34,6 +36,8 @@ def test_staff_judge_pairs_export_matches_and_read_the_gaps(
     call_command("import_catalog", str(small_catalog.products_csv))
     call_command("import_outfits", str(small_catalog.outfits_csv))
     call_command("train", epochs=2, unfreeze_blocks=0)
+    call_command("train", epochs=3, unfreeze_blocks=0)  # a second version, for the A/B test
+    candidate = ModelVersion.objects.filter(is_active=False).first()
     get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
     product = Product.objects.filter(outfit_items__isnull=False).first()
     start_worker("exports", queue=site_env["OUTFITS_EXPORT_QUEUE"])
@@ -70,6 +74,15 @@ def test_staff_judge_pairs_export_matches_and_read_the_gaps(
         page.screenshot(path=str(ARTIFACTS / "admin-assortment-gaps.png"), full_page=True)
         gap_rows = page.locator("table.gap-rows tbody tr").count()
 
+        page.goto(f"{web_server}/admin/outfits/experiment/add/")
+        page.fill("#id_name", "three epochs against two")
+        page.select_option("#id_version_b", str(candidate.pk))
+        page.fill("#id_share_b", "0.5")
+        page.click("input[name=_save]")
+        page.click("text=three epochs against two")
+        page.wait_for_selector("text=Too little data")
+        page.screenshot(path=str(ARTIFACTS / "admin-experiment.png"), full_page=True)
+
     verdict = PairVerdict.objects.get()
     assert (verdict.product_id, verdict.match.sku) == (product.pk, judged_sku)
     assert verdict.verdict == "bad" and verdict.note == "the colours fight"
@@ -77,3 +90,6 @@ def test_staff_judge_pairs_export_matches_and_read_the_gaps(
     assert {r["sku"] for r in rows} <= set(Product.objects.values_list("sku", flat=True))
     assert len({r["sku"] for r in rows}) > 10 and all(r["rec_id"] for r in rows)
     assert gap_rows >= 1
+    experiment = Experiment.objects.get()
+    assert experiment.status == "running" and experiment.version_b == candidate
+    assert experiment.version_a == ModelVersion.objects.get(is_active=True)

@@ -137,6 +137,8 @@ def test_unknown_sku_is_404_and_an_untrained_shop_says_so(storefront, client, sm
         "matches_pending": False,  # no version to refresh it into
         "from_words": False,
         "category_fallback": None,
+        "experiment": None,  # no A/B test runs
+        "arm": None,
         "groups": [],
     }
     page = client.get(product.get_absolute_url()).content.decode()

@@ -622,23 +622,29 @@ def one_request_alone(skus: list[str], count: int = 100) -> dict:
     return alone
 
 
+def site_env(database_url: str, folder: Path, **extra: str) -> dict[str, str]:
+    """The environment of the site's processes in a benchmark: its own database and var
+    folder, no broker (tasks in-process), quiet logs."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"CELERY_BROKER_URL", "DJANGO_DEBUG"}
+    } | {
+        "DATABASE_URL": database_url,
+        "OUTFITS_VAR_DIR": str(folder),
+        "DJANGO_SETTINGS_MODULE": "outfits.settings",
+        "LOG_LEVEL": "WARNING",
+        **LOCAL_SITE,
+        **extra,
+    }
+
+
 def measure_catalog(count: int, options) -> None:
     """One catalog size, in this (child) process: fresh database and var folder, the shop, the
     load on each worker class and OMP setting, the profile, the SQL; the result as JSON into
     `options.result`."""
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"CELERY_BROKER_URL", "DJANGO_DEBUG"}
-    } | {
-        "DATABASE_URL": f"{options.postgres}/{options.database}",
-        "OUTFITS_VAR_DIR": str(folder),
-        "REDIS_URL": redis_url(),
-        "DJANGO_SETTINGS_MODULE": "outfits.settings",
-        "LOG_LEVEL": "WARNING",
-        **LOCAL_SITE,
-    }
+    env = site_env(f"{options.postgres}/{options.database}", folder, REDIS_URL=redis_url())
     print(f"\n== {count:,} products (var folder {folder}) ==", flush=True)
     reset_database(options.postgres, options.database, create=True)
     try:

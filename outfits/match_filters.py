@@ -96,12 +96,12 @@ class MatchFilters:
         """True: the answer needs the candidates' attributes or arrival dates."""
         return bool(self.attributes) or any(b.reads_catalog for b in self.boosts)
 
-    def fetch(self, wanted: int, listed: int) -> int:
-        """How many candidates to ask the index for, `wanted` without attribute filters: with
-        them, as deep as the computed lists go (`listed`, each item's best per category: no
-        search), since they may drop most of the nearest (a men's filter over a mostly
-        women's catalog). A rare value can leave a row short."""
-        return max(wanted, listed) if self.attributes else wanted
+    def fetch(self, wanted: int, deeper: int) -> int:
+        """How many candidates to ask the index for: `wanted`, or with attribute filters
+        `deeper` when that is more, since they may drop most of the nearest (a men's filter
+        over a mostly women's catalog). For a product, `deeper` is how far its computed lists
+        go (no search); a photo is searched anyway. A rare value can leave a row short."""
+        return max(wanted, deeper) if self.attributes else wanted
 
 
 def filters_from_text(

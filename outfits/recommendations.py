@@ -487,9 +487,10 @@ def matches_for_photo(
     if version.pk != encoder_version.pk:
         raise ModelNotReady("A new model version is being switched in; try again in a moment.")
     query = photo.encode(image, category)
+    searched = limit * 4 + 10
     found = {
         other: index.vector_candidates(
-            query.vector, query.category, other, filters.fetch(limit * 4 + 10, 4 * (limit * 4 + 10))
+            query.vector, query.category, other, filters.fetch(searched, 4 * searched)
         )
         for other in index.complements_of(query.category)
         if other != query.category and filters.allows(other)

@@ -3,13 +3,12 @@ request), roll back to the one served before, collect old ones."""
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-
-from outfits.models import Experiment
 
 from .models import ModelVersion
 
@@ -45,6 +44,11 @@ def roll_back() -> ModelVersion:
     return previous
 
 
+# The ids of versions other parts of the site still serve (an A/B test's arms): each app adds
+# a function naming its own (outfits.apps), so this module needs nothing of theirs.
+VERSIONS_IN_USE: list[Callable[[], set[int]]] = []
+
+
 def collect_old_versions(keep: int | None = None) -> list[str]:
     """Delete all but the newest `keep` versions (OUTFITS_KEEP_MODEL_VERSIONS), never the
     active or the previous one, and the half-written directories of runs that died. Call it
@@ -53,11 +57,8 @@ def collect_old_versions(keep: int | None = None) -> list[str]:
     root = Path(settings.OUTFITS_MODEL_DIR)
     protected = {v.pk for v in [previous_version()] if v is not None}
     protected |= set(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True))
-    # A running A/B test serves both its versions.
-    for a, b in Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list(
-        "version_a_id", "version_b_id"
-    ):
-        protected |= {a, b} - {None}
+    for in_use in VERSIONS_IN_USE:
+        protected |= in_use()
     removed = []
     for version in ModelVersion.objects.order_by("-created_at", "-pk")[keep:]:
         if version.pk in protected:

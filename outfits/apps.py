@@ -9,12 +9,14 @@ class OutfitsConfig(AppConfig):
         from catalog.changes import track_changes
         from catalog.import_jobs import register_importer
         from catalog.models import ImportJob
+        from embeddings.versions import VERSIONS_IN_USE
 
         from .models import ApiKey, BlockedPair, BlockedProduct, Experiment, PinnedMatch
         from .outfit_rows import OutfitRowImporter
 
         for model in (PinnedMatch, BlockedPair, BlockedProduct, ApiKey, Experiment):
             track_changes(model)
+        VERSIONS_IN_USE.append(Experiment.versions_in_use)  # a test's versions outlive clean-ups
         register_importer(ImportJob.Kind.OUTFITS, OutfitRowImporter)
         # The serving snapshot is checked against the change counter once per request.
         from django.core.signals import request_finished, request_started

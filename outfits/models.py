@@ -298,3 +298,11 @@ class Experiment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def versions_in_use(cls) -> set[int]:
+        """The versions a running test serves: garbage collection keeps them
+        (embeddings.versions.VERSIONS_IN_USE, registered by outfits.apps)."""
+        running = cls.objects.filter(status=cls.Status.RUNNING)
+        pairs = running.values_list("version_a_id", "version_b_id")
+        return {pk for pair in pairs for pk in pair if pk is not None}

@@ -159,3 +159,12 @@ def test_staff_start_promote_and_stop_experiments_in_the_admin(two_versions, db)
     client.post(f"/admin/outfits/experiment/{again.pk}/stop/")
     again.refresh_from_db()
     assert again.status == "stopped" and ModelVersion.objects.get(is_active=True) == b
+
+
+def test_garbage_collection_keeps_a_running_tests_versions(two_versions, handmade_version):
+    a, b = two_versions
+    third = handmade_version(["T1", "P1", "S1"], "handmade-3")
+    versions.activate(a)  # a active, the third previous: b is neither
+    Experiment.objects.create(name="a against b", version_a=a, version_b=b)
+    assert versions.collect_old_versions(keep=0) == []
+    assert ModelVersion.objects.filter(pk__in=[a.pk, b.pk, third.pk]).count() == 3

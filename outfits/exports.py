@@ -21,7 +21,7 @@ from django.conf import settings
 from catalog.csv_import import spreadsheet_safe
 
 from .match_filters import NO_FILTERS, MatchFilters, remembered_facts
-from .recommendations import GoesWellWith, goes_well_with
+from .recommendations import GoesWellWith, goes_well_with_each
 from .serving import current_snapshot, one_snapshot
 
 FORMATS = ("csv", "jsonl")
@@ -56,15 +56,21 @@ def active_skus(after: str = "", count: int | None = None) -> list[str]:
     return ordered[start : None if count is None else start + count]
 
 
+PRODUCTS_TOGETHER = 100  # worked out together by goes_well_with_each()
+
+
 def matches_of_products(
     skus: Sequence[str], limit: int | None = None, filters: MatchFilters = NO_FILTERS
 ) -> Iterator[ProductMatches]:
-    """Each active product's matches (goes_well_with), in the given order; products gone since
-    the list was made are skipped."""
+    """Each active product's matches (goes_well_with), in the given order, worked out
+    PRODUCTS_TOGETHER at a time; products gone since the list was made are skipped."""
     serving = current_snapshot()
-    for sku in skus:
-        if (card := serving.product(sku)) is not None:
-            yield ProductMatches(sku, goes_well_with(card, limit, filters))
+    for start in range(0, len(skus), PRODUCTS_TOGETHER):
+        cards = [
+            c for sku in skus[start : start + PRODUCTS_TOGETHER] if (c := serving.product(sku))
+        ]
+        for card, found in zip(cards, goes_well_with_each(cards, limit, filters), strict=True):
+            yield ProductMatches(card.sku, found)
 
 
 def as_record(item: ProductMatches, absolute: Callable[[str], str] = str) -> dict:

@@ -49,6 +49,12 @@ class Boost:
         )
 
     @property
+    def by_rows_alone(self) -> bool:
+        """True: what the filters hide is known of every item of a version by its row
+        (row_facts): no price, attribute or boost."""
+        return self.price_max is None and not self.attributes and not self.boosts
+
+    @property
     def reads_catalog(self) -> bool:
         return self.name != IN_STOCK
 
@@ -90,6 +96,12 @@ class MatchFilters:
 
     def allows(self, category: str) -> bool:
         return self.categories is None or category in self.categories
+
+    @property
+    def by_rows_alone(self) -> bool:
+        """True: what the filters hide is known of every item of a version by its row
+        (row_facts): no price, attribute or boost."""
+        return self.price_max is None and not self.attributes and not self.boosts
 
     @property
     def reads_catalog(self) -> bool:
@@ -197,9 +209,15 @@ class Refinement:
         return Candidates(candidates.category, lifted)
 
 
-def refinement(filters: MatchFilters, skus: Iterable[str]) -> Refinement:
-    """The filters' and boosts' verdicts on `skus` (a query only if they need the catalog)."""
-    facts = product_facts(skus) if filters.reads_catalog else {}
+def refinement(
+    filters: MatchFilters,
+    skus: Iterable[str],
+    facts: Mapping[str, ProductFacts | None] | None = None,
+) -> Refinement:
+    """The filters' and boosts' verdicts on `skus` (a query only if they need the catalog and
+    their `facts` were not read already)."""
+    if facts is None:
+        facts = product_facts(skus) if filters.reads_catalog else {}
     weight = settings.OUTFITS_MATCH_BOOST
     recent = timezone.now() - timedelta(days=settings.OUTFITS_NEW_ARRIVAL_DAYS)
     wanted, boosts = filters.attributes, filters.boosts

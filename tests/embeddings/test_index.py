@@ -81,20 +81,23 @@ def test_a_large_category_scans_float16_and_still_serves_the_exact_nearest(tmp_p
     assert type(faiss.downcast_index(small.index)).__name__ == "IndexFlatIP"
 
 
-def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
-    rng = np.random.default_rng(11)
+def random_index(seed: int, items: int, depth: int) -> CompatibilityIndex:
+    """Four categories of random items with pair weights and curated outfits (co-occurrence
+    0.5), their lists computed to `depth` (0: every question searched)."""
+    rng = np.random.default_rng(seed)
     names = ["Tops", "Bottoms", "Shoes", "Bags"]
-    categories = [names[n % 4] for n in range(240)]
-    vectors = unit(rng.standard_normal((240, 16)))
-    outfits = [[int(rng.integers(60)) * 4 + k for k in range(4)] for _ in range(80)]
+    categories = [names[n % 4] for n in range(items)]
+    vectors = unit(rng.standard_normal((items, 16)))
+    outfits = [[int(rng.integers(items // 4)) * 4 + k for k in range(4)] for _ in range(80)]
     pairs = np.asarray([(a, b) for a in range(4) for b in range(a + 1, 4)])
     weights = PairWeights(names, pairs, rng.uniform(0.2, 1.8, (len(pairs), 16)).astype("f4"))
-    live = CompatibilityIndex.build(
-        [f"s{n}" for n in range(240)], categories, vectors, outfits, 0.5, weights, 0
-    )
-    computed = CompatibilityIndex.build(
-        live.skus, categories, vectors, outfits, 0.5, weights, neighbour_depth=8
-    )
+    skus = [f"s{n}" for n in range(items)]
+    return CompatibilityIndex.build(skus, categories, vectors, outfits, 0.5, weights, depth)
+
+
+def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
+    live, computed = random_index(11, 240, 0), random_index(11, 240, 8)
+    categories = live.categories
     computed.save(tmp_path)
     loaded = CompatibilityIndex.load(tmp_path)
     assert live.neighbours is None and loaded.neighbours.shape == (240, 3, 8)
@@ -109,6 +112,32 @@ def test_computed_neighbours_answer_as_the_live_search_does(tmp_path):
             # Deeper than computed: the index is searched.
             assert loaded.nearest_rows(row, other, 12) == live.nearest_rows(row, other, 12)
     assert curated > 100  # the curated bonus is part of what was computed
+
+
+def test_many_rows_asked_together_get_what_each_gets_alone(tmp_path):
+    """nearest_rows_each() reads the computed lists of all the rows asked in one gather: with
+    the scores the saved index keeps, and scored by category where they are not kept."""
+    built = random_index(12, 200, 8)
+    random_index(12, 200, 8).save(tmp_path)
+    loaded = CompatibilityIndex.load(tmp_path)
+    assert built.neighbour_scores is None and loaded.neighbour_scores is not None
+    categories = built.categories
+    asked = [(row, other) for row in range(200) for other in built.complements_of(categories[row])]
+    asked += [(3, "Nowhere"), (5, "Tops"), (7, "Bottoms")]  # no such category; own; searched
+    for index in (built, loaded):
+        for count in (6, 8, 12):  # 12: deeper than computed, searched one by one
+            together = index.nearest_rows_each(asked, count)
+            for (row, other), found in zip(asked, together, strict=True):
+                alone = built.nearest_rows(row, other, count)
+                assert [r for r, _ in found] == [r for r, _ in alone], (row, other, count)
+                np.testing.assert_allclose(
+                    [s for _, s in found], [s for _, s in alone], rtol=1e-5, atol=1e-6
+                )
+    skus_asked = [(f"s{row}", other) for row, other in asked[:50]] + [("unknown", "Tops")]
+    for one, alone in zip(loaded.candidates_each(skus_asked, 6), skus_asked, strict=True):
+        expected = loaded.candidates(*alone, 6)
+        assert [item[0] for item in one.items] == [item[0] for item in expected.items]
+        assert [item[2] for item in one.items] == [item[2] for item in expected.items]
 
 
 def test_a_category_from_graph_size_is_searched_through_hnsw(tmp_path, monkeypatch):

@@ -6,7 +6,13 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from embeddings.engine.diversity import most_relevant_and_diverse, most_relevant_and_diverse_rows
+from embeddings.engine.diversity import (
+    diverse_picks,
+    diverse_positions,
+    most_relevant_and_diverse,
+    most_relevant_and_diverse_rows,
+)
+from outfits import recommendations
 from outfits.models import BlockedPair, BlockedProduct, PinnedMatch
 from outfits.recommendations import (
     CURATED,
@@ -14,7 +20,9 @@ from outfits.recommendations import (
     PINNED,
     MatchFilters,
     complete_the_look,
+    diverse_rows_by_arrays,
     goes_well_with,
+    goes_well_with_each,
     model_version_of_rec_id,
 )
 
@@ -31,6 +39,27 @@ def test_maximal_marginal_relevance_prefers_a_different_item_to_a_near_duplicate
         (0, 0.9),
         (2, 0.8),
     ]
+
+
+def test_diverse_picks_skip_what_may_not_be_shown_as_if_it_were_not_there():
+    """The arrays of many answers keep their hidden candidates in place, masked: the picks
+    are those of the row without them."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((40, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = rng.permutation(40)[:36].reshape(3, 12)
+    scores = -np.sort(-rng.uniform(0, 1, (3, 12)), axis=1).astype(np.float32)
+    shown = rng.uniform(0, 1, (3, 12)) < 0.6
+    shown[2] = False
+    for relevance in (0.7, 1.0):
+        picked = diverse_picks(ids, scores, shown, vectors, 4, relevance)
+        for row, positions in enumerate(picked):
+            kept = np.flatnonzero(shown[row]).tolist()
+            alone = diverse_positions(
+                [[(int(ids[row, p]), float(scores[row, p])) for p in kept]], vectors, 4, relevance
+            )[0]
+            assert positions == [kept[p] for p in alone]
+    assert picked[2] == []
 
 
 def one_row_at_a_time(candidates, vectors, count, relevance):
@@ -235,3 +264,76 @@ def test_a_new_active_version_is_served_at_once(handmade_shop, handmade_version)
     assert found.model_version == "handmade-2"
     # Its outfits pair tops with shoes only: trousers are not complementary in it.
     assert {m.product.sku for g in found.groups for m in g.matches} == {"S1"}
+
+
+def shown_rows(found) -> list[tuple[str, list[tuple[str, float | None, str]]]]:
+    return [
+        (group.category.name, [(m.product.sku, m.score and round(m.score, 5), m.why) for m in row])
+        for group in found.groups
+        for row in [group.matches]
+    ]
+
+
+@pytest.mark.parametrize("diversity", [0.3, 0.0], ids=["diverse", "by score alone"])
+def test_answers_of_many_products_together_are_each_ones_own(
+    handmade_shop, settings, monkeypatch, diversity
+):
+    """A batch or an export works its products out together, the visibility of their
+    candidates read from arrays (row_facts): each answer must be the one its product gets
+    alone, whatever hides a candidate: twins, blocks, stock, exclusions, an inactive product,
+    a product moved to another category since the training, pins."""
+    settings.OUTFITS_MATCH_DIVERSITY = diversity
+    by_arrays = []  # how many rows each call worked out on arrays
+
+    def spied(*args):
+        by_arrays.append(len(rows := diverse_rows_by_arrays(*args)))
+        return rows
+
+    monkeypatch.setattr(recommendations, "diverse_rows_by_arrays", spied)
+    twin = handmade_shop["P2"]
+    twin.title, twin.colour = handmade_shop["P1"].title, handmade_shop["P1"].colour
+    twin.save()
+    BlockedPair.objects.create(product=handmade_shop["P1"], other=handmade_shop["T1"])
+    BlockedProduct.objects.create(product=handmade_shop["S2"])
+    PinnedMatch.objects.create(product=handmade_shop["T2"], match=handmade_shop["B2"], position=1)
+    for sku, field, value in [("B1", "in_stock", False), ("K2", "active", False)]:
+        setattr(handmade_shop[sku], field, value)
+        handmade_shop[sku].save()
+    moved = handmade_shop["S3"]
+    moved.category = handmade_shop["B1"].category  # the model has it as shoes
+    moved.save()
+    everyone = list(handmade_shop.products.values())
+    for filters in [
+        MatchFilters(),
+        MatchFilters(in_stock_only=False, exclude=frozenset({"S1", "T3"})),
+        MatchFilters(categories=["Shoes", "Bags", "Tops"]),
+    ]:
+        together = goes_well_with_each(everyone, limit=2, filters=filters)
+        alone = [goes_well_with(product, limit=2, filters=filters) for product in everyone]
+        assert [shown_rows(a) for a in together] == [shown_rows(a) for a in alone]
+    assert len(by_arrays) == 3 and min(by_arrays) >= 20
+    # Not in the arrays' reach (a price, attributes): worked out one by one, the same.
+    priced = MatchFilters(price_max=Decimal("30"))
+    assert [shown_rows(a) for a in goes_well_with_each(everyone, filters=priced)] == [
+        shown_rows(goes_well_with(product, filters=priced)) for product in everyone
+    ]
+    assert len(by_arrays) == 3
+
+
+def test_many_answers_follow_each_change_to_the_catalog(handmade_shop):
+    """The arrays are kept with the catalog snapshot and patched for the products changed
+    since: a change shows at once, in answers of many products as in each one's own."""
+    everyone = list(handmade_shop.products.values())
+    before = [shown_rows(a) for a in goes_well_with_each(everyone)]
+    assert before == [shown_rows(goes_well_with(product)) for product in everyone]
+    handmade_shop["P1"].in_stock = False
+    handmade_shop["P1"].save()
+    twin = handmade_shop["S2"]
+    twin.title, twin.colour = handmade_shop["S1"].title, handmade_shop["S1"].colour
+    twin.save()
+    after = [shown_rows(a) for a in goes_well_with_each(everyone)]
+    assert after == [shown_rows(goes_well_with(product)) for product in everyone]
+    shown = [{sku for _, row in rows for sku, _, _ in row} for rows in after]
+    assert not any("P1" in skus for skus in shown)
+    assert not any({"S1", "S2"} <= skus for skus in shown)
+    assert after != before

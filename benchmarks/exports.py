@@ -8,8 +8,9 @@ temporary var folder: N products with a season attribute and an active model ver
 vectors, computed neighbours, as api.py builds them). Then:
 
 - `POST /api/v1/matches/batch/` with 100 random SKUs, through Django's whole stack in this
-  process (authentication, serializers, JSON; no HTTP server), `--calls` times: median and p99,
-  plain and with an attribute filter and a boost (one query per product for the candidates'
+  process (authentication, serializers, JSON; no HTTP server), warmed up as a web worker is
+  (outfits.warm_up), `--calls` times: median and p99,
+  plain and with an attribute filter and a boost (one query for all the candidates
   attributes). Target: under 50 ms for 100 SKUs at 100k products.
 - The assortment-gap report of the whole catalog (outfits.gaps, the admin page's work).
 - `manage.py export_matches` (JSON Lines, then CSV) of every active product, in a child
@@ -68,7 +69,7 @@ def timed_batches(skus: list[str], calls: int, body_extra: dict, seed: int) -> d
         assert len(response.json()["results"]) == 100
         return seconds
 
-    call()  # this process loads the index and the snapshot
+    call()  # the first makes the arrays of the products by the version's rows (row_facts)
     times = sorted(call() for _ in range(calls))
     return {
         "calls": calls,
@@ -152,6 +153,9 @@ def main() -> None:
 
         django.setup()
         skus = build_shop(options.products, options.products // 10, options.products)
+        from outfits.warm_up import warm_up
+
+        warm_up()  # as a web worker starts: the snapshot and index loaded, the snapshot frozen
         batch = {
             "plain": timed_batches(skus, options.calls, {}, seed=1),
             "attributes and boost": timed_batches(

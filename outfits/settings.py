@@ -191,7 +191,7 @@ OUTFITS_SERVE_MEDIA = env_bool("OUTFITS_SERVE_MEDIA", not PRODUCTION)
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["outfits.api.renderers.FastJSONRenderer"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "outfits.api.errors.api_exception_handler",

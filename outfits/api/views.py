@@ -10,7 +10,6 @@ from rest_framework import exceptions, generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +24,7 @@ from outfits.serving import ProductCard, current_snapshot
 
 from .authentication import ApiKeyAuthentication
 from .errors import ErrorResponseSerializer
+from .renderers import FastJSONRenderer
 from .serializers import (
     BatchMatchesSerializer,
     BatchMatchRequestSerializer,
@@ -135,7 +135,7 @@ def with_etag(request: Request, data: dict, *parts: object) -> HttpResponse:
     """An ETag of the answer (without its rec_id), the model version and the product's last
     change; If-None-Match with it gets 304 and no body."""
     rest = {k: v for k, v in data.items() if k != "rec_id"}
-    body = JSONRenderer().render(rest)
+    body = FastJSONRenderer().render(rest)
     digest = hashlib.sha256(body).hexdigest()[:16]
     etag = '"' + ".".join([*map(str, parts), digest]) + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
@@ -143,7 +143,7 @@ def with_etag(request: Request, data: dict, *parts: object) -> HttpResponse:
     if etag in [tag.strip() for tag in sent.split(",")] or sent.strip() == "*":
         return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
     if "rec_id" in data:  # spliced into the hashed body: JSON is rendered once, not twice
-        rec_id = JSONRenderer().render({"rec_id": data["rec_id"]})
+        rec_id = FastJSONRenderer().render({"rec_id": data["rec_id"]})
         body = rec_id[:-1] + (b"," + body[1:] if rest else b"}")
     return HttpResponse(body, content_type="application/json", headers=headers)
 

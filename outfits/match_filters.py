@@ -143,6 +143,7 @@ class ProductFacts:
     created_at: datetime
 
 
+OWN_COLOUR = "colour"
 _remembered = threading.local()
 REMEMBERED_FACTS = 50_000  # about 20 MB of facts at most
 
@@ -170,12 +171,15 @@ def product_facts(skus: Iterable[str]) -> dict[str, ProductFacts | None]:
         wanted -= found.keys()
     if wanted:
         rows = Product.objects.filter(sku__in=wanted, active=True).values_list(
-            "sku", "attributes", "created_at"
+            "sku", "colour", "attributes", "created_at"
         )
         read: dict[str, ProductFacts | None] = dict.fromkeys(wanted)
-        for sku, attributes, created_at in rows:
+        for sku, colour, attributes, created_at in rows:
+            # The product's own colour is an attribute too (an attribute column of that name
+            # says more, and wins): `colour:red` filters as a shopper expects.
+            named = {OWN_COLOUR: colour} | (attributes or {})
             read[sku] = ProductFacts(
-                {str(k).casefold(): str(v).casefold() for k, v in (attributes or {}).items()},
+                {str(k).casefold(): str(v).casefold() for k, v in named.items() if v != ""},
                 created_at,
             )
         found |= read

@@ -251,7 +251,8 @@ class MatchFilterFields(serializers.Serializer):
         max_length=2_000,
         help_text="Only products with these attribute values, as attribute:value, "
         "comma-separated, any case: `gender:female,gender:unisex,line:woman` keeps female or "
-        "unisex products of the woman line.",
+        "unisex products of the woman line. The catalog's attribute columns and `colour`; a "
+        "product without the attribute is left out.",
     )
     boost = StringField(
         required=False,

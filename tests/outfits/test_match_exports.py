@@ -74,6 +74,15 @@ def test_attribute_filters_keep_only_products_with_those_values(handmade_shop, s
     assert either == {"Trousers": ["P3"], "Shoes": ["S2"]}
 
 
+def test_the_products_own_colour_is_an_attribute_too(handmade_shop, storefront, backend):
+    Product.objects.filter(sku__in=["P3", "S2"]).update(colour="Navy")
+    Product.objects.filter(sku="P1").update(colour="navy", attributes={"colour": "Midnight"})
+    navy = rows(storefront.get(MATCHES.format("T1"), {"attributes": "colour:NAVY"}).json())
+    assert navy == {"Trousers": ["P3"], "Shoes": ["S2"]}  # P1's own attribute says midnight
+    both = backend.post(BATCH, {"skus": ["T1", "T2"], "attributes": "colour:navy"}, format="json")
+    assert [rows(answer) for answer in both.json()["results"]][0] == navy
+
+
 @pytest.mark.parametrize(
     ("params", "field", "says"),
     [

@@ -67,6 +67,11 @@ class GapReport:
     gaps: list[Gap]  # weakest first
     coverage: list[Coverage]  # the thinnest first
 
+    @property
+    def products_short(self) -> int:
+        """How many products the gaps are of (a product may fall short in several categories)."""
+        return len({gap.product.sku for gap in self.gaps})
+
 
 def assortment_gaps(threshold: float | None = None, category: str | None = None) -> GapReport:
     """The report for the active version (of `category`'s products only, if given); the

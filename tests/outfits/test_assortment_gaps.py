@@ -38,6 +38,7 @@ def test_a_complement_with_nothing_on_sale_is_a_gap_for_everyone(handmade_shop):
         bags = gap_of(report, top, "Bags")
         assert bags is not None and bags.reason == NONE_IN_STOCK and bags.best is None
     assert {g.category for g in report.gaps} == {"Bags"}
+    assert report.products_short == len({g.product.sku for g in report.gaps}) >= 3
     thin = next(c for c in report.coverage if (c.category, c.complement) == ("Tops", "Bags"))
     assert thin.complement_shown == 0 and thin.short == thin.products == 3
     assert report.coverage[0].short_share == 1.0  # the thinnest first
@@ -74,6 +75,8 @@ def test_staff_read_the_report_and_download_it(handmade_shop):
     assert page.status_code == 200
     assert b"strong matches out of stock" in page.content and b"Thin complements" in page.content
     assert b'href="/products/T1/"' in page.content
+    report = page.context["report"]
+    assert f"({report.products_short} products, {len(report.gaps)} gaps:".encode() in page.content
     download = client.get("/admin/assortment-gaps/", {"threshold": "0.6", "download": "csv"})
     assert download["Content-Disposition"].startswith('attachment; filename="assortment-gaps-')
     rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))

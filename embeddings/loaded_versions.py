@@ -125,7 +125,7 @@ def _same(loaded: ModelVersion, version: ModelVersion) -> bool:
 
 
 def _load_serving_index(directory: Path, served: CompatibilityIndex | None) -> CompatibilityIndex:
-    read_manifest(directory, verify_only=CompatibilityIndex.reads)
+    read_manifest(directory, verify_only=CompatibilityIndex.owns)
     # One query vector per search: FAISS's OpenMP threads only add overhead, and spin
     # against the other web workers for the same cores (0.5 vs 0.3 ms at 12k items).
     faiss.omp_set_num_threads(settings.OUTFITS_SERVING_FAISS_THREADS)

@@ -49,12 +49,6 @@ class Boost:
         )
 
     @property
-    def by_rows_alone(self) -> bool:
-        """True: what the filters hide is known of every item of a version by its row
-        (row_facts): no price, attribute or boost."""
-        return self.price_max is None and not self.attributes and not self.boosts
-
-    @property
     def reads_catalog(self) -> bool:
         return self.name != IN_STOCK
 

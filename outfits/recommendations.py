@@ -314,6 +314,8 @@ def choose_rows(
         if category != answer.anchor.category.name and filters.allows(category)
     ]
     by_arrays: dict[int, Candidates] = {}
+    # One product (a page) keeps the one-by-one path: the arrays of a new snapshot or index
+    # cost more to make than a page takes.
     if len(answers) > 1 and filters.by_rows_alone:
         by_arrays = diverse_rows_by_arrays(serving, index, asked, fetch, limit, filters)
     rest = [at for at in range(len(asked)) if at not in by_arrays]

@@ -249,10 +249,10 @@ def build_snapshot(
         old_sku = sku_of_id.pop(pk, None)
         if old_sku is not None:
             products.pop(old_sku, None)
-            changed_skus.append(old_sku)
         if card is not None:
             products[card.sku], sku_of_id[pk] = card, card.sku
-            changed_skus.append(card.sku)
+        if changed is not None:  # what the row facts patch (a full load makes them anew)
+            changed_skus += [sku for sku in (old_sku, card and card.sku) if sku]
     metrics.SNAPSHOT_RELOADS.labels("full" if changed is None else "changes").inc()
     if changed is None and _freezing:
         _out_of_the_collectors_sight()

@@ -472,11 +472,11 @@ class CompatibilityIndex:
     def nearest_rows_each(
         self, asked: Sequence[tuple[int, str]], count: int
     ) -> list[list[tuple[int, float]]]:
-        """nearest_rows() of each (row, category) asked, worked out together: the computed
-        lists and their kept scores read in one gather for all (a batch of 100 products asks
-        for ~850 rows; one at a time, the Python around scoring 14 items cost more than the
-        scoring), or, where the scores are not kept, scored in one matrix product per
-        category. The rest searched one by one."""
+        """nearest_rows() of each (row, category) asked (its scores within float32 rounding),
+        worked out together: the computed lists and their kept scores read in one gather for
+        all (a batch of 100 products asks for ~850 rows; one at a time, the Python around
+        scoring 14 items cost more than the scoring), or, where the scores are not kept,
+        scored in one matrix product per category. The rest searched one by one."""
         found: list[list[tuple[int, float]]] = [[] for _ in asked]
         listed: list[tuple[int, int]] = []  # (position asked, slot)
         for at, (row, category) in enumerate(asked):
@@ -500,21 +500,23 @@ class CompatibilityIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The first `count` of each anchor's computed list in its slot (listed_slot) and their
         served scores, best first as nearest_rows ranks them: two (len(anchors), count) arrays,
-        -1 / -inf padded. The kept scores when the index has them, else scored here, one
-        matrix product per category."""
+        -1 / -inf padded. The kept scores when the index has them (the served score within
+        float32 rounding: another sum made them), else scored here, one matrix product per
+        category."""
         every = np.arange(len(anchors))
         table = np.asarray(self.neighbours[anchors])[every, slots, :count]
-        if self.neighbour_scores is not None:  # best first already
-            return table, np.asarray(self.neighbour_scores[anchors])[every, slots, :count]
-        scores = np.empty(table.shape, dtype=np.float32)
-        complements = [self.complements_of(self.categories[row]) for row in anchors.tolist()]
-        categories = np.asarray(
-            [mine[slot] for mine, slot in zip(complements, slots.tolist(), strict=True)],
-            dtype=object,
-        )
-        for category in set(categories.tolist()):
-            mine = categories == category
-            scores[mine] = self._listed_scores_of(category, anchors[mine], table[mine])
+        if self.neighbour_scores is not None:
+            scores = np.asarray(self.neighbour_scores[anchors])[every, slots, :count]
+        else:
+            scores = np.empty(table.shape, dtype=np.float32)
+            complements = [self.complements_of(self.categories[row]) for row in anchors.tolist()]
+            categories = np.asarray(
+                [mine[slot] for mine, slot in zip(complements, slots.tolist(), strict=True)],
+                dtype=object,
+            )
+            for category in set(categories.tolist()):
+                mine = categories == category
+                scores[mine] = self._listed_scores_of(category, anchors[mine], table[mine])
         order = np.argsort(-scores, axis=1, kind="stable")  # as best_of ranks them
         return np.take_along_axis(table, order, axis=1), np.take_along_axis(scores, order, axis=1)
 
@@ -752,11 +754,6 @@ class CompatibilityIndex:
         with (directory / SKUS_FILE).open("w") as lines:
             for start in range(0, count, SKUS_A_LINE):
                 lines.write(json.dumps(self.skus[start : start + SKUS_A_LINE]) + "\n")
-
-    @staticmethod
-    def reads(relative: str) -> bool:
-        """Whether serving reads this file of a version's."""
-        return CompatibilityIndex.owns(relative)
 
     @staticmethod
     def owns(relative: str) -> bool:

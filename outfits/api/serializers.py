@@ -114,7 +114,12 @@ class MatchSerializer(AbsoluteUrls, serializers.Serializer):
 
 class CategoryMatchesSerializer(serializers.Serializer):
     category = serializers.CharField(source="category.name")
-    matches = MatchSerializer(many=True)
+    matches = MatchSerializer(
+        many=True,
+        help_text="In the order to show them: each the best remaining by its score and by how "
+        "unlike it is to those before it (OUTFITS_MATCH_DIVERSITY), so a lower score may come "
+        "first; pins at their positions.",
+    )
 
 
 class GoesWellWithSerializer(serializers.Serializer):

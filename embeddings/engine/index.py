@@ -503,6 +503,8 @@ class CompatibilityIndex:
         -1 / -inf padded. The kept scores when the index has them (the served score within
         float32 rounding: another sum made them), else scored here, one matrix product per
         category."""
+        if self.neighbours is None:
+            raise ValueError("This index keeps no computed lists: ask nearest_rows().")
         every = np.arange(len(anchors))
         table = np.asarray(self.neighbours[anchors])[every, slots, :count]
         if self.neighbour_scores is not None:

@@ -13,14 +13,27 @@ import threading
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
+from catalog.models import Category
 from embeddings.engine.index import CompatibilityIndex
 
-if TYPE_CHECKING:
-    from .serving import ProductCard
+
+class Card(Protocol):
+    """What the facts read of a serving snapshot's card (outfits.serving.ProductCard, which
+    keeps these facts: no import back up to it)."""
+
+    @property
+    def category(self) -> Category: ...
+    @property
+    def in_stock(self) -> bool: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def colour(self) -> str: ...
+
 
 # A snapshot built from its predecessor with at most this many changed SKUs patches the
 # predecessor's facts; more, and they are remade whole.
@@ -34,7 +47,7 @@ class RowFacts:
     look: np.ndarray  # int64: hash of (title, colour) casefolded; twins share it
 
     @classmethod
-    def of(cls, index: CompatibilityIndex, products: Mapping[str, "ProductCard"]) -> "RowFacts":
+    def of(cls, index: CompatibilityIndex, products: Mapping[str, Card]) -> "RowFacts":
         count = len(index.skus)
         cards = [products.get(sku) for sku in index.skus]
         pairs = zip(cards, index.categories, strict=True)
@@ -46,7 +59,7 @@ class RowFacts:
     def patched(
         self,
         index: CompatibilityIndex,
-        products: Mapping[str, "ProductCard"],
+        products: Mapping[str, Card],
         changed: Iterable[str],
     ) -> "RowFacts":
         """These facts with the rows of the `changed` SKUs made again (copies: a snapshot's
@@ -63,7 +76,7 @@ class RowFacts:
         return RowFacts(shown, in_stock, look)
 
 
-def look_of(card: "ProductCard | None") -> int:
+def look_of(card: Card | None) -> int:
     """One number per look (title and colour, casefolded): products a shopper cannot tell
     apart share it. A 64-bit hash: two different looks among the ~24 candidates of one row
     share one by chance about once in 10^16 rows."""
@@ -85,7 +98,7 @@ class RowFactsCache:
         if previous is not None:
             previous._previous = None  # one step back at most: no chain of old snapshots' facts
 
-    def facts(self, index: CompatibilityIndex, products: Mapping[str, "ProductCard"]) -> RowFacts:
+    def facts(self, index: CompatibilityIndex, products: Mapping[str, Card]) -> RowFacts:
         made = self._made.get(id(index))
         if made is not None and made[0]() is index:
             return made[1]

@@ -7,7 +7,7 @@ calls instead of a Python call per candidate (a batch of 100 products has ~12,00
 Made on first use for a snapshot's products and a version, kept with the snapshot (snapshots
 of the same products share them), and for the next snapshot patched, not remade, for its few
 changed products; a new index (an activation, a refresh) has them made anew on its first
-batch: ~70 ms at 100k items (AMD EPYC), ~0.7 s at 1M. 10 bytes per item (10 MB at 1M)."""
+batch: ~70 ms at 100k items (AMD EPYC; 1M not measured). 10 bytes per item (10 MB at 1M)."""
 
 import threading
 import weakref

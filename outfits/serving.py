@@ -262,14 +262,15 @@ def build_snapshot(
             len(products),
             time.perf_counter() - started,
         )
-    if previous is not None and products is previous.products:
+    same_products = previous is not None and products is previous.products
+    if same_products:
         row_facts = previous.row_facts
     elif previous is not None and changed is not None:
         row_facts = RowFactsCache(previous.row_facts, changed_skus)
     else:
         row_facts = RowFactsCache()
     snapshot = ServingSnapshot(now, rules, products, sku_of_id, row_facts)
-    if previous is not None and products is previous.products and "sorted_skus" in vars(previous):
+    if same_products and "sorted_skus" in vars(previous):
         # The same products: their sorted SKUs too (sorting a 1M catalog's takes a second).
         vars(snapshot)["sorted_skus"] = previous.sorted_skus
     return snapshot

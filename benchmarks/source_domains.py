@@ -57,6 +57,11 @@ VARIANTS: dict[str, list[str]] = {
     "mango+fashion-product-images": [f"--pairs={FASHION_PRODUCT_IMAGES}"],
     "mango+hm": [f"--pairs={HM}"],
     "all": [f"--pairs={FASHION_PRODUCT_IMAGES}", f"--pairs={HM}"],
+    # The default's domains, half of the images shown as phone photos of themselves.
+    "mango+fashion-product-images+phone-photos": [
+        f"--pairs={FASHION_PRODUCT_IMAGES}",
+        "--phone-photos=0.5",
+    ],
 }
 
 
@@ -65,6 +70,8 @@ def source_pairs(variant: str, catalog_size: int) -> int:
     CSV's rows whose image is on disk (what pretrain_backbone reads)."""
     found = catalog_size
     for argument in VARIANTS[variant]:
+        if not argument.startswith("--pairs="):
+            continue
         csv_path = Path(argument.removeprefix("--pairs=").split(":")[0])
         with csv_path.open(newline="", encoding="utf-8") as handle:
             found += sum(

@@ -287,11 +287,12 @@ def pretrain_backbone(
     progress: Progress = no_progress,
     extra_pairs: list[tuple[Path, str]] | None = None,
     with_catalog: bool = True,
+    phone_photos: float = 0.0,
 ) -> list[float]:
     """Build the offline backbone: train the project's small open_clip model contrastively on
     catalog images and their captions (plus `extra_pairs` of image and caption from related
-    domains; or on those alone, without the catalog), and save it where OUTFITS_PRETRAINED can
-    point."""
+    domains; or on those alone, without the catalog), a `phone_photos` share of the images
+    shown as phone photos of themselves, and save it where OUTFITS_PRETRAINED can point."""
     from .engine.backbone import (
         OFFLINE_BACKBONE,
         create_untrained_backbone,
@@ -310,7 +311,7 @@ def pretrain_backbone(
         backbone,
         [image for image, _ in pairs],
         [caption for _, caption in pairs],
-        PretrainingConfig(epochs=epochs, seed=SEED),
+        PretrainingConfig(epochs=epochs, seed=SEED, phone_photos=phone_photos),
         progress,
     )
     save_backbone_checkpoint(backbone, output)

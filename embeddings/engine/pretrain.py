@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .backbone import Backbone
+from .degrade import phone_photo
 from .progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
@@ -31,22 +33,44 @@ class PretrainingConfig:
     weight_decay: float = 0.1
     warmup_fraction: float = 0.1
     seed: int = 0
+    # The share of images shown as a shopper's phone photo of themselves (degrade.phone_photo,
+    # drawn anew each time), so such a photo lands near its packshot and its caption.
+    phone_photos: float = 0.0
 
 
 class ImageCaptionPairs(Dataset):
-    def __init__(self, image_paths: Sequence[Path], captions: Sequence[str], backbone: Backbone):
+    def __init__(
+        self,
+        image_paths: Sequence[Path],
+        captions: Sequence[str],
+        backbone: Backbone,
+        phone_photos: float = 0.0,
+        seed: int = 0,
+    ):
         if len(image_paths) != len(captions):
             raise ValueError(f"{len(image_paths)} images but {len(captions)} captions")
+        if not 0.0 <= phone_photos <= 1.0:
+            raise ValueError(f"phone_photos is a share of images, 0 to 1, not {phone_photos}")
         self.image_paths = list(image_paths)
         self.tokens = backbone.tokenizer(list(captions))
         self.preprocess = backbone.train_preprocess
+        self.phone_photos = phone_photos
+        self.random = np.random.default_rng(seed)
+        size = getattr(backbone.model.visual, "image_size", 224)
+        # The photo is staged at twice the input side: what the backbone sees, 5x cheaper than
+        # at the packshot's own size.
+        self.staging_side = 2 * (max(size) if isinstance(size, tuple | list) else int(size))
 
     def __len__(self) -> int:
         return len(self.image_paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         with Image.open(self.image_paths[index]) as image:
-            return self.preprocess(image.convert("RGB")), self.tokens[index]
+            rgb = image.convert("RGB")
+        if self.phone_photos and self.random.random() < self.phone_photos:
+            rgb.thumbnail((self.staging_side, self.staging_side))
+            rgb = phone_photo(rgb, int(self.random.integers(2**31)))
+        return self.preprocess(rgb), self.tokens[index]
 
 
 def pretrain_contrastive(
@@ -58,7 +82,9 @@ def pretrain_contrastive(
 ) -> list[float]:
     """Train the whole backbone so each image is closest to its own caption; returns the mean
     loss of every epoch. The model is left in eval mode."""
-    pairs = ImageCaptionPairs(image_paths, captions, backbone)
+    pairs = ImageCaptionPairs(
+        image_paths, captions, backbone, phone_photos=config.phone_photos, seed=config.seed
+    )
     generator = torch.Generator().manual_seed(config.seed)
     # drop_last keeps every batch a real contrastive problem (a batch of one has no negatives).
     loader = DataLoader(

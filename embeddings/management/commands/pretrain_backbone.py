@@ -42,6 +42,15 @@ class Command(BaseCommand):
             "none.",
         )
         parser.add_argument(
+            "--phone-photos",
+            type=float,
+            default=0.0,
+            metavar="SHARE",
+            help="Share of images (0 to 1) shown as a shopper's phone photo of themselves "
+            "(the product on a surface, turned, lit warm or cool), so photos match like their "
+            "packshots (default 0: catalog images as they are).",
+        )
+        parser.add_argument(
             "--no-catalog",
             action="store_true",
             help="Pretrain on the --pairs alone, without the catalog's own images and captions.",
@@ -50,6 +59,8 @@ class Command(BaseCommand):
     def handle(self, *args, epochs: int, output: Path, pairs: list[str], **options) -> None:
         if epochs < 1:
             raise CommandError("--epochs must be at least 1")
+        if not 0.0 <= options["phone_photos"] <= 1.0:
+            raise CommandError("--phone-photos is a share of the images, from 0 to 1")
         if options["no_catalog"] and not pairs:
             raise CommandError("--no-catalog needs at least one --pairs CSV to train on")
         bar = TerminalProgress()
@@ -66,6 +77,7 @@ class Command(BaseCommand):
                 progress=bar,
                 extra_pairs=extra,
                 with_catalog=not options["no_catalog"],
+                phone_photos=options["phone_photos"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from error

@@ -25,6 +25,7 @@ from .match_filters import (
     refinement,
 )
 from .rec_ids import RecIdRefused, encode_pks, issue_rec_id, verify_rec_id
+from .row_facts import look_key
 from .serving import ProductCard, ServingSnapshot, current_snapshot
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def visible_diverse_rows_each(
 
 def one_of_each_look(candidates: Candidates, visible: Visible, twins: bool = False) -> Candidates:
     """The row's candidates (best first) that are visible products of its category, and of
-    products with the same title and colour (one product in several SKUs, or twins a shopper
+    products of one look (row_facts.look_key: one product in several SKUs, or twins a shopper
     cannot tell apart) only the first. MMR alone let such twins through: their vectors differ
     by less than their scores. With `twins`, all of them. (A plain loop: it runs for ~120
     candidates per product.)"""
@@ -194,7 +195,7 @@ def one_of_each_look(candidates: Candidates, visible: Visible, twins: bool = Fal
         if card is None or card.category.name != category:
             continue
         if not twins:
-            look = (card.title.casefold(), card.colour.casefold())
+            look = look_key(card)
             if look in seen:
                 continue
             seen.add(look)

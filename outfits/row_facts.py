@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
+from catalog.catalog_rows import default_title
 from catalog.models import Category
 from embeddings.engine.index import CompatibilityIndex
 
@@ -30,7 +31,11 @@ class Card(Protocol):
     @property
     def in_stock(self) -> bool: ...
     @property
+    def sku(self) -> str: ...
+    @property
     def title(self) -> str: ...
+    @property
+    def image(self) -> str: ...
     @property
     def colour(self) -> str: ...
 
@@ -44,7 +49,7 @@ PATCHED_UP_TO = 10_000
 class RowFacts:
     shown: np.ndarray  # bool: an active product of the category the version has it in
     in_stock: np.ndarray  # bool
-    look: np.ndarray  # int64: hash of (title, colour) casefolded; twins share it
+    look: np.ndarray  # int64: look_of() each product; twins share it
 
     @classmethod
     def of(cls, index: CompatibilityIndex, products: Mapping[str, Card]) -> "RowFacts":
@@ -77,10 +82,21 @@ class RowFacts:
 
 
 def look_of(card: Card | None) -> int:
-    """One number per look (title and colour, casefolded): products a shopper cannot tell
-    apart share it. A 64-bit hash: two different looks among the ~24 candidates of one row
-    share one by chance about once in 10^16 rows."""
-    return 0 if card is None else hash((card.title.casefold(), card.colour.casefold()))
+    """One number per look: products a shopper cannot tell apart share it. A 64-bit hash: two
+    different looks among the ~24 candidates of one row share one by chance about once in
+    10^16 rows."""
+    return 0 if card is None else hash(look_key(card))
+
+
+def look_key(card: Card) -> tuple[str, ...]:
+    """The same title and colour (casefolded) where the title is the merchant's own: one
+    product in several SKUs, or twins. A title an import made of colour and category ("Grey
+    dresses", Mango's 9,222 products have 300) names hundreds of different garments and tells
+    no twins: those are told by their picture (stored by its content: the same file, the
+    same name)."""
+    if card.title != default_title(card.colour, card.category.name):
+        return ("title", card.title.casefold(), card.colour.casefold())
+    return ("picture", card.image) if card.image else ("sku", card.sku)
 
 
 class RowFactsCache:

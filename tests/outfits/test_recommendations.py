@@ -6,6 +6,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from catalog.catalog_rows import default_title
 from embeddings.engine.diversity import (
     diverse_picks,
     diverse_positions,
@@ -225,6 +226,30 @@ def test_a_row_shows_one_of_products_with_the_same_title_and_colour(handmade_sho
     twin.save()
     after = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
     assert "P1" in after and "P2" not in after and len(after) == len(before)
+
+
+def test_a_title_the_import_made_up_tells_no_twins_their_picture_does(handmade_shop):
+    """An export without titles gets "<colour> <category>" for each product (Mango: 300
+    titles for 9,222 products): different garments of one colour are not twins, and only
+    one of them per row would hide good matches. The same picture is a twin."""
+    p1, p2 = handmade_shop["P1"], handmade_shop["P2"]
+    for product, picture in ((p1, "products/aa/one.jpg"), (p2, "products/bb/two.jpg")):
+        product.title = default_title("Black", product.category.name)
+        product.colour, product.image = "Black", picture
+        product.save()
+    everyone = list(handmade_shop.products.values())
+
+    def trousers_of_t1() -> tuple[list[str], list[str]]:
+        alone = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+        together = rows_of(goes_well_with_each(everyone)[everyone.index(handmade_shop["T1"])])
+        return alone, together["Trousers"]
+
+    alone, together = trousers_of_t1()
+    assert {"P1", "P2"} <= set(alone) and alone == together
+    p2.image = p1.image  # one picture for two SKUs: the shopper sees the same product twice
+    p2.save()
+    alone, together = trousers_of_t1()
+    assert "P1" in alone and "P2" not in alone and alone == together
 
 
 def test_an_asked_for_look_is_still_wearable(handmade_shop):

@@ -81,6 +81,7 @@ def train_model_version(
     from .engine.backbone import IMAGE_TOWER_TOP_FILE, load_backbone, save_image_tower_top
     from .engine.category_probe import PROBE_FILE
     from .engine.fit import Stopwatch, TrainingCatalog, fit_version
+    from .engine.photo_words import PHOTO_WORDS_FILE
     from .engine.train import HEAD_FILE, save_head
     from .version_refresh import write_fingerprints
 
@@ -131,6 +132,7 @@ def train_model_version(
         check_cancelled()  # the last point to give up: what follows is quick
         save_head(fitted.head, writer.directory / HEAD_FILE)
         fitted.category_probe.save(writer.directory / PROBE_FILE)
+        fitted.photo_words.save(writer.directory / PHOTO_WORDS_FILE)
         if fitted.items.image_top is not None:
             save_image_tower_top(fitted.items.image_top, writer.directory / IMAGE_TOWER_TOP_FILE)
         seconds = stopwatch.seconds | fitted.manifest["seconds"]  # writing ends the indexing

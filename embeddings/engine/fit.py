@@ -26,6 +26,7 @@ from .evaluate import (
 )
 from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
 from .outfit_model import OutfitModel
+from .photo_words import PhotoWords, fit_photo_words
 from .progress import Progress, no_progress
 from .scorers import AUTO_SCORER, SCORER_CHOICES, OutfitScorer, SkuScorer, TypeAwareScorer
 from .space import CompatibilitySpace
@@ -127,6 +128,7 @@ class FittedVersion:
     items: ItemEncoder  # with the tuned image tower's top, if any
     index: CompatibilityIndex
     category_probe: CategoryProbe
+    photo_words: PhotoWords
     metrics: dict[str, Any]
     comparison: dict[str, Any]  # against `served` on the same questions; {} without one
     manifest: dict[str, Any] = field(default_factory=dict)  # what the manifest records of it
@@ -241,9 +243,11 @@ def fit_version(
     metrics |= {"compatibility_outfits": len(validation.compatibility)}
     comparison = validation.compared(named[""], served) if served else {}
     metrics["final_loss"] = fitted.losses[-1]
-    # What a shopper's photo shows: a linear probe on the backbone's own image vectors.
+    # What a shopper's photo shows: a linear probe on the backbone's own image vectors, and
+    # the words such a picture goes with.
     image_vectors = item_vectors[:, : item_vectors.shape[1] // 2]
     category_probe = fit_category_probe(image_vectors, catalog.categories)
+    photo_words = fit_photo_words(image_vectors, item_vectors[:, image_vectors.shape[1] :])
     metrics["category_accuracy"] = held_out_accuracy(image_vectors, catalog.categories)
     progress("evaluating", 1, 1)
     stopwatch.lap("evaluating")
@@ -272,6 +276,7 @@ def fit_version(
         items=catalog.items,
         index=index,
         category_probe=category_probe,
+        photo_words=photo_words,
         metrics=metrics,
         comparison=comparison,
         manifest={

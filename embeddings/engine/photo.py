@@ -27,6 +27,7 @@ from .backbone import (
 from .category_probe import PROBE_FILE, CategoryProbe
 from .encode import encode_texts, image_vectors_from_tokens
 from .index import ITEMS_FILE
+from .photo_words import PHOTO_WORDS_FILE, PhotoWords
 from .text import describe
 from .train import HEAD_FILE, load_head
 
@@ -51,8 +52,9 @@ def _normalised(vectors: torch.Tensor) -> torch.Tensor:
 class PhotoEncoder:
     """A model version's way from an image to its compatibility space: the backbone it was
     trained from (with its fine-tuned image-tower top, when it has one) and its compatibility
-    head. A photo's item vector is its image vector beside the text vector of its category
-    alone: a photo has no title, colour or attributes."""
+    head. A photo's item vector is its image vector beside the text vector of the words such a
+    picture goes with (photo_words) and its category's: a photo has no title, colour or
+    attributes of its own."""
 
     def __init__(self, backbone: Backbone, directory: Path, categories: Sequence[str]) -> None:
         if not categories:
@@ -75,6 +77,9 @@ class PhotoEncoder:
         # Versions trained since the probe existed carry one; older ones guess zero-shot.
         probe_file = directory / PROBE_FILE
         self.category_probe = CategoryProbe.load(probe_file) if probe_file.is_file() else None
+        # Versions trained before photo words have their photos described by category alone.
+        words_file = directory / PHOTO_WORDS_FILE
+        self.photo_words = PhotoWords.load(words_file) if words_file.is_file() else None
         self._category_text: dict[str, torch.Tensor] = {}
         self._prompt_vectors: torch.Tensor | None = None  # (C, D), one row per category
 
@@ -200,13 +205,16 @@ class PhotoEncoder:
         """The photo in the compatibility space. Without `category` it is guessed. A category
         the version never saw is still described in words; its pairs get plain cosine.
         `description` replaces the words of the text half (a catalog product's own, say);
-        by default they are the category alone."""
+        by default they are the category's and those its picture goes with (photo_words)."""
         image_vector, backbone_vector = self._image_vectors(image)
         guessed = category is None
         if category is None:
             category = self._closest_category(backbone_vector)
         if description is None:
             text_vector = self._category_text_vector(category)
+            if self.photo_words is not None:  # its category's words, and its picture's
+                words = self.photo_words.predict(backbone_vector.numpy())
+                text_vector = _normalised(text_vector + torch.from_numpy(words))
         else:
             text_vector = torch.from_numpy(encode_texts(self.backbone, [description]))
         item = torch.cat([image_vector, text_vector], dim=1)

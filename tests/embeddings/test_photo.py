@@ -124,6 +124,35 @@ def test_a_photo_is_a_unit_vector_of_the_space_nearest_its_own_product(
     assert own_first >= 2 * chance
 
 
+def test_a_photo_described_by_its_pictures_words_finds_its_own_product_more_often(
+    trained_version, encoder, index
+):
+    """The version's photo words (what words such a picture goes with) join the category's in
+    the photo's text half: its vector comes closer to its own product's stored one (which
+    has the product's words) than with the category's words alone."""
+    assert encoder.photo_words is not None
+
+    def closeness_and_own_first() -> tuple[float, int]:
+        cosines, own_first = [], 0
+        for item in trained_version.items:
+            query = encoder.encode(open_rgb(item.image), item.category)
+            cosines.append(float(query.vector @ index.vectors[index.row_of_sku[item.sku]]))
+            found = index.nearest_to_vector(query.vector, item.category, item.category, 1)
+            own_first += found[0][0] == item.sku
+        return float(np.mean(cosines)), own_first
+
+    with_words = closeness_and_own_first()
+    words, encoder.photo_words = encoder.photo_words, None
+    try:
+        category_alone = closeness_and_own_first()
+    finally:
+        encoder.photo_words = words
+    # Measured on this small model: cosine 0.9985 against 0.9973 (its vectors lie within 0.01
+    # of one another), own product first for 24 of 56 photos against 21.
+    assert with_words[0] > category_alone[0], (with_words, category_alone)
+    assert with_words[1] >= category_alone[1], (with_words, category_alone)
+
+
 def test_without_a_category_the_guess_is_used_and_said(trained_version, encoder):
     for item in trained_version.items[::8]:
         image = open_rgb(item.image)

@@ -3,8 +3,10 @@ outfits.recommendations.goes_well_with_each) for the items of the split's held-o
 under each match-diversity setting. For each setting:
 
 - near-duplicates: rows showing two colourways of one garment (Mango's SKU is the garment's
-  model code, a dash, the colour code), and rows showing two products a shopper is told apart
-  from only by their SKU (the same title and colour);
+  model code, a dash, the colour code), rows showing two products of one look (twins by
+  outfits.row_facts.look_key: the same picture, or the same title and colour where the title
+  is the catalog's own), and rows showing two of one title and colour (what the twins rule
+  was before the import's made-up titles were told apart: Mango's titles are all made up);
 - variety: distinct colours in a row;
 - what diversity costs: how often the held-out outfit's own mate is in the anchor's row of the
   mate's category (hit@N, N = the page's row), cold and warm, with standard errors.
@@ -50,6 +52,8 @@ def measure(pairs: dict[str, list[tuple[str, str]]], diversity: float) -> dict:
 
     from catalog.models import Product
     from outfits.recommendations import goes_well_with_each
+    from outfits.row_facts import look_key
+    from outfits.serving import current_snapshot
 
     anchors = sorted({a for found in pairs.values() for a, _ in found})
     products = {p.sku: p for p in Product.objects.filter(sku__in=anchors)}
@@ -65,24 +69,32 @@ def measure(pairs: dict[str, list[tuple[str, str]]], diversity: float) -> dict:
         p.sku: (p.title.casefold(), p.colour.casefold(), p.category.name)
         for p in Product.objects.select_related("category")
     }
+    snapshot = current_snapshot()
+    look = {sku: look_key(card) for sku in facts if (card := snapshot.product(sku)) is not None}
     shown = [row for by_category in rows.values() for row in by_category.values() if len(row) > 1]
+    if not shown:
+        raise SystemExit("No row of two or more matches: is a version active?")
     colourways = sum(
         any(garment_of(a) == garment_of(b) for a, b in combinations(row, 2)) for row in shown
     )
-    twins = sum(any(facts[a][:2] == facts[b][:2] for a, b in combinations(row, 2)) for row in shown)
+    twins = sum(any(look[a] == look[b] for a, b in combinations(row, 2)) for row in shown)
+    same_words = sum(
+        any(facts[a][:2] == facts[b][:2] for a, b in combinations(row, 2)) for row in shown
+    )
     colours = [len({facts[sku][1] for sku in row}) / len(row) for row in shown]
     result: dict = {
         "diversity": diversity,
         "rows": len(shown),
         "rows_with_two_colourways_of_a_garment": colourways / len(shown),
-        "rows_with_two_of_one_title_and_colour": twins / len(shown),
+        "rows_with_two_of_one_look": twins / len(shown),
+        "rows_with_two_of_one_title_and_colour": same_words / len(shown),
         "distinct_colours_per_item": sum(colours) / len(colours),
     }
     for name, found in pairs.items():
         hits = [
             b in rows.get(a, {}).get(facts[b][2], []) for a, b in found if a in rows and b in facts
         ]
-        rate = sum(hits) / len(hits)
+        rate = sum(hits) / max(1, len(hits))
         result[f"{name}_hit"] = rate
         result[f"{name}_hit_se"] = math.sqrt(rate * (1 - rate) / len(hits))
         result[f"{name}_pairs"] = len(hits)
@@ -107,14 +119,16 @@ def main() -> None:
     results = [measure(pairs, diversity) for diversity in arguments.diversity]
     size = settings.OUTFITS_MATCHES_PER_CATEGORY
     print(
-        f"\n| diversity | rows | two colourways of a garment | two of one title and colour "
-        f"| distinct colours / item | cold hit@{size} | warm hit@{size} |"
+        f"\n| diversity | rows | two colourways of a garment | two of one look "
+        f"| two of one title and colour | distinct colours / item | cold hit@{size} "
+        f"| warm hit@{size} |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(
             f"| {r['diversity']} | {r['rows']:,} "
             f"| {r['rows_with_two_colourways_of_a_garment']:.3f} "
+            f"| {r['rows_with_two_of_one_look']:.3f} "
             f"| {r['rows_with_two_of_one_title_and_colour']:.3f} "
             f"| {r['distinct_colours_per_item']:.3f} "
             f"| {r['cold_hit']:.4f} ± {r['cold_hit_se']:.4f} "

@@ -23,6 +23,7 @@ TRUE_WORDS = {"1", "true", "yes", "y", "t", "in stock"}
 FALSE_WORDS = {"0", "false", "no", "n", "f", "out of stock"}
 COMPARED_FIELDS = (
     "title",
+    "title_made_up",
     "category_id",
     "colour",
     "price",
@@ -229,6 +230,7 @@ class CatalogRowImporter:
         colour = values.get("colour", "")
         return sku, {
             "title": (values.get("title") or default_title(colour, category))[:300],
+            "title_made_up": not values.get("title"),
             "category": category[:120],
             "group": values.get("group", "")[:120],
             "colour": colour[:80],

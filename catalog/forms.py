@@ -2,29 +2,60 @@
 a product in the admin."""
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from .catalog_rows import sku_problem
 from .csv_import import CsvFormatError, parse_mapping
+from .image_sources import ImageRejected, check_image, store_image
 from .import_jobs import (
     check_images_folder,
     create_import_job,
     enqueue_import_job,
     importer_class,
 )
-from .models import ImportJob
+from .models import ImportJob, Product
 
 
 class ProductAdminForm(forms.ModelForm):
     """A product added or edited by hand: its SKU must pass what the importer checks, or
-    the product's pages and API addresses could not carry it. (No Meta: the admin builds it
-    for Product with the fields the admin shows.)"""
+    the product's pages and API addresses could not carry it; a picture is stored as the
+    importer stores it (by its content, with its thumbnail and hash), or lists would keep
+    the old thumbnail and a retraining the old picture's cached vectors. (No Meta: the admin
+    builds it for Product with the fields the admin shows.)"""
 
     def clean_sku(self) -> str:
         sku = self.cleaned_data["sku"]
         if problem := sku_problem(sku):
             raise forms.ValidationError(f"This SKU cannot be used: it {problem}.")
         return sku
+
+    def clean_image(self) -> UploadedFile | bool | None:
+        image = self.cleaned_data.get("image")
+        if isinstance(image, UploadedFile):
+            try:
+                check_image(image.read())
+            except ImageRejected as error:
+                raise forms.ValidationError(str(error)) from None
+            image.seek(0)
+        return image
+
+    def save(self, commit: bool = True) -> Product:
+        product = super().save(commit=False)
+        if "title" in self.changed_data:  # staff wrote it: it tells twins apart again
+            product.title_made_up = False
+        if "image" in self.changed_data:
+            upload = self.cleaned_data.get("image")
+            if upload:
+                stored = store_image(upload.read())
+                product.image, product.thumbnail = stored.name, stored.thumbnail_name
+                product.image_sha256, product.image_source = stored.sha256, ""
+            else:  # cleared
+                product.thumbnail, product.image_sha256, product.image_source = "", "", ""
+        if commit:
+            product.save()
+            self._save_m2m()
+        return product
 
 
 class ImportUploadForm(forms.Form):

@@ -40,6 +40,9 @@ class Category(models.Model):
 class Product(models.Model):
     sku = models.CharField("SKU", max_length=64, unique=True)
     title = models.CharField(max_length=300)
+    # The import made the title of colour and category (its file had none): "Grey dresses"
+    # names hundreds of garments, so it tells no twins apart (outfits.row_facts.look_key).
+    title_made_up = models.BooleanField(default=False, editable=False)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
     colour = models.CharField(max_length=80, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)

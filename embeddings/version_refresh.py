@@ -394,10 +394,10 @@ def _loaded(served: Path) -> tuple[CompatibilityIndex, Fingerprints]:
 
 
 def link_model_files(source: Path, target: Path) -> None:
-    """The model's files of the version in `source` (its head, probe and tuned top: what a
-    refresh keeps), hard-linked into `target`, never copied or rewritten; not its index and
-    fingerprints, which `target` has written (a layer of `source`'s that `target` wrote whole
-    would lay stale rows over it)."""
+    """The model's files of the version in `source` (its head, probe, photo words and tuned
+    top: what a refresh keeps), hard-linked into `target`, never copied or rewritten; not its
+    index and fingerprints, which `target` has written (a layer of `source`'s that `target`
+    wrote whole would lay stale rows over it)."""
     written = {MANIFEST_NAME, FINGERPRINTS_FILE, FINGERPRINT_CHANGES_FILE}
     for file in source.rglob("*"):
         relative = file.relative_to(source)

@@ -17,7 +17,6 @@ from typing import Protocol
 
 import numpy as np
 
-from catalog.catalog_rows import default_title
 from catalog.models import Category
 from embeddings.engine.index import CompatibilityIndex
 
@@ -34,6 +33,8 @@ class Card(Protocol):
     def sku(self) -> str: ...
     @property
     def title(self) -> str: ...
+    @property
+    def title_made_up(self) -> bool: ...
     @property
     def image(self) -> str: ...
     @property
@@ -91,10 +92,10 @@ def look_of(card: Card | None) -> int:
 def look_key(card: Card) -> tuple[str, ...]:
     """The same title and colour (casefolded) where the title is the merchant's own: one
     product in several SKUs, or twins. A title an import made of colour and category ("Grey
-    dresses", Mango's 9,222 products have 300) names hundreds of different garments and tells
+    dresses": Mango's 9,222 products have 300) names hundreds of different garments and tells
     no twins: those are told by their picture (stored by its content: the same file, the
     same name)."""
-    if card.title != default_title(card.colour, card.category.name):
+    if not card.title_made_up:
         return ("title", card.title.casefold(), card.colour.casefold())
     return ("picture", card.image) if card.image else ("sku", card.sku)
 

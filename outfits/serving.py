@@ -51,6 +51,7 @@ CARD_FIELDS = (
     "image",
     "thumbnail",
     "updated_at",
+    "title_made_up",
 )
 
 
@@ -68,6 +69,7 @@ class ProductCard:
     image: str  # storage names
     thumbnail: str
     updated_at: datetime
+    title_made_up: bool
 
     def get_absolute_url(self) -> str:
         return product_url(self.sku)

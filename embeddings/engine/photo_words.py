@@ -44,10 +44,15 @@ def fit_photo_words(
             f"Photo words need two or more (image, text) vector pairs, not "
             f"{len(image_vectors)} images and {len(text_vectors)} texts"
         )
-    inputs = np.asarray(image_vectors, dtype=np.float64)
-    targets = np.asarray(text_vectors, dtype=np.float64)
-    input_mean, target_mean = inputs.mean(axis=0), targets.mean(axis=0)
-    centred = inputs - input_mean
-    gram = centred.T @ centred + ridge * np.eye(inputs.shape[1])
-    weights = np.linalg.solve(gram, centred.T @ (targets - target_mean))
+    count = len(image_vectors)
+    input_mean = np.mean(image_vectors, axis=0, dtype=np.float64)
+    target_mean = np.mean(text_vectors, axis=0, dtype=np.float64)
+    gram = ridge * np.eye(input_mean.shape[0])
+    cross = np.zeros((input_mean.shape[0], target_mean.shape[0]))
+    for start in range(0, count, 65_536):  # in slices: a catalog of 1M is not copied whole
+        x = np.asarray(image_vectors[start : start + 65_536], dtype=np.float64) - input_mean
+        y = np.asarray(text_vectors[start : start + 65_536], dtype=np.float64) - target_mean
+        gram += x.T @ x
+        cross += x.T @ y
+    weights = np.linalg.solve(gram, cross)
     return PhotoWords(weights, target_mean - input_mean @ weights)

@@ -46,7 +46,7 @@ class ImageCaptionPairs(Dataset):
         backbone: Backbone,
         phone_photos: float = 0.0,
         seed: int = 0,
-    ):
+    ) -> None:
         if len(image_paths) != len(captions):
             raise ValueError(f"{len(image_paths)} images but {len(captions)} captions")
         if not 0.0 <= phone_photos <= 1.0:
@@ -55,6 +55,8 @@ class ImageCaptionPairs(Dataset):
         self.tokens = backbone.tokenizer(list(captions))
         self.preprocess = backbone.train_preprocess
         self.phone_photos = phone_photos
+        # Drawn in the loading process (the loader has no workers): workers would each copy
+        # this generator and draw the same photos.
         self.random = np.random.default_rng(seed)
         size = getattr(backbone.model.visual, "image_size", 224)
         # The photo is staged at twice the input side: what the backbone sees, 5x cheaper than

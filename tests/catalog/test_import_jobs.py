@@ -28,7 +28,7 @@ def test_import_creates_products_with_stored_images_thumbnails_and_attributes(ru
     assert blazer.category.name == "Outerwear" and str(blazer.price) == "89.90"
     assert blazer.attributes == {"season": "winter"}
     assert Path(blazer.image.path).is_file() and Path(blazer.thumbnail.path).is_file()
-    assert len(blazer.image_sha256) == 64
+    assert len(blazer.image_sha256) == 64 and not blazer.title_made_up
     assert Product.objects.get(sku="B1").in_stock is False
 
 
@@ -108,6 +108,7 @@ def test_a_mapping_reads_any_export_and_keeps_unmapped_columns(run_import, image
     assert job.status == "succeeded", job.message
     product = Product.objects.get(sku="41085800-02")
     assert product.title == "White trousers"  # no title column: made from colour and category
+    assert product.title_made_up  # and said so: it tells no twins apart
     assert product.category.group == "Bottoms"
     assert product.attributes == {"des_fabric": "P-PLANA"}
     assert job.delimiter == ";"

@@ -2,6 +2,7 @@
 image blocks and head into the catalog's compatibility space, its category guessed zero-shot,
 and searched in a category's index."""
 
+import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,10 +15,11 @@ from django.test import override_settings
 from PIL import Image
 
 from catalog.models import Product
-from embeddings.engine.artifacts import read_manifest
+from embeddings.engine.artifacts import MANIFEST_NAME, read_manifest
 from embeddings.engine.backbone import BackboneUnavailable
 from embeddings.engine.index import CompatibilityIndex
 from embeddings.engine.photo import PhotoEncoder
+from embeddings.engine.photo_words import PHOTO_WORDS_FILE
 from embeddings.engine.text import describe
 
 # Also makes pytest-django set up the test database the module's fixture trains in.
@@ -186,6 +188,28 @@ def test_a_version_without_a_probe_guesses_zero_shot(trained_version, encoder):
         )
     finally:
         encoder.category_probe = probe
+
+
+def test_a_version_from_before_photo_words_describes_a_photo_by_its_category(
+    trained_version, encoder, tmp_path
+):
+    older = tmp_path / "older"
+    shutil.copytree(trained_version.directory, older)
+    (older / PHOTO_WORDS_FILE).unlink()
+    manifest = json.loads((older / MANIFEST_NAME).read_text())
+    del manifest["files"][PHOTO_WORDS_FILE]  # as versions written before it list their files
+    (older / MANIFEST_NAME).write_text(json.dumps(manifest))
+    without = PhotoEncoder.load(older, read_manifest(older, False))
+    assert without.photo_words is None
+    item = trained_version.items[0]
+    words, encoder.photo_words = encoder.photo_words, None
+    try:
+        alone = encoder.encode(open_rgb(item.image), item.category).vector
+    finally:
+        encoder.photo_words = words
+    np.testing.assert_allclose(
+        without.encode(open_rgb(item.image), item.category).vector, alone, atol=1e-6
+    )
 
 
 def test_a_deleted_or_replaced_backbone_checkpoint_is_refused_by_name(

@@ -235,7 +235,7 @@ def test_a_title_the_import_made_up_tells_no_twins_their_picture_does(handmade_s
     p1, p2 = handmade_shop["P1"], handmade_shop["P2"]
     for product, picture in ((p1, "products/aa/one.jpg"), (p2, "products/bb/two.jpg")):
         product.title = default_title("Black", product.category.name)
-        product.colour, product.image = "Black", picture
+        product.colour, product.image, product.title_made_up = "Black", picture, True
         product.save()
     everyone = list(handmade_shop.products.values())
 

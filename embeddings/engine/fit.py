@@ -26,7 +26,7 @@ from .evaluate import (
 )
 from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
 from .outfit_model import OutfitModel
-from .photo_words import PhotoWords, fit_photo_words
+from .photo_words import PhotoWords, fit_photo_words, held_out_closeness
 from .progress import Progress, no_progress
 from .scorers import AUTO_SCORER, SCORER_CHOICES, OutfitScorer, SkuScorer, TypeAwareScorer
 from .space import CompatibilitySpace
@@ -247,7 +247,9 @@ def fit_version(
     # the words such a picture goes with.
     image_vectors = item_vectors[:, : item_vectors.shape[1] // 2]
     category_probe = fit_category_probe(image_vectors, catalog.categories)
-    photo_words = fit_photo_words(image_vectors, item_vectors[:, image_vectors.shape[1] :])
+    text_vectors = item_vectors[:, image_vectors.shape[1] :]
+    photo_words = fit_photo_words(image_vectors, text_vectors)
+    metrics["photo_words_cosine"] = held_out_closeness(image_vectors, text_vectors)
     metrics["category_accuracy"] = held_out_accuracy(image_vectors, catalog.categories)
     progress("evaluating", 1, 1)
     stopwatch.lap("evaluating")

@@ -56,3 +56,22 @@ def fit_photo_words(
         cross += x.T @ y
     weights = np.linalg.solve(gram, cross)
     return PhotoWords(weights, target_mean - input_mean @ weights)
+
+
+def held_out_closeness(
+    image_vectors: np.ndarray, text_vectors: np.ndarray, fraction: float = 0.15, seed: int = 0
+) -> float | None:
+    """Mean cosine between the words predicted for a random `fraction` of the pictures (by a
+    fit on the others) and their own products' words: how well a photo gets its words."""
+    count = len(image_vectors)
+    held = max(1, int(round(count * fraction)))
+    if count - held < 2:
+        return None
+    order = np.random.default_rng(seed).permutation(count)
+    test, train = order[:held], order[held:]
+    predicted = fit_photo_words(image_vectors[train], text_vectors[train]).predict(
+        image_vectors[test]
+    )
+    own = np.asarray(text_vectors[test], dtype=np.float32)
+    own /= np.maximum(np.linalg.norm(own, axis=1, keepdims=True), 1e-12)
+    return float(np.mean(np.sum(predicted * own, axis=1)))

@@ -133,6 +133,8 @@ def test_a_photo_described_by_its_pictures_words_finds_its_own_product_more_ofte
     the photo's text half: its vector comes closer to its own product's stored one (which
     has the product's words) than with the category's words alone."""
     assert encoder.photo_words is not None
+    closeness = read_manifest(trained_version.directory)["metrics"]["photo_words_cosine"]
+    assert -1 <= closeness <= 1  # held out: how well a picture gets its words, recorded
 
     def closeness_and_own_first() -> tuple[float, int]:
         cosines, own_first = [], 0

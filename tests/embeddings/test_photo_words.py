@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from embeddings.engine.photo_words import PhotoWords, fit_photo_words
+from embeddings.engine.photo_words import PhotoWords, fit_photo_words, held_out_closeness
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -43,3 +43,13 @@ def test_photo_words_need_pairs():
         fit_photo_words(np.zeros((3, 4)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="two or more"):
         fit_photo_words(np.zeros((1, 4)), np.zeros((1, 4)))
+
+
+def test_held_out_closeness_says_how_well_pictures_get_their_words():
+    rng = np.random.default_rng(2)
+    images = unit(rng.standard_normal((300, 16)))
+    related = unit(images @ rng.standard_normal((16, 12)))
+    unrelated = unit(rng.standard_normal((300, 12)))
+    assert held_out_closeness(images, related) > 0.95
+    assert held_out_closeness(images, unrelated) < 0.5
+    assert held_out_closeness(images[:2], related[:2]) is None

@@ -37,7 +37,7 @@ from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
 from embeddings.engine.train import ItemEncoder, trained_space  # noqa: E402
 
 ARMS = ("from scratch", "pretrained")
-COLOURS = {"from scratch": "#b42318", "pretrained": "#1a5fb4"}
+PALETTE = ("#b42318", "#1a5fb4", "#2f855a", "#b7791f")  # one per arm, in the table's order
 CLEAN = "clean"
 
 
@@ -63,12 +63,12 @@ def bars_svg(values: dict[str, dict[str, float]], title: str, path: Path) -> Non
     for tick in np.linspace(low, high, 5):
         parts.append(f'<text x="8" y="{y(tick) + 4:.1f}">{tick:.2f}</text>')
     for i, condition in enumerate(conditions):
-        for j, (arm, by_condition) in enumerate(values.items()):
+        for j, by_condition in enumerate(values.values()):
             value = by_condition[condition]
             x = left + i * group + bar / 2 + j * bar
             parts.append(
                 f'<rect x="{x:.1f}" y="{y(value):.1f}" width="{bar - 3:.1f}" '
-                f'height="{y(low) - y(value):.1f}" fill="{COLOURS[arm]}"/>'
+                f'height="{y(low) - y(value):.1f}" fill="{PALETTE[j % len(PALETTE)]}"/>'
                 f'<text x="{x + (bar - 3) / 2:.1f}" y="{y(value) - 3:.1f}" font-size="10" '
                 f'text-anchor="middle">{value:.3f}</text>'
             )
@@ -78,8 +78,9 @@ def bars_svg(values: dict[str, dict[str, float]], title: str, path: Path) -> Non
         )
     for j, arm in enumerate(values):
         parts.append(
-            f'<rect x="{left + 160 * j}" y="{height - 22}" width="10" height="10" '
-            f'fill="{COLOURS[arm]}"/><text x="{left + 160 * j + 14}" y="{height - 13}">'
+            f'<rect x="{left + 220 * j}" y="{height - 22}" width="10" height="10" '
+            f'fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<text x="{left + 220 * j + 14}" y="{height - 13}">'
             f"{arm}</text>"
         )
     parts.append("</svg>")
@@ -95,7 +96,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot-prefix", type=Path, default=ROOT / "docs" / "robustness")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "robustness.json")
+    parser.add_argument(
+        "--arms",
+        nargs="+",
+        choices=ARMS,
+        default=list(ARMS),
+        help="the backbones to run; the others' rows are read from --earlier",
+    )
+    parser.add_argument(
+        "--earlier",
+        type=Path,
+        help="an earlier run's results (JSON) holding the arms not run now, same seed and split",
+    )
+    parser.add_argument(
+        "--label",
+        default="pretrained",
+        help="the pretrained arm's name in the tables (e.g. 'pretrained, phone photos', to set "
+        "it beside an earlier backbone's rows read from --earlier)",
+    )
     arguments = parser.parse_args()
+    if set(arguments.arms) != set(ARMS) and arguments.earlier is None:
+        parser.error("--earlier is needed for the arms not run")
 
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
@@ -117,6 +138,11 @@ def main() -> None:
         "pretrained": lambda: load_backbone("outfits-tiny", str(arguments.backbone)),
     }
     results = []
+    if arguments.earlier is not None:  # the from-scratch arm does not change with the backbone
+        earlier = json.loads(arguments.earlier.read_text())["runs"]
+        running = {"from scratch"} & set(arguments.arms)
+        running |= {arguments.label} if "pretrained" in arguments.arms else set()
+        results = [row for row in earlier if row["arm"] not in running]
     with tempfile.TemporaryDirectory() as scratch:
         degraded_paths = {}
         for name, degradation in DEGRADATIONS.items():
@@ -126,7 +152,7 @@ def main() -> None:
                 [images[row] for row in evaluated], degradation, folder, arguments.seed
             )
             print(f"# {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        for arm in ARMS:
+        for arm in arguments.arms:
             started = time.perf_counter()
             backbone = backbones[arm]()
             clean = encode_items(backbone, images, texts)
@@ -149,7 +175,8 @@ def main() -> None:
                 scorer = SkuScorer(
                     TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
                 )
-                row = {"arm": arm, "condition": condition} | split_figures(scorer, tasks)
+                label = arguments.label if arm == "pretrained" else arm
+                row = {"arm": label, "condition": condition} | split_figures(scorer, tasks)
                 results.append(row)
                 print(json.dumps(row), flush=True)
 
@@ -161,7 +188,8 @@ def main() -> None:
         "FITB lost (mean of cold and warm) |"
     )
     print("|---|---|---:|---:|---:|---:|---:|")
-    for arm in ARMS:
+    arms = list(dict.fromkeys(row["arm"] for row in results))
+    for arm in arms:
         base = of(arm, CLEAN)
         for condition in [CLEAN, *DEGRADATIONS]:
             r = of(arm, condition)
@@ -182,7 +210,7 @@ def main() -> None:
                     c: (of(arm, c)[f"cold_{metric}"] + of(arm, c)[f"warm_{metric}"]) / 2
                     for c in conditions
                 }
-                for arm in ARMS
+                for arm in arms
             },
             f"Mean of cold and warm {label}, evaluation images degraded (backbone frozen)",
             Path(f"{arguments.plot_prefix}_{metric}.svg"),

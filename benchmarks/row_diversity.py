@@ -69,7 +69,8 @@ def measure(pairs: dict[str, list[tuple[str, str]]], diversity: float) -> dict:
             chunk = [products[sku] for sku in anchors[start : start + 100] if sku in products]
             for product, answer in zip(chunk, goes_well_with_each(chunk), strict=True):
                 rows[product.sku] = {
-                    group.category: [m.sku for m in group.matches] for group in answer.groups
+                    group.category.name: [m.product.sku for m in group.matches]
+                    for group in answer.groups
                 }
     facts = {
         p.sku: (p.title.casefold(), p.colour.casefold(), p.category.name)

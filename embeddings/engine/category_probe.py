@@ -67,6 +67,18 @@ def fit_category_probe(
     )
 
 
+def held_out_split(
+    count: int, fraction: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows (held out, fitted on): a random `fraction` of `count` held out; None when fewer
+    than two would be left to fit on."""
+    held = max(1, int(round(count * fraction)))
+    if count - held < 2:
+        return None
+    order = np.random.default_rng(seed).permutation(count)
+    return order[:held], order[held:]
+
+
 def held_out_accuracy(
     image_vectors: np.ndarray,
     item_categories: Sequence[str],
@@ -74,12 +86,9 @@ def held_out_accuracy(
     seed: int = 0,
 ) -> float | None:
     """Top-1 accuracy of a probe fitted on the other rows, on a random `fraction` of them."""
-    count = len(image_vectors)
-    held = max(1, int(round(count * fraction)))
-    if count - held < 2:
+    if (split := held_out_split(len(image_vectors), fraction, seed)) is None:
         return None
-    order = np.random.default_rng(seed).permutation(count)
-    test, train = order[:held], order[held:]
+    test, train = split
     labels = np.asarray(item_categories)
     probe = fit_category_probe(image_vectors[train], labels[train].tolist(), seed=seed)
     return float(np.mean(np.asarray(probe.predict(image_vectors[test])) == labels[test]))

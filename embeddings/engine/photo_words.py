@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .category_probe import held_out_split
+
 PHOTO_WORDS_FILE = "photo_words.npz"
 
 
@@ -63,12 +65,9 @@ def held_out_closeness(
 ) -> float | None:
     """Mean cosine between the words predicted for a random `fraction` of the pictures (by a
     fit on the others) and their own products' words: how well a photo gets its words."""
-    count = len(image_vectors)
-    held = max(1, int(round(count * fraction)))
-    if count - held < 2:
+    if (split := held_out_split(len(image_vectors), fraction, seed)) is None:
         return None
-    order = np.random.default_rng(seed).permutation(count)
-    test, train = order[:held], order[held:]
+    test, train = split
     predicted = fit_photo_words(image_vectors[train], text_vectors[train]).predict(
         image_vectors[test]
     )

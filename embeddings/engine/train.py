@@ -16,7 +16,7 @@ from .backbone import ImageTowerTop
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
-from .triplets import Verdicts, mine_triplets, verdict_triplets
+from .triplets import Verdicts, items_by_category, mine_triplets, verdict_triplets
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ class HeadTrainingConfig:
     # A bad pair stylists flagged counts this many times an outfit's triplet: a verdict is
     # rare and deliberate, the outfits' random negatives many and mostly easy.
     bad_pair_weight: float = 2.0
+    # Wrong answers each positive is weighed against. 1: the triplet margin loss. More: a
+    # softmax over the positive, its triplet's negative and `negatives - 1` more items of its
+    # category (InfoNCE), drawn once per batch and category and shared by the batch's rows.
+    negatives: int = 1
+    temperature: float = 0.1
 
 
 class CompatibilityHead(nn.Module):
@@ -122,6 +127,50 @@ def triplet_loss(
     negative_similarity = (anchor * negative).sum(dim=-1)
     hinge = torch.relu(margin - positive_similarity + negative_similarity)
     return hinge.mean() if weights is None else (hinge * weights).sum() / weights.sum()
+
+
+def softmax_loss(
+    anchor: torch.Tensor,
+    candidates: torch.Tensor,
+    temperature: float,
+    excluded: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE: the anchor (B, D) must pick its positive, candidates[:, 0], out of candidates
+    (B, K, D); `excluded` (B, K - 1) masks wrong answers that are the positive itself."""
+    logits = torch.einsum("bd,bkd->bk", anchor, candidates) / temperature
+    logits[:, 1:] = logits[:, 1:].masked_fill(excluded, float("-inf"))
+    target = torch.zeros(len(anchor), dtype=torch.long)
+    losses = nn.functional.cross_entropy(logits, target, reduction="none")
+    return losses.mean() if weights is None else (losses * weights).sum() / weights.sum()
+
+
+def answer_loss(
+    anchor: torch.Tensor,
+    answers: torch.Tensor,
+    excluded: torch.Tensor,
+    config: HeadTrainingConfig,
+    weights: torch.Tensor | None,
+) -> torch.Tensor:
+    """The configured loss of anchors (B, D) against their answers (B, K, D): the positive
+    first, then wrong ones (`excluded` marks those that are the positive itself)."""
+    if config.negatives > 1:
+        return softmax_loss(anchor, answers, config.temperature, excluded, weights)
+    return triplet_loss(anchor, answers[:, 0], answers[:, 1], config.margin, weights)
+
+
+def shared_negatives(
+    positive_categories: np.ndarray,
+    pools: dict[int, np.ndarray],
+    count: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """`count` random items of each row's positive category, (B, count): one draw per category
+    in the batch, shared by its rows, so a batch embeds few more items than it has triplets."""
+    drawn = np.empty((len(positive_categories), count), dtype=np.int64)
+    for category in np.unique(positive_categories):
+        drawn[positive_categories == category] = rng.choice(pools[int(category)], size=count)
+    return drawn
 
 
 class ItemEncoder(nn.Module):
@@ -204,6 +253,7 @@ def train_compatibility_head(
         )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     epoch_losses: list[float] = []
+    pools = items_by_category(item_categories)
 
     def set_training(mode: bool) -> None:
         head.train(mode)
@@ -233,17 +283,27 @@ def train_compatibility_head(
             triplets.split(config.batch_size), triplet_weights.split(config.batch_size), strict=True
         ):
             check_cancelled()
-            # Each item once per batch, however many triplets it is in.
-            rows, inverse = torch.unique(batch, return_inverse=True)
-            embedded = head(encode(rows))
-            anchor, positive, negative = (embedded[inverse[:, column]] for column in range(3))
             counted = batch_weights if weighted else None
-            loss = triplet_loss(anchor, positive, negative, config.margin, counted)
+            choices = batch[:, 1:]  # each row's answers: the positive, then wrong ones
+            if config.negatives > 1:
+                extra = shared_negatives(
+                    item_categories[batch[:, 1].numpy()], pools, config.negatives - 1, rng
+                )
+                choices = torch.cat([choices, torch.from_numpy(extra)], dim=1)
+            excluded = choices[:, 1:] == choices[:, :1]
+            # Each item once per batch, however many triplets it is in.
+            rows, inverse = torch.unique(
+                torch.cat([batch[:, 0], choices.flatten()]), return_inverse=True
+            )
+            embedded = head(encode(rows))
+            anchor = embedded[inverse[: len(batch)]]
+            answers = embedded[inverse[len(batch) :]].view(*choices.shape, -1)
+            loss = answer_loss(anchor, answers, excluded, config, counted)
             if head.pair_logits is not None:
-                # The negative has the positive's category: one pair of categories per row.
+                # Every answer has the positive's category: one pair of categories per row.
                 pair = head.pair_weights(categories[batch[:, 0]], categories[batch[:, 1]])
-                loss = config.shared_space_loss_weight * loss + triplet_loss(
-                    anchor * pair, positive, negative, config.margin, counted
+                loss = config.shared_space_loss_weight * loss + answer_loss(
+                    anchor * pair, answers, excluded, config, counted
                 )
             if not torch.isfinite(loss):
                 raise TrainingDiverged(

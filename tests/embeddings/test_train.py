@@ -9,6 +9,8 @@ from embeddings.engine.train import (
     load_head,
     project,
     save_head,
+    shared_negatives,
+    softmax_loss,
     train_compatibility_head,
     triplet_loss,
 )
@@ -75,6 +77,45 @@ def test_training_learns_compatibility_the_raw_vectors_do_not_show():
     oracle = fitb_accuracy(np.eye(5, dtype=np.float32)[styles], questions)
     assert learned > fitb_accuracy(unit, questions) + 0.2
     assert learned > 0.85 * oracle
+
+
+def test_the_softmax_over_many_negatives_learns_compatibility_too():
+    vectors, categories, outfits, styles = styled_items()
+    train, validation = outfits[::2], outfits[1::2]
+    category_of = {str(i): str(c) for i, c in enumerate(categories)}
+    questions, _ = make_tasks(
+        [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
+    )
+    config = HeadTrainingConfig(epochs=30, batch_size=64, negatives=16)
+    head, losses = train_compatibility_head(vectors, train, categories, config)
+    assert losses[-1] < 0.5 * losses[0]
+    vectors_of = {str(i): v for i, v in enumerate(project(head, vectors))}
+    oracle = {str(i): v for i, v in enumerate(np.eye(5, dtype=np.float32)[styles])}
+    assert evaluate_tasks(vectors_of, questions).fitb_accuracy > (
+        0.85 * evaluate_tasks(oracle, questions).fitb_accuracy
+    )
+
+
+def test_shared_negatives_are_of_each_rows_positive_category():
+    categories = np.array([0, 0, 1, 1, 2, 2, 2])
+    pools = {c: np.flatnonzero(categories == c) for c in range(3)}
+    positives = np.array([2, 0, 1, 2, 2])
+    drawn = shared_negatives(positives, pools, 5, np.random.default_rng(0))
+    assert drawn.shape == (5, 5)
+    assert (categories[drawn] == positives[:, None]).all()
+    # One draw per category, shared by its rows.
+    assert (drawn[0] == drawn[3]).all() and (drawn[0] == drawn[4]).all()
+
+
+def test_the_softmax_loss_ignores_wrong_answers_that_are_the_positive():
+    anchor = torch.tensor([[1.0, 0.0]])
+    positive, wrong = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    candidates = torch.stack([positive, positive, wrong])[None]
+    masked = softmax_loss(anchor, candidates, 0.1, torch.tensor([[True, False]]))
+    alone = softmax_loss(anchor, candidates[:, [0, 2]], 0.1, torch.tensor([[False]]))
+    assert masked.item() == alone.item() > 0
+    unmasked = softmax_loss(anchor, candidates, 0.1, torch.tensor([[False, False]]))
+    assert unmasked.item() > masked.item() + 0.5
 
 
 def test_head_round_trips_through_its_file(tmp_path):

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.transfer_study import MANGO, load_catalog, load_split, split_figures  # noqa: E402
+from benchmarks.transfer_study import MANGO, family_members, load_catalog, load_split, split_figures  # noqa: E402
 from embeddings.engine.backbone import load_backbone  # noqa: E402
 from embeddings.engine.encode import encode_items  # noqa: E402
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
@@ -65,9 +65,7 @@ def main() -> None:
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
     train, tasks = load_split(arguments.split, row_of)
-    members: dict[str, list[str]] = {}
-    for sku, family in zip(skus, families, strict=True):
-        members.setdefault(family, []).append(sku)
+    members = family_members(skus, families)
     names, codes = np.unique(families, return_inverse=True)
     vectors = item_vectors(arguments.backbone, images, texts, arguments.work)
 

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.transfer_study import load_split, split_figures  # noqa: E402
+from benchmarks.transfer_study import family_members, load_split, split_figures  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 from embeddings.engine.outfit_training import (  # noqa: E402
     OutfitTrainingConfig,
@@ -78,9 +78,7 @@ def main() -> None:
     pairs = index.scorer.base if isinstance(index.scorer, OutfitScorer) else index.scorer
     assert isinstance(pairs, TypeAwareScorer)
     train, tasks = load_split(arguments.split, dict(index.row_of_sku))
-    members: dict[str, list[str]] = {}
-    for sku, category in zip(index.skus, index.categories, strict=True):
-        members.setdefault(category, []).append(sku)
+    members = family_members(index.skus, index.categories)
     vectors = np.asarray(index.vectors)
     weight = pairs.cooccurrence.weight
     rows = []

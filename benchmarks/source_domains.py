@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.transfer_study import (  # noqa: E402
     MANGO,
+    family_members,
     load_catalog,
     load_split,
     split_figures,
@@ -127,9 +128,7 @@ def main() -> None:
     skus, images, texts, families = load_catalog(arguments.data)
     row_of = {sku: row for row, sku in enumerate(skus)}
     train, tasks = load_split(arguments.split, row_of)
-    members: dict[str, list[str]] = {}
-    for sku, family in zip(skus, families, strict=True):
-        members.setdefault(family, []).append(sku)
+    members = family_members(skus, families)
     for variant in arguments.variants:
         done = arguments.work / f"{variant}.json"
         if done.is_file():

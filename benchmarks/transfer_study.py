@@ -89,6 +89,14 @@ def load_split(split: Path, row_of: dict[str, int]):
     return list(outfits.values()), tasks
 
 
+def family_members(skus, families) -> dict[str, list[str]]:
+    """Each family's SKUs: what Recall@K ranks a right answer among."""
+    members: dict[str, list[str]] = {}
+    for sku, family in zip(skus, families, strict=True):
+        members.setdefault(family, []).append(sku)
+    return members
+
+
 def split_figures(scorer, tasks, members=None) -> dict[str, float]:
     """Cold and warm FITB and AUC with their standard errors (and Recall@K, given each family's
     `members`), as the studies' tables report them."""

@@ -35,6 +35,15 @@ def styled_items(seed: int = 0):
     return vectors.astype(np.float32), categories, outfits, styles
 
 
+def halves(outfits, categories):
+    """Half of the outfits to train on; FITB questions from the other half."""
+    category_of = {str(i): str(c) for i, c in enumerate(categories)}
+    questions, _ = make_tasks(
+        [[str(i) for i in o] for o in outfits[1::2]], category_of, np.random.default_rng(1)
+    )
+    return outfits[::2], questions
+
+
 def test_one_training_step_lowers_the_loss():
     vectors, categories, outfits, styles = styled_items()
     head = CompatibilityHead(HeadConfig(input_dim=32))
@@ -58,11 +67,7 @@ def test_one_training_step_lowers_the_loss():
 
 def test_training_learns_compatibility_the_raw_vectors_do_not_show():
     vectors, categories, outfits, styles = styled_items()
-    train, validation = outfits[::2], outfits[1::2]
-    category_of = {str(i): str(c) for i, c in enumerate(categories)}
-    questions, _ = make_tasks(
-        [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
-    )
+    train, questions = halves(outfits, categories)
 
     def fitb_accuracy(vectors: np.ndarray, tasks) -> float:
         return evaluate_tasks({str(i): v for i, v in enumerate(vectors)}, tasks).fitb_accuracy
@@ -81,11 +86,7 @@ def test_training_learns_compatibility_the_raw_vectors_do_not_show():
 
 def test_the_softmax_over_many_negatives_learns_compatibility_too():
     vectors, categories, outfits, styles = styled_items()
-    train, validation = outfits[::2], outfits[1::2]
-    category_of = {str(i): str(c) for i, c in enumerate(categories)}
-    questions, _ = make_tasks(
-        [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
-    )
+    train, questions = halves(outfits, categories)
     config = HeadTrainingConfig(epochs=30, batch_size=64, negatives=16)
     head, losses = train_compatibility_head(vectors, train, categories, config)
     assert losses[-1] < 0.5 * losses[0]

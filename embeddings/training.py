@@ -19,6 +19,7 @@ from catalog.models import Product
 from outfits.models import OutfitItem, PairVerdict
 
 from .engine.artifacts import ModelVersionWriter, file_sha256, read_manifest
+from .engine.degrade import PRETRAINING_PHONE_PHOTOS
 from .engine.progress import Progress, no_progress
 from .engine.vector_cache import ImageVectorCache
 from .loaded_versions import active_compatibility_index
@@ -289,7 +290,7 @@ def pretrain_backbone(
     progress: Progress = no_progress,
     extra_pairs: list[tuple[Path, str]] | None = None,
     with_catalog: bool = True,
-    phone_photos: float = 0.0,
+    phone_photos: float = PRETRAINING_PHONE_PHOTOS,
 ) -> list[float]:
     """Build the offline backbone: train the project's small open_clip model contrastively on
     catalog images and their captions (plus `extra_pairs` of image and caption from related

@@ -12,6 +12,11 @@ from PIL import Image, ImageFilter
 
 Degradation = Callable[[Image.Image, int], Image.Image]
 
+# The share of pretraining images shown as a phone photo of themselves by default: on the
+# Mango split clean quality stays level and a phone photo's FITB rises 9-16 points
+# (docs/model.md). Here, not in pretrain.py, so web processes can read it without torch.
+PRETRAINING_PHONE_PHOTOS = 0.5
+
 
 def jpeg(quality: int) -> Degradation:
     """Re-encoded as a JPEG of `quality` (10: the blocks and smeared colour of a cheap feed)."""

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from .backbone import Backbone
-from .degrade import phone_photo
+from .degrade import PRETRAINING_PHONE_PHOTOS, phone_photo
 from .progress import Progress, no_progress
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class PretrainingConfig:
     seed: int = 0
     # The share of images shown as a shopper's phone photo of themselves (degrade.phone_photo,
     # drawn anew each time), so such a photo lands near its packshot and its caption.
-    phone_photos: float = 0.0
+    phone_photos: float = PRETRAINING_PHONE_PHOTOS
 
 
 class ImageCaptionPairs(Dataset):

@@ -75,6 +75,14 @@ def test_phone_photos_share_must_be_between_0_and_1(small_catalog):
         call_command("pretrain_backbone", "--phone-photos", "2")
 
 
+def test_pretraining_shows_half_of_the_images_as_phone_photos_unless_told_otherwise():
+    from embeddings.management.commands.pretrain_backbone import Command
+
+    parser = Command().create_parser("manage.py", "pretrain_backbone")
+    assert parser.parse_args([]).phone_photos == PretrainingConfig().phone_photos == 0.5
+    assert parser.parse_args(["--phone-photos", "0"]).phone_photos == 0.0
+
+
 def test_pretraining_with_phone_photos_lowers_the_loss(small_catalog):
     images, captions = catalog_pairs(small_catalog)
     losses = pretrain_contrastive(

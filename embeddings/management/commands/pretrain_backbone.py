@@ -5,6 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from embeddings.engine.degrade import PRETRAINING_PHONE_PHOTOS
 from embeddings.engine.progress import TerminalProgress
 from embeddings.training import pretrain_backbone, read_caption_pairs
 
@@ -44,11 +45,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--phone-photos",
             type=float,
-            default=0.0,
+            default=PRETRAINING_PHONE_PHOTOS,
             metavar="SHARE",
             help="Share of images (0 to 1) shown as a shopper's phone photo of themselves "
             "(the product on a surface, turned, lit warm or cool), so photos match like their "
-            "packshots (default 0: catalog images as they are).",
+            "packshots (default %(default)s; 0: catalog images as they are).",
         )
         parser.add_argument(
             "--no-catalog",

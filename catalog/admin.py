@@ -56,7 +56,7 @@ class ProductAdmin(admin.ModelAdmin):
     list_display_links = ["picture", "sku"]
     list_filter = ["active", "in_stock", "category__group", "category"]
     list_editable = ["in_stock", "active"]
-    search_fields = ["sku", "title"]
+    search_fields = ["sku", "title", "style"]
     readonly_fields = ["image_sha256", "image_source", "created_at", "updated_at"]
     list_select_related = ["category"]
 

@@ -26,6 +26,7 @@ COMPARED_FIELDS = (
     "title_made_up",
     "category_id",
     "colour",
+    "style",
     "price",
     "in_stock",
     "attributes",
@@ -134,7 +135,17 @@ def default_title(colour: str, category: str) -> str:
 
 
 class CatalogRowImporter:
-    known_fields = ("sku", "title", "category", "group", "colour", "price", "in_stock", "image")
+    known_fields = (
+        "sku",
+        "title",
+        "category",
+        "group",
+        "colour",
+        "style",
+        "price",
+        "in_stock",
+        "image",
+    )
     required_fields = ("sku", "category")
     resumable = True
 
@@ -228,7 +239,9 @@ class CatalogRowImporter:
         if not category:
             raise RowError("category", "", "required")
         colour = values.get("colour", "")
-        return sku, {
+        # A file without a style column leaves the styles staff or an earlier file gave.
+        style = {"style": values["style"][:64]} if "style" in values else {}
+        return sku, style | {
             "title": (values.get("title") or default_title(colour, category))[:300],
             "title_made_up": not values.get("title"),
             "category": category[:120],

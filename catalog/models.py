@@ -45,6 +45,12 @@ class Product(models.Model):
     title_made_up = models.BooleanField(default=False, editable=False)
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="products")
     colour = models.CharField(max_length=80, blank=True)
+    style = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The garment's style or parent code: its colourways share it, and a row of "
+        "matches shows one of them.",
+    )
     price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     in_stock = models.BooleanField(default=True)
     image = models.ImageField(upload_to="products/", blank=True)

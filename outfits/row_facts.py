@@ -39,6 +39,8 @@ class Card(Protocol):
     def image(self) -> str: ...
     @property
     def colour(self) -> str: ...
+    @property
+    def style(self) -> str: ...
 
 
 # A snapshot built from its predecessor with at most this many changed SKUs patches the
@@ -90,11 +92,14 @@ def look_of(card: Card | None) -> int:
 
 
 def look_key(card: Card) -> tuple[str, ...]:
-    """The same title and colour (casefolded) where the title is the merchant's own: one
-    product in several SKUs, or twins. A title an import made of colour and category ("Grey
-    dresses": Mango's 9,222 products have 300) names hundreds of different garments and tells
-    no twins: those are told by their picture (stored by its content: the same file, the
-    same name)."""
+    """One style (the catalog's style or parent code): colourways of one garment, shown once
+    a row as a distinct attribute is. Else the same title and colour (casefolded) where the
+    title is the merchant's own: one product in several SKUs, or twins. A title an import
+    made of colour and category ("Grey dresses": Mango's 9,222 products have 300) names
+    hundreds of different garments and tells no twins: those are told by their picture
+    (stored by its content: the same file, the same name)."""
+    if card.style:
+        return ("style", card.style.casefold())
     if not card.title_made_up:
         return ("title", card.title.casefold(), card.colour.casefold())
     return ("picture", card.image) if card.image else ("sku", card.sku)

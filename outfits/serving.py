@@ -52,6 +52,7 @@ CARD_FIELDS = (
     "thumbnail",
     "updated_at",
     "title_made_up",
+    "style",
 )
 
 
@@ -70,6 +71,7 @@ class ProductCard:
     thumbnail: str
     updated_at: datetime
     title_made_up: bool
+    style: str
 
     def get_absolute_url(self) -> str:
         return product_url(self.sku)

@@ -114,6 +114,17 @@ def test_a_mapping_reads_any_export_and_keeps_unmapped_columns(run_import, image
     assert job.delimiter == ";"
 
 
+def test_a_style_column_groups_colourways_and_a_file_without_one_keeps_them(run_import):
+    header = "sku,title,category,colour,style\n"
+    run_import(header + "A1,Slim chinos,Trousers,Navy,CH-1\nA2,Slim chinos,Trousers,Sand,CH-1\n")
+    assert list(Product.objects.values_list("style", flat=True)) == ["CH-1", "CH-1"]
+    job = run_import("sku,title,category,colour\nA1,Slim chinos,Trousers,Black\n")
+    assert (job.updated, job.rejected) == (1, 0)
+    assert Product.objects.get(sku="A1").style == "CH-1"  # changed the colour, kept the style
+    run_import(header + "A1,Slim chinos,Trousers,Black,\n")
+    assert Product.objects.get(sku="A1").style == ""  # an empty cell clears it
+
+
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252", "latin-1", "utf-16"])
 def test_encodings_of_real_exports_are_detected(run_import, encoding):
     job = run_import("sku,title,category\nA1,Crème brûlée blouse,Tops\n", encoding=encoding)

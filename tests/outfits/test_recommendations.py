@@ -252,6 +252,21 @@ def test_a_title_the_import_made_up_tells_no_twins_their_picture_does(handmade_s
     assert "P1" in alone and "P2" not in alone and alone == together
 
 
+def test_a_row_shows_one_colourway_of_a_style(handmade_shop):
+    """Two colourways of one garment (different titles, colours and pictures) share the
+    catalog's style code: a row shows the better one, as a distinct attribute does."""
+    everyone = list(handmade_shop.products.values())
+    before = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+    assert {"P1", "P2"} <= set(before)
+    for sku in ("P1", "P2"):
+        handmade_shop[sku].style = "TROUSER-41085800"
+        handmade_shop[sku].save()
+    alone = rows_of(goes_well_with(handmade_shop["T1"]))["Trousers"]
+    together = rows_of(goes_well_with_each(everyone)[everyone.index(handmade_shop["T1"])])
+    assert len({"P1", "P2"} & set(alone)) == 1 and alone == together["Trousers"]
+    assert alone[0] == before[0]  # the better colourway keeps its place
+
+
 def test_an_asked_for_look_is_still_wearable(handmade_shop):
     """Categories asked for that stylists never combine (trousers and a skirt), or the anchor's
     own (a second top), are not put together: the outfits' structure decides, not the list."""

@@ -26,6 +26,7 @@ from benchmarks.transfer_study import MANGO, family_members, load_catalog, load_
 from embeddings.engine.backbone import load_backbone  # noqa: E402
 from embeddings.engine.encode import encode_items  # noqa: E402
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
+from embeddings.engine.space import CompatibilitySpace, PairWeights  # noqa: E402
 from embeddings.engine.train import (  # noqa: E402
     HeadTrainingConfig,
     train_compatibility_head,
@@ -50,6 +51,20 @@ def item_vectors(backbone: Path, images: list[Path], texts: list[str], work: Pat
     return np.load(cached)
 
 
+def ensemble(spaces: list[CompatibilitySpace]) -> CompatibilitySpace:
+    """The heads' spaces side by side, each scaled by 1/sqrt(K): one space (one index) whose
+    type-aware score is the mean of the heads' scores."""
+    scale = 1.0 / np.sqrt(len(spaces))
+    first = spaces[0].pair_weights
+    assert all(np.array_equal(s.pair_weights.pairs, first.pairs) for s in spaces)
+    weights = np.concatenate([s.pair_weights.weights for s in spaces], axis=1)
+    return CompatibilitySpace(
+        np.concatenate([s.vectors for s in spaces], axis=1) * scale,
+        spaces[0].categories,
+        PairWeights(first.categories, first.pairs, weights),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", type=Path, required=True)
@@ -70,7 +85,19 @@ def main() -> None:
     vectors = item_vectors(arguments.backbone, images, texts, arguments.work)
 
     rows = []
+
+    def record(name: str, seed: int | None, space: CompatibilitySpace, seconds: float) -> None:
+        scorer = SkuScorer(
+            TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
+        )
+        row = {"variant": name, "seed": seed, "seconds": round(seconds, 1)}
+        row |= split_figures(scorer, tasks, members)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    names_in_order = []
     for variant in arguments.variants:
+        spaces, times = [], []
         for seed in arguments.seeds:
             config = replace(
                 HeadTrainingConfig(epochs=arguments.epochs, seed=seed), **VARIANTS[variant]
@@ -78,18 +105,17 @@ def main() -> None:
             started = time.perf_counter()
             head, losses = train_compatibility_head(vectors, train, codes, config)
             seconds = time.perf_counter() - started
-            space = trained_space(head, vectors, codes, names.tolist(), train)
-            scorer = SkuScorer(
-                TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
-            )
-            row = {"variant": variant, "seed": seed, "seconds": round(seconds, 1)}
-            row |= split_figures(scorer, tasks, members)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            spaces.append(trained_space(head, vectors, codes, names.tolist(), train))
+            times.append(seconds)
+            record(variant, seed, spaces[-1], seconds)
+        names_in_order.append(variant)
+        if len(spaces) > 1:
+            names_in_order.append(f"{variant}: ensemble of the {len(spaces)} seeds")
+            record(names_in_order[-1], None, ensemble(spaces), sum(times))
 
     print("\n| loss | cold FITB | warm FITB | cold AUC | warm AUC | cold R@10 | R@30 | R@50 | s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for variant in arguments.variants:
+    for variant in names_in_order:
         runs = [r for r in rows if r["variant"] == variant]
 
         def cell(key: str, runs=runs) -> str:

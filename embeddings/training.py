@@ -54,7 +54,7 @@ def training_options(
         ),
         learning_rate=settings.OUTFITS_TRAINING_LEARNING_RATE,
         cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
-        seed=SEED,
+        seed=settings.OUTFITS_TRAINING_SEED,
         neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
         # With workers to fan out to, the lists are computed there once the files are written.
         lists_on_workers=bool(settings.OUTFITS_FANOUT_QUEUE),

@@ -330,6 +330,9 @@ OUTFITS_PRETRAINED = os.environ.get(
 )
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
+# The training's random seed (held-out split, negatives, initialisation): a retraining with
+# another one shows how much of a difference between versions is chance.
+OUTFITS_TRAINING_SEED = int(os.environ.get("OUTFITS_TRAINING_SEED", "0"))
 # The compatibility head's learning rate (AdamW); a run whose loss turns NaN stops and says so.
 OUTFITS_TRAINING_LEARNING_RATE = float(os.environ.get("OUTFITS_TRAINING_LEARNING_RATE", "2e-3"))
 # Last image-tower blocks fine-tuned with the head, in its last epochs (0: the backbone stays

@@ -258,3 +258,11 @@ def test_a_run_trains_on_stylists_verdicts_and_its_page_compares_without_them(
     html = client.get(reverse("admin:embeddings_trainingrun_change", args=[run.pk])).content
     assert b"Trained on 1 good pair (extra positives) and 2 bad pairs" in html
     assert b"Without" in html
+
+
+def test_the_training_seed_is_a_setting_and_goes_into_the_options(settings):
+    from embeddings.training import training_options
+
+    assert training_options().seed == 0
+    settings.OUTFITS_TRAINING_SEED = 7
+    assert training_options(epochs=3).seed == 7

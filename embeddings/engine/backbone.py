@@ -151,8 +151,10 @@ class ImageTowerTop(nn.Module):
         self.ln_post = copy.deepcopy(visual.ln_post)
         self.proj = nn.Parameter(visual.proj.detach().clone())
         # With class-token pooling only the class token's output of the last block matters:
-        # attend from it alone, about 6x less work than the full block.
+        # attend from it alone, with the key and value projections folded into its side
+        # (class_token_attention): about 9x less work than the attention of the full block.
         self.class_token_only = visual.pool_type == "tok" and not visual.final_ln_after_pool
+        self.folded = self.class_token_only and _foldable(self.blocks[-1])
         self.pool_type = visual.pool_type
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -162,8 +164,12 @@ class ImageTowerTop(nn.Module):
             x = block(x)
         last = self.blocks[-1]
         if self.class_token_only:
-            normed = last.ln_1(x)
-            x = x[:, :1] + last.ls_1(last.attention(normed[:, :1], normed, normed))
+            if self.folded:
+                attended = class_token_attention(last.attn, last.ln_1, x)
+            else:
+                normed = last.ln_1(x)
+                attended = last.attention(normed[:, :1], normed, normed)
+            x = x[:, :1] + last.ls_1(attended)
             x = x + last.ls_2(last.mlp(last.ln_2(x)))
             pooled = self.ln_post(x[:, 0])
         else:
@@ -182,6 +188,45 @@ class ImageTowerTop(nn.Module):
         visual.ln_post.load_state_dict(self.ln_post.state_dict())
         with torch.no_grad():
             visual.proj.copy_(self.proj)
+
+
+def _foldable(block: nn.Module) -> bool:
+    attn, norm = getattr(block, "attn", None), getattr(block, "ln_1", None)
+    return (
+        isinstance(attn, nn.MultiheadAttention)
+        and attn.batch_first
+        and attn._qkv_same_embed_dim
+        and attn.in_proj_bias is not None
+        and attn.bias_k is None
+        and not attn.add_zero_attn
+        and attn.dropout == 0.0
+        and isinstance(norm, nn.LayerNorm)
+        and norm.weight is not None
+        and norm.bias is not None
+    )
+
+
+def class_token_attention(
+    attn: nn.MultiheadAttention, norm: nn.LayerNorm, tokens: torch.Tensor
+) -> torch.Tensor:
+    """attn(q, k, v) with q the class token of norm(tokens) and k = v = norm(tokens), (N, 1, W),
+    without projecting every token. Per head, q·(W_k x + b_k) = (W_kᵀ q)·x + q·b_k, and the
+    last term, the same for every token, drops out of the softmax; the softmax-weighted sum of
+    W_v x + b_v is W_v (Σ a x) + b_v. So the query goes to the tokens' width instead of the
+    tokens to the heads' (T·W·H operations instead of T·W²), and the norm's scale and shift
+    fold the same way: frozen tokens' parameter-free normalisation needs no gradient."""
+    width, heads = attn.embed_dim, attn.num_heads
+    head_width = width // heads
+    normalised = nn.functional.layer_norm(tokens, (width,), eps=norm.eps)
+    w_q, w_k, w_v = attn.in_proj_weight.split(width)
+    b_q, _, b_v = attn.in_proj_bias.split(width)
+    query = (norm(tokens[:, 0]) @ w_q.T + b_q).view(-1, heads, head_width)
+    folded = torch.einsum("nhd,hde->nhe", query, w_k.view(heads, head_width, width))
+    scores = torch.einsum("nhe,nte->nht", folded * (norm.weight / head_width**0.5), normalised)
+    mixed = torch.einsum("nht,nte->nhe", torch.softmax(scores, dim=-1), normalised)
+    mixed = mixed * norm.weight + norm.bias
+    values = torch.einsum("nhe,hde->nhd", mixed, w_v.view(heads, head_width, width))
+    return attn.out_proj((values + b_v.view(heads, head_width)).reshape(-1, 1, width))
 
 
 IMAGE_TOWER_TOP_FILE = "image_tower_top.safetensors"

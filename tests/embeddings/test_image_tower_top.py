@@ -70,3 +70,34 @@ def test_training_tunes_the_top_and_leaves_the_backbone_alone(backbone, tmp_path
     loaded = load_image_tower_top(tmp_path / "top.safetensors", backbone)
     reloaded = ItemEncoder(item_vectors, loaded, tokens)
     np.testing.assert_allclose(project(head, reloaded), project(head, items), atol=1e-5)
+
+
+@pytest.mark.parametrize("unfrozen", [1, 2])
+def test_the_class_token_shortcut_trains_as_the_full_block_does(backbone, unfrozen):
+    """The folded class-token attention gives the full last block's output and the same
+    gradients to every tuned parameter."""
+    visual = backbone.model.visual
+    torch.manual_seed(unfrozen)
+    top = ImageTowerTop(visual, unfrozen)
+    with torch.no_grad():  # away from the untrained backbone's symmetric start
+        for parameter in top.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    assert top.folded
+    images = torch.randn(6, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    tokens = trunk_tokens(visual, images, len(visual.transformer.resblocks) - unfrozen).clone()
+    target = torch.randn(6, int(top.proj.shape[1]), generator=torch.Generator().manual_seed(3))
+
+    def output_and_gradients(folded: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        top.zero_grad()
+        top.folded, top.class_token_only = folded, folded  # neither: the full last block
+        output = top(tokens)
+        (output * target).sum().backward()
+        return output.detach(), {n: p.grad.clone() for n, p in top.named_parameters()}
+
+    full, full_gradients = output_and_gradients(False)
+    folded, folded_gradients = output_and_gradients(True)
+    torch.testing.assert_close(folded, full, atol=1e-5, rtol=1e-4)
+    assert full_gradients.keys() == folded_gradients.keys()
+    for name, gradient in full_gradients.items():
+        torch.testing.assert_close(folded_gradients[name], gradient, atol=1e-5, rtol=1e-3)
+    assert any(gradient.abs().sum() > 0 for gradient in folded_gradients.values())

@@ -52,6 +52,7 @@ def training_options(
         unfrozen_blocks=(
             settings.OUTFITS_UNFROZEN_BLOCKS if unfrozen_blocks is None else unfrozen_blocks
         ),
+        tuned_epochs=settings.OUTFITS_TUNED_EPOCHS,
         learning_rate=settings.OUTFITS_TRAINING_LEARNING_RATE,
         cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
         seed=settings.OUTFITS_TRAINING_SEED,

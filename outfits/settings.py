@@ -330,14 +330,17 @@ OUTFITS_PRETRAINED = os.environ.get(
 )
 OUTFITS_MODEL_DIR = Path(os.environ.get("OUTFITS_MODEL_DIR", VAR_DIR / "models"))
 OUTFITS_TRAINING_EPOCHS = int(os.environ.get("OUTFITS_TRAINING_EPOCHS", "30"))
-# The training's random seed (held-out split, negatives, initialisation): a retraining with
-# another one shows how much of a difference between versions is chance.
+# The training's random seed (negatives, initialisation; not the held-out outfits, which a
+# hash of their items picks): a retraining with another one shows how much is chance.
 OUTFITS_TRAINING_SEED = int(os.environ.get("OUTFITS_TRAINING_SEED", "0"))
 # The compatibility head's learning rate (AdamW); a run whose loss turns NaN stops and says so.
 OUTFITS_TRAINING_LEARNING_RATE = float(os.environ.get("OUTFITS_TRAINING_LEARNING_RATE", "2e-3"))
 # Last image-tower blocks fine-tuned with the head, in its last epochs (0: the backbone stays
 # frozen; a ViT backbone is needed otherwise).
 OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))
+# Of the training's epochs, the last this many tune those blocks (the others train the head
+# alone, on the precomputed image vectors).
+OUTFITS_TUNED_EPOCHS = int(os.environ.get("OUTFITS_TUNED_EPOCHS", "8"))
 # The score a training serves: type_aware (pairs), outfit_transformer (an outfit-level model
 # reads outfits of two or more items whole) or auto (trains both, serves the better on the
 # held-out outfits).

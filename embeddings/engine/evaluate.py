@@ -3,6 +3,7 @@ blank (FITB: an outfit with one item blanked, pick the right item among candidat
 category), outfit compatibility AUC (real outfits against corrupted copies), and Recall@K of
 the blanked item within its whole category. Item ids are catalog SKUs."""
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,23 @@ import numpy as np
 
 
 def split_outfits(
-    outfit_count: int, validation_fraction: float, rng: np.random.Generator
+    outfits: Sequence[Sequence[str]], validation_fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, validation) outfit indices; validation keeps at least one outfit."""
-    order = rng.permutation(outfit_count)
-    validation_count = max(1, round(outfit_count * validation_fraction)) if outfit_count > 1 else 0
-    return np.sort(order[validation_count:]), np.sort(order[:validation_count])
+    """(train, validation) outfit indices. An outfit is held out by a hash of its items, not
+    by its place or a seed: the next training holds out the same outfits and new ones in the
+    same proportion, so the version it is compared with never trained on its questions.
+    Validation keeps at least one outfit (the lowest hash) when there are two or more."""
+    hashes = np.array([_outfit_hash(outfit) for outfit in outfits], dtype=np.float64)
+    held_out = hashes < validation_fraction
+    if len(outfits) > 1 and not held_out.any():
+        held_out[int(np.argmin(hashes))] = True
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+def _outfit_hash(items: Sequence[str]) -> float:
+    """A number in [0, 1) fixed by the outfit's set of items."""
+    digest = hashlib.sha256("\x1f".join(sorted(items)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 # --- Task files in the Polyvore Outfits formats, with catalog SKUs as item ids ---

@@ -56,6 +56,7 @@ class TrainingOptions:
     pretrained: str = ""  # a tag, hf-hub:…, or a checkpoint file
     epochs: int = 30
     unfrozen_blocks: int = 0  # the image tower's last blocks tuned with the head
+    tuned_epochs: int = 8  # the last epochs, those that tune them
     learning_rate: float = 2e-3
     cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
     validation_fraction: float = 0.15
@@ -76,6 +77,7 @@ class TrainingOptions:
             learning_rate=self.learning_rate,
             type_aware=self.type_aware,
             bad_pair_weight=self.bad_pair_weight,
+            image_tower_epochs=self.tuned_epochs,
         )
 
     def outfit_training(self) -> "OutfitTrainingConfig":
@@ -176,7 +178,8 @@ def fit_version(
     stopwatch = Stopwatch()
     rng = np.random.default_rng(options.seed)
     train_rows, validation_rows = split_outfits(
-        len(catalog.outfits), options.validation_fraction, rng
+        [[catalog.skus[row] for row in outfit] for outfit in catalog.outfits],
+        options.validation_fraction,
     )
     train_outfits = [catalog.outfits[i] for i in train_rows]
     validation_outfits = [catalog.outfits[i] for i in validation_rows]

@@ -48,7 +48,26 @@ def test_a_space_that_knows_the_outfits_scores_high_and_one_that_does_not_scores
     assert ignorant.fitb_accuracy < 0.7 and ignorant.compatibility_auc < 0.8
 
 
+def _outfits(count: int, start: int = 0) -> list[list[str]]:
+    return [[f"top-{i}", f"skirt-{i}", f"shoes-{i % 7}"] for i in range(start, start + count)]
+
+
 def test_split_is_a_partition_with_a_validation_part():
-    train, validation = split_outfits(20, 0.15, np.random.default_rng(0))
-    assert len(validation) == 3
-    assert sorted([*train, *validation]) == list(range(20))
+    train, validation = split_outfits(_outfits(2000), 0.15)
+    assert sorted([*train, *validation]) == list(range(2000))
+    assert 0.13 < len(validation) / 2000 < 0.17
+    # too few outfits for a 15% share still hold one out
+    assert len(split_outfits(_outfits(2), 0.15)[1]) == 1
+    assert len(split_outfits(_outfits(1), 0.15)[1]) == 0
+
+
+def test_the_next_training_holds_out_the_same_outfits():
+    """New outfits, another order or an outfit's items listed otherwise do not move an
+    outfit between the parts: the version trained before never saw the next one's questions."""
+    before = _outfits(500)
+    held_out = {tuple(before[i]) for i in split_outfits(before, 0.15)[1]}
+    after = [list(reversed(outfit)) for outfit in before] + _outfits(300, start=500)
+    after.reverse()
+    now_held_out = {tuple(reversed(after[i])) for i in split_outfits(after, 0.15)[1]}
+    assert held_out and held_out < now_held_out
+    assert len(now_held_out - held_out) > 20  # new outfits are held out in proportion too

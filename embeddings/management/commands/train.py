@@ -100,12 +100,24 @@ class Command(BaseCommand):
             self.stdout.write(line)
         kinds = [k for k in SCORER_CHOICES if f"fitb_{k}" in run.metrics]
         if run.metrics.get("scorer"):
-            fitb = {k: run.metrics[f"fitb_{k}"] for k in kinds}
-            compared = ", ".join(f"{k} {'—' if v is None else f'{v:.3f}'}" for k, v in fitb.items())
+            compared = ", ".join(
+                f"{k} {_figure(run.metrics.get(f'fitb_cold_{k}'))}"
+                f" / {_figure(run.metrics.get(f'fitb_warm_{k}'))}"
+                for k in kinds
+            )
             self.stdout.write(
                 f"Serves the {run.metrics['scorer']} scorer"
-                + (f" (held-out FITB: {compared})." if len(kinds) > 1 else ".")
+                + (
+                    f" (held-out FITB, new arrivals / known items: {compared}; the better mean"
+                    " serves)."
+                    if len(kinds) > 1
+                    else "."
+                )
             )
         seconds = run.model_version.manifest.get("seconds", {})
         stages = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
         self.stdout.write(f"Time: {sum(seconds.values()):.0f} s ({stages}).")
+
+
+def _figure(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"

@@ -56,7 +56,7 @@ class TrainingOptions:
     pretrained: str = ""  # a tag, hf-hub:…, or a checkpoint file
     epochs: int = 30
     unfrozen_blocks: int = 0  # the image tower's last blocks tuned with the head
-    tuned_epochs: int = 8  # the last epochs, those that tune them
+    tuned_epochs: int = 16  # the last epochs, those that tune them
     learning_rate: float = 2e-3
     cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
     validation_fraction: float = 0.15

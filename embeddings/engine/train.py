@@ -45,8 +45,8 @@ class HeadTrainingConfig:
     image_tower_learning_rate_factor: float = 0.1
     # The tower's top trains with the head in the last epochs only: an epoch through it costs
     # ~6x a head-only one (12 s against 2 s on the Mango catalog), and starting from a
-    # trained head it needs few.
-    image_tower_epochs: int = 8
+    # trained head it needs few (16 did better than 8 on new arrivals, 30 no better than 16).
+    image_tower_epochs: int = 16
     # A bad pair stylists flagged counts this many times an outfit's triplet: a verdict is
     # rare and deliberate, the outfits' random negatives many and mostly easy.
     bad_pair_weight: float = 2.0

@@ -173,6 +173,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--unfreeze-blocks", type=int, default=0)
+    parser.add_argument("--tuned-epochs", type=int, default=TrainingOptions.tuned_epochs)
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "transfer_study.svg")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "transfer_study.json")
     arguments = parser.parse_args()
@@ -233,7 +234,9 @@ def main() -> None:
                 fitted = fit_space(
                     TrainingCatalog(skus, list(families), items, train),
                     subset,
-                    TrainingOptions(epochs=arguments.epochs, seed=seed),
+                    TrainingOptions(
+                        epochs=arguments.epochs, seed=seed, tuned_epochs=arguments.tuned_epochs
+                    ),
                     after_epoch=record,
                 )
                 scorer = content_of(fitted.space)

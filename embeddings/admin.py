@@ -386,15 +386,15 @@ def run_state(run: TrainingRun) -> dict:
         for key, label in zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)
     ]
     metrics = run.metrics or {}
-    scorers = {  # what `auto` chose by: new arrivals and known items weighed alike
-        kind: (metrics.get(f"fitb_cold_{kind}"), metrics.get(f"fitb_warm_{kind}"))
-        for kind in SCORER_NAMES
+    scorers = [  # what `auto` chose by: new arrivals and known items weighed alike
+        (name, metrics.get(f"fitb_cold_{kind}"), metrics.get(f"fitb_warm_{kind}"))
+        for kind, name in SCORER_NAMES.items()
         if f"fitb_{kind}" in metrics
-    }
+    ]
     return {
         "run": run,
         "served_scorer": SCORER_NAMES.get(metrics.get("scorer", "")),
-        "scorers": [(SCORER_NAMES[kind], *fitb) for kind, fitb in scorers.items()],
+        "scorers": scorers,
         "stages": stages,
         "seconds_left": training_runs.seconds_left(run),
         "comparison": comparison,

@@ -94,9 +94,9 @@ class Command(BaseCommand):
         )
         for key in COMPARED_METRICS:
             new = run.comparison.get("new", run.metrics).get(key)
-            line = f"{key:12} {'—' if new is None else f'{new:.3f}':>7}"
+            line = f"{key:12} {_figure(new):>7}"
             if active:
-                line += f"  {'—' if active.get(key) is None else f'{active[key]:.3f}'}"
+                line += f"  {_figure(active.get(key))}"
             self.stdout.write(line)
         kinds = [k for k in SCORER_CHOICES if f"fitb_{k}" in run.metrics]
         if run.metrics.get("scorer"):

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from embeddings.engine.encode import encode_items  # noqa: E402
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
 from embeddings.engine.space import CompatibilitySpace, PairWeights  # noqa: E402
 from embeddings.engine.train import (  # noqa: E402
+    CompatibilityHead,
     HeadTrainingConfig,
     train_compatibility_head,
     trained_space,
@@ -51,6 +52,56 @@ def item_vectors(backbone: Path, images: list[Path], texts: list[str], work: Pat
     return np.load(cached)
 
 
+@dataclass(frozen=True)
+class FrozenStudy:
+    """The Mango catalog, its split and one backbone's item vectors, as a study of the head on
+    a frozen backbone uses them (this one and text_tuning.py)."""
+
+    texts: list[str]
+    row_of: dict[str, int]
+    train: list[list[int]]
+    tasks: dict
+    members: dict[str, list[str]]
+    category_names: list[str]
+    codes: np.ndarray
+    vectors: np.ndarray
+
+    @classmethod
+    def load(cls, arguments: argparse.Namespace) -> "FrozenStudy":
+        skus, images, texts, families = load_catalog(arguments.data)
+        row_of = {sku: row for row, sku in enumerate(skus)}
+        train, tasks = load_split(arguments.split, row_of)
+        names, codes = np.unique(families, return_inverse=True)
+        vectors = item_vectors(arguments.backbone, images, texts, arguments.work)
+        members = family_members(skus, families)
+        return cls(texts, row_of, train, tasks, members, names.tolist(), codes, vectors)
+
+    def space(self, head: CompatibilityHead, vectors: np.ndarray | None = None):
+        """What `head` serves over these items (`vectors`: the item vectors it was trained on,
+        when not the backbone's)."""
+        items = self.vectors if vectors is None else vectors
+        return trained_space(head, items, self.codes, self.category_names, self.train)
+
+    def figures(self, space: CompatibilitySpace) -> dict[str, Any]:
+        """The split's figures of `space`'s type-aware score, learned space alone."""
+        scorer = SkuScorer(
+            TypeAwareScorer(space.pair_weights), space.vectors, space.categories, self.row_of
+        )
+        return split_figures(scorer, self.tasks, self.members)
+
+
+def study_arguments(description: str, results: str) -> argparse.ArgumentParser:
+    """The command line every frozen-backbone study shares; `results`: its file in docs/."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--backbone", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=MANGO)
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "head-loss")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--results", type=Path, default=ROOT / "docs" / results)
+    return parser
+
+
 def ensemble(spaces: list[CompatibilitySpace]) -> CompatibilitySpace:
     """The heads' spaces side by side, each scaled by 1/sqrt(K): one space (one index) whose
     type-aware score is the mean of the heads' scores."""
@@ -66,32 +117,17 @@ def ensemble(spaces: list[CompatibilitySpace]) -> CompatibilitySpace:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=MANGO)
-    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
-    parser.add_argument("--work", type=Path, default=ROOT / "var" / "head-loss")
+    parser = study_arguments(__doc__.splitlines()[0], "head_loss.json")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
-    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "head_loss.json")
     arguments = parser.parse_args()
-
-    skus, images, texts, families = load_catalog(arguments.data)
-    row_of = {sku: row for row, sku in enumerate(skus)}
-    train, tasks = load_split(arguments.split, row_of)
-    members = family_members(skus, families)
-    names, codes = np.unique(families, return_inverse=True)
-    vectors = item_vectors(arguments.backbone, images, texts, arguments.work)
+    study = FrozenStudy.load(arguments)
 
     rows = []
 
     def record(name: str, seed: int | None, space: CompatibilitySpace, seconds: float) -> None:
-        scorer = SkuScorer(
-            TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
-        )
         row = {"variant": name, "seed": seed, "seconds": round(seconds, 1)}
-        row |= split_figures(scorer, tasks, members)
+        row |= study.figures(space)
         rows.append(row)
         print(json.dumps(row), flush=True)
 
@@ -103,9 +139,9 @@ def main() -> None:
                 HeadTrainingConfig(epochs=arguments.epochs, seed=seed), **VARIANTS[variant]
             )
             started = time.perf_counter()
-            head, losses = train_compatibility_head(vectors, train, codes, config)
+            head, losses = train_compatibility_head(study.vectors, study.train, study.codes, config)
             seconds = time.perf_counter() - started
-            spaces.append(trained_space(head, vectors, codes, names.tolist(), train))
+            spaces.append(study.space(head))
             times.append(seconds)
             record(variant, seed, spaces[-1], seconds)
         names_in_order.append(variant)

@@ -8,7 +8,6 @@ the last epochs; several seeds, scored on the Mango split by the learned space a
         [--split var/mango-split] [--seeds 0 1] [--tuned-epochs 0 8] [--results F.json]
 """
 
-import argparse
 import copy
 import json
 import sys
@@ -22,15 +21,12 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.head_loss import item_vectors  # noqa: E402
-from benchmarks.transfer_study import MANGO, family_members, load_catalog, load_split, split_figures  # noqa: E402
+from benchmarks.head_loss import FrozenStudy, study_arguments  # noqa: E402
 from embeddings.engine.backbone import load_backbone  # noqa: E402
-from embeddings.engine.scorers import SkuScorer, TypeAwareScorer  # noqa: E402
 from embeddings.engine.train import (  # noqa: E402
     HeadTrainingConfig,
     ItemEncoder,
     train_compatibility_head,
-    trained_space,
 )
 
 
@@ -90,25 +86,14 @@ class TextTuned(ItemEncoder):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=MANGO)
-    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
-    parser.add_argument("--work", type=Path, default=ROOT / "var" / "head-loss")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser = study_arguments(__doc__.splitlines()[0], "text_tuning.json")
     parser.add_argument("--tuned-epochs", type=int, nargs="+", default=[0, 8])
-    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "text_tuning.json")
     arguments = parser.parse_args()
-
-    skus, images, texts, families = load_catalog(arguments.data)
-    row_of = {sku: row for row, sku in enumerate(skus)}
-    train, tasks = load_split(arguments.split, row_of)
-    members = family_members(skus, families)
-    names, codes = np.unique(families, return_inverse=True)
-    vectors = item_vectors(arguments.backbone, images, texts, arguments.work)
+    study = FrozenStudy.load(arguments)
+    vectors = study.vectors
     backbone = load_backbone("outfits-tiny", str(arguments.backbone))
     model = backbone.model.eval()
-    tokens, ends = text_trunk(model, backbone.tokenizer, texts)
+    tokens, ends = text_trunk(model, backbone.tokenizer, study.texts)
     text_from = vectors.shape[1] // 2
     with torch.no_grad():  # the split tower gives the tower's own text vectors
         check = nn.functional.normalize(TextTowerTop(model)(tokens[:64].float(), ends[:64]), dim=-1)
@@ -124,16 +109,12 @@ def main() -> None:
                 else ItemEncoder(vectors)
             )
             started = time.perf_counter()
-            head, _ = train_compatibility_head(items, train, codes, config)
+            head, _ = train_compatibility_head(items, study.train, study.codes, config)
             seconds = time.perf_counter() - started
             with torch.no_grad():
                 encoded = items(torch.arange(len(vectors))).numpy()
-            space = trained_space(head, encoded, codes, names.tolist(), train)
-            scorer = SkuScorer(
-                TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
-            )
             row = {"tuned_text_epochs": tuned_epochs, "seed": seed, "seconds": round(seconds, 1)}
-            rows.append(row | split_figures(scorer, tasks, members))
+            rows.append(row | study.figures(study.space(head, encoded)))
             print(json.dumps(rows[-1]), flush=True)
     arguments.results.write_text(json.dumps(rows, indent=1))
 

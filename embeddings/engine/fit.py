@@ -243,6 +243,7 @@ def fit_version(
         )
         stopwatch.lap("without verdicts")
     metrics |= {"fitb_questions": len(validation.fitb)}
+    metrics |= {"new_arrival_questions": len(validation.new_arrivals)}
     metrics |= {"compatibility_outfits": len(validation.compatibility)}
     comparison = validation.compared(named[""], served) if served else {}
     metrics["final_loss"] = fitted.losses[-1]
@@ -385,13 +386,22 @@ def scorers_to_validate(
     }
 
 
+NEW_ARRIVAL_DRAWS = 3  # questions per held-out outfit with a new item: fewer, noisier choices
+
+
 @dataclass
 class Validation:
     """The held-out questions of a training (the same tasks `manage.py evaluate` reads from
     files): FITB, compatibility and Recall@10. A question is warm when its answer is in a
-    training outfit, cold when it is new to the outfits."""
+    training outfit. New arrivals get questions of their own, asked as a store meets them (and
+    as benchmarks/mango_split.py asks them): the blank an item no training outfit holds, the
+    wrong answers other such items of its family, each held-out outfit with one asked
+    NEW_ARRIVAL_DRAWS times. Among the mixed questions they would be a few dozen, answered
+    against known items the curated pairs lift: too few and too unlike a store's new arrivals
+    to choose a scorer by."""
 
     fitb: list[FitbTask]
+    new_arrivals: list[FitbTask]
     compatibility: list[CompatibilityTask]
     members: dict[str, list[str]]  # each category's SKUs, for Recall@K
     warm: set[str]
@@ -412,15 +422,22 @@ class Validation:
         members: dict[str, list[str]] = {}
         for sku, category in category_of.items():
             members.setdefault(category, []).append(sku)
-        fitb, compatibility = make_tasks(
-            [[skus[row] for row in outfit] for outfit in validation_outfits], category_of, rng
-        )
+        held_out = [[skus[row] for row in outfit] for outfit in validation_outfits]
+        fitb, compatibility = make_tasks(held_out, category_of, rng)
         train_skus = [[skus[row] for row in outfit] for outfit in train_outfits]
+        warm = {sku for outfit in train_skus for sku in outfit}
+        new = sorted({sku for outfit in held_out for sku in outfit if sku not in warm})
+        new_arrivals = [
+            task
+            for _ in range(NEW_ARRIVAL_DRAWS)
+            for task in make_tasks(held_out, category_of, rng, answer_pool=new)[0]
+        ]
         return cls(
             fitb,
+            new_arrivals,
             compatibility,
             members,
-            {sku for outfit in train_skus for sku in outfit},
+            warm,
             train_skus,
             {sku: row for row, sku in enumerate(skus)},
             catalog.categories,
@@ -470,13 +487,15 @@ class Validation:
         fitb: list[FitbTask] | None = None,
         compatibility: list[CompatibilityTask] | None = None,
         members: dict[str, list[str]] | None = None,
+        new_arrivals: list[FitbTask] | None = None,
     ) -> dict[str, float | None]:
-        """The figures staff compare versions by: FITB overall, cold and warm, AUC, Recall@10."""
+        """The figures staff compare versions by: FITB overall, on new arrivals (their own
+        questions) and on known items, AUC, Recall@10."""
         fitb = self.fitb if fitb is None else fitb
         compatibility = self.compatibility if compatibility is None else compatibility
         members = self.members if members is None else members
+        cold = self.new_arrivals if new_arrivals is None else new_arrivals
         results = evaluate_tasks(scorer, fitb, compatibility, members)
-        cold = [task for task in fitb if task.answers[task.correct] not in self.warm]
         warm = [task for task in fitb if task.answers[task.correct] in self.warm]
 
         def fitb_of(questions: list[FitbTask]) -> float | None:
@@ -502,6 +521,9 @@ class Validation:
             return all(item in known for item in items)
 
         fitb = [task for task in self.fitb if both_know([*task.question, *task.answers])]
+        new_arrivals = [
+            task for task in self.new_arrivals if both_know([*task.question, *task.answers])
+        ]
         compatibility = [task for task in self.compatibility if both_know(task.items)]
         members = {c: [sku for sku in skus if sku in known] for c, skus in self.members.items()}
         curated = [[known[sku] for sku in outfit if sku in known] for outfit in self.train_outfits]
@@ -509,8 +531,8 @@ class Validation:
         return {
             "active_version": name,
             "questions": len(fitb),
-            "new": self.metrics(new, fitb, compatibility, members),
-            "active": self.metrics(old, fitb, compatibility, members),
+            "new": self.metrics(new, fitb, compatibility, members, new_arrivals),
+            "active": self.metrics(old, fitb, compatibility, members, new_arrivals),
         }
 
 

@@ -284,3 +284,36 @@ def test_verdicts_on_held_out_pairs_are_left_out_of_the_training():
     kept = without_held_out(verdicts, [[0, 30, 60], [2, 32, 62]])
     assert kept.good.tolist() == [[1, 31]] and kept.bad.tolist() == [[3, 63]]
     assert without_held_out(None, [[0, 30]]) is None
+
+
+def test_new_arrivals_are_asked_as_a_store_meets_them():
+    """The held-out questions on new arrivals: the blank an item no training outfit holds, the
+    wrong answers too, each held-out outfit asked more than once; `fitb_cold` is scored on
+    them, not on the few mixed questions whose answer happens to be new."""
+    from embeddings.engine.fit import NEW_ARRIVAL_DRAWS, Validation
+    from embeddings.engine.train import ItemEncoder
+
+    outfits = [[n, 30 + n, 60 + n] for n in range(30)] + [[n, 30 + (n + 1) % 30] for n in range(30)]
+    held_out = [[n, 30 + n, 60 + n] for n in range(20, 30)]  # shoes 80-89 are in no other
+    train = [o for o in outfits if o not in held_out]
+    catalog = TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(VECTORS), outfits)
+    validation = Validation.of(catalog, train, held_out, np.random.default_rng(0))
+
+    new = {SKUS[row] for row in range(80, 90)}
+    assert len(validation.new_arrivals) == NEW_ARRIVAL_DRAWS * len(held_out)
+    for task in validation.new_arrivals:
+        assert set(task.answers) <= new and task.category == "Shoes"
+    assert len({(t.question, t.answers) for t in validation.new_arrivals}) > len(held_out)
+
+    # A scorer that knows only the new shoes' right outfits: perfect on new arrivals.
+    right = {(SKUS[20 + k], SKUS[80 + k]) for k in range(10)}
+
+    def knows_the_shoes(question: Sequence[str], candidates: Sequence[str]) -> np.ndarray:
+        return np.array([float((question[0], c) in right) for c in candidates])
+
+    class Scorer:
+        __contains__ = SKUS.__contains__
+        __call__ = staticmethod(knows_the_shoes)
+
+    figures = validation.metrics(Scorer())  # type: ignore[arg-type]
+    assert figures["fitb_cold"] == 1.0

@@ -386,7 +386,7 @@ def run_state(run: TrainingRun) -> dict:
         for key, label in zip(training_runs.COMPARED_METRICS, METRIC_LABELS, strict=True)
     ]
     metrics = run.metrics or {}
-    scorers = [  # what `auto` chose by: new arrivals and known items weighed alike
+    scorers = [  # what `auto` chose by: new arrivals, known items beyond noise
         (name, metrics.get(f"fitb_cold_{kind}"), metrics.get(f"fitb_warm_{kind}"))
         for kind, name in SCORER_NAMES.items()
         if f"fitb_{kind}" in metrics

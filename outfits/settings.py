@@ -343,7 +343,7 @@ OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))
 OUTFITS_TUNED_EPOCHS = int(os.environ.get("OUTFITS_TUNED_EPOCHS", "16"))
 # The score a training serves: type_aware (pairs), outfit_transformer (an outfit-level model
 # reads outfits of two or more items whole) or auto (trains both, serves the better on the
-# held-out outfits, new arrivals and known items weighed alike).
+# held-out new arrivals, unless the other is better on known items beyond noise).
 OUTFITS_SCORER = os.environ.get("OUTFITS_SCORER", "auto")
 OUTFITS_OUTFIT_MODEL_EPOCHS = int(os.environ.get("OUTFITS_OUTFIT_MODEL_EPOCHS", "20"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).

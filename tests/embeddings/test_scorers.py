@@ -197,20 +197,40 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
         fit_version(catalog, TrainingOptions(epochs=1, scorer="farthest"))
 
 
-def balanced(metrics: dict, kind: str) -> float:
-    """New arrivals and known items weighed alike, as `auto` weighs them."""
-    cold, warm = metrics[f"fitb_cold_{kind}"], metrics[f"fitb_warm_{kind}"]
-    return metrics[f"fitb_{kind}"] if cold is None or warm is None else (cold + warm) / 2
+def served_by_the_rule(metrics: dict) -> str:
+    """`auto`'s rule, written out again: the better on new arrivals (the pairs on a tie), unless
+    the other is better on known items by more than two standard errors."""
+    pairs, model = "type_aware", "outfit_transformer"
+    if metrics[f"fitb_cold_{pairs}"] is None or metrics[f"fitb_cold_{model}"] is None:
+        return model if metrics[f"fitb_{model}"] > metrics[f"fitb_{pairs}"] else pairs
+    first = model if metrics[f"fitb_cold_{model}"] > metrics[f"fitb_cold_{pairs}"] else pairs
+    other = pairs if first == model else model
+    p, n = metrics[f"fitb_warm_{first}"], metrics[f"fitb_warm_questions_{first}"]
+    if p is not None and n and metrics[f"fitb_warm_{other}"] > p + 2 * (p * (1 - p) / n) ** 0.5:
+        return other
+    return first
 
 
-def test_auto_weighs_new_arrivals_as_much_as_known_items():
-    """A scorer far better on the few new arrivals serves, though slightly worse overall."""
-    from embeddings.engine.fit import balanced_fitb
+def test_auto_serves_the_better_on_new_arrivals_unless_known_items_say_otherwise_beyond_noise():
+    """New arrivals decide; known items overrule only by more than two standard errors."""
+    from embeddings.engine.fit import serving_choice
 
-    pairs = {"fitb": 0.82, "fitb_cold": 0.45, "fitb_warm": 0.88}
-    outfit_model = {"fitb": 0.81, "fitb_cold": 0.55, "fitb_warm": 0.86}
-    assert balanced_fitb(outfit_model) > balanced_fitb(pairs)
-    assert balanced_fitb({"fitb": 0.7, "fitb_cold": None, "fitb_warm": 0.8}) == 0.7
+    def figures(cold: float | None, warm: float, fitb: float = 0.8) -> dict:
+        return {"fitb": fitb, "fitb_cold": cold, "fitb_warm": warm, "fitb_warm_questions": 400}
+
+    # 2 standard errors of 0.86 on 400 questions: 3.5 points
+    outfit_model, pairs = "outfit_transformer", "type_aware"
+    assert serving_choice({pairs: figures(0.55, 0.88), outfit_model: figures(0.57, 0.86)}) == (
+        outfit_model
+    )
+    assert serving_choice({pairs: figures(0.55, 0.90), outfit_model: figures(0.57, 0.86)}) == pairs
+    assert serving_choice({pairs: figures(0.57, 0.80), outfit_model: figures(0.57, 0.86)}) == (
+        outfit_model
+    )
+    assert serving_choice({pairs: figures(0.57, 0.86), outfit_model: figures(0.57, 0.86)}) == pairs
+    assert serving_choice({pairs: figures(0.60, 0.86), outfit_model: figures(0.57, 0.86)}) == pairs
+    no_new_arrivals = {pairs: figures(None, 0.9, 0.7), outfit_model: figures(None, 0.8, 0.75)}
+    assert serving_choice(no_new_arrivals) == outfit_model
 
 
 @pytest.mark.parametrize("asked", ["outfit_transformer", "auto"])
@@ -227,9 +247,8 @@ def test_fit_version_trains_the_outfit_level_scorer_and_auto_serves_the_better(t
     )
     metrics = fitted.metrics
     both = {kind: metrics[f"fitb_{kind}"] for kind in ("type_aware", "outfit_transformer")}
-    if asked == "auto":  # the better on the held-out blanks; the simpler one on a tie
-        better = max(both, key=lambda kind: (balanced(metrics, kind), kind == "type_aware"))
-        assert metrics["scorer"] == better
+    if asked == "auto":
+        assert metrics["scorer"] == served_by_the_rule(metrics)
     else:
         assert metrics["scorer"] == "outfit_transformer"
     assert metrics["fitb"] == both[metrics["scorer"]]

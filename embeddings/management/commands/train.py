@@ -108,8 +108,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Serves the {run.metrics['scorer']} scorer"
                 + (
-                    f" (held-out FITB, new arrivals / known items: {compared}; the better mean"
-                    " serves)."
+                    f" (held-out FITB, new arrivals / known items: {compared}; the better on new"
+                    " arrivals serves, unless the other leads on known items beyond noise)."
                     if len(kinds) > 1
                     else "."
                 )

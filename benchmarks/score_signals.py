@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import code_version, machine  # noqa: E402
+from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 
 DIRECT = (0.0, 0.5, 1.0, 2.0, 4.0)  # the weights a training tries
 SECOND_ORDER = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -44,9 +45,6 @@ def known_item_signals(index, questions: list[dict]) -> dict:
     partners = index.scorer.partners
     row_of = index.row_of_sku
     worn = {row: sum(seen.values()) for row, seen in partners.items()}
-
-    def direct(anchors: list[int], row: int) -> float:
-        return sum(math.log1p(partners.get(a, {}).get(row, 0)) for a in anchors) / len(anchors)
 
     def second_order(anchors: list[int], row: int) -> float:
         total = 0.0
@@ -65,7 +63,7 @@ def known_item_signals(index, questions: list[dict]) -> dict:
         features.append(
             (
                 np.asarray(content(task["question"], task["answers"])),
-                np.array([direct(anchors, row) for row in rows]),
+                CoOccurrence(partners, 1.0).bonus(anchors, rows),  # what the blend adds, w = 1
                 np.array([second_order(anchors, row) for row in rows]),
                 np.array([math.log1p(worn.get(row, 0)) for row in rows]),
                 task["correct"],

@@ -4,6 +4,7 @@ category), outfit compatibility AUC (real outfits against corrupted copies), and
 the blanked item within its whole category. Item ids are catalog SKUs."""
 
 import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,6 +163,11 @@ class CosineScorer:
 def outfit_score(score: Scorer, items: Sequence[str]) -> float:
     """Mean pairwise compatibility of an outfit's items."""
     return float(np.mean([score([o for o in items if o != item], [item])[0] for item in items]))
+
+
+def figure_text(value: float | None) -> str:
+    """A figure as commands and logs print it: three decimals, or — when not measured."""
+    return "—" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def proportion_standard_error(proportion: float, count: int) -> float:

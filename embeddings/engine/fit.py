@@ -6,7 +6,6 @@ training on outfits they choose."""
 
 import copy
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -22,7 +21,9 @@ from .evaluate import (
     FitbTask,
     Scorer,
     evaluate_tasks,
+    figure_text,
     make_tasks,
+    proportion_standard_error,
     split_outfits,
 )
 from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
@@ -260,9 +261,9 @@ def fit_version(
     stopwatch.lap("evaluating")
     logger.info(
         "evaluation: FITB %s on %d questions, compatibility AUC %s",
-        _figure(metrics["fitb"]),
+        figure_text(metrics["fitb"]),
         metrics["fitb_questions"],
-        _figure(metrics["auc"]),
+        figure_text(metrics["auc"]),
     )  # every metric is kept on the run and its version
 
     progress("indexing", 0, len(catalog.skus))
@@ -328,7 +329,7 @@ def serving_choice(by_kind: dict[str, dict[str, float | None]]) -> str:
     known, questions = by_kind[chosen].get("fitb_warm"), by_kind[chosen].get("fitb_warm_questions")
     if known is None or not questions:
         return chosen
-    noise = 2 * math.sqrt(known * (1 - known) / questions)
+    noise = 2 * proportion_standard_error(known, int(questions))
     better_on_known = [k for k in kinds if (by_kind[k].get("fitb_warm") or 0.0) > known + noise]
     return better_on_known[0] if better_on_known else chosen
 
@@ -545,7 +546,3 @@ class Validation:
             "new": self.metrics(new, fitb, compatibility, members, new_arrivals),
             "active": self.metrics(old, fitb, compatibility, members, new_arrivals),
         }
-
-
-def _figure(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"

@@ -6,15 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from embeddings.engine.evaluate import figure_text
 from embeddings.training import evaluate_active_model
-
-
-def shown(value: float | None) -> str:
-    return (
-        "—"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else (f"{value:.3f}")
-    )
 
 
 class Command(BaseCommand):
@@ -57,14 +50,17 @@ class Command(BaseCommand):
             self.stdout.write(_json_dumps(results))
             return
         recall = results["recall_at"] or {}
-        recalls = "  ".join(f"Recall@{k} {shown(value)}" for k, value in sorted(recall.items()))
+        recalls = "  ".join(
+            f"Recall@{k} {figure_text(value)}" for k, value in sorted(recall.items())
+        )
         self.stdout.write(
             f"model version {results['model_version']} ({results['backbone']}, "
             f"{results['scorer']} scorer, co-occurrence weight {results['cooccurrence_weight']})\n"
-            f"FITB accuracy      {shown(results['fitb_accuracy'])} "
-            f"± {shown(results['fitb_standard_error'])}  ({results['fitb_questions']} questions)\n"
-            f"compatibility AUC  {shown(results['compatibility_auc'])} "
-            f"± {shown(results['compatibility_auc_standard_error'])}  "
+            f"FITB accuracy      {figure_text(results['fitb_accuracy'])} "
+            f"± {figure_text(results['fitb_standard_error'])}  "
+            f"({results['fitb_questions']} questions)\n"
+            f"compatibility AUC  {figure_text(results['compatibility_auc'])} "
+            f"± {figure_text(results['compatibility_auc_standard_error'])}  "
             f"({results['compatibility_outfits']} outfits)\n"
             f"{recalls or 'Recall@K —'}  "
             f"({results['recall_questions']} questions with a category)\n"

@@ -4,6 +4,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from embeddings.engine.evaluate import figure_text
 from embeddings.engine.progress import TerminalProgress
 from embeddings.engine.scorers import SCORER_CHOICES
 from embeddings.models import TrainingRun
@@ -94,15 +95,15 @@ class Command(BaseCommand):
         )
         for key in COMPARED_METRICS:
             new = run.comparison.get("new", run.metrics).get(key)
-            line = f"{key:12} {_figure(new):>7}"
+            line = f"{key:12} {figure_text(new):>7}"
             if active:
-                line += f"  {_figure(active.get(key))}"
+                line += f"  {figure_text(active.get(key))}"
             self.stdout.write(line)
         kinds = [k for k in SCORER_CHOICES if f"fitb_{k}" in run.metrics]
         if run.metrics.get("scorer"):
             compared = ", ".join(
-                f"{k} {_figure(run.metrics.get(f'fitb_cold_{k}'))}"
-                f" / {_figure(run.metrics.get(f'fitb_warm_{k}'))}"
+                f"{k} {figure_text(run.metrics.get(f'fitb_cold_{k}'))}"
+                f" / {figure_text(run.metrics.get(f'fitb_warm_{k}'))}"
                 for k in kinds
             )
             self.stdout.write(
@@ -117,7 +118,3 @@ class Command(BaseCommand):
         seconds = run.model_version.manifest.get("seconds", {})
         stages = ", ".join(f"{stage} {value:.0f} s" for stage, value in seconds.items())
         self.stdout.write(f"Time: {sum(seconds.values()):.0f} s ({stages}).")
-
-
-def _figure(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"

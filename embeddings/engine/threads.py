@@ -4,6 +4,7 @@ workers runs. OpenMP and OpenBLAS threads spin while they wait for each other: b
 workers on two cores, a two-thread search of a refresh took several times as long as a
 one-thread one, and slowed the requests too. numpy, FAISS and threadpoolctl only."""
 
+import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,9 @@ def limited_threads(count: int) -> Iterator[None]:
     is imported: the workers that refresh import it as they start)."""
     global _batch_threads
     saved = _batch_threads
-    torch = sys.modules.get("torch")
+    # Where another thread is importing torch (a worker's warm-up), sys.modules holds it half
+    # made: import_module waits for that import to finish, as an import statement would.
+    torch = importlib.import_module("torch") if "torch" in sys.modules else None
     torch_threads = torch.get_num_threads() if torch else None
     _batch_threads = max(1, min(count, saved))
     try:

@@ -8,6 +8,13 @@ each signal's weight chosen on the split's own questions (a training could only 
 - New arrivals (content alone, cold Recall@10 and FITB): a hub penalty, each candidate's score
   less its mean score against a sample of training outfits wanting its family (CSLS, the
   standard cure for items that rank high for every query).
+- Where warm questions are lost: the served FITB by the evidence the outfits hold for the
+  answer (in no training outfit; in some, never with a question item; worn with one), and
+  what would still add there: the outfit-overlap vote (training outfits that hold the answer
+  and several question items: near-copies of the held-out look), a popularity penalty (known
+  items were pulled towards many partners in training), and the collection (Mango's image file
+  names start with the catalog year, 2019 or 2023: 95% of outfits keep to one), on cold and
+  warm questions.
 
     OUTFITS_VAR_DIR=/tmp/mango/var .venv/bin/python benchmarks/score_signals.py \\
         --split /tmp/mango-split [--results docs/score_signals.json]
@@ -32,17 +39,38 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import code_version, machine  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.evaluate import figure_text  # noqa: E402
 
 DIRECT = (0.0, 0.5, 1.0, 2.0, 4.0)  # the weights a training tries
 SECOND_ORDER = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-POPULARITY = (0.0, 0.05, 0.1, 0.2)
+POPULARITY = (-0.4, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2)  # < 0: a penalty
+OVERLAP = (0.0, 0.1, 0.3, 1.0)
+COLLECTION = (0.0, 0.1, 0.2, 0.3, 0.5, 1.0)
+CV_REPEATS = 10  # random halvings of the warm questions
+EVIDENCE = (  # what the training outfits hold of a warm question's answer
+    "in no training outfit",
+    "in training outfits, never with a question item",
+    "worn with a question item",
+)
 HUB_PENALTY = (0.0, 0.25, 0.5, 0.75, 1.0)
 HUB_SAMPLE = 40  # training outfits per family whose mean score is a candidate's hubness
 
 
-def known_item_signals(index, questions: list[dict]) -> dict:
-    """Warm FITB of content + a·direct + b·second-order + c·popularity over the grid."""
+def known_item_signals(index, questions: list[dict], outfits: list[set[str]]) -> dict:
+    """Warm FITB of content + a·direct + b·second-order + c·popularity + e·overlap over the
+    grid."""
     partners = index.scorer.partners
+    holding: dict[str, list[set[str]]] = {}
+    for outfit in outfits:
+        for sku in outfit:
+            holding.setdefault(sku, []).append(outfit)
+
+    def overlap(question: list[str], sku: str) -> float:
+        """log(1 + Σ over training outfits holding `sku` and ≥ 2 question items of the
+        number held): a look stylists made before, in near-copies."""
+        shared = (len(outfit.intersection(question)) for outfit in holding.get(sku, ()))
+        return math.log1p(sum(n for n in shared if n >= 2))
+
     row_of = index.row_of_sku
     worn = {row: sum(seen.values()) for row, seen in partners.items()}
 
@@ -66,24 +94,51 @@ def known_item_signals(index, questions: list[dict]) -> dict:
                 CoOccurrence(partners, 1.0).bonus(anchors, rows),  # what the blend adds, w = 1
                 np.array([second_order(anchors, row) for row in rows]),
                 np.array([math.log1p(worn.get(row, 0)) for row in rows]),
+                np.array([overlap(task["question"], sku) for sku in task["answers"]]),
                 task["correct"],
             )
         )
 
-    def accuracy(a: float, b: float, c: float) -> float:
+    def accuracy(a: float, b: float, c: float, e: float = 0.0) -> float:
         return float(
             np.mean(
                 [
-                    int(np.argmax(s + a * d + b * t + c * p)) == right
-                    for s, d, t, p, right in features
+                    int(np.argmax(s + a * d + b * t + c * p + e * o)) == right
+                    for s, d, t, p, o, right in features
                 ]
             )
         )
 
+    weights = list(product(DIRECT, SECOND_ORDER, POPULARITY, OVERLAP))
+    # right[q, g]: question q answered right with the grid's weights g
+    right = np.array(
+        [
+            np.argmax(np.asarray(weights) @ np.stack([d, t, p, o]) + s, axis=1) == answer
+            for s, d, t, p, o, answer in features
+        ]
+    )
     grid = [
-        {"direct": a, "second_order": b, "popularity": c, "fitb": accuracy(a, b, c)}
-        for a, b, c in product(DIRECT, SECOND_ORDER, POPULARITY)
+        {"direct": a, "second_order": b, "popularity": c, "overlap": e, "fitb": float(fitb)}
+        for (a, b, c, e), fitb in zip(weights, right.mean(axis=0), strict=True)
     ]
+    names = ("direct", "second_order", "popularity", "overlap")
+
+    def cross_validated(*signals: str) -> float:
+        """FITB on one half of the questions with the weights best on the other half (the
+        signals not named at 0), both ways, over CV_REPEATS random halvings: what a training
+        choosing these weights on held-out outfits could expect."""
+        allowed = np.array(
+            [all(w == 0 or n in signals for n, w in zip(names, g, strict=True)) for g in weights]
+        )
+        rng = np.random.default_rng(0)
+        found = []
+        for _ in range(CV_REPEATS):
+            order = rng.permutation(len(features))
+            halves = (order[: len(order) // 2], order[len(order) // 2 :])
+            for chosen_on, scored_on in (halves, halves[::-1]):
+                by_weights = np.where(allowed, right[chosen_on].mean(axis=0), -1.0)
+                found.append(right[scored_on, int(np.argmax(by_weights))].mean())
+        return float(np.mean(found))
 
     def best(**fixed: float) -> dict:
         return max(
@@ -98,10 +153,97 @@ def known_item_signals(index, questions: list[dict]) -> dict:
         "served_blend": accuracy(served, 0, 0),
         "served_weight": served,
         "second_order_then_content": accuracy(0, 1000.0, 0),
-        "best_direct_only": best(second_order=0.0, popularity=0.0),
-        "best_without_popularity": best(popularity=0.0),
-        "best_without_second_order": best(second_order=0.0),
+        "best_direct_only": best(second_order=0.0, popularity=0.0, overlap=0.0),
+        "best_without_popularity": best(popularity=0.0, overlap=0.0),
+        "best_without_second_order": best(second_order=0.0, overlap=0.0),
+        "best_direct_and_overlap": best(second_order=0.0, popularity=0.0),
         "best_of_all": best(),
+        "cross_validated": {
+            "direct": cross_validated("direct"),
+            "direct_and_second_order": cross_validated("direct", "second_order"),
+            "direct_and_overlap": cross_validated("direct", "overlap"),
+            "direct_second_order_and_overlap": cross_validated("direct", "second_order", "overlap"),
+            "all": cross_validated(*names),
+        },
+    }
+
+
+def warm_by_evidence(index, questions: list[dict], outfits: list[set[str]]) -> list[dict]:
+    """Served and content-alone warm FITB by what the training outfits hold of the answer."""
+    served = index.sku_scorer(index.scorer)
+    content = index.sku_scorer(index.scorer.content_only())
+    worn = {sku for outfit in outfits for sku in outfit}
+    groups: dict[str, list[tuple[bool, bool]]] = {group: [] for group in EVIDENCE}
+    for task in questions:
+        answer = task["answers"][task["correct"]]
+        if answer not in worn:
+            group = EVIDENCE[0]
+        elif any(answer in outfit and outfit.intersection(task["question"]) for outfit in outfits):
+            group = EVIDENCE[2]
+        else:
+            group = EVIDENCE[1]
+        right = task["correct"]
+        groups[group].append(
+            (
+                int(np.argmax(served(task["question"], task["answers"]))) == right,
+                int(np.argmax(content(task["question"], task["answers"]))) == right,
+            )
+        )
+    return [
+        {
+            "answer": group,
+            "questions": len(found),
+            "served": float(np.mean([s for s, _ in found])) if found else None,
+            "content_alone": float(np.mean([c for _, c in found])) if found else None,
+        }
+        for group, found in groups.items()
+    ]
+
+
+def catalog_years(products_csv: Path) -> dict[str, str]:
+    """Each Mango product's catalog year, from its image file name (images/2019_…)."""
+    with products_csv.open(newline="") as handle:
+        return {
+            row["cod_modelo_color"]: Path(row["des_filename"]).name.split("_")[0]
+            for row in csv.DictReader(handle)
+        }
+
+
+def collection_signal(index, questions: list[dict], year: dict[str, str]) -> dict:
+    """Served FITB + w · the share of question items of the answer's catalog year, and how far
+    the answers keep to the question's year."""
+    served = index.sku_scorer(index.scorer)
+    features, right_kept, wrong_kept, wrong = [], 0, 0, 0
+    for task in questions:
+        shares = np.array(
+            [
+                np.mean([year[sku] == year[item] for item in task["question"]])
+                for sku in task["answers"]
+            ]
+        )
+        features.append((np.asarray(served(task["question"], task["answers"])), shares))
+        right_kept += shares[task["correct"]] >= 0.5
+        others = np.delete(shares, task["correct"])
+        wrong_kept += int((others >= 0.5).sum())
+        wrong += len(others)
+    return {
+        "questions": len(questions),
+        "answer_of_the_question_year": right_kept / len(questions),
+        "wrong_answers_of_the_question_year": wrong_kept / wrong,
+        "fitb_by_weight": [
+            {
+                "weight": w,
+                "fitb": float(
+                    np.mean(
+                        [
+                            int(np.argmax(s + w * m)) == task["correct"]
+                            for (s, m), task in zip(features, questions, strict=True)
+                        ]
+                    )
+                ),
+            }
+            for w in COLLECTION
+        ],
     }
 
 
@@ -156,7 +298,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "score_signals.json")
+    parser.add_argument(
+        "--products",
+        type=Path,
+        default=ROOT.parent / "shared" / "datasets" / "mango" / "products.csv",
+        help="the Mango products.csv, for each product's catalog year",
+    )
     arguments = parser.parse_args()
+    if not arguments.products.is_file():
+        raise SystemExit(f"{arguments.products} not found: the Mango data set is needed.")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
     import django
 
@@ -171,7 +321,17 @@ def main() -> None:
     def questions(name: str) -> list[dict]:
         return json.loads((arguments.split / f"{name}_fitb.json").read_text())
 
-    warm = known_item_signals(index, questions("warm"))
+    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
+        by_id: dict[str, set[str]] = {}
+        for row in csv.DictReader(handle):
+            by_id.setdefault(row["outfit_id"], set()).add(row["sku"])
+    outfits = list(by_id.values())
+    warm = known_item_signals(index, questions("warm"), outfits)
+    evidence = warm_by_evidence(index, questions("warm"), outfits)
+    year = catalog_years(arguments.products)
+    collection = {
+        name: collection_signal(index, questions(name), year) for name in ("cold", "warm")
+    }
     cold = hub_penalty(index, questions("cold"), arguments.split)
     print(f"version {version.name} ({index.scorer.kind}); warm, {warm['questions']} questions:")
     for key in ("content_alone", "served_blend", "second_order_then_content"):
@@ -180,12 +340,30 @@ def main() -> None:
         "best_direct_only",
         "best_without_popularity",
         "best_without_second_order",
+        "best_direct_and_overlap",
         "best_of_all",
     ):
         g = warm[key]
         print(
             f"  {key:28} {g['fitb']:.3f}  (direct {g['direct']}, second order "
-            f"{g['second_order']}, popularity {g['popularity']})"
+            f"{g['second_order']}, popularity {g['popularity']}, overlap {g['overlap']})"
+        )
+    print(
+        "  weights chosen on half the questions, scored on the other: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in warm["cross_validated"].items())
+    )
+    print("warm, by what the training outfits hold of the answer:")
+    for row in evidence:
+        print(
+            f"  {row['answer']:48} {row['questions']:4} questions  served "
+            f"{figure_text(row['served'])}  content alone {figure_text(row['content_alone'])}"
+        )
+    for name, found in collection.items():
+        print(
+            f"{name}, the catalog year: answer of the question's year "
+            f"{found['answer_of_the_question_year']:.3f}, wrong answers "
+            f"{found['wrong_answers_of_the_question_year']:.3f}; served FITB + w · same year: "
+            + ", ".join(f"{g['weight']}: {g['fitb']:.3f}" for g in found["fitb_by_weight"])
         )
     print("cold, content alone, hub penalty:")
     for row in cold:
@@ -198,6 +376,8 @@ def main() -> None:
                 "version": version.name,
                 "scorer": index.scorer.kind,
                 "warm": warm,
+                "warm_by_evidence": evidence,
+                "catalog_year": collection,
                 "cold_hub_penalty": cold,
             },
             indent=1,

@@ -345,7 +345,9 @@ OUTFITS_TUNED_EPOCHS = int(os.environ.get("OUTFITS_TUNED_EPOCHS", "16"))
 # reads outfits of two or more items whole) or auto (trains both, serves the better on the
 # held-out new arrivals, unless the other is better on known items beyond noise).
 OUTFITS_SCORER = os.environ.get("OUTFITS_SCORER", "auto")
-OUTFITS_OUTFIT_MODEL_EPOCHS = int(os.environ.get("OUTFITS_OUTFIT_MODEL_EPOCHS", "20"))
+# The outfit-level model's epochs: 10, where new arrivals do best (docs/model.md measures 5, 10,
+# 20 and 40: beyond 10 it fits the training outfits and loses new arrivals).
+OUTFITS_OUTFIT_MODEL_EPOCHS = int(os.environ.get("OUTFITS_OUTFIT_MODEL_EPOCHS", "10"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
 # "auto": each training picks the weight that does best on its held-out outfits.
 _cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")

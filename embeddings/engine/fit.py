@@ -67,7 +67,7 @@ class TrainingOptions:
     lists_on_workers: bool = False  # the lists computed by the glue's workers, not fit_version
     type_aware: bool = True  # False: one shared space for every pair of categories (ablation)
     scorer: str = TypeAwareScorer.kind  # one of SCORER_CHOICES
-    outfit_epochs: int = 20  # the outfit-level model's, when it is trained
+    outfit_epochs: int = 10  # the outfit-level model's, when trained (OutfitTrainingConfig's)
     bad_pair_weight: float = 2.0  # a stylist's bad pair against an outfit's triplet
     # With verdicts, a second head trained without them: the run reports both held-out scores.
     compare_without_verdicts: bool = True

@@ -22,7 +22,7 @@ from .space import PairWeights
 
 @dataclass(frozen=True)
 class OutfitTrainingConfig:
-    epochs: int = 20
+    epochs: int = 10  # more fit the training outfits and lose new arrivals
     batch_size: int = 256
     learning_rate: float = 1e-3
     weight_decay: float = 0.01

@@ -20,6 +20,13 @@ from .progress import Progress, no_progress
 from .space import PairWeights
 
 
+def warm_up_share(steps: int) -> float:
+    """OneCycleLR's pct_start for `steps` in all: a tenth warms up, except where that is one
+    step exactly (10 steps: 10 epochs of one batch, a small shop), which OneCycleLR divides by
+    zero (its warm-up phase ends at pct_start · steps − 1): then two steps."""
+    return 0.2 if steps == 10 else 0.1
+
+
 @dataclass(frozen=True)
 class OutfitTrainingConfig:
     epochs: int = 10  # more fit the training outfits and lose new arrivals
@@ -172,9 +179,9 @@ def train_outfit_model(
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    steps = config.epochs * math.ceil(len(examples) / config.batch_size)
+    steps = max(1, config.epochs * math.ceil(len(examples) / config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, config.learning_rate, total_steps=max(1, steps), pct_start=0.1
+        optimizer, config.learning_rate, total_steps=steps, pct_start=warm_up_share(steps)
     )
     hard_count = int(round(config.negatives * config.hard_fraction))
     epoch_losses: list[float] = []

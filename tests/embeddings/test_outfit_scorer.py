@@ -172,6 +172,21 @@ def test_a_trained_model_learns_what_no_pair_can_say():
     assert whole_outfit > 0.9
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 5, 10, 20])
+def test_a_small_shop_trains_the_default_epochs_in_one_batch_each(epochs):
+    """One batch an epoch: 10 epochs are 10 steps, where torch's OneCycleLR with a tenth of
+    warm-up divided by zero (the default's epochs met a small shop's outfits)."""
+    vectors, categories, outfits = exclusive_or_shop(20, seed=3)
+    config = OutfitTrainingConfig(epochs=epochs, batch_size=256, negatives=4, layers=1, hidden=16)
+    model, losses = train_outfit_model(vectors, categories, outfits, PairWeights.none(), config)
+    assert len(losses) == epochs and all(np.isfinite(losses))
+    assert np.isfinite(
+        model.corrections(
+            vectors[None, :2], model.codes(categories[:2])[None], model.codes(categories[2:3])
+        )
+    ).all()
+
+
 def test_the_outfit_scorer_serves_through_the_index_and_comes_back_from_disk(tmp_path):
     vectors, categories, outfits = exclusive_or_shop(60, seed=3)
     skus = [f"S{row}" for row in range(len(vectors))]

@@ -296,21 +296,25 @@ def pretrain_backbone(
     """Build the offline backbone: train the project's small open_clip model contrastively on
     catalog images and their captions (plus `extra_pairs` of image and caption from related
     domains; or on those alone, without the catalog), a `phone_photos` share of the images
-    shown as phone photos of themselves, and save it where OUTFITS_PRETRAINED can point."""
-    from .engine.backbone import (
-        OFFLINE_BACKBONE,
-        create_untrained_backbone,
-        save_backbone_checkpoint,
-    )
+    shown as phone photos of themselves, and save it where OUTFITS_PRETRAINED can point. The
+    architecture is OUTFITS_BACKBONE's, one of the project's own."""
+    from .engine.backbone import OWN_BACKBONES, create_untrained_backbone, save_backbone_checkpoint
     from .engine.pretrain import PretrainingConfig, pretrain_contrastive
 
+    name = settings.OUTFITS_BACKBONE
+    if name not in OWN_BACKBONES:
+        raise ValueError(
+            f"OUTFITS_BACKBONE={name!r} is not one of the project's own architectures "
+            f"({', '.join(OWN_BACKBONES)}): pretrain_backbone builds those; a published "
+            f"backbone comes with its weights (OUTFITS_PRETRAINED)."
+        )
     products = list(embeddable_products()) if with_catalog else []
     if with_catalog and len(products) < 2:
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
     pairs = [(Path(p.image.path), item_text(p)) for p in products] + list(extra_pairs or [])
     if len(pairs) < 2:
         raise ValueError("Pretraining needs at least two image-caption pairs.")
-    backbone = create_untrained_backbone(OFFLINE_BACKBONE, seed=SEED)
+    backbone = create_untrained_backbone(name, seed=SEED)
     losses = pretrain_contrastive(
         backbone,
         [image for image, _ in pairs],

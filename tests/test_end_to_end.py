@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from catalog.models import Product
@@ -206,6 +206,26 @@ def test_pretrain_backbone_command_writes_a_loadable_checkpoint(
     from embeddings.engine.backbone import load_backbone
 
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
+
+
+def test_pretrain_backbone_builds_the_configured_architecture(db, settings, small_catalog):
+    from embeddings.engine.backbone import BackboneUnavailable, load_backbone
+
+    call_command("import_catalog", str(small_catalog.products_csv))
+    settings.OUTFITS_BACKBONE = "outfits-tiny-128"
+    call_command("pretrain_backbone", "--epochs=1")
+    loaded = load_backbone("outfits-tiny-128", settings.OUTFITS_PRETRAINED)
+    assert loaded.pretrained and loaded.model.visual.image_size == (128, 128)
+    with pytest.raises(BackboneUnavailable, match="size mismatch"):  # not the default's shape
+        load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED)
+
+
+def test_pretrain_backbone_refuses_an_architecture_it_cannot_build(db, settings, small_catalog):
+    call_command("import_catalog", str(small_catalog.products_csv))
+    settings.OUTFITS_BACKBONE = "ViT-B-32"
+    with pytest.raises(CommandError, match="OUTFITS_BACKBONE='ViT-B-32' is not one of"):
+        call_command("pretrain_backbone", "--epochs=1")
+    assert not Path(settings.OUTFITS_PRETRAINED).exists()
 
 
 def test_evaluate_command_scores_task_files_with_the_active_model(trained_shop, tmp_path, capsys):

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 OFFLINE_BACKBONE = "outfits-tiny"
+# The architectures `pretrain_backbone` can build: the project's own configs (outfits-tiny-128
+# sees 128 px in patches of 16: the same 64 tokens as outfits-tiny, four times the pixels).
+OWN_BACKBONES = tuple(sorted(path.stem for path in MODEL_CONFIG_DIR.glob("*.json")))
 SCHEMA_PREFIXES = ("hf-hub:", "local-dir:")
 
 open_clip.add_model_config(MODEL_CONFIG_DIR)

@@ -154,6 +154,21 @@ def code_version() -> str:
     )
 
 
+def active_version():
+    """Django set up and the active version with its index, for a benchmark that reads the
+    served model (OUTFITS_VAR_DIR names where); exits with a message when none is active."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
+    import django
+
+    django.setup()
+    from embeddings.loaded_versions import active_compatibility_index
+
+    active = active_compatibility_index()
+    if active is None:
+        raise SystemExit("No active model version: train one first (manage.py train).")
+    return active
+
+
 def redis_url() -> str:
     """REDIS_URL, else the Redis on 127.0.0.1:6379 when one listens, else '' (the cache is
     then each process's memory)."""

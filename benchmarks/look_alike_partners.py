@@ -16,7 +16,6 @@ vectors instead of the trained space's.
 
 import argparse
 import json
-import os
 import sys
 from itertools import product
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.api import active_version  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 
 GRID = {
@@ -49,16 +49,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--vectors", choices=("space", "backbone"), default="space")
     arguments = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
-    import django
-
-    django.setup()
-    from embeddings.loaded_versions import active_compatibility_index
-
-    active = active_compatibility_index()
-    if active is None:
-        raise SystemExit("No active model version: train one first (manage.py train).")
-    version, index = active
+    version, index = active_version()
     partners = index.scorer.partners
     row_of = index.row_of_sku
     categories = np.asarray(index.categories)

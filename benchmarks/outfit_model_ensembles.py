@@ -14,7 +14,6 @@ OUTFITS_VAR_DIR must hold the imported Mango catalog and an active version (docs
 
 import argparse
 import csv
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.api import active_version  # noqa: E402
 
 
 class MeanOfModels:
@@ -44,10 +45,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--epochs", type=int, default=10)
     arguments = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
-    import django
-
-    django.setup()
+    version, index = active_version()
     from embeddings.engine.evaluate import (
         evaluate_tasks,
         read_compatibility_tasks,
@@ -55,12 +53,7 @@ def main() -> None:
     )
     from embeddings.engine.outfit_training import OutfitTrainingConfig, train_outfit_model
     from embeddings.engine.scorers import OutfitScorer, SkuScorer
-    from embeddings.loaded_versions import active_compatibility_index
 
-    active = active_compatibility_index()
-    if active is None:
-        raise SystemExit("No active model version: train one first (manage.py train).")
-    version, index = active
     base = getattr(index.scorer, "base", index.scorer)  # the type-aware part and its pairs
     row_of = index.row_of_sku
     outfits: dict[str, list[int]] = {}

@@ -27,7 +27,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from itertools import product
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.api import code_version, machine  # noqa: E402
+from benchmarks.api import active_version, code_version, machine  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import figure_text  # noqa: E402
 
@@ -307,16 +306,7 @@ def main() -> None:
     arguments = parser.parse_args()
     if not arguments.products.is_file():
         raise SystemExit(f"{arguments.products} not found: the Mango data set is needed.")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
-    import django
-
-    django.setup()
-    from embeddings.loaded_versions import active_compatibility_index
-
-    active = active_compatibility_index()
-    if active is None:
-        raise SystemExit("No active model version: train one first (manage.py train).")
-    version, index = active
+    version, index = active_version()
 
     def questions(name: str) -> list[dict]:
         return json.loads((arguments.split / f"{name}_fitb.json").read_text())

@@ -90,8 +90,10 @@ class Command(BaseCommand):
         call_command("import_catalog", str(demo.products_csv))
         call_command("import_outfits", str(demo.outfits_csv))
 
+        from embeddings.engine.backbone import OWN_BACKBONES  # torch: only where it trains
+
         backbone = Path(settings.OUTFITS_PRETRAINED)
-        if settings.OUTFITS_BACKBONE == "outfits-tiny" and not backbone.is_file():
+        if settings.OUTFITS_BACKBONE in OWN_BACKBONES and not backbone.is_file():
             self.step("Pretraining the offline backbone on catalog images and titles")
             call_command("pretrain_backbone", epochs=pretrain_epochs)
 

@@ -99,12 +99,13 @@ def test_a_catalog_image_with_its_own_words_lands_on_its_stored_vector(
     """The photo path is the catalog's path: backbone trunk, the version's tuned top, the
     head. In this small model the stored vectors of a category lie within a cosine of 0.01 of
     one another, so the check is tight: with the untuned top instead of the tuned one every
-    vector misses by 5e-3 or more; the right path misses by 2e-4 at most (the catalog is
-    embedded in bfloat16 where the CPU has it, a photo in float32)."""
+    vector misses by 5e-3 or more; the right path misses by 2e-4 at most on an Intel Xeon and
+    by 1.2e-3 on an AMD EPYC (the catalog is embedded in bfloat16 where the CPU has it, a photo
+    in float32; how far bfloat16 rounds depends on the CPU's kernels)."""
     for item in trained_version.items:
         query = encoder.encode(open_rgb(item.image), item.category, description=item.text)
         stored = index.vectors[index.row_of_sku[item.sku]]
-        np.testing.assert_allclose(query.vector, stored, atol=1e-3, err_msg=item.sku)
+        np.testing.assert_allclose(query.vector, stored, atol=2e-3, err_msg=item.sku)
 
 
 def test_a_photo_is_a_unit_vector_of_the_space_nearest_its_own_product(
@@ -268,8 +269,11 @@ def test_a_rows_own_vector_ranks_its_category_as_nearest_does(index):
             assert_same_ranking(
                 found, [(index.skus[members[i]], brute[i]) for i in np.argsort(-brute)]
             )
-            weighted_pairs += index.scorer.pair_weights.between(own, category) is not None
-    assert weighted_pairs  # the type-aware weights were exercised, not only plain cosine
+            query = index.scorer.query(index.vectors[row], own, category)
+            weighted_pairs += not np.array_equal(query, index.vectors[row])
+    # The type-aware weights were exercised, not only plain cosine (whichever scorer the
+    # training chose: the outfit-level one queries for one anchor as the type-aware one does).
+    assert weighted_pairs
     assert len(index.nearest_to_vector(index.vectors[0], index.categories[0], "Tops", 3)) == 3
     assert index.nearest_to_vector(index.vectors[0], index.categories[0], "Hats", 3) == []
     assert index.nearest_to_vector(index.vectors[0], index.categories[0], "Tops", 0) == []

@@ -112,12 +112,13 @@ def pretrain_contrastive(
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, learning_rate_factor)
     loss_function = ClipLoss()
     epoch_losses: list[float] = []
-    progress("pretraining backbone", 0, config.epochs)  # the clock of its time left starts
+    # Reported in batches, not epochs: an epoch of the real recipe takes minutes.
+    progress("pretraining backbone", 0, total_steps)  # the clock of its time left starts
     model.train()
     try:
         for epoch in range(config.epochs):
             losses = []
-            for images, tokens in loader:
+            for step, (images, tokens) in enumerate(loader, start=1):
                 image_features, text_features, logit_scale = model(images, tokens)[:3]
                 loss = loss_function(image_features, text_features, logit_scale)
                 if not torch.isfinite(loss):
@@ -132,11 +133,16 @@ def pretrain_contrastive(
                 with torch.no_grad():  # CLIP clamps the temperature the same way
                     model.logit_scale.clamp_(0, math.log(100))
                 losses.append(loss.item())
+                progress(  # the loss so far in this epoch
+                    "pretraining backbone",
+                    epoch * len(loader) + step,
+                    total_steps,
+                    loss=sum(losses) / len(losses),
+                )
             epoch_losses.append(sum(losses) / max(1, len(losses)))
-            logger.debug(  # the progress report carries it to the page or terminal
+            logger.debug(
                 "pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1]
             )
-            progress("pretraining backbone", epoch + 1, config.epochs, loss=epoch_losses[-1])
     finally:
         model.eval()
     return epoch_losses

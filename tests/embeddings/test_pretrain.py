@@ -34,6 +34,28 @@ def test_contrastive_pretraining_lowers_the_loss(small_catalog):
     assert not backbone.model.training
 
 
+def test_pretraining_reports_progress_every_batch_not_only_every_epoch(small_catalog):
+    """An epoch of the real recipe takes minutes: the line on the terminal must move within it."""
+    images, captions = catalog_pairs(small_catalog)
+    reports = []
+    losses = pretrain_contrastive(
+        create_untrained_backbone(),
+        images,
+        captions,
+        PretrainingConfig(epochs=2, batch_size=4),
+        lambda stage, done, total, **info: reports.append((stage, done, total, info)),
+    )
+    batches = len(images) // 4
+    assert [done for _, done, _, _ in reports] == list(range(2 * batches + 1))
+    assert {(stage, total) for stage, _, total, _ in reports} == {
+        ("pretraining backbone", 2 * batches)
+    }
+    assert "loss" not in reports[0][3]  # nothing trained yet
+    # The report at each epoch's end carries that epoch's mean loss.
+    assert reports[batches][3]["loss"] == pytest.approx(losses[0])
+    assert reports[-1][3]["loss"] == pytest.approx(losses[1])
+
+
 def test_divergence_stops_with_a_clear_message(small_catalog):
     images, captions = catalog_pairs(small_catalog)
     backbone = create_untrained_backbone()

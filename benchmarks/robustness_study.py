@@ -76,11 +76,12 @@ def bars_svg(values: dict[str, dict[str, float]], title: str, path: Path) -> Non
             f'<text x="{left + i * group + group / 2:.1f}" y="{height - bottom + 16}" '
             f'text-anchor="middle">{condition}</text>'
         )
+    step = (width - left - 20) / len(values)  # the legend shares the width, however many arms
     for j, arm in enumerate(values):
         parts.append(
-            f'<rect x="{left + 220 * j}" y="{height - 22}" width="10" height="10" '
+            f'<rect x="{left + step * j:.1f}" y="{height - 22}" width="10" height="10" '
             f'fill="{PALETTE[j % len(PALETTE)]}"/>'
-            f'<text x="{left + 220 * j + 14}" y="{height - 13}">'
+            f'<text x="{left + step * j + 14:.1f}" y="{height - 13}">'
             f"{arm}</text>"
         )
     parts.append("</svg>")

@@ -117,7 +117,7 @@ def pretrain_contrastive(
     model.train()
     try:
         for epoch in range(config.epochs):
-            losses = []
+            loss_sum, step = 0.0, 0
             for step, (images, tokens) in enumerate(loader, start=1):
                 image_features, text_features, logit_scale = model(images, tokens)[:3]
                 loss = loss_function(image_features, text_features, logit_scale)
@@ -132,14 +132,14 @@ def pretrain_contrastive(
                 schedule.step()
                 with torch.no_grad():  # CLIP clamps the temperature the same way
                     model.logit_scale.clamp_(0, math.log(100))
-                losses.append(loss.item())
+                loss_sum += loss.item()
                 progress(  # the loss so far in this epoch
                     "pretraining backbone",
                     epoch * len(loader) + step,
                     total_steps,
-                    loss=sum(losses) / len(losses),
+                    loss=loss_sum / step,
                 )
-            epoch_losses.append(sum(losses) / max(1, len(losses)))
+            epoch_losses.append(loss_sum / max(1, step))
             logger.debug(
                 "pretraining epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1]
             )

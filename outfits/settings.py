@@ -354,6 +354,10 @@ _cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")
 OUTFITS_COOCCURRENCE_WEIGHT = (
     None if _cooccurrence_weight == "auto" else float(_cooccurrence_weight)
 )
+# The hub penalty: every query less this times its category's centre (the mean query of the
+# outfits holding it), so items that score high for any outfit stop crowding new arrivals
+# out of a family's best (docs/model.md: Recall@10 of new arrivals; 0 turns it off).
+OUTFITS_HUB_PENALTY = float(os.environ.get("OUTFITS_HUB_PENALTY", "0.5"))
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 # Diversity of a row of matches (maximal marginal relevance): 0 ranks by score alone; higher
 # values push near-duplicates (the same shirt in three colours) down the row, and show one

@@ -31,7 +31,7 @@ from .outfit_model import OutfitModel
 from .photo_words import PhotoWords, fit_photo_words, held_out_closeness
 from .progress import Progress, no_progress
 from .scorers import AUTO_SCORER, SCORER_CHOICES, OutfitScorer, SkuScorer, TypeAwareScorer
-from .space import CompatibilitySpace
+from .space import CompatibilitySpace, QueryCentres
 from .train import (
     CompatibilityHead,
     HeadTrainingConfig,
@@ -61,6 +61,7 @@ class TrainingOptions:
     tuned_epochs: int = 16  # the last epochs, those that tune them
     learning_rate: float = 2e-3
     cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
+    hub_penalty: float = 0.5  # each query less this times its category's centre (QueryCentres)
     validation_fraction: float = 0.15
     seed: int = 0
     neighbour_depth: int = NEIGHBOUR_DEPTH  # each item's best of each category; 0: none
@@ -214,7 +215,9 @@ def fit_version(
     progress("evaluating", 0, 1)
     item_vectors = catalog.items.fixed.numpy()  # the backbone's own vectors, before tuning
     validation = Validation.of(catalog, train_outfits, validation_outfits, rng)
-    trained = validation.scorers(fitted.space, options.cooccurrence_weight, outfit_model)
+    trained = validation.scorers(
+        fitted.space, options.cooccurrence_weight, options.hub_penalty, outfit_model
+    )
     metrics: dict[str, Any] = {}
     by_kind = {kind: validation.metrics(scorer) for kind, scorer in trained.items()}
     kind = options.scorer
@@ -274,6 +277,7 @@ def fit_version(
         catalog.outfits,
         cooccurrence_weight=float(weight),
         pair_weights=fitted.space.pair_weights,
+        hub_penalty=options.hub_penalty,
         neighbour_depth=0 if options.lists_on_workers else options.neighbour_depth,
         progress=progress,
         outfit_model=outfit_model if kind == OutfitScorer.kind else None,
@@ -373,7 +377,8 @@ def verdict_comparison(
     if options.compare_without_verdicts and untouched is not None:
         baseline = replace(catalog, items=untouched, verdicts=None)
         plain = fit_space(baseline, train_outfits, options, progress, check_cancelled)
-        scorer = validation.scorers(plain.space, weight)[TypeAwareScorer.kind]
+        scorers = validation.scorers(plain.space, weight, options.hub_penalty)
+        scorer = scorers[TypeAwareScorer.kind]
         found |= {
             f"{name}_without_verdicts": value for name, value in validation.metrics(scorer).items()
         }
@@ -458,16 +463,21 @@ class Validation:
         self,
         space: CompatibilitySpace,
         weight: float | None,
+        hub_penalty: float = 0.0,
         outfit_model: OutfitModel | None = None,
     ) -> dict[str, SkuScorer]:
         """The scorers a training may serve, by kind, each at its blend `weight` (None: the
-        one that fills the held-out blanks best), with the training outfits as curated pairs:
-        the type-aware one and, given its model, the outfit-level one."""
+        one that fills the held-out blanks best), with the training outfits as curated pairs
+        and as the centres of the `hub_penalty`: the type-aware one and, given its model, the
+        outfit-level one."""
         train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
+        centres = QueryCentres.of_outfits(
+            space.vectors, self.categories, space.pair_weights, train_rows, hub_penalty
+        )
 
         def blended(weight: float, model: OutfitModel | None) -> SkuScorer:
             pairs = TypeAwareScorer(
-                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight)
+                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight), centres
             )
             return self.by_sku(pairs if model is None else OutfitScorer(pairs, model), space)
 

@@ -29,7 +29,7 @@ from .layered import (
 from .outfit_model import OutfitModel
 from .progress import Progress, no_progress
 from .scorers import OutfitScorer, Scorer, SkuScorer, TypeAwareScorer, load_scorer, scorer_files
-from .space import PairWeights
+from .space import PairWeights, QueryCentres
 from .threads import batch_threads
 
 ITEMS_FILE = "items.json"
@@ -304,13 +304,19 @@ class CompatibilityIndex:
         neighbour_depth: int = NEIGHBOUR_DEPTH,
         progress: Progress = no_progress,
         outfit_model: OutfitModel | None = None,
+        hub_penalty: float = 0.0,
     ) -> "CompatibilityIndex":
         """The index of a trained space: the type-aware scorer of `pair_weights` with the
-        outfits' co-occurrence at `cooccurrence_weight` (read by `outfit_model` where an
-        outfit is scored whole, when given), each item's computed lists to `neighbour_depth`."""
+        outfits' co-occurrence at `cooccurrence_weight` and their centres at `hub_penalty`
+        (read by `outfit_model` where an outfit is scored whole, when given), each item's
+        computed lists to `neighbour_depth`."""
         categories = list(categories)
         pairs = TypeAwareScorer(
-            pair_weights, CoOccurrence.from_outfits(outfits, cooccurrence_weight)
+            pair_weights,
+            CoOccurrence.from_outfits(outfits, cooccurrence_weight),
+            QueryCentres.of_outfits(
+                vectors, categories, pair_weights or PairWeights.none(), outfits, hub_penalty
+            ),
         )
         scorer: Scorer = pairs if outfit_model is None else OutfitScorer(pairs, outfit_model)
         indexes: dict[str, faiss.Index | GrownIndex] = {

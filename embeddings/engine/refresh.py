@@ -392,11 +392,11 @@ def _merge(
     and `scores` rows, best first), in place; and rank the category's items into the
     newcomers' own lists (own_slot) from the same scores: the pair weights are symmetric,
     (a∘w)·n = a·(n∘w), so one matrix product per batch of the category's items with every
-    offer's newcomers serves both directions. A list is merged only if a newcomer can enter
-    it: it is not full, or its last item scores below the newcomer. The curated bonus only
-    raises a listed item's score, and a newcomer has none, so a newcomer enters only above
-    the list's last score. A category's items cost one pass over their vectors; the merging,
-    the lists the newcomers enter."""
+    offer's newcomers serves both directions, each less its hub penalty (p(a) or p(n)). A
+    list is merged only if a newcomer can enter it: it is not full, or its last item scores
+    below the newcomer. The curated bonus only raises a listed item's score, and a newcomer
+    has none, so a newcomer enters only above the list's last score. A category's items cost
+    one pass over their vectors; the merging, the lists the newcomers enter."""
     weighted = np.concatenate(
         [
             index.scorer.queries(index.vectors[o.newcomers], [o.other] * len(o.newcomers), category)
@@ -404,6 +404,12 @@ def _merge(
         ]
     )
     ends = np.cumsum([len(offer.newcomers) for offer in offers]).tolist()
+    # The products are the newcomers' scores for the items (less p(item)); an item's own list
+    # wants p(item) back and p(newcomer) taken instead.
+    newcomer_penalties = [
+        index.scorer.penalties(index.vectors[o.newcomers], o.other)[:, None] for o in offers
+    ]
+    penalised = any(penalty.any() for penalty in newcomer_penalties)
     own = [
         BestSoFar(len(o.newcomers), o.own_keep) if o.own_slot is not None else None for o in offers
     ]
@@ -416,13 +422,16 @@ def _merge(
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
         screened = weighted @ index.vectors[chunk].T  # a newcomer's scores: one row
+        item_penalties = index.scorer.penalties(index.vectors[chunk], category)
         clean = clean_items[start : start + batch]
-        for offer, stop, best, all_floors, entered in zip(
-            offers, ends, own, floors, entering_by_offer, strict=True
+        for offer, stop, best, all_floors, entered, newcomer_penalty in zip(
+            offers, ends, own, floors, entering_by_offer, newcomer_penalties, strict=True
         ):
             offered_to = screened[stop - len(offer.newcomers) : stop]
             if best is not None:
                 best.add(offered_to, chunk)
+            if penalised:
+                offered_to = offered_to + item_penalties - newcomer_penalty
             floor = all_floors[start : start + batch]
             entering = np.flatnonzero(clean & (offered_to.max(axis=0) > floor))  # most: none
             if len(entering):

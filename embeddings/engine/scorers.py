@@ -17,11 +17,12 @@ import numpy as np
 from .cooccurrence import CoOccurrence
 from .layered import Rows
 from .outfit_model import UNKNOWN_CATEGORY, OutfitModel
-from .space import PairWeights
+from .space import PairWeights, QueryCentres
 
 COOCCURRENCE_FILE = "cooccurrence.npz"
 PAIR_WEIGHTS_FILE = "pair_weights.npz"
 OUTFIT_MODEL_FILE = "outfit_model.npz"
+QUERY_CENTRES_FILE = "query_centres.npz"
 
 
 class Scorer(Protocol):
@@ -44,6 +45,11 @@ class Scorer(Protocol):
 
     def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
         """query() of each of `vectors` (items of `categories`), as one array."""
+        ...
+
+    def penalties(self, vectors: np.ndarray, category: str) -> np.ndarray:
+        """What every query for `category` takes from these items' scores (the hub penalty):
+        a pair's score is symmetric but for it, (a∘w)·b − p(b) against (b∘w)·a − p(a)."""
         ...
 
     def scores(
@@ -88,22 +94,28 @@ class Scorer(Protocol):
 
 class TypeAwareScorer:
     """Type-aware compatibility (space.py: Σ_d w_ab[d]·x[d]·y[d], the weights on the query
-    side) plus the curated co-occurrence bonus (cooccurrence.py), averaged over the anchors.
-    Without pair weights it is cosine; without co-occurrence, content alone."""
+    side), less the hub penalty (space.QueryCentres, on the query side too), plus the curated
+    co-occurrence bonus (cooccurrence.py), averaged over the anchors. Without pair weights it
+    is cosine; without co-occurrence, content alone."""
 
     kind: ClassVar[str] = "type_aware"
 
     def __init__(
-        self, pair_weights: PairWeights | None = None, cooccurrence: CoOccurrence | None = None
+        self,
+        pair_weights: PairWeights | None = None,
+        cooccurrence: CoOccurrence | None = None,
+        centres: QueryCentres | None = None,
     ) -> None:
         self.pair_weights = pair_weights if pair_weights is not None else PairWeights.none()
         self.cooccurrence = cooccurrence if cooccurrence is not None else CoOccurrence({}, 0.0)
+        self.centres = centres if centres is not None else QueryCentres.none()
 
     @property
     def options(self) -> dict[str, Any]:
         return {
             "cooccurrence_weight": self.cooccurrence.weight,
             "category_pairs_weighted": len(self.pair_weights),
+            "hub_penalty": self.centres.weight,
         }
 
     @property
@@ -112,7 +124,9 @@ class TypeAwareScorer:
 
     def query(self, vector: np.ndarray, category: str, other: str) -> np.ndarray:
         weights = self.pair_weights.between(category, other)
-        return vector if weights is None else vector * weights
+        query = vector if weights is None else vector * weights
+        offset = self.centres.offset(other)
+        return query if offset is None else query - offset
 
     def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
         queries = np.array(vectors, dtype=np.float32)
@@ -121,7 +135,11 @@ class TypeAwareScorer:
             weights = self.pair_weights.between(category, other)
             if weights is not None:
                 queries[of_vector == category] *= weights
-        return queries
+        offset = self.centres.offset(other)
+        return queries if offset is None else queries - offset
+
+    def penalties(self, vectors: np.ndarray, category: str) -> np.ndarray:
+        return self.centres.penalties(vectors, category)
 
     def scores(
         self,
@@ -167,14 +185,16 @@ class TypeAwareScorer:
 
     def content_only(self) -> "TypeAwareScorer":
         """The same without the curated bonus: what a product new to the outfits gets."""
-        return TypeAwareScorer(self.pair_weights)
+        return TypeAwareScorer(self.pair_weights, centres=self.centres)
 
     def with_cooccurrence_weight(self, weight: float) -> "TypeAwareScorer":
-        return TypeAwareScorer(self.pair_weights, CoOccurrence(self.cooccurrence.partners, weight))
+        partners = CoOccurrence(self.cooccurrence.partners, weight)
+        return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def curated_by(self, outfits: Sequence[Sequence[int]]) -> "TypeAwareScorer":
         weight = self.cooccurrence.weight
-        return TypeAwareScorer(self.pair_weights, CoOccurrence.from_outfits(outfits, weight))
+        partners = CoOccurrence.from_outfits(outfits, weight)
+        return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def renumbered(self, new_row: np.ndarray) -> "TypeAwareScorer":
         partners: dict[int, dict[int, int]] = {}
@@ -186,25 +206,31 @@ class TypeAwareScorer:
             }
             if kept:
                 partners[int(new_row[row])] = kept
-        return TypeAwareScorer(self.pair_weights, CoOccurrence(partners, self.cooccurrence.weight))
+        partners_kept = CoOccurrence(partners, self.cooccurrence.weight)
+        return TypeAwareScorer(self.pair_weights, partners_kept, self.centres)
 
     def borrowing(self, fallbacks: Mapping[str, str]) -> "TypeAwareScorer":
         weights = self.pair_weights.borrowing(fallbacks)
-        return self if weights is self.pair_weights else TypeAwareScorer(weights, self.cooccurrence)
+        centres = self.centres.borrowing(fallbacks)
+        if weights is self.pair_weights and centres is self.centres:
+            return self
+        return TypeAwareScorer(weights, self.cooccurrence, centres)
 
     def save(self, directory: Path) -> None:
         self.cooccurrence.save(directory / COOCCURRENCE_FILE)
         self.pair_weights.save(directory / PAIR_WEIGHTS_FILE)
+        self.centres.save(directory / QUERY_CENTRES_FILE)
 
     @staticmethod
     def files() -> set[str]:
-        return {COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE}
+        return {COOCCURRENCE_FILE, PAIR_WEIGHTS_FILE, QUERY_CENTRES_FILE}
 
     @classmethod
     def load(cls, directory: Path, options: Mapping[str, Any]) -> "TypeAwareScorer":
         return cls(
             PairWeights.load(directory / PAIR_WEIGHTS_FILE),
             CoOccurrence.load(directory / COOCCURRENCE_FILE),
+            QueryCentres.load(directory / QUERY_CENTRES_FILE),
         )
 
 
@@ -237,6 +263,9 @@ class OutfitScorer:
 
     def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
         return self.base.queries(vectors, categories, other)
+
+    def penalties(self, vectors: np.ndarray, category: str) -> np.ndarray:
+        return self.base.penalties(vectors, category)
 
     def outfit_queries(
         self, vectors: Rows, categories: Sequence[str], anchors: Sequence[int], wanted: list[str]

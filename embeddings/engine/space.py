@@ -69,6 +69,96 @@ class PairWeights:
             return cls(stored["categories"].tolist(), stored["pairs"], stored["weights"])
 
 
+class QueryCentres:
+    """The hub penalty: `weight` times each category's centre, the mean query (pair weights
+    applied, averaged over the anchors) of the outfits that hold an item of it, taken from
+    every query for it. Some items score high for any outfit (hubs) and crowd a new
+    arrival out of the family's top ten; less weight · (centre · item) for each candidate is
+    CSLS's cure, and as a score is linear in the candidate's vector it is the query that
+    moves: (q − weight · centre) · item. The index serves it unchanged."""
+
+    def __init__(self, centres: Mapping[str, np.ndarray], weight: float) -> None:
+        self.centres = {name: np.asarray(c, dtype=np.float32) for name, c in centres.items()}
+        self.weight = float(weight)
+        self._offsets = {name: self.weight * c for name, c in self.centres.items()}
+
+    @classmethod
+    def none(cls) -> "QueryCentres":
+        return cls({}, 0.0)
+
+    @classmethod
+    def of_outfits(
+        cls,
+        vectors: np.ndarray,
+        categories: Sequence[str],
+        pair_weights: PairWeights,
+        outfits: Sequence[Sequence[int]],
+        weight: float,
+    ) -> "QueryCentres":
+        """The centres of `outfits` (rows of `vectors`): for each category an outfit holds,
+        the query of its items of the other categories."""
+        if not weight:
+            return cls.none()
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        for outfit in outfits:
+            for wanted in {categories[row] for row in outfit}:
+                anchors = [row for row in outfit if categories[row] != wanted]
+                if not anchors:
+                    continue
+                queries = [
+                    vectors[row] * w
+                    if (w := pair_weights.between(categories[row], wanted)) is not None
+                    else vectors[row]
+                    for row in anchors
+                ]
+                sums[wanted] = sums.get(wanted, 0.0) + np.mean(queries, axis=0)
+                counts[wanted] = counts.get(wanted, 0) + 1
+        return cls({name: total / counts[name] for name, total in sums.items()}, weight)
+
+    def __len__(self) -> int:
+        return len(self.centres)
+
+    def offset(self, category: str) -> np.ndarray | None:
+        """What every query for `category` loses (None: nothing)."""
+        return self._offsets.get(category) if self.weight else None
+
+    def penalties(self, vectors: np.ndarray, category: str) -> np.ndarray:
+        """What any query takes from the score of these items of `category`."""
+        offset = self.offset(category)
+        if offset is None:
+            return np.zeros(len(vectors), dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32) @ offset
+
+    def borrowing(self, fallbacks: Mapping[str, str]) -> "QueryCentres":
+        """These centres with each new category's as its known one's."""
+        added = {
+            new: self.centres[known] for new, known in fallbacks.items() if known in self.centres
+        }
+        return QueryCentres(self.centres | added, self.weight) if added else self
+
+    def save(self, path: Path) -> None:
+        names = sorted(self.centres)
+        dimensions = len(next(iter(self.centres.values()))) if names else 0
+        np.savez(
+            path,
+            categories=np.asarray(names, dtype=str),
+            centres=np.stack([self.centres[n] for n in names])
+            if names
+            else np.zeros((0, dimensions)),
+            weight=np.float32(self.weight),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> "QueryCentres":
+        """The saved centres; none for a version saved before they were."""
+        if not path.exists():
+            return cls.none()
+        with np.load(path) as stored:
+            names = stored["categories"].tolist()
+            return cls(dict(zip(names, stored["centres"], strict=True)), float(stored["weight"]))
+
+
 @dataclass
 class CompatibilitySpace:
     """What a training gives the index: the items in the space and the pair weights learned."""

@@ -37,9 +37,10 @@ def unit(rng: np.random.Generator, count: int) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-@pytest.fixture
-def version():
-    """A version's index of random items, outfits (curated co-occurrence) and pair weights."""
+@pytest.fixture(params=[0.0, 0.5], ids=["no hub penalty", "hub penalty"])
+def version(request):
+    """A version's index of random items, outfits (curated co-occurrence), pair weights and,
+    with the hub penalty, each category's centre: a pair's score is then not symmetric."""
     rng = np.random.default_rng(3)
     categories = [name for name, size in SIZES.items() for _ in range(size)]
     skus = [f"{category[:3].upper()}{n}" for n, category in enumerate(categories)]
@@ -59,6 +60,7 @@ def version():
         cooccurrence_weight=0.4,
         pair_weights=PairWeights(names, np.array(pairs), weights),
         neighbour_depth=DEPTH,
+        hub_penalty=request.param,
     )
     outfit_skus = [[skus[row] for row in outfit] for outfit in outfits]
     return index, outfit_skus, rng
@@ -80,6 +82,7 @@ def built_whole(before: CompatibilityIndex, skus, categories, vectors, outfit_sk
         TypeAwareScorer(
             like.scorer.pair_weights,
             CoOccurrence.from_outfits(outfits, before.scorer.cooccurrence.weight),
+            like.scorer.centres,
         ),
     )
     whole.neighbours = whole.computed_neighbours(DEPTH)
@@ -236,6 +239,9 @@ def test_a_category_the_version_never_saw_stands_in_for_a_known_one(version):
         assert (shoes is None) == (sneakers is None)
         if shoes is not None:
             np.testing.assert_array_equal(sneakers, shoes)
+    if before.scorer.centres.weight:  # and the hub penalty's centre
+        centres = after.scorer.centres.centres
+        np.testing.assert_array_equal(centres["Sneakers"], centres["Shoes"])
     # Both directions, as the whole build with those complements and weights gives them.
     whole = built_whole(
         before, after.skus, after.categories, after.vectors, outfit_skus, like=after

@@ -17,7 +17,7 @@ from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_version
 from embeddings.engine.index import ITEMS_FILE, CompatibilityIndex, build_category_index
 from embeddings.engine.layered import Rows
 from embeddings.engine.scorers import TypeAwareScorer, load_scorer
-from embeddings.engine.space import PairWeights
+from embeddings.engine.space import PairWeights, QueryCentres
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -47,6 +47,9 @@ class FarthestScorer:
 
     def queries(self, vectors: np.ndarray, categories: Sequence[str], other: str) -> np.ndarray:
         return -self.scale * np.asarray(vectors, dtype=np.float32)
+
+    def penalties(self, vectors: np.ndarray, category: str) -> np.ndarray:
+        return np.zeros(len(vectors), dtype=np.float32)
 
     def scores(
         self,
@@ -154,8 +157,67 @@ def test_the_type_aware_scorer_is_the_served_score(tmp_path):
     index.save(tmp_path)
     assert json.loads((tmp_path / ITEMS_FILE).read_text())["scorer"] == {
         "kind": "type_aware",
-        "options": {"cooccurrence_weight": 0.5, "category_pairs_weighted": 1},
+        "options": {"cooccurrence_weight": 0.5, "category_pairs_weighted": 1, "hub_penalty": 0.0},
     }
+
+
+def test_the_hub_penalty_takes_each_categorys_centre_from_every_query_and_is_served(tmp_path):
+    """Each category's centre is the mean query (pair weights applied, averaged over the
+    anchors) of the outfits holding it; the score of every candidate loses weight · centre ·
+    candidate, one anchor or several, searched or computed, and the version keeps it."""
+    weights = PairWeights(["Shoes", "Tops", "Trousers"], np.array([[1, 2]]), RNG.random((1, 8)))
+    outfits = [*OUTFITS, [3, 40], [5, 65]]  # two-item outfits: fewer anchors
+    centres = QueryCentres.of_outfits(VECTORS, CATEGORIES, weights, outfits, 0.5)
+
+    def query(row: int, wanted: str) -> np.ndarray:
+        w = weights.between(CATEGORIES[row], wanted)
+        return VECTORS[row] * w if w is not None else VECTORS[row]
+
+    for wanted in ("Tops", "Trousers", "Shoes"):
+        by_hand = np.mean(
+            [
+                np.mean([query(r, wanted) for r in outfit if CATEGORIES[r] != wanted], axis=0)
+                for outfit in outfits
+                if any(CATEGORIES[r] == wanted for r in outfit)
+            ],
+            axis=0,
+        )
+        np.testing.assert_allclose(centres.centres[wanted], by_hand, rtol=1e-5, atol=1e-6)
+    plain = TypeAwareScorer(weights, CoOccurrence.from_outfits(OUTFITS, 0.5))
+    penalised = TypeAwareScorer(weights, CoOccurrence.from_outfits(OUTFITS, 0.5), centres)
+    shoes = list(range(60, 90))
+    for anchors in ([0], [0, 31], [31, 2]):
+        np.testing.assert_allclose(
+            penalised.scores(VECTORS, CATEGORIES, anchors, shoes),
+            plain.scores(VECTORS, CATEGORIES, anchors, shoes)
+            - 0.5 * VECTORS[shoes] @ centres.centres["Shoes"],
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    np.testing.assert_allclose(
+        penalised.penalties(VECTORS[shoes], "Shoes"),
+        0.5 * VECTORS[shoes] @ centres.centres["Shoes"],
+    )
+    np.testing.assert_allclose(  # new arrivals, ranked by content alone, get it too
+        penalised.content_only().scores(VECTORS, CATEGORIES, [0, 31], shoes),
+        plain.content_only().scores(VECTORS, CATEGORIES, [0, 31], shoes)
+        - 0.5 * VECTORS[shoes] @ centres.centres["Shoes"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    for depth in (0, 8):  # searched, and the computed lists
+        index = index_with(penalised, depth)
+        for row in (0, 31, 65):
+            for category in index.complements_of(CATEGORIES[row]):
+                found = [sku for sku, _ in index.nearest(SKUS[row], category, 6)]
+                assert found == brute_force(index, row, category, 6)
+    index.save(tmp_path)
+    loaded = CompatibilityIndex.load(tmp_path)
+    assert loaded.scorer.options["hub_penalty"] == 0.5
+    assert loaded.nearest("SKU31", "Shoes", 5) == index.nearest("SKU31", "Shoes", 5)
+    # A version saved before the penalty loads without it.
+    (tmp_path / scorers.QUERY_CENTRES_FILE).unlink()
+    assert CompatibilityIndex.load(tmp_path).scorer.options["hub_penalty"] == 0.0
 
 
 def test_a_version_saved_before_scorers_were_named_loads_type_aware_and_an_unknown_kind_is_refused(

@@ -409,7 +409,6 @@ def _merge(
     newcomer_penalties = [
         index.scorer.penalties(index.vectors[o.newcomers], o.other)[:, None] for o in offers
     ]
-    penalised = any(penalty.any() for penalty in newcomer_penalties)
     own = [
         BestSoFar(len(o.newcomers), o.own_keep) if o.own_slot is not None else None for o in offers
     ]
@@ -423,6 +422,7 @@ def _merge(
         chunk = items[start : start + batch]
         screened = weighted @ index.vectors[chunk].T  # a newcomer's scores: one row
         item_penalties = index.scorer.penalties(index.vectors[chunk], category)
+        items_penalised = bool(item_penalties.any())
         clean = clean_items[start : start + batch]
         for offer, stop, best, all_floors, entered, newcomer_penalty in zip(
             offers, ends, own, floors, entering_by_offer, newcomer_penalties, strict=True
@@ -430,7 +430,7 @@ def _merge(
             offered_to = screened[stop - len(offer.newcomers) : stop]
             if best is not None:
                 best.add(offered_to, chunk)
-            if penalised:
+            if items_penalised or newcomer_penalty.any():
                 offered_to = offered_to + item_penalties - newcomer_penalty
             floor = all_floors[start : start + batch]
             entering = np.flatnonzero(clean & (offered_to.max(axis=0) > floor))  # most: none

@@ -30,8 +30,15 @@ from .index import NEIGHBOUR_DEPTH, CompatibilityIndex
 from .outfit_model import OutfitModel
 from .photo_words import PhotoWords, fit_photo_words, held_out_closeness
 from .progress import Progress, no_progress
-from .scorers import AUTO_SCORER, SCORER_CHOICES, OutfitScorer, SkuScorer, TypeAwareScorer
-from .space import CompatibilitySpace, QueryCentres
+from .scorers import (
+    AUTO_SCORER,
+    SCORER_CHOICES,
+    OutfitScorer,
+    SkuScorer,
+    TypeAwareScorer,
+    query_centres,
+)
+from .space import CompatibilitySpace
 from .train import (
     CompatibilityHead,
     HeadTrainingConfig,
@@ -471,8 +478,8 @@ class Validation:
         and as the centres of the `hub_penalty`: the type-aware one and, given its model, the
         outfit-level one."""
         train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
-        centres = QueryCentres.of_outfits(
-            space.vectors, self.categories, space.pair_weights, train_rows, hub_penalty
+        centres = query_centres(
+            space.pair_weights, space.vectors, self.categories, train_rows, hub_penalty
         )
 
         def blended(weight: float, model: OutfitModel | None) -> SkuScorer:

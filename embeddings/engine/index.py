@@ -28,8 +28,16 @@ from .layered import (
 )
 from .outfit_model import OutfitModel
 from .progress import Progress, no_progress
-from .scorers import OutfitScorer, Scorer, SkuScorer, TypeAwareScorer, load_scorer, scorer_files
-from .space import PairWeights, QueryCentres
+from .scorers import (
+    OutfitScorer,
+    Scorer,
+    SkuScorer,
+    TypeAwareScorer,
+    load_scorer,
+    query_centres,
+    scorer_files,
+)
+from .space import PairWeights
 from .threads import batch_threads
 
 ITEMS_FILE = "items.json"
@@ -314,8 +322,8 @@ class CompatibilityIndex:
         pairs = TypeAwareScorer(
             pair_weights,
             CoOccurrence.from_outfits(outfits, cooccurrence_weight),
-            QueryCentres.of_outfits(
-                vectors, categories, pair_weights or PairWeights.none(), outfits, hub_penalty
+            query_centres(
+                pair_weights or PairWeights.none(), vectors, categories, outfits, hub_penalty
             ),
         )
         scorer: Scorer = pairs if outfit_model is None else OutfitScorer(pairs, outfit_model)

@@ -395,6 +395,31 @@ class OutfitScorer:
         )
 
 
+def query_centres(
+    pair_weights: PairWeights,
+    vectors: np.ndarray,
+    categories: Sequence[str],
+    outfits: Sequence[Sequence[int]],
+    weight: float,
+) -> QueryCentres:
+    """The hub penalty's centres of `outfits` (rows of `vectors`) at `weight`: for each
+    category an outfit holds, the type-aware query of its items of the other categories,
+    averaged over the outfits."""
+    if not weight:
+        return QueryCentres.none()
+    plain = TypeAwareScorer(pair_weights)
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for outfit in outfits:
+        for wanted in {categories[row] for row in outfit}:
+            anchors = [row for row in outfit if categories[row] != wanted]
+            if anchors:
+                queries = plain.queries(vectors[anchors], [categories[r] for r in anchors], wanted)
+                sums[wanted] = sums.get(wanted, 0.0) + queries.mean(axis=0)
+                counts[wanted] = counts.get(wanted, 0) + 1
+    return QueryCentres({name: total / counts[name] for name, total in sums.items()}, weight)
+
+
 def leave_one_out(
     scorer: Scorer, vectors: Rows, categories: Sequence[str], outfit: Sequence[int]
 ) -> float:

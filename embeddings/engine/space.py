@@ -75,7 +75,8 @@ class QueryCentres:
     every query for it. Some items score high for any outfit (hubs) and crowd a new
     arrival out of the family's top ten; less weight · (centre · item) for each candidate is
     CSLS's cure, and as a score is linear in the candidate's vector it is the query that
-    moves: (q − weight · centre) · item. The index serves it unchanged."""
+    moves: (q − weight · centre) · item. The index serves it unchanged. Built from outfits
+    by scorers.query_centres(), with the scorer's own queries."""
 
     def __init__(self, centres: Mapping[str, np.ndarray], weight: float) -> None:
         self.centres = {name: np.asarray(c, dtype=np.float32) for name, c in centres.items()}
@@ -85,36 +86,6 @@ class QueryCentres:
     @classmethod
     def none(cls) -> "QueryCentres":
         return cls({}, 0.0)
-
-    @classmethod
-    def of_outfits(
-        cls,
-        vectors: np.ndarray,
-        categories: Sequence[str],
-        pair_weights: PairWeights,
-        outfits: Sequence[Sequence[int]],
-        weight: float,
-    ) -> "QueryCentres":
-        """The centres of `outfits` (rows of `vectors`): for each category an outfit holds,
-        the query of its items of the other categories."""
-        if not weight:
-            return cls.none()
-        sums: dict[str, np.ndarray] = {}
-        counts: dict[str, int] = {}
-        for outfit in outfits:
-            for wanted in {categories[row] for row in outfit}:
-                anchors = [row for row in outfit if categories[row] != wanted]
-                if not anchors:
-                    continue
-                queries = [
-                    vectors[row] * w
-                    if (w := pair_weights.between(categories[row], wanted)) is not None
-                    else vectors[row]
-                    for row in anchors
-                ]
-                sums[wanted] = sums.get(wanted, 0.0) + np.mean(queries, axis=0)
-                counts[wanted] = counts.get(wanted, 0) + 1
-        return cls({name: total / counts[name] for name, total in sums.items()}, weight)
 
     def __len__(self) -> int:
         return len(self.centres)

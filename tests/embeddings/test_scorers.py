@@ -17,7 +17,7 @@ from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_version
 from embeddings.engine.index import ITEMS_FILE, CompatibilityIndex, build_category_index
 from embeddings.engine.layered import Rows
 from embeddings.engine.scorers import TypeAwareScorer, load_scorer
-from embeddings.engine.space import PairWeights, QueryCentres
+from embeddings.engine.space import PairWeights
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ def test_the_hub_penalty_takes_each_categorys_centre_from_every_query_and_is_ser
     candidate, one anchor or several, searched or computed, and the version keeps it."""
     weights = PairWeights(["Shoes", "Tops", "Trousers"], np.array([[1, 2]]), RNG.random((1, 8)))
     outfits = [*OUTFITS, [3, 40], [5, 65]]  # two-item outfits: fewer anchors
-    centres = QueryCentres.of_outfits(VECTORS, CATEGORIES, weights, outfits, 0.5)
+    centres = scorers.query_centres(weights, VECTORS, CATEGORIES, outfits, 0.5)
 
     def query(row: int, wanted: str) -> np.ndarray:
         w = weights.between(CATEGORIES[row], wanted)

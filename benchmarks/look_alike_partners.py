@@ -63,6 +63,7 @@ def main() -> None:
         vectors = stored[:, : stored.shape[1] // 2]
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     content = index.sku_scorer(index.scorer.content_only())
+    served_score = index.sku_scorer(index.scorer)
 
     def closest(item: int, other: int) -> float:
         """The closest cosine between `other` and `item`'s partners of `other`'s category."""
@@ -87,8 +88,8 @@ def main() -> None:
             )
             base = np.asarray(content(task["question"], task["answers"]))
             right.append(np.argmax(weights @ signals + base, axis=1) == task["correct"])
-            served = index.scorer.options["cooccurrence_weight"] * signals[0]
-            served_right.append(int(np.argmax(base + served)) == task["correct"])
+            served = served_score(task["question"], task["answers"])
+            served_right.append(int(np.argmax(served)) == task["correct"])
         hits = np.array(right)  # [question, weights]
         rng = np.random.default_rng(0)
         found: dict[str, float] = {

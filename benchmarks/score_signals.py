@@ -145,12 +145,22 @@ def known_item_signals(index, questions: list[dict], outfits: list[set[str]]) ->
             key=lambda g: g["fitb"],
         )
 
-    served = index.scorer.options["cooccurrence_weight"]
+    options = index.scorer.options
+    served = index.sku_scorer(index.scorer)
     return {
         "questions": len(questions),
         "content_alone": accuracy(0, 0, 0),
-        "served_blend": accuracy(served, 0, 0),
-        "served_weight": served,
+        "served_blend": float(
+            np.mean(
+                [
+                    int(np.argmax(served(t["question"], t["answers"]))) == t["correct"]
+                    for t in questions
+                ]
+            )
+        ),
+        "served_weight": options["cooccurrence_weight"],
+        "served_second_order_weight": options.get("second_order_weight", 0.0),
+        "served_overlap_weight": options.get("overlap_weight", 0.0),
         "second_order_then_content": accuracy(0, 1000.0, 0),
         "best_direct_only": best(second_order=0.0, popularity=0.0, overlap=0.0),
         "best_without_popularity": best(popularity=0.0, overlap=0.0),

@@ -369,7 +369,8 @@ def evaluate_active_model(
 ) -> dict[str, Any]:
     """Score task files (Polyvore formats, SKUs as item ids) with the ACTIVE model version.
     Recall@K ranks a question's answer among all active products of its `category`.
-    `cooccurrence_weight` replaces the version's blend weight for this evaluation only."""
+    `cooccurrence_weight` replaces the version's blend by direct co-occurrence alone at that
+    weight, for this evaluation only."""
     from .engine.evaluate import evaluate_tasks, read_compatibility_tasks, read_fitb_tasks
 
     active = active_compatibility_index()

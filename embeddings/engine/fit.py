@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COOCCURRENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)  # tried on held-out outfits when "auto"
+SECOND_ORDER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)  # beside them, with the overlap's
+OVERLAP_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
 
 
 @dataclass(frozen=True)
@@ -222,17 +224,19 @@ def fit_version(
     progress("evaluating", 0, 1)
     item_vectors = catalog.items.fixed.numpy()  # the backbone's own vectors, before tuning
     validation = Validation.of(catalog, train_outfits, validation_outfits, rng)
-    trained = validation.scorers(
-        fitted.space, options.cooccurrence_weight, options.hub_penalty, outfit_model
-    )
+    fixed = None if options.cooccurrence_weight is None else (options.cooccurrence_weight,)
+    trained = validation.scorers(fitted.space, fixed, options.hub_penalty, outfit_model)
     metrics: dict[str, Any] = {}
     by_kind = {kind: validation.metrics(scorer) for kind, scorer in trained.items()}
     kind = options.scorer
     if kind == AUTO_SCORER:
         kind = serving_choice(by_kind)
     served_here = cast(TypeAwareScorer | OutfitScorer, trained[kind].scorer)
-    weight = served_here.options["cooccurrence_weight"]
-    metrics |= {"cooccurrence_weight": weight, "scorer": kind}
+    blend = {
+        name: served_here.options[name]
+        for name in ("cooccurrence_weight", "second_order_weight", "overlap_weight")
+    }
+    metrics |= blend | {"scorer": kind}
     if len(trained) > 1:  # what each scorer did, for the run's page and the ablation
         for name, results in by_kind.items():
             metrics |= {f"{figure}_{name}": value for figure, value in results.items()}
@@ -249,7 +253,7 @@ def fit_version(
             options,
             validation,
             by_kind[TypeAwareScorer.kind],
-            float(cast(TypeAwareScorer, pairs.scorer).options["cooccurrence_weight"]),
+            cast(TypeAwareScorer, pairs.scorer).cooccurrence.weights.tolist(),
             progress,
             check_cancelled,
         )
@@ -282,7 +286,9 @@ def fit_version(
         catalog.categories,
         fitted.space.vectors,
         catalog.outfits,
-        cooccurrence_weight=float(weight),
+        cooccurrence_weight=float(blend["cooccurrence_weight"]),
+        second_order_weight=float(blend["second_order_weight"]),
+        overlap_weight=float(blend["overlap_weight"]),
         pair_weights=fitted.space.pair_weights,
         hub_penalty=options.hub_penalty,
         neighbour_depth=0 if options.lists_on_workers else options.neighbour_depth,
@@ -368,7 +374,7 @@ def verdict_comparison(
     options: TrainingOptions,
     validation: "Validation",
     with_verdicts: dict[str, Any],
-    weight: float,
+    blend: Sequence[float],
     progress: Progress = no_progress,
     check_cancelled: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
@@ -384,7 +390,7 @@ def verdict_comparison(
     if options.compare_without_verdicts and untouched is not None:
         baseline = replace(catalog, items=untouched, verdicts=None)
         plain = fit_space(baseline, train_outfits, options, progress, check_cancelled)
-        scorers = validation.scorers(plain.space, weight, options.hub_penalty)
+        scorers = validation.scorers(plain.space, blend, options.hub_penalty)
         scorer = scorers[TypeAwareScorer.kind]
         found |= {
             f"{name}_without_verdicts": value for name, value in validation.metrics(scorer).items()
@@ -469,39 +475,63 @@ class Validation:
     def scorers(
         self,
         space: CompatibilitySpace,
-        weight: float | None,
+        blend: Sequence[float] | None,
         hub_penalty: float = 0.0,
         outfit_model: OutfitModel | None = None,
     ) -> dict[str, SkuScorer]:
-        """The scorers a training may serve, by kind, each at its blend `weight` (None: the
-        one that fills the held-out blanks best), with the training outfits as curated pairs
-        and as the centres of the `hub_penalty`: the type-aware one and, given its model, the
-        outfit-level one."""
+        """The scorers a training may serve, by kind, each at the weights of its `blend` of
+        the outfits' signals (cooccurrence.SIGNALS; those not given 0; None: the weights that
+        fill the held-out blanks best, blend_weights), with the training outfits as curated
+        pairs and as the centres of the `hub_penalty`: the type-aware one and, given its
+        model, the outfit-level one."""
         train_rows = [[self.row_of[sku] for sku in outfit] for outfit in self.train_outfits]
         centres = query_centres(
             space.pair_weights, space.vectors, self.categories, train_rows, hub_penalty
         )
 
-        def blended(weight: float, model: OutfitModel | None) -> SkuScorer:
-            pairs = TypeAwareScorer(
-                space.pair_weights, CoOccurrence.from_outfits(train_rows, weight), centres
-            )
+        evidence = CoOccurrence.from_outfits(train_rows, 0.0)
+
+        def blended(weights: Sequence[float], model: OutfitModel | None) -> SkuScorer:
+            pairs = TypeAwareScorer(space.pair_weights, evidence.weighted(*weights), centres)
             return self.by_sku(pairs if model is None else OutfitScorer(pairs, model), space)
 
-        def fitb_with(weight: float, model: OutfitModel | None) -> float:
-            found = evaluate_tasks(blended(weight, model), self.fitb).fitb_accuracy
-            return float(np.nan_to_num(found))
-
         def best(model: OutfitModel | None) -> SkuScorer:
-            if weight is not None:
-                return blended(weight, model)
-            chosen = max(COOCCURRENCE_WEIGHTS, key=lambda w: (fitb_with(w, model), -w))
-            return blended(chosen, model)
+            if blend is not None:
+                return blended(blend, model)
+            return blended(self.blend_weights(blended((0.0,), model), evidence), model)
 
         found = {TypeAwareScorer.kind: best(None)}
         if outfit_model is not None:
             found[OutfitScorer.kind] = best(outfit_model)
         return found
+
+    def blend_weights(
+        self, content: SkuScorer, evidence: CoOccurrence
+    ) -> tuple[float, float, float]:
+        """The weights of the outfits' signals (cooccurrence.SIGNALS) that fill the held-out
+        blanks best with `content`'s score, a tie going to the smaller weights: the content
+        score computed once, the grid's scores by one product."""
+        grid = np.array(
+            [
+                (a, b, c)
+                for a in COOCCURRENCE_WEIGHTS
+                for b in SECOND_ORDER_WEIGHTS
+                for c in OVERLAP_WEIGHTS
+            ]
+        )
+        right = np.zeros(len(grid))
+        for task in self.fitb:
+            if any(item not in content for item in [*task.question, *task.answers]):
+                continue
+            signals = evidence.signals(
+                [self.row_of[sku] for sku in task.question],
+                [self.row_of[sku] for sku in task.answers],
+            )
+            scores = content(task.question, task.answers) + grid @ signals  # (grid, answers)
+            right += np.argmax(scores, axis=1) == task.correct
+        chosen = max(range(len(grid)), key=lambda g: (right[g], -grid[g].sum()))
+        a, b, c = grid[chosen].tolist()
+        return a, b, c
 
     def by_sku(
         self, scorer: TypeAwareScorer | OutfitScorer, space: CompatibilitySpace

@@ -313,15 +313,20 @@ class CompatibilityIndex:
         progress: Progress = no_progress,
         outfit_model: OutfitModel | None = None,
         hub_penalty: float = 0.0,
+        second_order_weight: float = 0.0,
+        overlap_weight: float = 0.0,
     ) -> "CompatibilityIndex":
         """The index of a trained space: the type-aware scorer of `pair_weights` with the
-        outfits' co-occurrence at `cooccurrence_weight` and their centres at `hub_penalty`
+        outfits' co-occurrence at `cooccurrence_weight` (its outfit signals at
+        `second_order_weight` and `overlap_weight`) and their centres at `hub_penalty`
         (read by `outfit_model` where an outfit is scored whole, when given), each item's
         computed lists to `neighbour_depth`."""
         categories = list(categories)
         pairs = TypeAwareScorer(
             pair_weights,
-            CoOccurrence.from_outfits(outfits, cooccurrence_weight),
+            CoOccurrence.from_outfits(
+                outfits, cooccurrence_weight, second_order_weight, overlap_weight
+            ),
             query_centres(
                 pair_weights or PairWeights.none(), vectors, categories, outfits, hub_penalty
             ),

@@ -114,6 +114,8 @@ class TypeAwareScorer:
     def options(self) -> dict[str, Any]:
         return {
             "cooccurrence_weight": self.cooccurrence.weight,
+            "second_order_weight": self.cooccurrence.second_order,
+            "overlap_weight": self.cooccurrence.overlap,
             "category_pairs_weighted": len(self.pair_weights),
             "hub_penalty": self.centres.weight,
         }
@@ -188,26 +190,18 @@ class TypeAwareScorer:
         return TypeAwareScorer(self.pair_weights, centres=self.centres)
 
     def with_cooccurrence_weight(self, weight: float) -> "TypeAwareScorer":
-        partners = CoOccurrence(self.cooccurrence.partners, weight)
+        """The blend of direct co-occurrence alone at `weight` (0: content alone)."""
+        partners = self.cooccurrence.weighted(weight)
         return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def curated_by(self, outfits: Sequence[Sequence[int]]) -> "TypeAwareScorer":
-        weight = self.cooccurrence.weight
-        partners = CoOccurrence.from_outfits(outfits, weight)
+        now = self.cooccurrence
+        partners = CoOccurrence.from_outfits(outfits, now.weight, now.second_order, now.overlap)
         return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def renumbered(self, new_row: np.ndarray) -> "TypeAwareScorer":
-        partners: dict[int, dict[int, int]] = {}
-        for row, seen in self.cooccurrence.partners.items():
-            if new_row[row] < 0:
-                continue
-            kept = {
-                int(new_row[other]): count for other, count in seen.items() if new_row[other] >= 0
-            }
-            if kept:
-                partners[int(new_row[row])] = kept
-        partners_kept = CoOccurrence(partners, self.cooccurrence.weight)
-        return TypeAwareScorer(self.pair_weights, partners_kept, self.centres)
+        partners = self.cooccurrence.renumbered(new_row)
+        return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def borrowing(self, fallbacks: Mapping[str, str]) -> "TypeAwareScorer":
         weights = self.pair_weights.borrowing(fallbacks)

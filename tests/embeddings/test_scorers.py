@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from embeddings.engine import scorers
+from embeddings.engine import fit, scorers
 from embeddings.engine.cooccurrence import CoOccurrence
 from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_version
 from embeddings.engine.index import ITEMS_FILE, CompatibilityIndex, build_category_index
@@ -157,7 +157,13 @@ def test_the_type_aware_scorer_is_the_served_score(tmp_path):
     index.save(tmp_path)
     assert json.loads((tmp_path / ITEMS_FILE).read_text())["scorer"] == {
         "kind": "type_aware",
-        "options": {"cooccurrence_weight": 0.5, "category_pairs_weighted": 1, "hub_penalty": 0.0},
+        "options": {
+            "cooccurrence_weight": 0.5,
+            "second_order_weight": 0.0,
+            "overlap_weight": 0.0,
+            "category_pairs_weighted": 1,
+            "hub_penalty": 0.0,
+        },
     }
 
 
@@ -249,12 +255,21 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
     assert first.index.neighbours is not None and first.index.neighbours.shape[2] == 4
     for suffix in ("", "_content_only", "_backbone_only"):
         assert first.metrics[f"fitb{suffix}"] is not None
-    assert first.metrics["cooccurrence_weight"] in (0.0, 0.5, 1.0, 2.0, 4.0)  # "auto"
+    assert first.metrics["cooccurrence_weight"] in fit.COOCCURRENCE_WEIGHTS  # "auto"
+    assert first.metrics["second_order_weight"] in fit.SECOND_ORDER_WEIGHTS
+    assert first.metrics["overlap_weight"] in fit.OVERLAP_WEIGHTS
+    served = first.index.scorer.options
+    assert [
+        served[n] for n in ("cooccurrence_weight", "second_order_weight", "overlap_weight")
+    ] == [
+        first.metrics[n] for n in ("cooccurrence_weight", "second_order_weight", "overlap_weight")
+    ]
     again = fit_version(catalog, options)
     assert again.metrics == first.metrics
     fixed = fit_version(catalog, TrainingOptions(epochs=3, cooccurrence_weight=1.5))
     assert fixed.metrics["cooccurrence_weight"] == 1.5
     assert fixed.index.scorer.options["cooccurrence_weight"] == 1.5
+    assert fixed.metrics["second_order_weight"] == fixed.metrics["overlap_weight"] == 0.0
     with pytest.raises(ValueError, match="trains the scorers 'auto', .*not 'farthest'"):
         fit_version(catalog, TrainingOptions(epochs=1, scorer="farthest"))
 

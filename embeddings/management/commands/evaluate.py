@@ -25,7 +25,8 @@ class Command(BaseCommand):
             "--cooccurrence-weight",
             type=float,
             default=None,
-            help="Score with this co-occurrence blend weight instead of the version's.",
+            help="Score with direct co-occurrence alone at this weight (0: content alone) "
+            "instead of the version's blend.",
         )
 
     def handle(
@@ -55,7 +56,9 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"model version {results['model_version']} ({results['backbone']}, "
-            f"{results['scorer']} scorer, co-occurrence weight {results['cooccurrence_weight']})\n"
+            f"{results['scorer']} scorer, co-occurrence weight {results['cooccurrence_weight']}, "
+            f"second order {results.get('second_order_weight', 0.0)}, "
+            f"outfit overlap {results.get('overlap_weight', 0.0)})\n"
             f"FITB accuracy      {figure_text(results['fitb_accuracy'])} "
             f"± {figure_text(results['fitb_standard_error'])}  "
             f"({results['fitb_questions']} questions)\n"

@@ -1,0 +1,126 @@
+"""The outfits' evidence for known items: direct co-occurrence, the second-order walk and the
+outfit-overlap vote, checked against their definitions written out over the outfits; kept
+by a version and a refresh; weighted by what a training's held-out outfits say."""
+
+import math
+
+import numpy as np
+import pytest
+
+from embeddings.engine import fit
+from embeddings.engine.cooccurrence import CoOccurrence
+from embeddings.engine.evaluate import FitbTask, evaluate_tasks
+from embeddings.engine.fit import Validation
+from embeddings.engine.scorers import SkuScorer, TypeAwareScorer
+
+OUTFITS = [[0, 1, 2], [1, 3], [3, 4, 0], [0, 2, 5], [2, 4, 6], [1, 2, 6, 7], [0, 1, 7]]
+ITEMS = range(9)  # 8 is in no outfit
+
+
+def together(a: int, b: int) -> int:
+    return sum(a in outfit and b in outfit for outfit in OUTFITS)
+
+
+def worn(item: int) -> int:
+    return sum(together(item, other) for other in ITEMS if other != item)
+
+
+def second_order(anchors: list[int], candidate: int) -> float:
+    return sum(
+        math.log1p(together(a, m)) * math.log1p(together(m, candidate)) / math.log1p(worn(m))
+        for a in anchors
+        for m in ITEMS
+        if m not in (a, candidate) and together(a, m)
+    ) / len(anchors)
+
+
+def overlap(anchors: list[int], candidate: int) -> float:
+    held = [len(set(anchors) & set(o)) for o in OUTFITS if candidate in o]
+    return math.log1p(sum(n for n in held if n >= 2))
+
+
+def direct(anchors: list[int], candidate: int) -> float:
+    return sum(math.log1p(together(a, candidate)) for a in anchors) / len(anchors)
+
+
+@pytest.mark.parametrize("anchors", [[0, 1], [0, 2, 4], [3, 6], [1, 2, 7]])
+def test_each_signal_is_its_definition_and_the_bonus_weighs_them(anchors):
+    candidates = [row for row in ITEMS if row not in anchors]
+    evidence = CoOccurrence.from_outfits(OUTFITS, 0.5, second_order=2.0, overlap=0.3)
+    found = evidence.signals(anchors, candidates)
+    by_hand = np.array(
+        [[f(anchors, c) for c in candidates] for f in (direct, second_order, overlap)]
+    )
+    np.testing.assert_allclose(found, by_hand, rtol=1e-5, atol=1e-6)
+    assert found[1].any()  # these outfits make the walk say something
+    np.testing.assert_allclose(
+        evidence.bonus(anchors, candidates),
+        0.5 * by_hand[0] + 2.0 * by_hand[1] + 0.3 * by_hand[2],
+        rtol=1e-5,
+    )
+    assert found[:, candidates.index(8)].tolist() == [0, 0, 0]  # in no outfit: nothing
+
+
+def test_one_anchor_reads_the_direct_signal_alone():
+    """A product page's row (one anchor) is what refresh.py keeps up to date pair by pair."""
+    evidence = CoOccurrence.from_outfits(OUTFITS, 0.5, second_order=2.0, overlap=0.3)
+    candidates = [2, 3, 4, 5, 6, 7, 8]
+    assert evidence.signals([0], candidates)[1:].tolist() == [[0.0] * 7, [0.0] * 7]
+    np.testing.assert_allclose(
+        evidence.bonus([0], candidates), [0.5 * direct([0], c) for c in candidates], rtol=1e-6
+    )
+
+
+def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
+    evidence = CoOccurrence.from_outfits(OUTFITS, 1.0, second_order=0.5, overlap=0.1)
+    evidence.save(tmp_path / "cooccurrence.npz")
+    loaded = CoOccurrence.load(tmp_path / "cooccurrence.npz")
+    assert loaded.weights.tolist() == pytest.approx([1.0, 0.5, 0.1])
+    np.testing.assert_allclose(
+        loaded.signals([0, 1], list(ITEMS)), evidence.signals([0, 1], list(ITEMS))
+    )
+    # A refresh removes item 3 and moves the rest: the same evidence as the moved outfits'.
+    new_row = np.array([2, 0, 1, -1, 3, 4, 5, 6, 7])
+    moved = [[int(new_row[r]) for r in outfit if new_row[r] >= 0] for outfit in OUTFITS]
+    renumbered = evidence.renumbered(new_row)
+    rebuilt = CoOccurrence.from_outfits(moved, 1.0, second_order=0.5, overlap=0.1)
+    for anchors in ([2, 0], [1, 3, 5]):
+        np.testing.assert_allclose(
+            renumbered.signals(anchors, list(range(8))), rebuilt.signals(anchors, list(range(8)))
+        )
+    # A version saved before the outfit signals loads with them off.
+    np.savez(tmp_path / "old.npz", pairs=np.array([[0, 1, 2], [1, 0, 2]]), weight=np.float32(0.5))
+    old = CoOccurrence.load(tmp_path / "old.npz")
+    assert old.weights.tolist() == [0.5, 0.0, 0.0] and old.outfits == []
+    assert old.bonus([0, 1], [1, 0]).tolist() == pytest.approx([0.5 * math.log1p(2) / 2] * 2)
+
+
+def test_a_training_weighs_the_walk_when_held_out_outfits_are_answered_by_it():
+    """Each held-out answer was never worn with the question's items but was worn with what
+    they were worn with; the wrong answers were worn elsewhere. Content (random vectors)
+    and direct co-occurrence are at chance; the chosen blend weighs the walk and answers all."""
+    rng = np.random.default_rng(0)
+    questions, train = 12, []
+    tasks = []
+    for k in range(questions):
+        q1, q2, middle, answer, wrong, elsewhere = (6 * k + i for i in range(6))
+        train += [[q1, middle], [q2, middle], [middle, answer], [wrong, elsewhere]]
+        tasks.append(FitbTask((f"{q1}", f"{q2}"), (f"{wrong}", f"{answer}"), 1))
+    skus = [f"{row}" for row in range(6 * questions)]
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    categories = ["Tops"] * len(skus)
+    vectors = rng.normal(size=(len(skus), 8)).astype(np.float32)
+    vectors *= 0.05 / np.linalg.norm(vectors, axis=1, keepdims=True)  # weak, uninformative
+    validation = Validation(tasks, [], [], {}, set(), [], row_of, categories)
+    content = SkuScorer(TypeAwareScorer(), vectors, categories, row_of)
+    evidence = CoOccurrence.from_outfits(train, 0.0)
+    chosen = validation.blend_weights(content, evidence)
+    assert chosen == (0.0, fit.SECOND_ORDER_WEIGHTS[1], 0.0)  # the smallest that answers all
+    served = SkuScorer(
+        TypeAwareScorer(None, evidence.weighted(*chosen)), vectors, categories, row_of
+    )
+    direct_only = SkuScorer(
+        TypeAwareScorer(None, evidence.weighted(4.0)), vectors, categories, row_of
+    )
+    assert evaluate_tasks(served, tasks).fitb_accuracy == 1.0
+    assert evaluate_tasks(direct_only, tasks).fitb_accuracy < 0.8

@@ -174,9 +174,9 @@ class CoOccurrence:
         np.savez(
             path,
             pairs=table,
-            weight=np.float32(self.weight),
-            second_order=np.float32(self.second_order),
-            overlap=np.float32(self.overlap),
+            weight=np.float64(self.weight),  # float64: 0.1 loads as 0.1
+            second_order=np.float64(self.second_order),
+            overlap=np.float64(self.overlap),
             outfit_rows=np.asarray([row for outfit in self.outfits for row in outfit], np.int64),
             outfit_sizes=np.asarray([len(outfit) for outfit in self.outfits], np.int64),
         )

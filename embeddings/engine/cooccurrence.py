@@ -60,8 +60,8 @@ class CoOccurrence:
 
     @property
     def weights(self) -> np.ndarray:
-        """The weight of each of SIGNALS."""
-        return np.array([self.weight, self.second_order, self.overlap], dtype=np.float32)
+        """The weight of each of SIGNALS (float64: tolist() gives them back as set)."""
+        return np.array([self.weight, self.second_order, self.overlap])
 
     def weighted(
         self, weight: float, second_order: float = 0.0, overlap: float = 0.0
@@ -72,7 +72,7 @@ class CoOccurrence:
     def bonus(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """What the outfits add to each candidate's score with `anchors`: SIGNALS by weight."""
         if len(anchors) >= 2 and (self.second_order or self.overlap):
-            return self.weights @ self.signals(anchors, candidates)
+            return (self.weights @ self.signals(anchors, candidates)).astype(np.float32)
         if not self.weight:
             return np.zeros(len(candidates), dtype=np.float32)
         return self.weight * self.direct(anchors, candidates)

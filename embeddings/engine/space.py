@@ -110,14 +110,11 @@ class QueryCentres:
 
     def save(self, path: Path) -> None:
         names = sorted(self.centres)
-        dimensions = len(next(iter(self.centres.values()))) if names else 0
         np.savez(
             path,
             categories=np.asarray(names, dtype=str),
-            centres=np.stack([self.centres[n] for n in names])
-            if names
-            else np.zeros((0, dimensions)),
-            weight=np.float32(self.weight),
+            centres=np.stack([self.centres[n] for n in names]) if names else np.zeros((0, 0)),
+            weight=np.float64(self.weight),  # float64: 0.3 loads as 0.3
         )
 
     @classmethod

@@ -76,6 +76,7 @@ def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
     evidence.save(tmp_path / "cooccurrence.npz")
     loaded = CoOccurrence.load(tmp_path / "cooccurrence.npz")
     assert (loaded.weight, loaded.second_order, loaded.overlap) == (1.0, 0.5, 0.1)  # exactly
+    assert loaded.weights.tolist() == [1.0, 0.5, 0.1]  # as a training passes them on
     np.testing.assert_allclose(
         loaded.signals([0, 1], list(ITEMS)), evidence.signals([0, 1], list(ITEMS))
     )

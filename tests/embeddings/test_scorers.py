@@ -221,6 +221,8 @@ def test_the_hub_penalty_takes_each_categorys_centre_from_every_query_and_is_ser
     loaded = CompatibilityIndex.load(tmp_path)
     assert loaded.scorer.options["hub_penalty"] == 0.5
     assert loaded.nearest("SKU31", "Shoes", 5) == index.nearest("SKU31", "Shoes", 5)
+    scorers.QueryCentres(centres.centres, 0.3).save(tmp_path / "other.npz")  # any weight, as set
+    assert scorers.QueryCentres.load(tmp_path / "other.npz").weight == 0.3
     # A version saved before the penalty loads without it.
     (tmp_path / scorers.QUERY_CENTRES_FILE).unlink()
     assert CompatibilityIndex.load(tmp_path).scorer.options["hub_penalty"] == 0.0

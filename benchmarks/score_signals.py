@@ -55,6 +55,23 @@ HUB_PENALTY = (0.0, 0.25, 0.5, 0.75, 1.0)
 HUB_SAMPLE = 40  # training outfits per family whose mean score is a candidate's hubness
 
 
+def halving_estimate(right: np.ndarray, allowed: np.ndarray | None = None) -> float:
+    """FITB on one half of the questions with the weights best on the other half (among the
+    `allowed` ones), both ways, over CV_REPEATS random halvings: what a training choosing
+    the weights on held-out outfits could expect. right[q, g]: question q is answered right
+    with the grid's weights g."""
+    allowed = np.ones(right.shape[1], dtype=bool) if allowed is None else allowed
+    rng = np.random.default_rng(0)
+    found = []
+    for _ in range(CV_REPEATS):
+        order = rng.permutation(len(right))
+        halves = (order[: len(order) // 2], order[len(order) // 2 :])
+        for chosen_on, scored_on in (halves, halves[::-1]):
+            by_weights = np.where(allowed, right[chosen_on].mean(axis=0), -1.0)
+            found.append(right[scored_on, int(np.argmax(by_weights))].mean())
+    return float(np.mean(found))
+
+
 def known_item_signals(index, questions: list[dict], outfits: list[set[str]]) -> dict:
     """Warm FITB of content + a·direct + b·second-order + c·popularity + e·overlap over the
     grid."""
@@ -123,21 +140,11 @@ def known_item_signals(index, questions: list[dict], outfits: list[set[str]]) ->
     names = ("direct", "second_order", "popularity", "overlap")
 
     def cross_validated(*signals: str) -> float:
-        """FITB on one half of the questions with the weights best on the other half (the
-        signals not named at 0), both ways, over CV_REPEATS random halvings: what a training
-        choosing these weights on held-out outfits could expect."""
+        """The halving estimate with the signals not named at 0."""
         allowed = np.array(
             [all(w == 0 or n in signals for n, w in zip(names, g, strict=True)) for g in weights]
         )
-        rng = np.random.default_rng(0)
-        found = []
-        for _ in range(CV_REPEATS):
-            order = rng.permutation(len(features))
-            halves = (order[: len(order) // 2], order[len(order) // 2 :])
-            for chosen_on, scored_on in (halves, halves[::-1]):
-                by_weights = np.where(allowed, right[chosen_on].mean(axis=0), -1.0)
-                found.append(right[scored_on, int(np.argmax(by_weights))].mean())
-        return float(np.mean(found))
+        return halving_estimate(right, allowed)
 
     def best(**fixed: float) -> dict:
         return max(

@@ -14,7 +14,6 @@ with a weight chosen on one half of the warm questions and scored on the other
 """
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -26,17 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
+from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.score_signals import halving_estimate  # noqa: E402
 
 WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
-
-
-def training_outfits(split: Path) -> list[list[str]]:
-    outfits: dict[str, list[str]] = {}
-    with (split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            outfits.setdefault(row["outfit_id"], []).append(row["sku"])
-    return list(outfits.values())
 
 
 def content_parts(index):
@@ -141,7 +133,8 @@ def learn_residuals(
         return (u * mask).numpy(), (b * mask[:, 0]).numpy() if bias else np.zeros(len(row_of))
 
 
-def cross_validated(base: list[np.ndarray], extra: list[np.ndarray], correct: list[int]) -> dict:
+def with_residual(base: list[np.ndarray], extra: list[np.ndarray], correct: list[int]) -> dict:
+    """FITB of `base` alone, + `extra` at its best weight, and at the weight chosen on halves."""
     right = np.array(
         [
             [int(np.argmax(s + w * r)) == c for w in WEIGHTS]
@@ -167,7 +160,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     _, index = active_version()
-    outfits = training_outfits(arguments.split)
+    outfits = read_training_outfits(arguments.split)
     questions = json.loads((arguments.split / "warm_fitb.json").read_text())
     row_of = index.row_of_sku
     served = index.sku_scorer(index.scorer)
@@ -197,12 +190,12 @@ def main() -> None:
                     "bias": bias,
                     "hybrid": hybrid,
                     "seconds": round(seconds, 1),
-                    "served": cross_validated(served_scores, residual, correct),
-                    "content": cross_validated(content_scores, residual, correct),
+                    "served": with_residual(served_scores, residual, correct),
+                    "content": with_residual(content_scores, residual, correct),
                 }
                 for known in (True, False):
                     pick = np.flatnonzero(answer_known == known)
-                    found[f"served_answer_known_{known}"] = cross_validated(
+                    found[f"served_answer_known_{known}"] = with_residual(
                         [served_scores[i] for i in pick],
                         [residual[i] for i in pick],
                         [correct[i] for i in pick],

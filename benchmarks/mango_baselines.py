@@ -18,6 +18,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from embeddings.engine.evaluate import read_compatibility_tasks, read_fitb_tasks, roc_auc  # noqa: E402
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
@@ -62,26 +63,23 @@ def main() -> None:
     arguments = parser.parse_args()
     with (arguments.data / "products.csv").open(newline="") as handle:
         products = {row["cod_modelo_color"]: row for row in csv.DictReader(handle)}
-    train: dict[str, list[str]] = {}
-    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            train.setdefault(row["outfit_id"], []).append(row["sku"])
+    train = read_training_outfits(arguments.split)
 
-    popularity = Counter(sku for items in train.values() for sku in items)
-    pairs = Counter(pair for items in train.values() for pair in permutations(set(items), 2))
+    popularity = Counter(sku for items in train for sku in items)
+    pairs = Counter(pair for items in train for pair in permutations(set(items), 2))
 
     def attributes(sku: str) -> tuple[str, ...]:
         p = products[sku]
         return (p["des_product_family"], p["des_agrup_color_eng"], p["des_line"], p["des_fabric"])
 
     attribute_pairs = Counter(
-        pair for items in train.values() for pair in permutations({attributes(s) for s in items}, 2)
+        pair for items in train for pair in permutations({attributes(s) for s in items}, 2)
     )
     # Each attribute on its own (family with family, colour with colour, …), as PMI: how much
     # likelier stylists combine the two values than chance.
     per_attribute = [Counter() for _ in range(4)]
     value_counts = [Counter() for _ in range(4)]
-    for items in train.values():
+    for items in train:
         for k in range(4):
             values = [attributes(s)[k] for s in items]
             value_counts[k].update(values)

@@ -28,6 +28,15 @@ from embeddings.engine.evaluate import make_tasks  # noqa: E402  (after the path
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
 
 
+def read_training_outfits(split: Path) -> list[list[str]]:
+    """The training outfits a split wrote (its train_outfits.csv), each as its SKUs."""
+    outfits: dict[str, list[str]] = {}
+    with (split / "train_outfits.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            outfits.setdefault(row["outfit_id"], []).append(row["sku"])
+    return list(outfits.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=MANGO)

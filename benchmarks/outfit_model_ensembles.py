@@ -13,7 +13,6 @@ OUTFITS_VAR_DIR must hold the imported Mango catalog and an active version (docs
 """
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version  # noqa: E402
+from benchmarks.mango_split import read_training_outfits  # noqa: E402
 
 
 class MeanOfModels:
@@ -56,10 +56,7 @@ def main() -> None:
 
     base = getattr(index.scorer, "base", index.scorer)  # the type-aware part and its pairs
     row_of = index.row_of_sku
-    outfits: dict[str, list[int]] = {}
-    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            outfits.setdefault(row["outfit_id"], []).append(row_of[row["sku"]])
+    outfits = [[row_of[sku] for sku in outfit] for outfit in read_training_outfits(arguments.split)]
     fitb = {s: read_fitb_tasks(arguments.split / f"{s}_fitb.json") for s in ("cold", "warm")}
     compat = {
         s: read_compatibility_tasks(arguments.split / f"{s}_compat.txt") for s in ("cold", "warm")
@@ -78,7 +75,7 @@ def main() -> None:
         model, _ = train_outfit_model(
             np.asarray(index.vectors, dtype=np.float32),
             index.categories,
-            list(outfits.values()),
+            outfits,
             base.pair_weights,
             OutfitTrainingConfig(seed=seed, epochs=arguments.epochs),
         )

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
+from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import figure_text  # noqa: E402
 
@@ -274,16 +275,13 @@ def hub_penalty(index, questions: list[dict], split: Path) -> list[dict]:
     for sku, category in category_of.items():
         if sku in active:
             members.setdefault(category, []).append(sku)
-    outfits: dict[str, list[str]] = {}
-    with (split / "train_outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            outfits.setdefault(row["outfit_id"], []).append(row["sku"])
+    outfits = read_training_outfits(split)
     rng = np.random.default_rng(0)
     hubness: dict[str, float] = {}
     for category, skus in members.items():
         wanting = [
             [sku for sku in outfit if category_of[sku] != category]
-            for outfit in outfits.values()
+            for outfit in outfits
             if any(category_of[sku] == category for sku in outfit)
         ]
         wanting = [anchors for anchors in wanting if anchors]
@@ -328,11 +326,7 @@ def main() -> None:
     def questions(name: str) -> list[dict]:
         return json.loads((arguments.split / f"{name}_fitb.json").read_text())
 
-    with (arguments.split / "train_outfits.csv").open(newline="") as handle:
-        by_id: dict[str, set[str]] = {}
-        for row in csv.DictReader(handle):
-            by_id.setdefault(row["outfit_id"], set()).add(row["sku"])
-    outfits = list(by_id.values())
+    outfits = [set(outfit) for outfit in read_training_outfits(arguments.split)]
     warm = known_item_signals(index, questions("warm"), outfits)
     evidence = warm_by_evidence(index, questions("warm"), outfits)
     year = catalog_years(arguments.products)

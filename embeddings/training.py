@@ -63,6 +63,7 @@ def training_options(
         scorer=scorer or settings.OUTFITS_SCORER,
         outfit_epochs=settings.OUTFITS_OUTFIT_MODEL_EPOCHS,
         bad_pair_weight=settings.OUTFITS_BAD_PAIR_WEIGHT,
+        negatives_as_worn=settings.OUTFITS_NEGATIVES_AS_WORN,
     )
 
 

@@ -79,6 +79,7 @@ class TrainingOptions:
     scorer: str = TypeAwareScorer.kind  # one of SCORER_CHOICES
     outfit_epochs: int = 10  # the outfit-level model's, when trained (OutfitTrainingConfig's)
     bad_pair_weight: float = 2.0  # a stylist's bad pair against an outfit's triplet
+    negatives_as_worn: bool = False  # the head's negatives drawn as the outfits wear items
     # With verdicts, a second head trained without them: the run reports both held-out scores.
     compare_without_verdicts: bool = True
 
@@ -90,6 +91,7 @@ class TrainingOptions:
             type_aware=self.type_aware,
             bad_pair_weight=self.bad_pair_weight,
             image_tower_epochs=self.tuned_epochs,
+            negatives_as_worn=self.negatives_as_worn,
         )
 
     def outfit_training(self) -> "OutfitTrainingConfig":

@@ -16,7 +16,13 @@ from .backbone import ImageTowerTop
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
-from .triplets import Verdicts, items_by_category, mine_triplets, verdict_triplets
+from .triplets import (
+    Verdicts,
+    items_by_category,
+    mine_triplets,
+    verdict_triplets,
+    worn_by_category,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,10 @@ class HeadTrainingConfig:
     # category (InfoNCE), drawn once per batch and category and shared by the batch's rows.
     negatives: int = 1
     temperature: float = 0.1
+    # Negatives drawn as the outfits wear items (worn_by_category), not every catalog item
+    # alike: else an item in no training outfit is only ever a negative, and the head learns
+    # "never worn" as "goes with nothing", which new arrivals that look like it inherit.
+    negatives_as_worn: bool = False
 
 
 class CompatibilityHead(nn.Module):
@@ -254,7 +264,11 @@ def train_compatibility_head(
         )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     epoch_losses: list[float] = []
-    pools = items_by_category(item_categories)
+    pools = (
+        worn_by_category(outfits, item_categories)
+        if config.negatives_as_worn
+        else items_by_category(item_categories)
+    )
 
     def set_training(mode: bool) -> None:
         head.train(mode)
@@ -266,7 +280,7 @@ def train_compatibility_head(
     first_tuned_epoch = config.epochs - config.image_tower_epochs
     for epoch in range(config.epochs):
         encode = items if epoch >= first_tuned_epoch else frozen_items
-        mined = mine_triplets(outfits, item_categories, rng)
+        mined = mine_triplets(outfits, item_categories, rng, pools=pools)
         weights = np.ones(len(mined), dtype=np.float32)
         if verdicts is not None and len(verdicts):
             judged, from_bad = verdict_triplets(verdicts, outfits, item_categories, rng)

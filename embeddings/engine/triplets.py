@@ -14,6 +14,19 @@ def items_by_category(item_categories: np.ndarray) -> dict[int, np.ndarray]:
     }
 
 
+def worn_by_category(
+    outfits: Sequence[Sequence[int]], item_categories: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Each category's items as often as the outfits wear them (an item in three outfits three
+    times): negatives drawn from here are drawn as positives are, so how often an item is
+    worn, or whether it is worn at all, tells a positive from a negative no more."""
+    worn: dict[int, list[int]] = {}
+    for outfit in outfits:
+        for item in outfit:
+            worn.setdefault(int(item_categories[item]), []).append(int(item))
+    return {code: np.asarray(items, dtype=np.int64) for code, items in worn.items()}
+
+
 def _negative_outside(
     pool: np.ndarray, members: set[int], rng: np.random.Generator, attempts: int
 ) -> int | None:
@@ -31,11 +44,13 @@ def mine_triplets(
     item_categories: np.ndarray,
     rng: np.random.Generator,
     attempts: int = 8,
+    pools: dict[int, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Every ordered pair of items of different categories within each outfit, each with a fresh
-    random negative from the positive's category that is not in the outfit. Returns an (T, 3)
-    int64 array of item indices; pairs whose category has no possible negative are skipped."""
-    pools = items_by_category(item_categories)
+    random negative from the positive's category that is not in the outfit, drawn from `pools`
+    (by category; default: every item of it alike). Returns an (T, 3) int64 array of item
+    indices; pairs whose category has no possible negative are skipped."""
+    pools = items_by_category(item_categories) if pools is None else pools
     rows: list[tuple[int, int, int]] = []
     for outfit in outfits:
         members = set(outfit)

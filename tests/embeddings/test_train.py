@@ -174,3 +174,29 @@ def test_bad_pair_verdicts_push_the_pair_apart_and_good_ones_together():
     ).space
     assert mean_score(judged, bad) < mean_score(plain, bad) - 0.05
     assert mean_score(judged, good) > mean_score(plain, good) + 0.05
+
+
+def test_negatives_drawn_as_worn_do_not_push_unworn_items_away_from_everything():
+    """Items in no outfit carry a mark a head can learn. Drawn from the whole catalog, the
+    negatives are the only place those items appear, and the head learns the mark as "goes
+    with nothing"; drawn as the outfits wear items, it has nothing to learn it from."""
+    vectors, categories, outfits, styles = styled_items()
+    worn = np.zeros(len(vectors), dtype=bool)
+    worn[[item for outfit in outfits for item in outfit]] = True
+    assert 30 < (~worn).sum() < 150  # both kinds of item, in numbers
+    vectors[~worn, 20] += 1.0
+
+    def unworn_gap(negatives_as_worn: bool) -> float:
+        """How much closer an outfit item is to worn items of its style than to unworn ones."""
+        config = HeadTrainingConfig(epochs=15, batch_size=64, negatives_as_worn=negatives_as_worn)
+        space = project(train_compatibility_head(vectors, outfits, categories, config)[0], vectors)
+        gaps = []
+        for anchor in np.flatnonzero(worn)[:100]:
+            match = (styles == styles[anchor]) & (categories != categories[anchor])
+            gaps.append(
+                (space[match & worn] @ space[anchor]).mean()
+                - (space[match & ~worn] @ space[anchor]).mean()
+            )
+        return float(np.mean(gaps))
+
+    assert unworn_gap(negatives_as_worn=True) < 0.5 * unworn_gap(negatives_as_worn=False)

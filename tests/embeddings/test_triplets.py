@@ -1,6 +1,6 @@
 import numpy as np
 
-from embeddings.engine.triplets import mine_triplets
+from embeddings.engine.triplets import mine_triplets, worn_by_category
 
 CATEGORIES = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])  # three items in each of three categories
 OUTFITS = [[0, 3, 6], [1, 4], [2, 5, 8]]
@@ -30,6 +30,24 @@ def test_negatives_vary_between_epochs():
     rng = np.random.default_rng(1)
     first, second = (mine_triplets([[0, 50]], categories, rng) for _ in range(2))
     assert not np.array_equal(first[:, 2], second[:, 2])
+
+
+def test_worn_pools_hold_each_item_as_often_as_outfits_wear_it():
+    pools = worn_by_category([[0, 3], [0, 4, 6], [1, 3]], CATEGORIES)
+    assert sorted(pools[0].tolist()) == [0, 0, 1]
+    assert sorted(pools[1].tolist()) == [3, 3, 4]
+    assert pools[2].tolist() == [6]
+
+
+def test_negatives_drawn_from_worn_pools_are_never_an_unworn_item():
+    categories = np.repeat(np.arange(2), 50)  # items 0-49 and 50-99
+    outfits = [[0, 50], [1, 51], [2, 52]]
+    rng = np.random.default_rng(0)
+    pools = worn_by_category(outfits, categories)
+    triplets = np.concatenate([mine_triplets(outfits, categories, rng, pools=pools)] * 20)
+    assert set(triplets[:, 2].tolist()) <= {0, 1, 2, 50, 51, 52}
+    uniform = mine_triplets(outfits * 20, categories, rng)  # every item alike: mostly unworn
+    assert not set(uniform[:, 2].tolist()) <= {0, 1, 2, 50, 51, 52}
 
 
 def test_verdicts_give_triplets_both_ways_and_bad_pairs_are_negatives_of_a_positive():

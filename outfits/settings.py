@@ -371,8 +371,9 @@ OUTFITS_MATCH_BOOST = float(os.environ.get("OUTFITS_MATCH_BOOST", "0.1"))
 # triplet in training: verdicts are few and deliberate.
 OUTFITS_BAD_PAIR_WEIGHT = float(os.environ.get("OUTFITS_BAD_PAIR_WEIGHT", "2.0"))
 # The head's negatives drawn as often as the outfits wear each item, not every catalog item
-# alike (docs/model.md: an item in no outfit would otherwise only ever be a negative).
-OUTFITS_NEGATIVES_AS_WORN = env_bool("OUTFITS_NEGATIVES_AS_WORN", False)
+# alike (docs/model.md: an item in no outfit would otherwise only ever be a negative, and new
+# arrivals that look like one would inherit its low scores). 0: the whole catalog, as before.
+OUTFITS_NEGATIVES_AS_WORN = env_bool("OUTFITS_NEGATIVES_AS_WORN", True)
 # An A/B test calls no winner before each arm has this many impressions.
 OUTFITS_EXPERIMENT_MIN_IMPRESSIONS = int(
     os.environ.get("OUTFITS_EXPERIMENT_MIN_IMPRESSIONS", "1000")

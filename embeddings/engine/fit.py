@@ -79,7 +79,7 @@ class TrainingOptions:
     scorer: str = TypeAwareScorer.kind  # one of SCORER_CHOICES
     outfit_epochs: int = 10  # the outfit-level model's, when trained (OutfitTrainingConfig's)
     bad_pair_weight: float = 2.0  # a stylist's bad pair against an outfit's triplet
-    negatives_as_worn: bool = False  # the head's negatives drawn as the outfits wear items
+    negatives_as_worn: bool = True  # the head's negatives drawn as the outfits wear items
     # With verdicts, a second head trained without them: the run reports both held-out scores.
     compare_without_verdicts: bool = True
 

@@ -64,7 +64,7 @@ class HeadTrainingConfig:
     # Negatives drawn as the outfits wear items (worn_by_category), not every catalog item
     # alike: else an item in no training outfit is only ever a negative, and the head learns
     # "never worn" as "goes with nothing", which new arrivals that look like it inherit.
-    negatives_as_worn: bool = False
+    negatives_as_worn: bool = True
 
 
 class CompatibilityHead(nn.Module):

@@ -131,30 +131,35 @@ class RuleScorer:
 
 
 def test_type_aware_training_learns_pair_specific_compatibility(tmp_path):
-    vectors, categories, colour, outfits = pair_specific_items()
-    train, validation = outfits[:450], outfits[450:]
-    names = ["Tops", "Trousers", "Shoes"]
-    category_of = {str(i): names[c] for i, c in enumerate(categories)}
-    fitb, compatibility = make_tasks(
-        [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
-    )
-    results = {}
-    for type_aware in (False, True):
-        config = HeadTrainingConfig(epochs=25, batch_size=64, type_aware=type_aware)
-        head, losses = train_compatibility_head(vectors, train, categories, config)
-        space = trained_space(head, vectors, categories, names, train)
-        row_of = {str(i): i for i in range(len(vectors))}
-        by_sku = SkuScorer(
-            TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
+    """On two data sets (300 held-out questions: on 150 alone a FITB figure moves by ±3.5
+    points, as much as the margin tested)."""
+    accuracy: dict[bool, list[float]] = {False: [], True: []}
+    best: list[float] = []
+    for seed in (0, 1):
+        vectors, categories, colour, outfits = pair_specific_items(seed)
+        train, validation = outfits[:450], outfits[450:]
+        names = ["Tops", "Trousers", "Shoes"]
+        category_of = {str(i): names[c] for i, c in enumerate(categories)}
+        fitb, compatibility = make_tasks(
+            [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
         )
-        results[type_aware] = evaluate_tasks(by_sku, fitb, compatibility)
-        assert losses[-1] < losses[0]
-    assert len(space.pair_weights) == 3  # tops–trousers, tops–shoes, trousers–shoes
-    trousers_shoes = space.pair_weights.between("Trousers", "Shoes")
-    assert np.abs(trousers_shoes - space.pair_weights.between("Tops", "Shoes")).max() > 0.5
-    best = evaluate_tasks(RuleScorer(categories, colour), fitb).fitb_accuracy  # about 0.78
-    assert results[True].fitb_accuracy > 0.95 * best  # chance is 0.25
-    assert results[False].fitb_accuracy < results[True].fitb_accuracy - 0.04
+        for type_aware in (False, True):
+            config = HeadTrainingConfig(epochs=25, batch_size=64, type_aware=type_aware)
+            head, losses = train_compatibility_head(vectors, train, categories, config)
+            space = trained_space(head, vectors, categories, names, train)
+            row_of = {str(i): i for i in range(len(vectors))}
+            by_sku = SkuScorer(
+                TypeAwareScorer(space.pair_weights), space.vectors, space.categories, row_of
+            )
+            accuracy[type_aware].append(evaluate_tasks(by_sku, fitb).fitb_accuracy)
+            assert losses[-1] < losses[0]
+        assert len(space.pair_weights) == 3  # tops–trousers, tops–shoes, trousers–shoes
+        trousers_shoes = space.pair_weights.between("Trousers", "Shoes")
+        assert np.abs(trousers_shoes - space.pair_weights.between("Tops", "Shoes")).max() > 0.5
+        best.append(evaluate_tasks(RuleScorer(categories, colour), fitb).fitb_accuracy)
+    # The rule scores about 0.78 (chance is 0.25); each data set has 150 questions.
+    assert np.mean(accuracy[True]) > 0.95 * np.mean(best)
+    assert np.mean(accuracy[False]) < np.mean(accuracy[True]) - 0.04
     save_head(head, tmp_path / "head.safetensors")
     loaded = load_head(tmp_path / "head.safetensors")
     pairs = np.array([[0, 1], [1, 2]])

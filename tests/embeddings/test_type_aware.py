@@ -140,7 +140,7 @@ def test_type_aware_training_learns_pair_specific_compatibility(tmp_path):
         train, validation = outfits[:450], outfits[450:]
         names = ["Tops", "Trousers", "Shoes"]
         category_of = {str(i): names[c] for i, c in enumerate(categories)}
-        fitb, compatibility = make_tasks(
+        fitb, _ = make_tasks(
             [[str(i) for i in o] for o in validation], category_of, np.random.default_rng(1)
         )
         for type_aware in (False, True):

@@ -16,13 +16,7 @@ from .backbone import ImageTowerTop
 from .pretrain import TrainingDiverged
 from .progress import Progress, no_progress
 from .space import CompatibilitySpace, PairWeights
-from .triplets import (
-    Verdicts,
-    items_by_category,
-    mine_triplets,
-    verdict_triplets,
-    worn_by_category,
-)
+from .triplets import Verdicts, mine_triplets, negative_pools, verdict_triplets
 
 logger = logging.getLogger(__name__)
 
@@ -264,11 +258,7 @@ def train_compatibility_head(
         )
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, weight_decay=config.weight_decay)
     epoch_losses: list[float] = []
-    pools = (
-        worn_by_category(outfits, item_categories)
-        if config.negatives_as_worn
-        else items_by_category(item_categories)
-    )
+    pools = negative_pools(outfits, item_categories, config.negatives_as_worn)
 
     def set_training(mode: bool) -> None:
         head.train(mode)
@@ -283,7 +273,9 @@ def train_compatibility_head(
         mined = mine_triplets(outfits, item_categories, rng, pools=pools)
         weights = np.ones(len(mined), dtype=np.float32)
         if verdicts is not None and len(verdicts):
-            judged, from_bad = verdict_triplets(verdicts, outfits, item_categories, rng)
+            judged, from_bad = verdict_triplets(
+                verdicts, outfits, item_categories, rng, pools=pools
+            )
             mined = np.concatenate([mined, judged])
             weights = np.concatenate([weights, np.where(from_bad, config.bad_pair_weight, 1.0)])
         if len(mined) == 0:

@@ -27,6 +27,18 @@ def worn_by_category(
     return {code: np.asarray(items, dtype=np.int64) for code, items in worn.items()}
 
 
+def negative_pools(
+    outfits: Sequence[Sequence[int]], item_categories: np.ndarray, as_worn: bool
+) -> dict[int, np.ndarray]:
+    """Where each category's negatives are drawn from: as the outfits wear its items
+    (`as_worn`), else every item of it alike. A category no outfit wears, which a stylist's
+    verdict may still name, keeps every item of it."""
+    pools = items_by_category(item_categories)
+    if as_worn:
+        pools.update(worn_by_category(outfits, item_categories))
+    return pools
+
+
 def _negative_outside(
     pool: np.ndarray, members: set[int], rng: np.random.Generator, attempts: int
 ) -> int | None:
@@ -91,13 +103,14 @@ def verdict_triplets(
     item_categories: np.ndarray,
     rng: np.random.Generator,
     attempts: int = 8,
+    pools: dict[int, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Triplets from the verdicts, both ways round: a good pair (a, b) gives (a, b, a random
-    item of b's category) and (b, a, …); a bad pair (a, b) gives (a, p, b) with p one of a's
-    positives of b's category (an outfit-mate or a good pair) and (b, q, a) likewise; a bad
-    pair whose anchor has no such positive is skipped. Returns the (T, 3) triplets and which
-    of them come from bad pairs."""
-    pools = items_by_category(item_categories)
+    item of b's category, from `pools` as in mine_triplets) and (b, a, …); a bad pair (a, b)
+    gives (a, p, b) with p one of a's positives of b's category (an outfit-mate or a good
+    pair) and (b, q, a) likewise; a bad pair whose anchor has no such positive is skipped.
+    Returns the (T, 3) triplets and which of them come from bad pairs."""
+    pools = items_by_category(item_categories) if pools is None else pools
     positives: dict[tuple[int, int], list[int]] = {}  # (item, category) -> positives
 
     def pair(a: int, b: int) -> None:

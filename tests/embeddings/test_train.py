@@ -200,3 +200,19 @@ def test_negatives_drawn_as_worn_do_not_push_unworn_items_away_from_everything()
         return float(np.mean(gaps))
 
     assert unworn_gap(negatives_as_worn=True) < 0.5 * unworn_gap(negatives_as_worn=False)
+
+
+def test_a_verdict_on_a_category_no_outfit_wears_trains_with_worn_negatives():
+    """Worn pools hold only the categories the outfits wear; a stylist's good pair may name
+    another, and its softmax negatives must still be drawn (from every item of it)."""
+    from embeddings.engine.triplets import Verdicts
+
+    vectors, categories, outfits, _ = styled_items()
+    categories = categories.copy()
+    categories[[3, 6, 9, 12]] = 3  # a fourth category, in no outfit (items unworn before)
+    outfits = [[i for i in outfit if categories[i] != 3] for outfit in outfits]
+    config = HeadTrainingConfig(epochs=2, batch_size=64, negatives=3, type_aware=False)
+    head, losses = train_compatibility_head(
+        vectors, outfits, categories, config, verdicts=Verdicts.of(good=[(0, 3)], bad=[])
+    )
+    assert len(losses) == 2 and all(np.isfinite(losses))

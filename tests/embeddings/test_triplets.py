@@ -71,3 +71,25 @@ def test_verdicts_give_triplets_both_ways_and_bad_pairs_are_negatives_of_a_posit
         Verdicts.of([], [(0, 6)]), [[1, 4]], CATEGORIES, np.random.default_rng(0)
     )
     assert lonely.shape == (0, 3) and flags.shape == (0,)  # no positive to set against: skipped
+
+
+def test_a_stylists_good_pair_draws_its_negative_as_the_outfits_wear_items():
+    """As the outfits' own triplets do; a category no outfit wears keeps every item of it."""
+    from embeddings.engine.triplets import Verdicts, negative_pools, verdict_triplets
+
+    categories = np.repeat(np.arange(3), 50)  # items 0-49, 50-99, 100-149; no outfit wears 2
+    outfits = [[0, 50], [1, 51], [2, 52]]
+    worn = {0, 1, 2, 50, 51, 52}
+    pools = negative_pools(outfits, categories, as_worn=True)
+    verdicts = Verdicts.of(good=[(3, 53), (4, 100)], bad=[])
+    rng = np.random.default_rng(0)
+    triplets = np.concatenate(
+        [verdict_triplets(verdicts, outfits, categories, rng, pools=pools)[0] for _ in range(20)]
+    )
+    in_worn_categories = categories[triplets[:, 1]] != 2
+    assert set(triplets[in_worn_categories, 2].tolist()) <= worn
+    unworn_category = set(triplets[~in_worn_categories, 2].tolist())
+    assert len(unworn_category) > 5 and all(categories[n] == 2 for n in unworn_category)
+    assert 100 not in unworn_category
+    uniform = negative_pools(outfits, categories, as_worn=False)
+    assert len(set(np.concatenate(list(uniform.values())).tolist())) == 150

@@ -194,16 +194,29 @@ def new_export_name(file_format: str) -> str:
     return f"matches-{stamp}-{secrets.token_hex(3)}.{file_format}"
 
 
+def mark_queued(name: str, queued: bool = True) -> None:
+    """Note (or, with `queued` False, forget) that the export `name` waits for a worker, so
+    the exports page lists it, and reloads itself, before a worker has started it."""
+    if not EXPORT_NAME.match(name):
+        raise ValueError(f"{name!r} is not an export file name")
+    marker = exports_folder() / f"{name}.queued"
+    if queued:
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+
+
 def write_export_file(
     name: str, limit: int | None, filters: MatchFilters, base_url: str = ""
 ) -> Path:
     """Write the export `name` (new_export_name) whole: into `<name>.part`, its progress in
     `<name>.progress` every few seconds, then renamed into place (a failed export leaves no
-    file that looks whole)."""
+    file that looks whole). The queued marker goes once the part file is there."""
     if not EXPORT_NAME.match(name):
         raise ValueError(f"{name!r} is not an export file name")
     folder = exports_folder()
     part, progress_file = folder / f"{name}.part", folder / f"{name}.progress"
+    queued = folder / f"{name}.queued"
     last = [0.0]
 
     def progress(done: int, total: int) -> None:
@@ -215,11 +228,12 @@ def write_export_file(
     file_format = name.rsplit(".", 1)[1]
     try:
         with part.open("w", encoding="utf-8", newline="") as handle:
+            queued.unlink(missing_ok=True)
             handle.writelines(export_lines(file_format, limit, filters, base_url, progress))
         os.replace(part, folder / name)
     finally:
-        part.unlink(missing_ok=True)
-        progress_file.unlink(missing_ok=True)
+        for leftover in (part, progress_file, queued):
+            leftover.unlink(missing_ok=True)
     return folder / name
 
 
@@ -228,9 +242,10 @@ class ExportFile:
     name: str
     size: int  # bytes
     modified: datetime
-    ready: bool  # False: still being written
+    ready: bool  # False: still being written, or waiting for a worker
     done: int = 0  # products written so far (while being written)
     total: int = 0
+    queued: bool = False  # no worker has started it yet
 
     @property
     def percent(self) -> int:
@@ -238,12 +253,20 @@ class ExportFile:
 
 
 def export_files() -> list[ExportFile]:
-    """The exports written and being written, newest first."""
+    """The exports written, being written and waiting for a worker, newest first."""
     found = []
-    for path in exports_folder().iterdir():
+    folder = exports_folder()
+    for path in folder.iterdir():
         name, writing = path.name, path.name.endswith(".part")
         if writing:
             name = name.removesuffix(".part")
+        if path.name.endswith(".queued"):
+            name = name.removesuffix(".queued")
+            started = (folder / name).exists() or (folder / f"{name}.part").exists()
+            if EXPORT_NAME.match(name) and not started:
+                modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+                found.append(ExportFile(name, 0, modified, False, queued=True))
+            continue
         if not EXPORT_NAME.match(name):
             continue
         done = total = 0

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
 from catalog.shopper_photos import kept_photo_names, kept_photo_path
-from outfits.exports import export_files, export_path, new_export_name
+from outfits.exports import export_files, export_path, mark_queued, new_export_name
 from outfits.gaps import assortment_gaps, gap_csv_lines
 from outfits.tasks import export_matches_file
 
@@ -79,6 +79,7 @@ def export_matches(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         options = form.cleaned_data
         name = new_export_name(options["format"])
+        mark_queued(name)  # listed, and the page reloading, until a worker has written it
         try:
             export_matches_file.delay(
                 name,
@@ -87,6 +88,7 @@ def export_matches(request: HttpRequest) -> HttpResponse:
                 request.build_absolute_uri("/")[:-1],
             )
         except Exception as error:  # the broker is down: nothing was started
+            mark_queued(name, queued=False)
             messages.error(
                 request,
                 f"The export could not be queued ({type(error).__name__}): the task broker "

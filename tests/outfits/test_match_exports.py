@@ -227,6 +227,7 @@ def test_staff_start_an_export_in_the_admin_and_download_it_when_written(handmad
         follow=True,
     )
     assert b"started" in started.content  # the worker (in-process here) wrote it
+    assert b"queued" not in started.content  # nor left its marker behind
     name = re.search(rb'href="/admin/export-matches/(matches-[^"]+\.csv)"', started.content)
     assert name is not None, started.content.decode()[-2000:]
     response = client.get(f"/admin/export-matches/{name.group(1).decode()}")
@@ -242,6 +243,29 @@ def test_staff_start_an_export_in_the_admin_and_download_it_when_written(handmad
     assert client.get("/admin/export-matches/..%2Fsecret.csv").status_code == 404
     anonymous = Client().get("/admin/export-matches/")
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous["Location"]
+
+
+def test_an_export_waiting_for_a_worker_is_listed_and_the_page_reloads_until_it_is_written(
+    handmade_shop,
+):
+    """Started, the export is listed at once: before a worker takes it (a busy or slow one)
+    the page said "No export yet" and stopped reloading, so the finished file never showed."""
+    from outfits.exports import exports_folder, mark_queued, new_export_name
+    from outfits.tasks import export_matches_file
+
+    staff = User.objects.create_superuser("staff", "staff@example.com", "pw")
+    client = Client()
+    client.force_login(staff)
+    name = new_export_name("csv")
+    mark_queued(name)  # what the page does before handing the export to the broker
+    waiting = client.get("/admin/export-matches/").content.decode()
+    assert f"{name}</td>" in waiting and "queued: waiting for a worker" in waiting
+    assert 'http-equiv="refresh"' in waiting
+    export_matches_file(name, 2, {})  # a worker takes it
+    written = client.get("/admin/export-matches/").content.decode()
+    assert f'href="/admin/export-matches/{name}"' in written and "queued" not in written
+    assert 'http-equiv="refresh"' not in written
+    assert sorted(p.name for p in exports_folder().iterdir()) == [name]  # no marker left
 
 
 def test_an_export_reads_one_snapshot_and_each_products_attributes_once(

@@ -178,6 +178,9 @@ def take(buffer: io.StringIO) -> str:
 
 EXPORT_NAME = re.compile(r"^matches-\d{8}-\d{6}-[0-9a-f]{6}\.(csv|jsonl)$")
 PROGRESS_EVERY_SECONDS = 2.0
+# An export no worker has started in this long never will be (the broker's visibility
+# timeout, settings.CELERY_BROKER_TRANSPORT_OPTIONS): its marker is no longer listed.
+QUEUED_AT_MOST_SECONDS = 7 * 3600
 
 
 def exports_folder() -> Path:
@@ -253,33 +256,38 @@ class ExportFile:
 
 
 def export_files() -> list[ExportFile]:
-    """The exports written, being written and waiting for a worker, newest first."""
-    found = []
-    folder = exports_folder()
-    for path in folder.iterdir():
-        name, writing = path.name, path.name.endswith(".part")
-        if writing:
-            name = name.removesuffix(".part")
-        if path.name.endswith(".queued"):
-            name = name.removesuffix(".queued")
-            started = (folder / name).exists() or (folder / f"{name}.part").exists()
-            if EXPORT_NAME.match(name) and not started:
-                modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
-                found.append(ExportFile(name, 0, modified, False, queued=True))
+    """The exports written, being written and waiting for a worker, newest first. Read from
+    one listing of the folder: a file renamed or removed since (a worker moving on) is listed
+    as not ready yet, so the page reloads and finds it where it went."""
+    entries = list(exports_folder().iterdir())
+    names = {path.name for path in entries}
+    found: dict[str, ExportFile] = {}
+    for path in entries:
+        kind = next((end for end in (".part", ".queued") if path.name.endswith(end)), "")
+        name = path.name.removesuffix(kind)
+        if not EXPORT_NAME.match(name) or name in found and found[name].ready:
             continue
-        if not EXPORT_NAME.match(name):
+        if kind == ".queued" and (name in names or f"{name}.part" in names):
+            continue  # started: listed by its part file or its file
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            found[name] = ExportFile(name, 0, datetime.now(UTC), ready=False)
+            continue
+        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+        if kind == ".queued":
+            if time.time() - stat.st_mtime < QUEUED_AT_MOST_SECONDS:
+                found[name] = ExportFile(name, 0, modified, ready=False, queued=True)
             continue
         done = total = 0
-        if writing:
+        if kind == ".part":
             try:
                 counts = json.loads((path.parent / f"{name}.progress").read_text())
                 done, total = int(counts["done"]), int(counts["total"])
             except (OSError, ValueError, KeyError):
                 pass  # not started yet, or between two writes
-        stat = path.stat()
-        modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-        found.append(ExportFile(name, stat.st_size, modified, not writing, done, total))
-    return sorted(found, key=lambda f: f.name, reverse=True)
+        found[name] = ExportFile(name, stat.st_size, modified, kind == "", done, total)
+    return sorted(found.values(), key=lambda f: f.name, reverse=True)
 
 
 def export_path(name: str) -> Path | None:

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from .exports import write_export_file
+from .exports import mark_queued, write_export_file
 from .match_filters import filters_from_text
 
 logger = logging.getLogger(__name__)
@@ -16,6 +16,9 @@ def export_matches_file(
 ) -> str:
     """Write the export `name` (outfits.exports) with the filters `filter_words` describes
     (match_filters.filters_from_text's arguments): for staff to download from the admin."""
-    path = write_export_file(name, limit, filters_from_text(**filter_words), base_url)
+    try:
+        path = write_export_file(name, limit, filters_from_text(**filter_words), base_url)
+    finally:
+        mark_queued(name, queued=False)  # written or failed, it no longer waits
     logger.info("matches exported to %s (%d bytes)", path, path.stat().st_size)
     return path.name

@@ -40,7 +40,6 @@ def test_staff_judge_pairs_export_matches_and_read_the_gaps(
     candidate = ModelVersion.objects.filter(is_active=False).first()
     get_user_model().objects.create_superuser("staff", "staff@example.com", "a-long-password")
     product = Product.objects.filter(outfit_items__isnull=False).first()
-    start_worker("exports", queue=site_env["OUTFITS_EXPORT_QUEUE"])
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     with chromium_page() as page:
@@ -61,8 +60,12 @@ def test_staff_judge_pairs_export_matches_and_read_the_gaps(
         page.click("text=Export every product's matches")
         page.select_option("#id_format", "csv")
         page.click("text=Start the export")
+        # No worker yet: the export is listed as waiting, and the page reloads itself.
+        page.wait_for_selector("table.export-files >> text=queued: waiting for a worker")
+        assert page.locator('meta[http-equiv="refresh"]').count() == 1
+        start_worker("exports", queue=site_env["OUTFITS_EXPORT_QUEUE"])
         download_link = page.locator("table.export-files a", has_text="Download")
-        download_link.wait_for(timeout=120_000)  # the page reloads itself while it is written
+        download_link.wait_for(timeout=120_000)  # the page reloads itself until it is written
         page.screenshot(path=str(ARTIFACTS / "admin-export-matches.png"), full_page=True)
         with page.expect_download() as download:
             download_link.first.click()

@@ -212,7 +212,7 @@ def test_a_verdict_on_a_category_no_outfit_wears_trains_with_worn_negatives():
     categories[[3, 6, 9, 12]] = 3  # a fourth category, in no outfit (items unworn before)
     outfits = [[i for i in outfit if categories[i] != 3] for outfit in outfits]
     config = HeadTrainingConfig(epochs=2, batch_size=64, negatives=3, type_aware=False)
-    head, losses = train_compatibility_head(
+    _, losses = train_compatibility_head(
         vectors, outfits, categories, config, verdicts=Verdicts.of(good=[(0, 3)], bad=[])
     )
     assert len(losses) == 2 and all(np.isfinite(losses))

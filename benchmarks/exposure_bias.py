@@ -23,7 +23,6 @@ OUTFITS_VAR_DIR must hold the imported Mango catalog and an active version (docs
 """
 
 import argparse
-import csv
 import json
 import sys
 from collections import Counter
@@ -35,15 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
-from benchmarks.mango_split import read_training_outfits  # noqa: E402
+from benchmarks.mango_split import (  # noqa: E402
+    MANGO,
+    NEW_ARRIVALS_FROM_AT_MOST,
+    read_mango,
+    read_training_outfits,
+)
 
-RARE = 3  # the split draws new arrivals from products in at most this many outfits
 DRAWS = 5  # matched wrong answers drawn per question
-
-
-def outfit_counts(outfits_csv: Path) -> Counter[str]:
-    with outfits_csv.open(newline="") as handle:
-        return Counter(row["sku"] for row in csv.DictReader(handle))
 
 
 def paired(base: np.ndarray, other: np.ndarray) -> dict:
@@ -62,21 +60,19 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "exposure_bias.json")
     parser.add_argument(
-        "--outfits",
-        type=Path,
-        default=ROOT.parent / "shared" / "datasets" / "mango" / "outfits.csv",
-        help="the Mango outfits.csv (all outfits: each product's rarity)",
+        "--data", type=Path, default=MANGO, help="the Mango data set (each product's rarity)"
     )
     parser.add_argument("--family-prior", action="store_true", help="probe the cure too")
     arguments = parser.parse_args()
-    if not arguments.outfits.is_file():
-        raise SystemExit(f"{arguments.outfits} not found: the Mango data set is needed.")
+    if not (arguments.data / "outfits.csv").is_file():
+        raise SystemExit(f"The Mango data set is not at {arguments.data}: it is needed.")
     version, index = active_version()
-    in_outfits = outfit_counts(arguments.outfits)
+    _, outfits = read_mango(arguments.data)
+    in_outfits = Counter(sku for items in outfits.values() for sku in items)
     known = {sku for outfit in read_training_outfits(arguments.split) for sku in outfit}
     matched: dict[str, list[str]] = {}  # family -> known items as rare as new arrivals
     for sku, category in zip(index.skus, index.categories, strict=True):
-        if sku in known and in_outfits[sku] <= RARE:
+        if sku in known and in_outfits[sku] <= NEW_ARRIVALS_FROM_AT_MOST:
             matched.setdefault(category, []).append(sku)
     questions = json.loads((arguments.split / "cold_fitb.json").read_text())
     scorers = {

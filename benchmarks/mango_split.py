@@ -26,6 +26,24 @@ sys.path.insert(0, str(ROOT))
 from embeddings.engine.evaluate import make_tasks  # noqa: E402  (after the path is set)
 
 MANGO = ROOT.parent / "shared" / "datasets" / "mango"
+NEW_ARRIVALS_FROM_AT_MOST = 3  # outfits: new arrivals are drawn from products in so few
+
+
+def read_mango(data: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The Mango data set's family of each product, and each outfit's products (each once,
+    those of the catalog only)."""
+    with (data / "products.csv").open(newline="") as handle:
+        family_of = {
+            row["cod_modelo_color"]: row["des_product_family"] for row in csv.DictReader(handle)
+        }
+    outfits: dict[str, list[str]] = {}
+    with (data / "outfits.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["sku"] in family_of and row["sku"] not in outfits.setdefault(
+                row["outfit_id"], []
+            ):
+                outfits[row["outfit_id"]].append(row["sku"])
+    return family_of, outfits
 
 
 def read_training_outfits(split: Path) -> list[list[str]]:
@@ -58,21 +76,11 @@ def main() -> None:
     if not (arguments.data / "outfits.csv").is_file():
         raise SystemExit(f"The Mango data set is not at {arguments.data}: nothing to split.")
 
-    with (arguments.data / "products.csv").open(newline="") as handle:
-        family_of = {
-            row["cod_modelo_color"]: row["des_product_family"] for row in csv.DictReader(handle)
-        }
-    outfits: dict[str, list[str]] = {}
-    with (arguments.data / "outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["sku"] in family_of and row["sku"] not in outfits.setdefault(
-                row["outfit_id"], []
-            ):
-                outfits[row["outfit_id"]].append(row["sku"])
+    family_of, outfits = read_mango(arguments.data)
     appearances = Counter(sku for items in outfits.values() for sku in items)
 
     rng = np.random.default_rng(arguments.seed)
-    rare = sorted(sku for sku, count in appearances.items() if count <= 3)
+    rare = sorted(sku for sku, count in appearances.items() if count <= NEW_ARRIVALS_FROM_AT_MOST)
     new_arrivals = set(
         rng.choice(
             rare, size=round(len(rare) * arguments.new_arrival_share), replace=False

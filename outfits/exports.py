@@ -214,7 +214,8 @@ def write_export_file(
 ) -> Path:
     """Write the export `name` (new_export_name) whole: into `<name>.part`, its progress in
     `<name>.progress` every few seconds, then renamed into place (a failed export leaves no
-    file that looks whole). The queued marker goes once the part file is there."""
+    file that looks whole). The queued marker goes once the part file is there (and, should
+    the export fail, with the task: outfits.tasks)."""
     if not EXPORT_NAME.match(name):
         raise ValueError(f"{name!r} is not an export file name")
     folder = exports_folder()
@@ -235,8 +236,8 @@ def write_export_file(
             handle.writelines(export_lines(file_format, limit, filters, base_url, progress))
         os.replace(part, folder / name)
     finally:
-        for leftover in (part, progress_file, queued):
-            leftover.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+        progress_file.unlink(missing_ok=True)
     return folder / name
 
 

@@ -55,7 +55,7 @@ class HeadTrainingConfig:
     # category (InfoNCE), drawn once per batch and category and shared by the batch's rows.
     negatives: int = 1
     temperature: float = 0.1
-    # Negatives drawn as the outfits wear items (worn_by_category), not every catalog item
+    # Negatives drawn as the outfits wear items (triplets.negative_pools), not every item
     # alike: else an item in no training outfit is only ever a negative, and the head learns
     # "never worn" as "goes with nothing", which new arrivals that look like it inherit.
     negatives_as_worn: bool = True

@@ -72,7 +72,23 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "outfit_scorer.json")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME=FIELD:VALUE,…",
+        help="outfit-model variants to train instead of the ablation's two, e.g. "
+        "'256 negatives=negatives:256' (OutfitTrainingConfig fields)",
+    )
     arguments = parser.parse_args()
+    variants = VARIANTS
+    if arguments.variant:
+        variants = {
+            name: {
+                field: type(getattr(OutfitTrainingConfig(), field))(value)
+                for field, value in (pair.split(":") for pair in changes.split(","))
+            }
+            for name, changes in (v.split("=", 1) for v in arguments.variant)
+        }
 
     index = CompatibilityIndex.load(arguments.version)
     pairs = index.scorer.base if isinstance(index.scorer, OutfitScorer) else index.scorer
@@ -91,7 +107,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
 
     record("type-aware pairs", None, pairs)
-    for name, changes in VARIANTS.items():
+    for name, changes in variants.items():
         for seed in arguments.seeds:
             config = replace(OutfitTrainingConfig(epochs=arguments.epochs, seed=seed), **changes)
             started = time.perf_counter()
@@ -122,7 +138,7 @@ def main() -> None:
         "cold R@30 | cold R@50 |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in ["type-aware pairs", *VARIANTS]:
+    for name in ["type-aware pairs", *variants]:
         for blend in ("content", "served"):
             mine = [r for r in rows if r["scorer"] == name and r["blend"] == blend]
 

@@ -1,0 +1,160 @@
+"""How well a training chooses the weights of the outfits' signals, and what a steadier choice
+would give, on the active version and the Mango split.
+
+A training picks the three weights (cooccurrence.SIGNALS; 120 combinations) that answer most
+of its held-out blanks (fit.Validation.blend_weights): one blank per held-out outfit, about
+580 questions. The probe rebuilds that choice from the version's own content scorer and the
+training's split (the outfits held out by hash, the questions drawn with the training's seed),
+checks it gives the weights the version has, then chooses again on more questions (every item
+of a held-out outfit as a blank, in several draws of wrong answers), and scores each choice on
+the split's warm and cold questions; the best weights on the split itself are the bound.
+
+    OUTFITS_VAR_DIR=/tmp/mango/var .venv/bin/python benchmarks/blend_choice.py \\
+        --split /tmp/mango-split --seed 0 --results /tmp/blend_choice.json
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.api import active_version, code_version, machine  # noqa: E402
+from benchmarks.mango_split import read_training_outfits  # noqa: E402
+from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.evaluate import FitbTask, make_tasks, split_outfits  # noqa: E402
+from embeddings.engine.fit import (  # noqa: E402
+    COOCCURRENCE_WEIGHTS,
+    OVERLAP_WEIGHTS,
+    SECOND_ORDER_WEIGHTS,
+    TrainingOptions,
+)
+
+GRID = np.array(
+    [(a, b, c) for a in COOCCURRENCE_WEIGHTS for b in SECOND_ORDER_WEIGHTS for c in OVERLAP_WEIGHTS]
+)
+
+
+def every_blank(
+    outfits: list[list[str]], category_of: dict[str, str], rng: np.random.Generator
+) -> list[FitbTask]:
+    """Each item of each outfit as the blank once, three wrong answers of its category."""
+    by_category: dict[str, list[str]] = {}
+    for sku, category in category_of.items():
+        by_category.setdefault(category, []).append(sku)
+    tasks = []
+    for outfit in outfits:
+        for blank in outfit:
+            pool = [s for s in by_category[category_of[blank]] if s not in outfit]
+            if len(pool) < 3 or len(outfit) < 2:
+                continue
+            wrong = [pool[i] for i in rng.choice(len(pool), 3, replace=False)]
+            correct = int(rng.integers(4))
+            answers = (*wrong[:correct], blank, *wrong[correct:])
+            question = tuple(s for s in outfit if s != blank)
+            tasks.append(FitbTask(question, answers, correct, category_of[blank]))
+    return tasks
+
+
+def right_by_weights(content, evidence: CoOccurrence, row_of, tasks) -> np.ndarray:
+    """right[q, g]: question q answered right at the grid's weights g."""
+    found = []
+    for task in tasks:
+        questions = [row_of[s] for s in task.question]
+        answers = [row_of[s] for s in task.answers]
+        scores = np.asarray(content(task.question, task.answers)) + GRID @ evidence.signals(
+            questions, answers
+        )
+        found.append(np.argmax(scores, axis=1) == task.correct)
+    return np.array(found)
+
+
+def chosen(right: np.ndarray) -> int:
+    """The training's rule: most right, a tie to the smaller weights."""
+    return max(range(len(GRID)), key=lambda g: (right[:, g].sum(), -GRID[g].sum()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
+    parser.add_argument("--draws", type=int, default=3, help="draws of every blank")
+    parser.add_argument("--results", type=Path, required=True)
+    arguments = parser.parse_args()
+    version, index = active_version()
+    skus, row_of = list(index.skus), index.row_of_sku
+    category_of = dict(zip(skus, index.categories, strict=True))
+    outfits = read_training_outfits(arguments.split)
+    train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
+    train = [outfits[i] for i in train_at]
+    held_out = [outfits[i] for i in held_at]
+    evidence = CoOccurrence.from_outfits([[row_of[s] for s in o] for o in train], 0.0)
+    content = index.sku_scorer(index.scorer.content_only())
+    rng = np.random.default_rng(arguments.seed)
+    as_trained, _ = make_tasks(held_out, category_of, rng)
+    more = [t for _ in range(arguments.draws) for t in every_blank(held_out, category_of, rng)]
+    choices = {
+        "one blank per held-out outfit (the training's)": right_by_weights(
+            content, evidence, row_of, as_trained
+        ),
+        f"every blank, {arguments.draws} draws": right_by_weights(content, evidence, row_of, more),
+    }
+    worn = {s for o in train for s in o}
+    known = [t for t in more if t.answers[t.correct] in worn]
+    choices["every blank, answers worn in training"] = right_by_weights(
+        content, evidence, row_of, known
+    )
+    mixed = [t for t in as_trained if t.answers[t.correct] in worn]
+    choices["one blank per outfit, answers worn in training"] = right_by_weights(
+        content, evidence, row_of, mixed
+    )
+    served = index.scorer.options
+    results: dict = {
+        "machine": machine(),
+        "code": code_version(),
+        "version": version.name,
+        "served_weights": [
+            served["cooccurrence_weight"],
+            served.get("second_order_weight", 0.0),
+            served.get("overlap_weight", 0.0),
+        ],
+        "choices": {},
+    }
+    every = CoOccurrence.from_outfits([[row_of[s] for s in o] for o in outfits], 0.0)
+    split = {
+        name: right_by_weights(
+            content,
+            every,
+            row_of,
+            [
+                FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
+                for t in json.loads((arguments.split / f"{name}_fitb.json").read_text())
+            ],
+        )
+        for name in ("warm", "cold")
+    }
+    for name, right in choices.items():
+        g = chosen(right)
+        results["choices"][name] = {
+            "questions": len(right),
+            "weights": GRID[g].tolist(),
+            "held_out_fitb": float(right[:, g].mean()),
+            **{f"split_{k}": float(v[:, g].mean()) for k, v in split.items()},
+        }
+        print(name, json.dumps(results["choices"][name]))
+    for name, right in split.items():
+        g = int(np.argmax(right.mean(axis=0)))
+        results[f"best_on_split_{name}"] = {
+            "weights": GRID[g].tolist(),
+            "fitb": float(right[:, g].mean()),
+        }
+        print(f"best on the split's {name}", json.dumps(results[f"best_on_split_{name}"]))
+    arguments.results.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

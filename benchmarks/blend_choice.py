@@ -4,10 +4,12 @@ would give, on the active version and the Mango split.
 A training picks the three weights (cooccurrence.SIGNALS; 120 combinations) that answer most
 of its held-out blanks (fit.Validation.blend_weights): one blank per held-out outfit, about
 580 questions. The probe rebuilds that choice from the version's own content scorer and the
-training's split (the outfits held out by hash, the questions drawn with the training's seed),
-checks it gives the weights the version has, then chooses again on more questions (every item
-of a held-out outfit as a blank, in several draws of wrong answers), and scores each choice on
-the split's warm and cold questions; the best weights on the split itself are the bound.
+training's split (the outfits held out by hash, the questions drawn with the training's seed,
+the hub penalty's centres of the training's own outfits), reports whether it gives the weights
+the version has, then chooses again on more questions (every item of a held-out outfit as a
+blank, in several draws of wrong answers; those whose answer training wore) and scores each
+choice on the split's warm questions; the best weights on the split itself are the bound.
+(Cold answers have no outfit evidence: every choice scores them alike.)
 
     OUTFITS_VAR_DIR=/tmp/mango/var .venv/bin/python benchmarks/blend_choice.py \\
         --split /tmp/mango-split --seed 0 --results /tmp/blend_choice.json
@@ -33,6 +35,13 @@ from embeddings.engine.fit import (  # noqa: E402
     SECOND_ORDER_WEIGHTS,
     TrainingOptions,
 )
+from embeddings.engine.index import CompatibilityIndex  # noqa: E402
+from embeddings.engine.scorers import (  # noqa: E402
+    OutfitScorer,
+    SkuScorer,
+    TypeAwareScorer,
+    query_centres,
+)
 
 GRID = np.array(
     [(a, b, c) for a in COOCCURRENCE_WEIGHTS for b in SECOND_ORDER_WEIGHTS for c in OVERLAP_WEIGHTS]
@@ -48,9 +57,11 @@ def every_blank(
         by_category.setdefault(category, []).append(sku)
     tasks = []
     for outfit in outfits:
+        if len(outfit) < 2:
+            continue
         for blank in outfit:
             pool = [s for s in by_category[category_of[blank]] if s not in outfit]
-            if len(pool) < 3 or len(outfit) < 2:
+            if len(pool) < 3:
                 continue
             wrong = [pool[i] for i in rng.choice(len(pool), 3, replace=False)]
             correct = int(rng.integers(4))
@@ -60,7 +71,28 @@ def every_blank(
     return tasks
 
 
-def right_by_weights(content, evidence: CoOccurrence, row_of, tasks) -> np.ndarray:
+def training_content(
+    index: CompatibilityIndex, train_rows: list[list[int]], hub_penalty: float
+) -> SkuScorer:
+    """The content score the training weighed the signals with: the version's space and
+    models, the hub penalty's centres of the training's own outfits (the version's own are
+    of every outfit, held-out ones included)."""
+    served = index.scorer
+    base = served.base if isinstance(served, OutfitScorer) else served
+    assert isinstance(base, TypeAwareScorer)
+    vectors = np.asarray(index.vectors)
+    centres = query_centres(base.pair_weights, vectors, index.categories, train_rows, hub_penalty)
+    pairs = TypeAwareScorer(base.pair_weights, None, centres)
+    scorer = OutfitScorer(pairs, served.model) if isinstance(served, OutfitScorer) else pairs
+    return SkuScorer(scorer, vectors, index.categories, index.row_of_sku)
+
+
+def right_by_weights(
+    content: SkuScorer,
+    evidence: CoOccurrence,
+    row_of: dict[str, int],
+    tasks: list[FitbTask],
+) -> np.ndarray:
     """right[q, g]: question q answered right at the grid's weights g."""
     found = []
     for task in tasks:
@@ -83,6 +115,9 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
     parser.add_argument("--draws", type=int, default=3, help="draws of every blank")
+    parser.add_argument(
+        "--hub-penalty", type=float, default=TrainingOptions().hub_penalty, help="the version's"
+    )
     parser.add_argument("--results", type=Path, required=True)
     arguments = parser.parse_args()
     version, index = active_version()
@@ -92,8 +127,9 @@ def main() -> None:
     train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
     train = [outfits[i] for i in train_at]
     held_out = [outfits[i] for i in held_at]
-    evidence = CoOccurrence.from_outfits([[row_of[s] for s in o] for o in train], 0.0)
-    content = index.sku_scorer(index.scorer.content_only())
+    train_rows = [[row_of[s] for s in o] for o in train]
+    evidence = CoOccurrence.from_outfits(train_rows, 0.0)
+    content = training_content(index, train_rows, arguments.hub_penalty)
     rng = np.random.default_rng(arguments.seed)
     as_trained, _ = make_tasks(held_out, category_of, rng)
     more = [t for _ in range(arguments.draws) for t in every_blank(held_out, category_of, rng)]
@@ -113,7 +149,7 @@ def main() -> None:
         content, evidence, row_of, mixed
     )
     served = index.scorer.options
-    results: dict = {
+    results: dict[str, object] = {
         "machine": machine(),
         "code": code_version(),
         "version": version.name,
@@ -122,37 +158,35 @@ def main() -> None:
             served.get("second_order_weight", 0.0),
             served.get("overlap_weight", 0.0),
         ],
-        "choices": {},
     }
+    found: dict[str, dict] = {}
     every = CoOccurrence.from_outfits([[row_of[s] for s in o] for o in outfits], 0.0)
-    split = {
-        name: right_by_weights(
-            content,
-            every,
-            row_of,
-            [
-                FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
-                for t in json.loads((arguments.split / f"{name}_fitb.json").read_text())
-            ],
-        )
-        for name in ("warm", "cold")
-    }
+    served_content = index.sku_scorer(index.scorer.content_only())
+    warm = right_by_weights(
+        served_content,
+        every,
+        row_of,
+        [
+            FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
+            for t in json.loads((arguments.split / "warm_fitb.json").read_text())
+        ],
+    )
     for name, right in choices.items():
         g = chosen(right)
-        results["choices"][name] = {
+        found[name] = {
             "questions": len(right),
             "weights": GRID[g].tolist(),
             "held_out_fitb": float(right[:, g].mean()),
-            **{f"split_{k}": float(v[:, g].mean()) for k, v in split.items()},
+            "split_warm": float(warm[:, g].mean()),
         }
-        print(name, json.dumps(results["choices"][name]))
-    for name, right in split.items():
-        g = int(np.argmax(right.mean(axis=0)))
-        results[f"best_on_split_{name}"] = {
-            "weights": GRID[g].tolist(),
-            "fitb": float(right[:, g].mean()),
-        }
-        print(f"best on the split's {name}", json.dumps(results[f"best_on_split_{name}"]))
+        print(name, json.dumps(found[name]))
+    results["choices"] = found
+    rebuilt = found["one blank per held-out outfit (the training's)"]["weights"]
+    results["rebuilt_choice_is_the_versions"] = rebuilt == results["served_weights"]
+    print("the rebuilt choice is the version's:", results["rebuilt_choice_is_the_versions"])
+    g = int(np.argmax(warm.mean(axis=0)))
+    results["best_on_split_warm"] = {"weights": GRID[g].tolist(), "fitb": float(warm[:, g].mean())}
+    print("best on the split's warm questions", json.dumps(results["best_on_split_warm"]))
     arguments.results.write_text(json.dumps(results, indent=1) + "\n")
 
 

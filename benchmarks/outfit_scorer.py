@@ -6,14 +6,15 @@ content alone (no co-occurrence: what a new arrival gets) and served (the versio
 Recall@10/30/50 of the cold answers within their family; writes the raw results (JSON).
 
     .venv/bin/python benchmarks/outfit_scorer.py --version var/models/<version> \\
-        [--split var/mango-split] [--seeds 0 1 2] [--epochs 20] [--results FILE]
+        [--split var/mango-split] [--seeds 0 1 2] [--epochs 20] [--results FILE] \\
+        [--variant "128 negatives=negatives:128" …]   # other outfit models than the ablation's
 """
 
 import argparse
 import json
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,26 @@ VARIANTS = {
 }
 
 
+def parse_variant(text: str) -> tuple[str, dict[str, float | int]]:
+    """'NAME=FIELD:VALUE,…' → (NAME, {FIELD: VALUE}), each field a number of
+    OutfitTrainingConfig other than the ones every variant shares (seed, epochs)."""
+    name, _, changes = text.partition("=")
+    numbers = {
+        f.name: f.type
+        for f in fields(OutfitTrainingConfig)
+        if f.type in (int, float, "int", "float") and f.name not in ("seed", "epochs")
+    }
+    found: dict[str, float | int] = {}
+    for change in changes.split(","):
+        field, _, value = change.partition(":")
+        if field not in numbers:
+            raise ValueError(f"--variant {text!r}: {field!r} is not one of {', '.join(numbers)}")
+        found[field] = int(value) if numbers[field] in (int, "int") else float(value)
+    if not name or not found:
+        raise ValueError(f"--variant {text!r}: expected NAME=FIELD:VALUE,…")
+    return name, found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", type=Path, required=True, help="a trained version's folder")
@@ -82,13 +103,10 @@ def main() -> None:
     arguments = parser.parse_args()
     variants = VARIANTS
     if arguments.variant:
-        variants = {
-            name: {
-                field: type(getattr(OutfitTrainingConfig(), field))(value)
-                for field, value in (pair.split(":") for pair in changes.split(","))
-            }
-            for name, changes in (v.split("=", 1) for v in arguments.variant)
-        }
+        try:
+            variants = dict(parse_variant(text) for text in arguments.variant)
+        except ValueError as error:
+            parser.error(str(error))
 
     index = CompatibilityIndex.load(arguments.version)
     pairs = index.scorer.base if isinstance(index.scorer, OutfitScorer) else index.scorer

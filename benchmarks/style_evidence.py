@@ -6,8 +6,10 @@ Mango's SKU is model-colour (41085800-02), so the model code stands for the styl
 store's feed has (Google's item_group_id, Shopify's product over its variants). The probe
 rebuilds the active version's three outfit signals (cooccurrence.py) from the split's training
 outfits twice, by item and by style, and adds each to the version's content score: served
-FITB cold and warm at the version's weights and at the best weights of a grid (an upper bound),
-and served cold Recall@10 within the family.
+FITB cold and warm at the version's weights, both side by side (style at λ times them), at the
+best weights of a grid (an upper bound), and served cold Recall@10 within the family; and how
+many answers in no training outfit have a colourway that is in one (and worn with a question
+item's style).
 
     OUTFITS_VAR_DIR=/tmp/mango/var .venv/bin/python benchmarks/style_evidence.py \\
         --split /tmp/mango-split --results /tmp/style_evidence.json
@@ -16,8 +18,10 @@ and served cold Recall@10 within the family.
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from itertools import product
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -27,20 +31,29 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 
 DIRECT = (0.0, 0.5, 1.0, 2.0, 4.0)
 SECOND_ORDER = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 OVERLAP = (0.0, 0.1, 0.3, 1.0)
+BESIDE = (0.1, 0.25, 0.5, 1.0)  # λ: style at λ times the version's weights, beside the item's
+Features = list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]
 
 
 def style_of(sku: str) -> str:
     return sku.split("-")[0]
 
 
-def features(index, questions: list[dict], item: CoOccurrence, style: CoOccurrence, ids) -> list:
+def features(
+    index: CompatibilityIndex,
+    questions: list[dict],
+    item: CoOccurrence,
+    style: CoOccurrence,
+    style_id: Mapping[str, int],
+) -> Features:
     """Per question: content scores, item signals (3, 4), style signals (3, 4), the answer."""
     content = index.sku_scorer(index.scorer.content_only())
-    row_of, style_id = index.row_of_sku, ids
+    row_of = index.row_of_sku
     found = []
     for task in questions:
         found.append(
@@ -58,7 +71,7 @@ def features(index, questions: list[dict], item: CoOccurrence, style: CoOccurren
     return found
 
 
-def fitb(found: list, item_weights: np.ndarray, style_weights: np.ndarray) -> float:
+def fitb(found: Features, item_weights: np.ndarray, style_weights: np.ndarray) -> float:
     return float(
         np.mean(
             [
@@ -69,7 +82,7 @@ def fitb(found: list, item_weights: np.ndarray, style_weights: np.ndarray) -> fl
     )
 
 
-def best(found: list, by: str) -> dict:
+def best(found: Features, by: Literal["item", "style"]) -> dict:
     """The grid's best FITB with the signals read `by` item or style."""
     top = {"fitb": -1.0}
     zero = np.zeros(3)
@@ -81,7 +94,14 @@ def best(found: list, by: str) -> dict:
     return top
 
 
-def recall_at_10(index, questions, item, style, ids, weights) -> dict:
+def recall_at_10(
+    index: CompatibilityIndex,
+    questions: list[dict],
+    item: CoOccurrence,
+    style: CoOccurrence,
+    style_id: Mapping[str, int],
+    weights: np.ndarray,
+) -> dict[str, float]:
     """Served cold Recall@10 within the family, by item and by style."""
     content = index.sku_scorer(index.scorer.content_only())
     members: dict[str, list[str]] = {}
@@ -95,11 +115,34 @@ def recall_at_10(index, questions, item, style, ids, weights) -> dict:
         anchors = [index.row_of_sku[s] for s in task["question"]]
         by_item = base + weights @ item.signals(anchors, [index.row_of_sku[s] for s in pool])
         by_style = base + weights @ style.signals(
-            [ids[s] for s in task["question"]], [ids[s] for s in pool]
+            [style_id[s] for s in task["question"]], [style_id[s] for s in pool]
         )
         for name, scores in (("item", by_item), ("style", by_style)):
             hits[name].append(int((scores > scores[right]).sum()) < 10)
     return {name: float(np.mean(h)) for name, h in hits.items()}
+
+
+def colourways(
+    questions: list[dict], outfits: list[list[str]], style_id: Mapping[str, int]
+) -> dict[str, int]:
+    """Of the answers in no training outfit: how many have a colourway in one, and how many a
+    colourway worn with a question item's style."""
+    worn = {sku for outfit in outfits for sku in outfit}
+    styles_worn = {style_id[sku] for sku in worn}
+    with_style: dict[int, set[int]] = {}
+    for outfit in outfits:
+        for sku in outfit:
+            with_style.setdefault(style_id[sku], set()).update(style_id[s] for s in outfit)
+    unworn = [t for t in questions if t["answers"][t["correct"]] not in worn]
+    answer_style = [style_id[t["answers"][t["correct"]]] for t in unworn]
+    return {
+        "answers_in_no_training_outfit": len(unworn),
+        "with_a_colourway_worn": sum(s in styles_worn for s in answer_style),
+        "with_a_colourway_worn_with_a_question_items_style": sum(
+            bool(with_style.get(s, set()) & {style_id[q] for q in t["question"]})
+            for s, t in zip(answer_style, unworn, strict=True)
+        ),
+    }
 
 
 def main() -> None:
@@ -118,12 +161,12 @@ def main() -> None:
         ]
     )
     outfits = read_training_outfits(arguments.split)
-    ids = {style: n for n, style in enumerate(sorted({style_of(s) for s in index.skus}))}
-    ids = {sku: ids[style_of(sku)] for sku in index.skus}
+    style_number = {style: n for n, style in enumerate(sorted({style_of(s) for s in index.skus}))}
+    style_id = {sku: style_number[style_of(sku)] for sku in index.skus}
     item = CoOccurrence.from_outfits([[index.row_of_sku[s] for s in o] for o in outfits], 1.0)
-    style = CoOccurrence.from_outfits([[ids[s] for s in o] for o in outfits], 1.0)
+    style = CoOccurrence.from_outfits([[style_id[s] for s in o] for o in outfits], 1.0)
     served = index.sku_scorer(index.scorer)
-    results: dict = {
+    results: dict[str, object] = {
         "machine": machine(),
         "code": code_version(),
         "version": version.name,
@@ -131,7 +174,7 @@ def main() -> None:
     }
     for name in ("cold", "warm"):
         questions = json.loads((arguments.split / f"{name}_fitb.json").read_text())
-        found = features(index, questions, item, style, ids)
+        found = features(index, questions, item, style, style_id)
         as_served = float(
             np.mean(
                 [
@@ -147,13 +190,17 @@ def main() -> None:
             "rebuilt_by_item": fitb(found, weights, zero),
             "by_style": fitb(found, zero, weights),
             "content_alone": fitb(found, zero, zero),
+            "style_beside_item": {lam: fitb(found, weights, lam * weights) for lam in BESIDE},
+            **colourways(questions, outfits, style_id),
             "best_by_item": best(found, "item"),
             "best_by_style": best(found, "style"),
         }
         print(name, json.dumps(results[name]))
     if arguments.recall:
         questions = json.loads((arguments.split / "cold_fitb.json").read_text())
-        results["cold_recall_at_10"] = recall_at_10(index, questions, item, style, ids, weights)
+        results["cold_recall_at_10"] = recall_at_10(
+            index, questions, item, style, style_id, weights
+        )
         print("cold served R@10", results["cold_recall_at_10"])
     arguments.results.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -70,6 +70,8 @@ def parse_variant(text: str) -> tuple[str, dict[str, float | int]]:
     """'NAME=FIELD:VALUE,…' → (NAME, {FIELD: VALUE}), each field a number of
     OutfitTrainingConfig other than the ones every variant shares (seed, epochs)."""
     name, _, changes = text.partition("=")
+    if not name or ":" not in changes:
+        raise ValueError(f"--variant {text!r}: expected NAME=FIELD:VALUE,…")
     numbers = {
         f.name: f.type
         for f in fields(OutfitTrainingConfig)
@@ -81,8 +83,6 @@ def parse_variant(text: str) -> tuple[str, dict[str, float | int]]:
         if field not in numbers:
             raise ValueError(f"--variant {text!r}: {field!r} is not one of {', '.join(numbers)}")
         found[field] = int(value) if numbers[field] in (int, "int") else float(value)
-    if not name or not found:
-        raise ValueError(f"--variant {text!r}: expected NAME=FIELD:VALUE,…")
     return name, found
 
 

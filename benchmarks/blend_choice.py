@@ -1,8 +1,8 @@
 """How well a training chooses the weights of the outfits' signals, and what a steadier choice
 would give, on the active version and the Mango split.
 
-A training picks the three weights (cooccurrence.SIGNALS; 120 combinations) that answer most
-of its held-out blanks (fit.Validation.blend_weights): one blank per held-out outfit, about
+A training picks the three weights (cooccurrence.SIGNALS; fit.BLEND_GRID's 120) that answer most
+of its held-out blanks (fit.blend_grid_right, fit.best_blend): one blank per held-out outfit, about
 580 questions. The probe rebuilds that choice from the version's own content scorer and the
 training's split (the outfits held out by hash, the questions drawn with the training's seed,
 the hub penalty's centres of the training's own outfits), reports whether it gives the weights
@@ -30,10 +30,10 @@ from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import FitbTask, make_tasks, split_outfits  # noqa: E402
 from embeddings.engine.fit import (  # noqa: E402
-    COOCCURRENCE_WEIGHTS,
-    OVERLAP_WEIGHTS,
-    SECOND_ORDER_WEIGHTS,
+    BLEND_GRID,
     TrainingOptions,
+    best_blend,
+    blend_grid_right,
 )
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 from embeddings.engine.scorers import (  # noqa: E402
@@ -41,10 +41,6 @@ from embeddings.engine.scorers import (  # noqa: E402
     SkuScorer,
     TypeAwareScorer,
     query_centres,
-)
-
-GRID = np.array(
-    [(a, b, c) for a in COOCCURRENCE_WEIGHTS for b in SECOND_ORDER_WEIGHTS for c in OVERLAP_WEIGHTS]
 )
 
 
@@ -87,29 +83,6 @@ def training_content(
     return SkuScorer(scorer, vectors, index.categories, index.row_of_sku)
 
 
-def right_by_weights(
-    content: SkuScorer,
-    evidence: CoOccurrence,
-    row_of: dict[str, int],
-    tasks: list[FitbTask],
-) -> np.ndarray:
-    """right[q, g]: question q answered right at the grid's weights g."""
-    found = []
-    for task in tasks:
-        questions = [row_of[s] for s in task.question]
-        answers = [row_of[s] for s in task.answers]
-        scores = np.asarray(content(task.question, task.answers)) + GRID @ evidence.signals(
-            questions, answers
-        )
-        found.append(np.argmax(scores, axis=1) == task.correct)
-    return np.array(found)
-
-
-def chosen(right: np.ndarray) -> int:
-    """The training's rule: most right, a tie to the smaller weights."""
-    return max(range(len(GRID)), key=lambda g: (right[:, g].sum(), -GRID[g].sum()))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
@@ -134,18 +107,18 @@ def main() -> None:
     as_trained, _ = make_tasks(held_out, category_of, rng)
     more = [t for _ in range(arguments.draws) for t in every_blank(held_out, category_of, rng)]
     choices = {
-        "one blank per held-out outfit (the training's)": right_by_weights(
+        "one blank per held-out outfit (the training's)": blend_grid_right(
             content, evidence, row_of, as_trained
         ),
-        f"every blank, {arguments.draws} draws": right_by_weights(content, evidence, row_of, more),
+        f"every blank, {arguments.draws} draws": blend_grid_right(content, evidence, row_of, more),
     }
     worn = {s for o in train for s in o}
     known = [t for t in more if t.answers[t.correct] in worn]
-    choices["every blank, answers worn in training"] = right_by_weights(
+    choices["every blank, answers worn in training"] = blend_grid_right(
         content, evidence, row_of, known
     )
     mixed = [t for t in as_trained if t.answers[t.correct] in worn]
-    choices["one blank per outfit, answers worn in training"] = right_by_weights(
+    choices["one blank per outfit, answers worn in training"] = blend_grid_right(
         content, evidence, row_of, mixed
     )
     served = index.scorer.options
@@ -162,7 +135,7 @@ def main() -> None:
     found: dict[str, dict] = {}
     every = CoOccurrence.from_outfits([[row_of[s] for s in o] for o in outfits], 0.0)
     served_content = index.sku_scorer(index.scorer.content_only())
-    warm = right_by_weights(
+    warm = blend_grid_right(
         served_content,
         every,
         row_of,
@@ -172,10 +145,10 @@ def main() -> None:
         ],
     )
     for name, right in choices.items():
-        g = chosen(right)
+        g = best_blend(right)
         found[name] = {
             "questions": len(right),
-            "weights": GRID[g].tolist(),
+            "weights": BLEND_GRID[g].tolist(),
             "held_out_fitb": float(right[:, g].mean()),
             "split_warm": float(warm[:, g].mean()),
         }
@@ -185,7 +158,10 @@ def main() -> None:
     results["rebuilt_choice_is_the_versions"] = rebuilt == results["served_weights"]
     print("the rebuilt choice is the version's:", results["rebuilt_choice_is_the_versions"])
     g = int(np.argmax(warm.mean(axis=0)))
-    results["best_on_split_warm"] = {"weights": GRID[g].tolist(), "fitb": float(warm[:, g].mean())}
+    results["best_on_split_warm"] = {
+        "weights": BLEND_GRID[g].tolist(),
+        "fitb": float(warm[:, g].mean()),
+    }
     print("best on the split's warm questions", json.dumps(results["best_on_split_warm"]))
     arguments.results.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -45,7 +45,9 @@ from benchmarks.mango_split import (  # noqa: E402
     read_mango,
     read_training_outfits,
 )
+from benchmarks.transfer_study import family_members  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.scorers import OutfitScorer  # noqa: E402
 
 DRAWS = 5  # matched wrong answers drawn per question
 
@@ -135,9 +137,7 @@ def family_prior(index, asked: list, warm: list[dict]) -> dict:
     served = index.sku_scorer(index.scorer)
     content = index.sku_scorer(index.scorer.content_only())
     partners = index.scorer.partners
-    members: dict[str, list[str]] = {}
-    for sku, category in zip(index.skus, index.categories, strict=True):
-        members.setdefault(category, []).append(sku)
+    members = family_members(index.skus, index.categories)
 
     def both(task: dict) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
         pool = [sku for sku in members[task["category"]] if sku not in task["question"]]
@@ -208,11 +208,9 @@ def family_sums(evidence: CoOccurrence, anchors: list[int], family: list[int]) -
 def prior_cost(index, questions: list[dict]) -> dict:
     """Median ms per question of the signals of its answers alone, and of the family sums
     the prior needs, interleaved."""
-    evidence: CoOccurrence = (
-        index.scorer.base.cooccurrence
-        if hasattr(index.scorer, "base")
-        else index.scorer.cooccurrence
-    )
+    served = index.scorer
+    pairs = served.base if isinstance(served, OutfitScorer) else served
+    evidence: CoOccurrence = pairs.cooccurrence
     names = sorted(set(index.categories))
     family = [names.index(c) for c in index.categories]
     evidence.signals([0, 1], [2])  # its cached tables built before timing

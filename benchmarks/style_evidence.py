@@ -19,7 +19,6 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from itertools import product
 from pathlib import Path
 from typing import Literal
 
@@ -30,12 +29,11 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
+from benchmarks.transfer_study import family_members  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.fit import BLEND_GRID  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 
-DIRECT = (0.0, 0.5, 1.0, 2.0, 4.0)
-SECOND_ORDER = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-OVERLAP = (0.0, 0.1, 0.3, 1.0)
 BESIDE = (0.1, 0.25, 0.5, 1.0)  # λ: style at λ times the version's weights, beside the item's
 Features = list[tuple[np.ndarray, np.ndarray, np.ndarray, int]]
 
@@ -83,14 +81,14 @@ def fitb(found: Features, item_weights: np.ndarray, style_weights: np.ndarray) -
 
 
 def best(found: Features, by: Literal["item", "style"]) -> dict:
-    """The grid's best FITB with the signals read `by` item or style."""
+    """The best FITB of the weights a training tries, with the signals read `by` item or
+    style."""
     top = {"fitb": -1.0}
     zero = np.zeros(3)
-    for weights in product(DIRECT, SECOND_ORDER, OVERLAP):
-        w = np.array(weights)
+    for w in BLEND_GRID:
         score = fitb(found, w, zero) if by == "item" else fitb(found, zero, w)
         if score > top["fitb"]:
-            top = {"fitb": score, "weights": list(weights)}
+            top = {"fitb": score, "weights": w.tolist()}
     return top
 
 
@@ -104,9 +102,7 @@ def recall_at_10(
 ) -> dict[str, float]:
     """Served cold Recall@10 within the family, by item and by style."""
     content = index.sku_scorer(index.scorer.content_only())
-    members: dict[str, list[str]] = {}
-    for sku, category in zip(index.skus, index.categories, strict=True):
-        members.setdefault(category, []).append(sku)
+    members = family_members(index.skus, index.categories)
     hits = {"item": [], "style": []}
     for task in questions:
         pool = [s for s in members[task["category"]] if s not in task["question"]]

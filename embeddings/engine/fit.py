@@ -7,7 +7,7 @@ training on outfits they choose."""
 import copy
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
@@ -417,6 +417,41 @@ def scorers_to_validate(
     }
 
 
+# The weights of the outfits' signals (cooccurrence.SIGNALS) a training tries, every one with
+# every other.
+BLEND_GRID = np.array(
+    [(a, b, c) for a in COOCCURRENCE_WEIGHTS for b in SECOND_ORDER_WEIGHTS for c in OVERLAP_WEIGHTS]
+)
+
+
+def blend_grid_right(
+    content: SkuScorer,
+    evidence: CoOccurrence,
+    row_of: Mapping[str, int],
+    tasks: Sequence[FitbTask],
+) -> np.ndarray:
+    """right[q, g]: FITB question q answered right by `content`'s score plus the signals at
+    BLEND_GRID[g] (questions with an item `content` does not know are left out): the content
+    score computed once, the grid's scores by one product."""
+    found = []
+    for task in tasks:
+        if any(item not in content for item in [*task.question, *task.answers]):
+            continue
+        signals = evidence.signals(
+            [row_of[sku] for sku in task.question], [row_of[sku] for sku in task.answers]
+        )
+        scores = content(task.question, task.answers) + BLEND_GRID @ signals  # (grid, answers)
+        found.append(np.argmax(scores, axis=1) == task.correct)
+    return np.array(found, dtype=bool).reshape(-1, len(BLEND_GRID))
+
+
+def best_blend(right: np.ndarray) -> int:
+    """The row of BLEND_GRID that answers most of `right`'s questions, a tie going to the
+    smaller weights."""
+    counts = right.sum(axis=0)
+    return max(range(len(BLEND_GRID)), key=lambda g: (counts[g], -BLEND_GRID[g].sum()))
+
+
 NEW_ARRIVAL_DRAWS = 3  # questions per held-out outfit with a new item: fewer, noisier choices
 
 
@@ -511,28 +546,9 @@ class Validation:
         self, content: SkuScorer, evidence: CoOccurrence
     ) -> tuple[float, float, float]:
         """The weights of the outfits' signals (cooccurrence.SIGNALS) that fill the held-out
-        blanks best with `content`'s score, a tie going to the smaller weights: the content
-        score computed once, the grid's scores by one product."""
-        grid = np.array(
-            [
-                (a, b, c)
-                for a in COOCCURRENCE_WEIGHTS
-                for b in SECOND_ORDER_WEIGHTS
-                for c in OVERLAP_WEIGHTS
-            ]
-        )
-        right = np.zeros(len(grid))
-        for task in self.fitb:
-            if any(item not in content for item in [*task.question, *task.answers]):
-                continue
-            signals = evidence.signals(
-                [self.row_of[sku] for sku in task.question],
-                [self.row_of[sku] for sku in task.answers],
-            )
-            scores = content(task.question, task.answers) + grid @ signals  # (grid, answers)
-            right += np.argmax(scores, axis=1) == task.correct
-        chosen = max(range(len(grid)), key=lambda g: (right[g], -grid[g].sum()))
-        a, b, c = grid[chosen].tolist()
+        blanks best with `content`'s score (best_blend)."""
+        right = blend_grid_right(content, evidence, self.row_of, self.fitb)
+        a, b, c = BLEND_GRID[best_blend(right)].tolist()
         return a, b, c
 
     def by_sku(

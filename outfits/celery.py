@@ -7,7 +7,10 @@ import threading
 from celery import Celery
 from celery.signals import worker_init, worker_process_init, worker_ready
 
+from outfits import folder_broker
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "outfits.settings")
+folder_broker.register()
 
 logger = logging.getLogger(__name__)
 

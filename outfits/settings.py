@@ -281,8 +281,9 @@ if CELERY_TASK_ALWAYS_EAGER:
 # limit (run_import: 6 h 5 min), or a long import is delivered to a second worker while the
 # first still runs it (that one is refused by the job's claim, but wastes a worker slot).
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    # A broker in a folder: what `make demo` runs its worker on, with no broker server.
+if CELERY_BROKER_URL.startswith(("folder://", "filesystem://")):
+    # A broker in a folder: what `make demo` runs its worker on, with no broker server
+    # (`folder://`: outfits/folder_broker.py, kombu's filesystem transport made atomic).
     _broker_folder = VAR_DIR / "broker"
     _broker_folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS |= {

@@ -20,7 +20,7 @@ from embeddings.models import ModelVersion
 
 from .setup_demo import ADMIN_PASSWORD_FILE, ADMIN_USERNAME, API_KEY_FILE, quiet_logs
 
-FOLDER_BROKER = "filesystem://localhost/"
+FOLDER_BROKER = "folder://localhost/"  # outfits/folder_broker.py
 WORKER_LOG = "demo-worker.log"  # under settings.VAR_DIR
 
 

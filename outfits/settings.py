@@ -283,7 +283,7 @@ if CELERY_TASK_ALWAYS_EAGER:
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
 if CELERY_BROKER_URL.startswith(("folder://", "filesystem://")):
     # A broker in a folder: what `make demo` runs its worker on, with no broker server
-    # (`folder://`: outfits/folder_broker.py, kombu's filesystem transport made atomic).
+    # (`folder://`: outfits/folder_broker.py, kombu's filesystem transport, files written whole).
     _broker_folder = VAR_DIR / "broker"
     _broker_folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS |= {

@@ -22,6 +22,11 @@ from kombu.utils.json import dumps
 SCHEME = "folder"
 
 
+def transport_options(folder: str | os.PathLike) -> dict[str, str]:
+    """Messages and exchange tables in one folder (kombu's default tables go to ./control)."""
+    return {key: str(folder) for key in ("data_folder_in", "data_folder_out", "control_folder")}
+
+
 def hidden_partner(path: str) -> str:
     """Where `path` is written first: a name no reader of the folder takes (they match
     `<queue>.msg` after the first dot, and `<exchange>.exchange`)."""

@@ -284,13 +284,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": 7 * 3600}
 if CELERY_BROKER_URL.startswith(("folder://", "filesystem://")):
     # A broker in a folder: what `make demo` runs its worker on, with no broker server
     # (`folder://`: outfits/folder_broker.py, kombu's filesystem transport, files written whole).
+    from outfits.folder_broker import transport_options
+
     _broker_folder = VAR_DIR / "broker"
     _broker_folder.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS |= {
-        "data_folder_in": str(_broker_folder),
-        "data_folder_out": str(_broker_folder),
-        "control_folder": str(_broker_folder),
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS |= transport_options(_broker_folder)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

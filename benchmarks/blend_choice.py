@@ -18,6 +18,7 @@ choice on the split's warm questions; the best weights on the split itself are t
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +29,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
-from embeddings.engine.evaluate import FitbTask, make_tasks, split_outfits  # noqa: E402
-from embeddings.engine.fit import (  # noqa: E402
-    BLEND_GRID,
-    TrainingOptions,
-    best_blend,
-    blend_grid_right,
+from embeddings.engine.evaluate import (  # noqa: E402
+    FitbTask,
+    every_blank,
+    make_tasks,
+    split_outfits,
 )
+from embeddings.engine.fit import TrainingOptions  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 from embeddings.engine.scorers import (  # noqa: E402
     OutfitScorer,
@@ -43,28 +44,45 @@ from embeddings.engine.scorers import (  # noqa: E402
     query_centres,
 )
 
+COOCCURRENCE_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
+SECOND_ORDER_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+OVERLAP_WEIGHTS = (0.0, 0.1, 0.3, 1.0)
 
-def every_blank(
-    outfits: list[list[str]], category_of: dict[str, str], rng: np.random.Generator
-) -> list[FitbTask]:
-    """Each item of each outfit as the blank once, three wrong answers of its category."""
-    by_category: dict[str, list[str]] = {}
-    for sku, category in category_of.items():
-        by_category.setdefault(category, []).append(sku)
-    tasks = []
-    for outfit in outfits:
-        if len(outfit) < 2:
+# The weights of the first three of the outfits' signals (cooccurrence.SIGNALS: direct, second
+# order, overlap) a training tried before the learned blend (embeddings/engine/blend.py), every
+# one with every other.
+BLEND_GRID = np.array(
+    [(a, b, c) for a in COOCCURRENCE_WEIGHTS for b in SECOND_ORDER_WEIGHTS for c in OVERLAP_WEIGHTS]
+)
+
+
+def blend_grid_right(
+    content: SkuScorer,
+    evidence: CoOccurrence,
+    row_of: Mapping[str, int],
+    tasks: Sequence[FitbTask],
+) -> np.ndarray:
+    """right[q, g]: FITB question q answered right by `content`'s score plus the signals at
+    BLEND_GRID[g] (questions with an item `content` does not know are left out): the content
+    score computed once, the grid's scores by one product."""
+    found = []
+    for task in tasks:
+        if any(item not in content for item in [*task.question, *task.answers]):
             continue
-        for blank in outfit:
-            pool = [s for s in by_category[category_of[blank]] if s not in outfit]
-            if len(pool) < 3:
-                continue
-            wrong = [pool[i] for i in rng.choice(len(pool), 3, replace=False)]
-            correct = int(rng.integers(4))
-            answers = (*wrong[:correct], blank, *wrong[correct:])
-            question = tuple(s for s in outfit if s != blank)
-            tasks.append(FitbTask(question, answers, correct, category_of[blank]))
-    return tasks
+        signals = evidence.signals(
+            [row_of[sku] for sku in task.question], [row_of[sku] for sku in task.answers]
+        )
+        # (grid, answers)
+        scores = content(task.question, task.answers) + BLEND_GRID @ signals[: BLEND_GRID.shape[1]]
+        found.append(np.argmax(scores, axis=1) == task.correct)
+    return np.array(found, dtype=bool).reshape(-1, len(BLEND_GRID))
+
+
+def best_blend(right: np.ndarray) -> int:
+    """The row of BLEND_GRID that answers most of `right`'s questions, a tie going to the
+    smaller weights."""
+    counts = right.sum(axis=0)
+    return max(range(len(BLEND_GRID)), key=lambda g: (counts[g], -BLEND_GRID[g].sum()))
 
 
 def training_content(

@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
+from benchmarks.blend_choice import BLEND_GRID  # noqa: E402
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.transfer_study import family_members  # noqa: E402
 from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
-from embeddings.engine.fit import BLEND_GRID  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 
 BESIDE = (0.1, 0.25, 0.5, 1.0)  # λ: style at λ times the version's weights, beside the item's

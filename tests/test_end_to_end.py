@@ -1,5 +1,6 @@
 """From a generated catalog to "Goes well with" on the product page and in the REST API."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,10 @@ def test_training_writes_a_complete_active_version(trained_shop, settings):
     assert manifest["scorer"]["kind"] == served
     assert ("outfit_model.npz" in manifest["files"]) == (served == "outfit_transformer")
     assert 0 <= trained_shop.metrics["fitb"] <= 1 and trained_shop.metrics["fitb_questions"] > 0
-    from embeddings.engine.fit import COOCCURRENCE_WEIGHTS
-
-    assert trained_shop.metrics["cooccurrence_weight"] in COOCCURRENCE_WEIGHTS  # picked: "auto"
+    metrics = trained_shop.metrics  # the blend, fitted ("auto"): finite weights of every signal
+    blend = [metrics[f"{name}_weight"] for name in ("cooccurrence", "second_order", "overlap")]
+    blend += metrics["exposure_weights"]
+    assert len(blend) == 6 and all(math.isfinite(w) for w in blend)
     run = TrainingRun.objects.get()
     assert run.status == "succeeded" and run.model_version == trained_shop
 

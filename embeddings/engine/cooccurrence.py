@@ -7,7 +7,11 @@ content model speaks alone. A score adds three signals, each at its weight:
   worn with the anchors (collaborative filtering's item-to-item walk), each middle item's
   vote shared out by how often it is worn at all, so a basic worn with everything says little;
 - the outfit-overlap vote, likewise: log(1 + Σ over outfits holding the candidate and two or
-  more anchors of the anchors they hold), near-copies of the look asked about.
+  more anchors of the anchors they hold), near-copies of the look asked about;
+- exposure, what the outfits say by what they do not hold: how much the candidate is worn
+  (log(1 + its partners summed over its outfits)), whether it is in no outfit at all (no
+  evidence either way), and whether it is worn but never with an anchor (evidence against:
+  stylists had it and paired it elsewhere).
 
 One anchor (a product page's row, the lists refresh.py keeps up to date) reads the direct
 signal alone: the outfit signals are read where an outfit is read whole (complete the look,
@@ -22,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-SIGNALS = ("direct", "second_order", "overlap")
+SIGNALS = ("direct", "second_order", "overlap", "worn", "unworn", "unpaired")
+EXPOSURE = SIGNALS[3:]  # weighed by CoOccurrence.exposure
 
 
 class CoOccurrence:
@@ -33,12 +38,16 @@ class CoOccurrence:
         outfits: Iterable[Sequence[int]] = (),
         second_order: float = 0.0,
         overlap: float = 0.0,
+        exposure: Sequence[float] = (0.0,) * len(EXPOSURE),
     ) -> None:
         self.partners = partners  # row -> {row seen with it: outfits together}
         self.weight = weight  # of the direct signal
         self.outfits = [tuple(outfit) for outfit in outfits]  # rows, for the overlap vote
         self.second_order = second_order
         self.overlap = overlap
+        self.exposure = tuple(float(w) for w in exposure)  # EXPOSURE's weights
+        if len(self.exposure) != len(EXPOSURE):
+            raise ValueError(f"{len(EXPOSURE)} exposure weights ({EXPOSURE}), not {exposure}")
 
     @classmethod
     def from_outfits(
@@ -47,6 +56,7 @@ class CoOccurrence:
         weight: float,
         second_order: float = 0.0,
         overlap: float = 0.0,
+        exposure: Sequence[float] = (0.0,) * len(EXPOSURE),
     ) -> "CoOccurrence":
         kept = [tuple(sorted(set(outfit))) for outfit in outfits]
         kept = [outfit for outfit in kept if len(outfit) >= 2]
@@ -56,30 +66,31 @@ class CoOccurrence:
         partners: dict[int, dict[int, int]] = {}
         for (row, other), count in counts.items():
             partners.setdefault(row, {})[other] = count
-        return cls(partners, weight, kept, second_order, overlap)
+        return cls(partners, weight, kept, second_order, overlap, exposure)
 
     @property
     def weights(self) -> np.ndarray:
         """The weight of each of SIGNALS (float64: tolist() gives them back as set)."""
-        return np.array([self.weight, self.second_order, self.overlap])
+        return np.array([self.weight, self.second_order, self.overlap, *self.exposure])
 
-    def weighted(
-        self, weight: float, second_order: float = 0.0, overlap: float = 0.0
-    ) -> "CoOccurrence":
-        """The same outfits' evidence at other weights."""
-        return CoOccurrence(self.partners, weight, self.outfits, second_order, overlap)
+    def weighted(self, *weights: float) -> "CoOccurrence":
+        """The same outfits' evidence at other weights, in SIGNALS' order (those not given 0)."""
+        if len(weights) > len(SIGNALS):
+            raise ValueError(f"{len(SIGNALS)} weights at most ({SIGNALS}), not {weights}")
+        direct, second_order, overlap, *exposure = [*weights, *[0.0] * len(SIGNALS)][: len(SIGNALS)]
+        return CoOccurrence(self.partners, direct, self.outfits, second_order, overlap, exposure)
 
     def bonus(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """What the outfits add to each candidate's score with `anchors`: SIGNALS by weight."""
-        if len(anchors) >= 2 and (self.second_order or self.overlap):
+        if len(anchors) >= 2 and self.weights[1:].any():
             return (self.weights @ self.signals(anchors, candidates)).astype(np.float32)
         if not self.weight:
             return np.zeros(len(candidates), dtype=np.float32)
         return self.weight * self.direct(anchors, candidates)
 
     def signals(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
-        """Each of SIGNALS for each candidate, (3, len(candidates)); with fewer than two
-        anchors the outfit signals are 0."""
+        """Each of SIGNALS for each candidate, (len(SIGNALS), len(candidates)); with fewer
+        than two anchors all but the direct signal are 0."""
         found = np.zeros((len(SIGNALS), len(candidates)), dtype=np.float32)
         if not len(anchors) or not len(candidates):
             return found
@@ -90,6 +101,10 @@ class CoOccurrence:
                 position.setdefault(int(row), []).append(at)
             found[1] = self._second_order(anchors, position, len(candidates))
             found[2] = self._overlap(anchors, position, len(candidates))
+            worn = np.array([self._worn.get(int(row), 0) for row in candidates])
+            found[3] = np.log1p(worn)
+            found[4] = worn == 0
+            found[5] = (worn > 0) & (found[0] == 0)
         return found
 
     def direct(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
@@ -162,6 +177,7 @@ class CoOccurrence:
             [outfit for outfit in moved if len(outfit) >= 2],
             self.second_order,
             self.overlap,
+            self.exposure,
         )
 
     def save(self, path: Path) -> None:
@@ -177,13 +193,15 @@ class CoOccurrence:
             weight=np.float64(self.weight),  # float64: 0.1 loads as 0.1
             second_order=np.float64(self.second_order),
             overlap=np.float64(self.overlap),
+            exposure=np.asarray(self.exposure, dtype=np.float64),
             outfit_rows=np.asarray([row for outfit in self.outfits for row in outfit], np.int64),
             outfit_sizes=np.asarray([len(outfit) for outfit in self.outfits], np.int64),
         )
 
     @classmethod
     def load(cls, path: Path) -> "CoOccurrence":
-        """A version saved before the outfit signals loads with them at 0 and no outfits."""
+        """A version saved before the outfit signals (or exposure) loads with them at 0 (and
+        no outfits)."""
         with np.load(path) as stored:
             partners: dict[int, dict[int, int]] = {}
             for row, other, count in stored["pairs"].tolist():
@@ -199,4 +217,5 @@ class CoOccurrence:
                 outfits,
                 float(stored["second_order"]) if "second_order" in stored else 0.0,
                 float(stored["overlap"]) if "overlap" in stored else 0.0,
+                stored["exposure"].tolist() if "exposure" in stored else (0.0,) * len(EXPOSURE),
             )

@@ -253,6 +253,33 @@ def evaluate_tasks(
     return results
 
 
+def every_blank(
+    outfits: Sequence[Sequence[str]],
+    category_of: dict[str, str],
+    rng: np.random.Generator,
+    answer_count: int = 4,
+) -> list[FitbTask]:
+    """FITB with each item of each outfit as the blank once, wrong answers of its category
+    drawn from every item outside the outfit (make_tasks asks one blank per outfit)."""
+    by_category: dict[str, list[str]] = {}
+    for sku, category in category_of.items():
+        by_category.setdefault(category, []).append(sku)
+    tasks = []
+    for outfit in outfits:
+        if len(outfit) < 2:
+            continue
+        for blank in outfit:
+            pool = [sku for sku in by_category[category_of[blank]] if sku not in outfit]
+            if len(pool) < answer_count - 1:
+                continue
+            wrong = [pool[i] for i in rng.choice(len(pool), answer_count - 1, replace=False)]
+            correct = int(rng.integers(answer_count))
+            answers = (*wrong[:correct], blank, *wrong[correct:])
+            question = tuple(sku for sku in outfit if sku != blank)
+            tasks.append(FitbTask(question, answers, correct, category_of[blank]))
+    return tasks
+
+
 def make_tasks(
     outfits: Sequence[Sequence[str]],
     category_of: dict[str, str],

@@ -315,17 +315,18 @@ class CompatibilityIndex:
         hub_penalty: float = 0.0,
         second_order_weight: float = 0.0,
         overlap_weight: float = 0.0,
+        exposure_weights: Sequence[float] = (0.0, 0.0, 0.0),
     ) -> "CompatibilityIndex":
         """The index of a trained space: the type-aware scorer of `pair_weights` with the
         outfits' co-occurrence at `cooccurrence_weight` (its outfit signals at
-        `second_order_weight` and `overlap_weight`) and their centres at `hub_penalty`
-        (read by `outfit_model` where an outfit is scored whole, when given), each item's
-        computed lists to `neighbour_depth`."""
+        `second_order_weight`, `overlap_weight` and `exposure_weights`) and their centres at
+        `hub_penalty` (read by `outfit_model` where an outfit is scored whole, when given),
+        each item's computed lists to `neighbour_depth`."""
         categories = list(categories)
         pairs = TypeAwareScorer(
             pair_weights,
             CoOccurrence.from_outfits(
-                outfits, cooccurrence_weight, second_order_weight, overlap_weight
+                outfits, cooccurrence_weight, second_order_weight, overlap_weight, exposure_weights
             ),
             query_centres(
                 pair_weights or PairWeights.none(), vectors, categories, outfits, hub_penalty

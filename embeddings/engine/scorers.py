@@ -116,6 +116,7 @@ class TypeAwareScorer:
             "cooccurrence_weight": self.cooccurrence.weight,
             "second_order_weight": self.cooccurrence.second_order,
             "overlap_weight": self.cooccurrence.overlap,
+            "exposure_weights": list(self.cooccurrence.exposure),  # cooccurrence.EXPOSURE's
             "category_pairs_weighted": len(self.pair_weights),
             "hub_penalty": self.centres.weight,
         }
@@ -196,7 +197,7 @@ class TypeAwareScorer:
 
     def curated_by(self, outfits: Sequence[Sequence[int]]) -> "TypeAwareScorer":
         now = self.cooccurrence
-        partners = CoOccurrence.from_outfits(outfits, now.weight, now.second_order, now.overlap)
+        partners = CoOccurrence.from_outfits(outfits, 0.0).weighted(*now.weights)
         return TypeAwareScorer(self.pair_weights, partners, self.centres)
 
     def renumbered(self, new_row: np.ndarray) -> "TypeAwareScorer":

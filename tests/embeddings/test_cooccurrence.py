@@ -1,13 +1,14 @@
-"""The outfits' evidence for known items: direct co-occurrence, the second-order walk and the
-outfit-overlap vote, checked against their definitions written out over the outfits; kept
-by a version and a refresh; weighted by what a training's held-out outfits say."""
+"""The outfits' evidence for known items: direct co-occurrence, the second-order walk, the
+outfit-overlap vote and exposure, checked against their definitions written out over the
+outfits; kept by a version and a refresh; weighted by what a training's held-out outfits say
+(the learned blend, blend.py)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from embeddings.engine import fit
+from embeddings.engine.blend import blend_features, conditional_logit
 from embeddings.engine.cooccurrence import CoOccurrence
 from embeddings.engine.evaluate import FitbTask, evaluate_tasks
 from embeddings.engine.fit import Validation
@@ -43,40 +44,50 @@ def direct(anchors: list[int], candidate: int) -> float:
     return sum(math.log1p(together(a, candidate)) for a in anchors) / len(anchors)
 
 
+def exposure(anchors: list[int], candidate: int) -> list[float]:
+    """How much it is worn; in no outfit; worn, never with an anchor."""
+    never_with = not any(together(a, candidate) for a in anchors)
+    return [math.log1p(worn(candidate)), worn(candidate) == 0, worn(candidate) > 0 and never_with]
+
+
 @pytest.mark.parametrize("anchors", [[0, 1], [0, 2, 4], [3, 6], [1, 2, 7]])
 def test_each_signal_is_its_definition_and_the_bonus_weighs_them(anchors):
     candidates = [row for row in ITEMS if row not in anchors]
-    evidence = CoOccurrence.from_outfits(OUTFITS, 0.5, second_order=2.0, overlap=0.3)
+    weights = [0.5, 2.0, 0.3, 0.2, -0.4, -1.0]
+    evidence = CoOccurrence.from_outfits(OUTFITS, 0.0).weighted(*weights)
     found = evidence.signals(anchors, candidates)
     by_hand = np.array(
         [[f(anchors, c) for c in candidates] for f in (direct, second_order, overlap)]
+        + np.array([exposure(anchors, c) for c in candidates], dtype=float).T.tolist()
     )
     np.testing.assert_allclose(found, by_hand, rtol=1e-5, atol=1e-6)
     assert found[1].any()  # these outfits make the walk say something
     np.testing.assert_allclose(
-        evidence.bonus(anchors, candidates),
-        0.5 * by_hand[0] + 2.0 * by_hand[1] + 0.3 * by_hand[2],
-        rtol=1e-5,
+        evidence.bonus(anchors, candidates), np.array(weights) @ by_hand, rtol=1e-5, atol=1e-6
     )
-    assert found[:, candidates.index(8)].tolist() == [0, 0, 0]  # in no outfit: nothing
+    assert found[:, candidates.index(8)].tolist() == [0, 0, 0, 0, 1, 0]  # in no outfit
+    # 5 is worn (with 0 and 2), never with 3 or 6; 4 is worn with both
+    assert evidence.signals([3, 6], [5, 4])[5].tolist() == [1, 0]
 
 
 def test_one_anchor_reads_the_direct_signal_alone():
     """A product page's row (one anchor) is what refresh.py keeps up to date pair by pair."""
     evidence = CoOccurrence.from_outfits(OUTFITS, 0.5, second_order=2.0, overlap=0.3)
     candidates = [2, 3, 4, 5, 6, 7, 8]
-    assert evidence.signals([0], candidates)[1:].tolist() == [[0.0] * 7, [0.0] * 7]
+    assert evidence.signals([0], candidates)[1:].tolist() == [[0.0] * 7] * 5
     np.testing.assert_allclose(
         evidence.bonus([0], candidates), [0.5 * direct([0], c) for c in candidates], rtol=1e-6
     )
 
 
 def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
-    evidence = CoOccurrence.from_outfits(OUTFITS, 1.0, second_order=0.5, overlap=0.1)
+    weights = [1.0, 0.5, 0.1, 0.3, -0.2, -0.7]
+    evidence = CoOccurrence.from_outfits(OUTFITS, 0.0).weighted(*weights)
     evidence.save(tmp_path / "cooccurrence.npz")
     loaded = CoOccurrence.load(tmp_path / "cooccurrence.npz")
     assert (loaded.weight, loaded.second_order, loaded.overlap) == (1.0, 0.5, 0.1)  # exactly
-    assert loaded.weights.tolist() == [1.0, 0.5, 0.1]  # as a training passes them on
+    assert loaded.exposure == (0.3, -0.2, -0.7)
+    assert loaded.weights.tolist() == weights  # as a training passes them on
     np.testing.assert_allclose(
         loaded.signals([0, 1], list(ITEMS)), evidence.signals([0, 1], list(ITEMS))
     )
@@ -84,7 +95,8 @@ def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
     new_row = np.array([2, 0, 1, -1, 3, 4, 5, 6, 7])
     moved = [[int(new_row[r]) for r in outfit if new_row[r] >= 0] for outfit in OUTFITS]
     renumbered = evidence.renumbered(new_row)
-    rebuilt = CoOccurrence.from_outfits(moved, 1.0, second_order=0.5, overlap=0.1)
+    rebuilt = CoOccurrence.from_outfits(moved, 0.0).weighted(*weights)
+    assert renumbered.weights.tolist() == weights
     for anchors in ([2, 0], [1, 3, 5]):
         np.testing.assert_allclose(
             renumbered.signals(anchors, list(range(8))), rebuilt.signals(anchors, list(range(8)))
@@ -92,7 +104,7 @@ def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
     # A version saved before the outfit signals loads with them off.
     np.savez(tmp_path / "old.npz", pairs=np.array([[0, 1, 2], [1, 0, 2]]), weight=np.float32(0.5))
     old = CoOccurrence.load(tmp_path / "old.npz")
-    assert old.weights.tolist() == [0.5, 0.0, 0.0] and old.outfits == []
+    assert old.weights.tolist() == [0.5, 0.0, 0.0, 0.0, 0.0, 0.0] and old.outfits == []
     assert old.bonus([0, 1], [1, 0]).tolist() == pytest.approx([0.5 * math.log1p(2) / 2] * 2)
 
 
@@ -112,11 +124,11 @@ def test_a_training_weighs_the_walk_when_held_out_outfits_are_answered_by_it():
     categories = ["Tops"] * len(skus)
     vectors = rng.normal(size=(len(skus), 8)).astype(np.float32)
     vectors *= 0.05 / np.linalg.norm(vectors, axis=1, keepdims=True)  # weak, uninformative
-    validation = Validation(tasks, [], [], {}, set(), [], row_of, categories)
+    validation = Validation([], [], [], {}, set(), [], row_of, categories, blanks=tasks)
     content = SkuScorer(TypeAwareScorer(), vectors, categories, row_of)
     evidence = CoOccurrence.from_outfits(train, 0.0)
     chosen = validation.blend_weights(content, evidence)
-    assert chosen == (0.0, fit.SECOND_ORDER_WEIGHTS[1], 0.0)  # the smallest that answers all
+    assert chosen[1] > 0  # the walk weighs
     served = SkuScorer(
         TypeAwareScorer(None, evidence.weighted(*chosen)), vectors, categories, row_of
     )
@@ -125,3 +137,50 @@ def test_a_training_weighs_the_walk_when_held_out_outfits_are_answered_by_it():
     )
     assert evaluate_tasks(served, tasks).fitb_accuracy == 1.0
     assert evaluate_tasks(direct_only, tasks).fitb_accuracy < 0.8
+
+
+def exposure_questions(first: int, count: int) -> tuple[list[list[int]], list[FitbTask]]:
+    """Questions whose answer is in no training outfit and whose wrong answers were worn, but
+    never with the question's items (nor with what those were worn with): training outfits
+    and questions on rows from `first` on."""
+    train, tasks = [], []
+    for k in range(count):
+        q1, q2, partner, wrong1, wrong2, other, answer = (first + 7 * k + i for i in range(7))
+        train += [[q1, partner], [q2, partner], [wrong1, other], [wrong2, other]]
+        tasks.append(FitbTask((f"{q1}", f"{q2}"), (f"{wrong1}", f"{answer}", f"{wrong2}"), 1))
+    return train, tasks
+
+
+def test_a_training_learns_what_the_outfits_do_not_hold():
+    """Stylists wore the wrong answers with other things and never the right one: direct,
+    second-order and overlap say nothing of either (content is weak noise), so the old blend
+    was at chance. The blend fitted on one set of held-out blanks weighs exposure and answers
+    questions on other items."""
+    fitted_on, fitting_tasks = exposure_questions(0, 12)
+    scored_on, tasks = exposure_questions(84, 12)
+    skus = [f"{row}" for row in range(168)]
+    row_of = {sku: row for row, sku in enumerate(skus)}
+    categories = ["Tops"] * len(skus)
+    vectors = np.random.default_rng(1).normal(size=(len(skus), 8)).astype(np.float32)
+    vectors *= 0.05 / np.linalg.norm(vectors, axis=1, keepdims=True)
+    evidence = CoOccurrence.from_outfits(fitted_on + scored_on, 0.0)
+    content = SkuScorer(TypeAwareScorer(), vectors, categories, row_of)
+    features, _ = blend_features(content, evidence, row_of, tasks)
+    assert not features[:, :, 1:4].any()  # direct, second order, overlap: silent
+    validation = Validation([], [], [], {}, set(), [], row_of, categories, blanks=fitting_tasks)
+    chosen = validation.blend_weights(content, evidence)
+    served = SkuScorer(
+        TypeAwareScorer(None, evidence.weighted(*chosen)), vectors, categories, row_of
+    )
+    assert evaluate_tasks(served, tasks).fitb_accuracy == 1.0
+    assert evaluate_tasks(content, tasks).fitb_accuracy < 0.7
+
+
+def test_the_conditional_logit_recovers_the_weights_choices_were_drawn_with():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(6000, 4, 3)) * [1.0, 2.0, 0.5]
+    truth = np.array([1.5, -0.7, 2.0])
+    logits = features @ truth
+    chance = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    right = np.array([rng.choice(4, p=p) for p in chance])
+    np.testing.assert_allclose(conditional_logit(features, right), truth, rtol=0.08)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from embeddings.engine import fit, scorers
+from embeddings.engine import scorers
 from embeddings.engine.cooccurrence import CoOccurrence
 from embeddings.engine.fit import TrainingCatalog, TrainingOptions, fit_version
 from embeddings.engine.index import ITEMS_FILE, CompatibilityIndex, build_category_index
@@ -161,6 +161,7 @@ def test_the_type_aware_scorer_is_the_served_score(tmp_path):
             "cooccurrence_weight": 0.5,
             "second_order_weight": 0.0,
             "overlap_weight": 0.0,
+            "exposure_weights": [0.0, 0.0, 0.0],
             "category_pairs_weighted": 1,
             "hub_penalty": 0.0,
         },
@@ -257,15 +258,12 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
     assert first.index.neighbours is not None and first.index.neighbours.shape[2] == 4
     for suffix in ("", "_content_only", "_backbone_only"):
         assert first.metrics[f"fitb{suffix}"] is not None
-    assert first.metrics["cooccurrence_weight"] in fit.COOCCURRENCE_WEIGHTS  # "auto"
-    assert first.metrics["second_order_weight"] in fit.SECOND_ORDER_WEIGHTS
-    assert first.metrics["overlap_weight"] in fit.OVERLAP_WEIGHTS
+    blend = ("cooccurrence_weight", "second_order_weight", "overlap_weight", "exposure_weights")
+    fitted = [first.metrics[n] for n in blend]  # "auto": fitted on the held-out blanks
+    assert all(np.isfinite(fitted[:3])) and len(fitted[3]) == 3 and all(np.isfinite(fitted[3]))
+    assert any(fitted[:3]) or any(fitted[3])  # the outfits' evidence weighs something
     served = first.index.scorer.options
-    assert [
-        served[n] for n in ("cooccurrence_weight", "second_order_weight", "overlap_weight")
-    ] == [
-        first.metrics[n] for n in ("cooccurrence_weight", "second_order_weight", "overlap_weight")
-    ]
+    assert [served[n] for n in blend] == fitted
     again = fit_version(catalog, options)
     assert again.metrics == first.metrics
     fixed = fit_version(catalog, TrainingOptions(epochs=3, cooccurrence_weight=1.5))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from embeddings.engine.cooccurrence import EXPOSURE
 from embeddings.engine.evaluate import figure_text
 from embeddings.training import evaluate_active_model
 
@@ -56,9 +57,7 @@ class Command(BaseCommand):
         )
         self.stdout.write(
             f"model version {results['model_version']} ({results['backbone']}, "
-            f"{results['scorer']} scorer, co-occurrence weight {results['cooccurrence_weight']}, "
-            f"second order {results.get('second_order_weight', 0.0)}, "
-            f"outfit overlap {results.get('overlap_weight', 0.0)})\n"
+            f"{results['scorer']} scorer, {_blend_text(results)})\n"
             f"FITB accuracy      {figure_text(results['fitb_accuracy'])} "
             f"± {figure_text(results['fitb_standard_error'])}  "
             f"({results['fitb_questions']} questions)\n"
@@ -76,3 +75,16 @@ def _json_dumps(results: dict) -> str:
         return None if isinstance(value, float) and math.isnan(value) else value
 
     return json.dumps({key: clean(value) for key, value in results.items()}, indent=2)
+
+
+def _blend_text(results: dict) -> str:
+    """The weights of the outfits' signals (cooccurrence.SIGNALS) the results were scored at."""
+    exposure = results.get("exposure_weights") or [0.0] * len(EXPOSURE)
+    weights = [
+        results["cooccurrence_weight"],
+        results.get("second_order_weight", 0.0),
+        results.get("overlap_weight", 0.0),
+        *exposure,
+    ]
+    names = ["co-occurrence", "second order", "outfit overlap", *EXPOSURE]
+    return ", ".join(f"{name} {weight:.3g}" for name, weight in zip(names, weights, strict=True))

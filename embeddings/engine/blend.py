@@ -1,0 +1,83 @@
+"""How much the outfits' evidence weighs beside the content score, learned from a training's
+held-out blanks: a conditional logit (a softmax over each question's answers, as discrete
+choice models and listwise learning to rank fit it) over the content score and each of
+cooccurrence.SIGNALS. Served as content + Σ weight · signal, each weight the logit's over the
+content score's. A grid of weights chosen by accuracy on one blank per held-out outfit did
+this before: it could not weigh the exposure signals and chose unsteadily (docs/model.md,
+"A learned blend")."""
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .cooccurrence import SIGNALS, CoOccurrence
+from .evaluate import FitbTask, Scorer
+
+logger = logging.getLogger(__name__)
+
+RIDGE = 1e-3  # on standardised features: keeps every weight finite where a signal separates
+NEWTON_STEPS = 100
+
+
+def blend_features(
+    content: Scorer, evidence: CoOccurrence, row_of: Mapping[str, int], tasks: Sequence[FitbTask]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(questions, answers, 1 + len(SIGNALS)): the content score, then each signal; and each
+    question's right answer. Questions of other sizes than the first's, or with an item
+    `content` does not know, are left out."""
+    kept = [
+        task
+        for task in tasks
+        if len(task.answers) == len(tasks[0].answers)
+        and all(item in content for item in [*task.question, *task.answers])
+    ]
+    if not kept:
+        return np.zeros((0, 0, 1 + len(SIGNALS))), np.zeros(0, dtype=np.int64)
+    features = [
+        np.vstack(
+            [
+                np.asarray(content(task.question, task.answers), dtype=np.float64),
+                evidence.signals(
+                    [row_of[sku] for sku in task.question], [row_of[sku] for sku in task.answers]
+                ),
+            ]
+        ).T
+        for task in kept
+    ]
+    return np.stack(features), np.array([task.correct for task in kept])
+
+
+def conditional_logit(features: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The weights w maximising the mean log-probability of each right answer under
+    softmax(features @ w) over its question's answers, less RIDGE · |w|² on standardised
+    features (Newton's method: the objective is concave)."""
+    scale = features.reshape(-1, features.shape[2]).std(axis=0) + 1e-9
+    z = features / scale
+    w = np.zeros(features.shape[2])
+    for _ in range(NEWTON_STEPS):
+        logits = z @ w
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        expected = np.einsum("qa,qaf->qf", p, z)
+        gradient = (z[np.arange(len(z)), right] - expected).mean(axis=0) - RIDGE * w
+        centred = z - expected[:, None, :]
+        hessian = np.einsum("qa,qaf,qag->fg", p, centred, centred) / len(z)
+        step = np.linalg.solve(hessian + RIDGE * np.eye(len(w)), gradient)
+        w += step
+        if np.abs(step).max() < 1e-9:
+            break
+    else:
+        logger.warning("the blend's logit did not converge in %d steps", NEWTON_STEPS)
+    return w / scale
+
+
+def fitted_blend(features: np.ndarray, right: np.ndarray) -> tuple[float, ...]:
+    """The weights of SIGNALS over the content score's (0 where there are no questions). Where
+    content says nothing the logit's content weight is near 0: it is floored at a hundredth of
+    the largest, so the outfits' evidence decides."""
+    if not len(right):
+        return (0.0,) * len(SIGNALS)
+    w = conditional_logit(features, right)
+    content = max(w[0], 0.01 * np.abs(w).max(), 1e-12)
+    return tuple(float(x) for x in w[1:] / content)

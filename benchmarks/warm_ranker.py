@@ -23,6 +23,8 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 
@@ -38,11 +40,11 @@ from benchmarks.blend_choice import (  # noqa: E402
 )
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.score_signals import halving_estimate  # noqa: E402
-from embeddings.engine.blend import blend_features, conditional_logit  # noqa: E402
+from embeddings.engine.blend import blend_features, conditional_logit, fitted_blend  # noqa: E402
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
-from embeddings.engine.evaluate import FitbTask, every_blank, make_tasks, split_outfits  # noqa: E402
-from embeddings.engine.fit import TrainingOptions  # noqa: E402
-from embeddings.engine.scorers import SkuScorer  # noqa: E402
+from embeddings.engine.evaluate import FitbTask, split_outfits  # noqa: E402
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, Validation  # noqa: E402
+from embeddings.engine.scorers import OutfitScorer, SkuScorer  # noqa: E402
 
 FEATURES = (
     "content",
@@ -97,7 +99,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
     parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
-    parser.add_argument("--draws", type=int, default=3, help="draws of every held-out blank")
     parser.add_argument(
         "--hub-penalty", type=float, default=TrainingOptions().hub_penalty, help="the version's"
     )
@@ -105,11 +106,17 @@ def main() -> None:
     arguments = parser.parse_args()
     version, index = active_version()
     row_of = dict(index.row_of_sku)
-    category_of = dict(zip(index.skus, index.categories, strict=True))
     outfits = read_training_outfits(arguments.split)
     train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
     train_rows = [[row_of[s] for s in outfits[i]] for i in train_at]
-    held_out = [outfits[i] for i in held_at]
+    # The training's own held-out questions, drawn as it drew them (Validation.of reads the
+    # catalog's SKUs and categories alone): its one blank per outfit and its blend's blanks.
+    validation = Validation.of(
+        cast(TrainingCatalog, SimpleNamespace(skus=index.skus, categories=index.categories)),
+        train_rows,
+        [[row_of[s] for s in outfits[i]] for i in held_at],
+        np.random.default_rng(arguments.seed),
+    )
 
     warm_tasks = [
         FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
@@ -119,11 +126,9 @@ def main() -> None:
     warm_x, warm_right = table(
         index.sku_scorer(index.scorer.content_only()), every, row_of, warm_tasks
     )
-    rng = np.random.default_rng(arguments.seed)
-    blanks = [t for _ in range(arguments.draws) for t in every_blank(held_out, category_of, rng)]
     training = training_content(index, train_rows, arguments.hub_penalty)
     train_evidence = CoOccurrence.from_outfits(train_rows, 0.0)
-    held_x, held_right = table(training, train_evidence, row_of, blanks)
+    held_x, held_right = table(training, train_evidence, row_of, validation.blanks)
     served = index.sku_scorer(index.scorer)
     served_right = [np.argmax(served(t.question, t.answers)) == t.correct for t in warm_tasks]
     by_category: dict[str, list[bool]] = {}
@@ -144,19 +149,21 @@ def main() -> None:
     }
     warm_grid = grid_right(warm_x, warm_right)
     chosen = best_blend(grid_right(held_x, held_right))
-    # The training's own choice, rebuilt: the same blanks only if the split is the version's.
-    as_trained, _ = make_tasks(held_out, category_of, np.random.default_rng(arguments.seed))
-    rebuilt = BLEND_GRID[
-        best_blend(blend_grid_right(training, train_evidence, row_of, as_trained))
+    # The training's own choice, rebuilt: the same only if the split is the version's (a
+    # version trained before the learned blend chose from the grid on one blank per outfit).
+    grid_choice = BLEND_GRID[
+        best_blend(blend_grid_right(training, train_evidence, row_of, validation.fitb))
     ].tolist()
-    options = index.scorer.options
-    versions = [
-        options["cooccurrence_weight"],
-        options["second_order_weight"],
-        options["overlap_weight"],
-    ]
+    learned = list(fitted_blend(held_x[:, :, : 1 + len(SIGNALS)], held_right))
+    served_scorer = index.scorer
+    base = served_scorer.base if isinstance(served_scorer, OutfitScorer) else served_scorer
+    versions = np.asarray(base.cooccurrence.weights)
+    results["rebuilt"] = {
+        "the_versions_weights": versions.tolist(),
+        "grid_choice_is_the_versions": grid_choice + [0.0] * 3 == versions.tolist(),
+        "learned_blend_is_the_versions": bool(np.allclose(learned, versions, rtol=1e-6)),
+    }
     results["grid"] = {
-        "rebuilt_choice_is_the_versions": rebuilt == versions,
         "split_halves": halving_estimate(warm_grid),
         "chosen_on_held_out_blanks": BLEND_GRID[chosen].tolist(),
         "split_warm": float(warm_grid[:, chosen].mean()),
@@ -187,8 +194,8 @@ def main() -> None:
         f"{results['content_alone']:.3f}; grid chosen on {len(held_right)} held-out blanks "
         f"{results['grid']['chosen_on_held_out_blanks']} -> {results['grid']['split_warm']:.3f}"
         f" (best on the split {results['grid']['best_on_split_warm']:.3f}, halves "
-        f"{results['grid']['split_halves']:.3f}; the rebuilt choice is the version's: "
-        f"{results['grid']['rebuilt_choice_is_the_versions']})"
+        f"{results['grid']['split_halves']:.3f}); the version's weights rebuilt: "
+        f"{json.dumps(results['rebuilt'])}"
     )
     for row in rows:
         print(

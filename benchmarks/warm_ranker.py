@@ -151,9 +151,8 @@ def main() -> None:
     chosen = best_blend(grid_right(held_x, held_right))
     # The training's own choice, rebuilt: the same only if the split is the version's (a
     # version trained before the learned blend chose from the grid on one blank per outfit).
-    grid_choice = BLEND_GRID[
-        best_blend(blend_grid_right(training, train_evidence, row_of, validation.fitb))
-    ].tolist()
+    grid_row = best_blend(blend_grid_right(training, train_evidence, row_of, validation.fitb))
+    grid_choice = BLEND_GRID[grid_row].tolist()
     learned = list(fitted_blend(held_x[:, :, : 1 + len(SIGNALS)], held_right))
     served_scorer = index.scorer
     base = served_scorer.base if isinstance(served_scorer, OutfitScorer) else served_scorer
@@ -164,6 +163,8 @@ def main() -> None:
         "learned_blend_is_the_versions": bool(np.allclose(learned, versions, rtol=1e-6)),
     }
     results["grid"] = {
+        "the_trainings_choice": grid_choice,  # on one blank per held-out outfit
+        "the_trainings_choice_split_warm": float(warm_grid[:, grid_row].mean()),
         "split_halves": halving_estimate(warm_grid),
         "chosen_on_held_out_blanks": BLEND_GRID[chosen].tolist(),
         "split_warm": float(warm_grid[:, chosen].mean()),
@@ -191,7 +192,10 @@ def main() -> None:
     results["ranker"] = rows
     print(
         f"version {version.name}: warm served {results['served']:.3f}, content alone "
-        f"{results['content_alone']:.3f}; grid chosen on {len(held_right)} held-out blanks "
+        f"{results['content_alone']:.3f}; the grid as a training chose it "
+        f"{results['grid']['the_trainings_choice']} -> "
+        f"{results['grid']['the_trainings_choice_split_warm']:.3f}, chosen on "
+        f"{len(held_right)} held-out blanks "
         f"{results['grid']['chosen_on_held_out_blanks']} -> {results['grid']['split_warm']:.3f}"
         f" (best on the split {results['grid']['best_on_split_warm']:.3f}, halves "
         f"{results['grid']['split_halves']:.3f}); the version's weights rebuilt: "

@@ -1,9 +1,11 @@
 """How well a training chooses the weights of the outfits' signals, and what a steadier choice
 would give, on the active version and the Mango split.
 
-A training picks the three weights (cooccurrence.SIGNALS; fit.BLEND_GRID's 120) that answer most
-of its held-out blanks (fit.blend_grid_right, fit.best_blend): one blank per held-out outfit, about
-580 questions. The probe rebuilds that choice from the version's own content scorer and the
+Until 2026-12-07 a training picked the weights of the first three of cooccurrence.SIGNALS
+(direct, second order, overlap) from BLEND_GRID's 120 (below), those that answer most of its
+held-out blanks (blend_grid_right, best_blend): one blank per held-out outfit, about 580
+questions; since, it learns all six (embeddings/engine/blend.py; warm_ranker.py compares the
+two). The probe rebuilds the grid's choice from the version's own content scorer and the
 training's split (the outfits held out by hash, the questions drawn with the training's seed,
 the hub penalty's centres of the training's own outfits), reports whether it gives the weights
 the version has, then chooses again on more questions (every item of a held-out outfit as a

@@ -31,7 +31,7 @@ from benchmarks.api import active_version, code_version, machine  # noqa: E402
 from benchmarks.blend_choice import BLEND_GRID  # noqa: E402
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.transfer_study import family_members  # noqa: E402
-from embeddings.engine.cooccurrence import CoOccurrence  # noqa: E402
+from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 
 BESIDE = (0.1, 0.25, 0.5, 1.0)  # λ: style at λ times the version's weights, beside the item's
@@ -49,7 +49,7 @@ def features(
     style: CoOccurrence,
     style_id: Mapping[str, int],
 ) -> Features:
-    """Per question: content scores, item signals (3, 4), style signals (3, 4), the answer."""
+    """Per question: content scores, item signals (6, 4), style signals (6, 4), the answer."""
     content = index.sku_scorer(index.scorer.content_only())
     row_of = index.row_of_sku
     found = []
@@ -84,11 +84,12 @@ def best(found: Features, by: Literal["item", "style"]) -> dict:
     """The best FITB of the weights a training tries, with the signals read `by` item or
     style."""
     top = {"fitb": -1.0}
-    zero = np.zeros(3)
-    for w in BLEND_GRID:
+    zero = np.zeros(len(SIGNALS))
+    for grid_row in BLEND_GRID:
+        w = np.r_[grid_row, np.zeros(len(SIGNALS) - len(grid_row))]  # exposure at 0
         score = fitb(found, w, zero) if by == "item" else fitb(found, zero, w)
         if score > top["fitb"]:
-            top = {"fitb": score, "weights": w.tolist()}
+            top = {"fitb": score, "weights": grid_row.tolist()}
     return top
 
 
@@ -154,6 +155,7 @@ def main() -> None:
             options["cooccurrence_weight"],
             options.get("second_order_weight", 0.0),
             options.get("overlap_weight", 0.0),
+            *options.get("exposure_weights", [0.0] * 3),
         ]
     )
     outfits = read_training_outfits(arguments.split)
@@ -179,7 +181,7 @@ def main() -> None:
                 ]
             )
         )
-        zero = np.zeros(3)
+        zero = np.zeros(len(SIGNALS))
         results[name] = {
             "questions": len(questions),
             "served": as_served,

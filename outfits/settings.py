@@ -348,7 +348,8 @@ OUTFITS_SCORER = os.environ.get("OUTFITS_SCORER", "auto")
 # 20 and 40: beyond 10 it fits the training outfits and loses new arrivals).
 OUTFITS_OUTFIT_MODEL_EPOCHS = int(os.environ.get("OUTFITS_OUTFIT_MODEL_EPOCHS", "10"))
 # Blend of curated co-occurrence into scores: cosine + weight · log(1 + outfits together).
-# "auto": each training picks the weight that does best on its held-out outfits.
+# "auto": each training learns it on its held-out outfits, beside the weights of the signals
+# read where an outfit is read whole (embeddings/engine/blend.py); a number: direct alone.
 _cooccurrence_weight = os.environ.get("OUTFITS_COOCCURRENCE_WEIGHT", "auto")
 OUTFITS_COOCCURRENCE_WEIGHT = (
     None if _cooccurrence_weight == "auto" else float(_cooccurrence_weight)

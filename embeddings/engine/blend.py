@@ -50,7 +50,7 @@ def blend_features(
 
 def conditional_logit(features: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The weights w maximising the mean log-probability of each right answer under
-    softmax(features @ w) over its question's answers, less RIDGE · |w|² on standardised
+    softmax(features @ w) over its question's answers, less RIDGE / 2 · |w|² on standardised
     features (Newton's method: the objective is concave)."""
     scale = features.reshape(-1, features.shape[2]).std(axis=0) + 1e-9
     z = features / scale
@@ -73,11 +73,25 @@ def conditional_logit(features: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def fitted_blend(features: np.ndarray, right: np.ndarray) -> tuple[float, ...]:
-    """The weights of SIGNALS over the content score's (0 where there are no questions). Where
-    content says nothing the logit's content weight is near 0: it is floored at a hundredth of
-    the largest, so the outfits' evidence decides."""
+    """The weights of SIGNALS over the content score's (0, content alone, where there are no
+    questions or the fit is not finite). Where content says nothing the logit's content
+    weight is near 0 or below: it is floored at a hundredth of the largest, so the outfits'
+    evidence decides, each weight at most 100 times the content's. The direct signal's weight
+    is at least 0: a product page's row and a refresh read it as a bonus that only raises
+    (refresh.py, index.ranked_with_partners)."""
     if not len(right):
         return (0.0,) * len(SIGNALS)
     w = conditional_logit(features, right)
-    content = max(w[0], 0.01 * np.abs(w).max(), 1e-12)
-    return tuple(float(x) for x in w[1:] / content)
+    if not np.isfinite(w).all():
+        logger.warning("the blend's fit is not finite: the version serves content alone")
+        return (0.0,) * len(SIGNALS)
+    floor = 0.01 * np.abs(w).max()
+    if w[0] < floor:
+        logger.warning(
+            "the held-out blanks give the content score a weight of %.3g: floored at %.3g",
+            w[0],
+            floor,
+        )
+    weights = w[1:] / max(w[0], floor, 1e-12)
+    weights[0] = max(weights[0], 0.0)
+    return tuple(float(x) for x in weights)

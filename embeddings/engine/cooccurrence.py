@@ -1,6 +1,7 @@
 """Curated co-occurrence: what the stylists' outfits say of items they hold. It is strong
-evidence for items with an outfit history (warm) and silent for new arrivals (cold), where the
-content model speaks alone. A score adds three signals, each at its weight:
+evidence for items with an outfit history (warm); of a new arrival (cold) it says only that no
+outfit holds it, and the content model speaks. A score adds six signals, each at its weight
+(learned by each training, blend.py):
 
 - direct: the mean over the anchors of log(1 + outfits holding anchor and candidate);
 - second order, where two or more anchors are read together: the candidate worn with what was
@@ -10,8 +11,8 @@ content model speaks alone. A score adds three signals, each at its weight:
   more anchors of the anchors they hold), near-copies of the look asked about;
 - exposure, what the outfits say by what they do not hold: how much the candidate is worn
   (log(1 + its partners summed over its outfits)), whether it is in no outfit at all (no
-  evidence either way), and whether it is worn but never with an anchor (evidence against:
-  stylists had it and paired it elsewhere).
+  evidence either way), and whether it is worn but never with an anchor the outfits hold
+  (evidence against: stylists had it and paired it elsewhere).
 
 One anchor (a product page's row, the lists refresh.py keeps up to date) reads the direct
 signal alone: the outfit signals are read where an outfit is read whole (complete the look,
@@ -104,7 +105,9 @@ class CoOccurrence:
             worn = np.array([self._worn.get(int(row), 0) for row in candidates])
             found[3] = np.log1p(worn)
             found[4] = worn == 0
-            found[5] = (worn > 0) & (found[0] == 0)
+            # "never with these" says something only of anchors the outfits hold
+            if any(anchor in self.partners for anchor in anchors):
+                found[5] = (worn > 0) & (found[0] == 0)
         return found
 
     def direct(self, anchors: Sequence[int], candidates: Sequence[int]) -> np.ndarray:

@@ -67,7 +67,7 @@ class TrainingOptions:
     unfrozen_blocks: int = 0  # the image tower's last blocks tuned with the head
     tuned_epochs: int = 16  # the last epochs, those that tune them
     learning_rate: float = 2e-3
-    cooccurrence_weight: float | None = None  # None: the weight held-out FITB picks
+    cooccurrence_weight: float | None = None  # None: the blend learned on held-out blanks
     hub_penalty: float = 0.5  # each query less this times its category's centre (QueryCentres)
     validation_fraction: float = 0.15
     seed: int = 0

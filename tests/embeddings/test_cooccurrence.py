@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from embeddings.engine.blend import blend_features, conditional_logit
+from embeddings.engine.blend import blend_features, conditional_logit, fitted_blend
 from embeddings.engine.cooccurrence import CoOccurrence
-from embeddings.engine.evaluate import FitbTask, evaluate_tasks
+from embeddings.engine.evaluate import FitbTask, evaluate_tasks, every_blank
 from embeddings.engine.fit import Validation
 from embeddings.engine.scorers import SkuScorer, TypeAwareScorer
 
@@ -68,6 +68,8 @@ def test_each_signal_is_its_definition_and_the_bonus_weighs_them(anchors):
     assert found[:, candidates.index(8)].tolist() == [0, 0, 0, 0, 1, 0]  # in no outfit
     # 5 is worn (with 0 and 2), never with 3 or 6; 4 is worn with both
     assert evidence.signals([3, 6], [5, 4])[5].tolist() == [1, 0]
+    # Anchors in no outfit (a look of new arrivals) say nothing of what was never worn with them
+    assert evidence.signals([8, 9], [5, 4])[5].tolist() == [0, 0]
 
 
 def test_one_anchor_reads_the_direct_signal_alone():
@@ -101,7 +103,16 @@ def test_a_version_and_a_refresh_keep_the_outfits_and_the_weights(tmp_path):
         np.testing.assert_allclose(
             renumbered.signals(anchors, list(range(8))), rebuilt.signals(anchors, list(range(8)))
         )
-    # A version saved before the outfit signals loads with them off.
+    # A version saved before exposure loads with it off; one before the outfit signals too.
+    np.savez(
+        tmp_path / "before_exposure.npz",
+        pairs=np.array([[0, 1, 2], [1, 0, 2]]),
+        weight=np.float64(0.5),
+        second_order=np.float64(1.0),
+        overlap=np.float64(0.3),
+    )
+    before = CoOccurrence.load(tmp_path / "before_exposure.npz")
+    assert before.weights.tolist() == [0.5, 1.0, 0.3, 0.0, 0.0, 0.0]
     np.savez(tmp_path / "old.npz", pairs=np.array([[0, 1, 2], [1, 0, 2]]), weight=np.float32(0.5))
     old = CoOccurrence.load(tmp_path / "old.npz")
     assert old.weights.tolist() == [0.5, 0.0, 0.0, 0.0, 0.0, 0.0] and old.outfits == []
@@ -184,3 +195,37 @@ def test_the_conditional_logit_recovers_the_weights_choices_were_drawn_with():
     chance = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     right = np.array([rng.choice(4, p=p) for p in chance])
     np.testing.assert_allclose(conditional_logit(features, right), truth, rtol=0.08)
+
+
+def test_the_blend_falls_back_where_its_fit_cannot_be_served():
+    """No questions: content alone. A content score that predicts against the right answers:
+    floored, so the outfits decide, never the reverse of content. A direct signal that
+    predicts against them: 0, as a product page's row and a refresh read it as a raise."""
+    assert fitted_blend(np.zeros((0, 0, 7)), np.zeros(0, dtype=np.int64)) == (0.0,) * 6
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(3000, 4, 7))
+    logits = features @ np.array([-1.0, -2.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+    chance = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    right = np.array([rng.choice(4, p=p) for p in chance])
+    weights = fitted_blend(features, right)
+    assert weights[0] == 0.0  # direct: never below 0
+    assert weights[1] > 20  # the walk, at up to 100 times a content weight floored above 0
+
+
+def test_every_item_of_every_outfit_is_blanked_once_among_wrong_answers_of_its_category():
+    category_of = {f"t{n}": "Tops" for n in range(6)} | {f"s{n}": "Shoes" for n in range(5)}
+    outfits = [["t0", "s0"], ["t1", "s1", "t2"], ["s2"]]
+    tasks = every_blank(outfits, category_of, np.random.default_rng(0))
+    assert sorted(t.answers[t.correct] for t in tasks) == ["s0", "s1", "t0", "t1", "t2"]
+    for task in tasks:
+        outfit = next(o for o in outfits if task.answers[task.correct] in o)
+        blank = task.answers[task.correct]
+        assert sorted([*task.question, blank]) == sorted(outfit)
+        wrong = [a for a in task.answers if a != blank]
+        assert len(wrong) == 3 and not set(wrong) & set(outfit)
+        assert {category_of[a] for a in task.answers} == {category_of[blank]}
+
+
+def test_weights_beyond_the_signals_are_refused():
+    with pytest.raises(ValueError, match="6 weights at most"):
+        CoOccurrence.from_outfits(OUTFITS, 0.0).weighted(*[1.0] * 7)

@@ -40,7 +40,12 @@ from benchmarks.blend_choice import (  # noqa: E402
 )
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.score_signals import halving_estimate  # noqa: E402
-from embeddings.engine.blend import blend_features, conditional_logit, fitted_blend  # noqa: E402
+from embeddings.engine.blend import (  # noqa: E402
+    blank_signals,
+    blend_features,
+    conditional_logit,
+    fitted_blend,
+)
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import FitbTask, split_outfits  # noqa: E402
 from embeddings.engine.fit import TrainingCatalog, TrainingOptions, Validation  # noqa: E402
@@ -65,7 +70,7 @@ def table(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(questions, 4, FEATURES) and the right answers: the blend's features (blend.py) and
     two interactions."""
-    x, right = blend_features(content, evidence, row_of, tasks)
+    x, right = blend_features(content, blank_signals(evidence, row_of, tasks))
     assert len(right) == len(tasks), "every item of these questions is in the version"
     interactions = np.stack([x[:, :, 0] * x[:, :, 5], x[:, :, 4] * x[:, :, 6]], axis=2)
     return np.concatenate([x, interactions], axis=2), right

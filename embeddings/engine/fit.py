@@ -5,6 +5,7 @@ it returns; the transfer study and the ablation (benchmarks/) call fit_space, th
 training on outfits they choose."""
 
 import copy
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from .blend import blend_features, fitted_blend
+from .blend import BlankSignals, blank_signals, blend_features, fitted_blend
 from .category_probe import CategoryProbe, fit_category_probe, held_out_accuracy
 from .cooccurrence import CoOccurrence
 from .evaluate import (
@@ -509,20 +510,28 @@ class Validation:
             pairs = TypeAwareScorer(space.pair_weights, evidence.weighted(*weights), centres)
             return self.by_sku(pairs if model is None else OutfitScorer(pairs, model), space)
 
+        @functools.cache
+        def signals() -> BlankSignals:  # the walk once, for every scorer fitted
+            return self.blank_signals(evidence)
+
         def best(model: OutfitModel | None) -> SkuScorer:
             if blend is not None:
                 return blended(blend, model)
-            return blended(self.blend_weights(blended((0.0,), model), evidence), model)
+            return blended(self.blend_weights(blended((0.0,), model), signals()), model)
 
         found = {TypeAwareScorer.kind: best(None)}
         if outfit_model is not None:
             found[OutfitScorer.kind] = best(outfit_model)
         return found
 
-    def blend_weights(self, content: SkuScorer, evidence: CoOccurrence) -> tuple[float, ...]:
+    def blank_signals(self, evidence: CoOccurrence) -> BlankSignals:
+        """The outfits' signals of the held-out blanks' answers, by `evidence`."""
+        return blank_signals(evidence, self.row_of, self.blanks)
+
+    def blend_weights(self, content: SkuScorer, signals: BlankSignals) -> tuple[float, ...]:
         """The weights of the outfits' signals (cooccurrence.SIGNALS) beside `content`'s score,
-        fitted on the held-out blanks (blend.py)."""
-        return fitted_blend(*blend_features(content, evidence, self.row_of, self.blanks))
+        fitted on the held-out blanks (blend.py), their `signals` computed once."""
+        return fitted_blend(*blend_features(content, signals))
 
     def by_sku(
         self, scorer: TypeAwareScorer | OutfitScorer, space: CompatibilitySpace

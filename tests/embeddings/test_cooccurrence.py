@@ -8,7 +8,12 @@ import math
 import numpy as np
 import pytest
 
-from embeddings.engine.blend import blend_features, conditional_logit, fitted_blend
+from embeddings.engine.blend import (
+    blank_signals,
+    blend_features,
+    conditional_logit,
+    fitted_blend,
+)
 from embeddings.engine.cooccurrence import CoOccurrence
 from embeddings.engine.evaluate import FitbTask, evaluate_tasks, every_blank
 from embeddings.engine.fit import Validation
@@ -138,7 +143,7 @@ def test_a_training_weighs_the_walk_when_held_out_outfits_are_answered_by_it():
     validation = Validation([], [], [], {}, set(), [], row_of, categories, blanks=tasks)
     content = SkuScorer(TypeAwareScorer(), vectors, categories, row_of)
     evidence = CoOccurrence.from_outfits(train, 0.0)
-    chosen = validation.blend_weights(content, evidence)
+    chosen = validation.blend_weights(content, validation.blank_signals(evidence))
     assert chosen[1] > 0  # the walk weighs
     served = SkuScorer(
         TypeAwareScorer(None, evidence.weighted(*chosen)), vectors, categories, row_of
@@ -176,10 +181,10 @@ def test_a_training_learns_what_the_outfits_do_not_hold():
     vectors *= 0.05 / np.linalg.norm(vectors, axis=1, keepdims=True)
     evidence = CoOccurrence.from_outfits(fitted_on + scored_on, 0.0)
     content = SkuScorer(TypeAwareScorer(), vectors, categories, row_of)
-    features, _ = blend_features(content, evidence, row_of, tasks)
+    features, _ = blend_features(content, blank_signals(evidence, row_of, tasks))
     assert not features[:, :, 1:4].any()  # direct, second order, overlap: silent
     validation = Validation([], [], [], {}, set(), [], row_of, categories, blanks=fitting_tasks)
-    chosen = validation.blend_weights(content, evidence)
+    chosen = validation.blend_weights(content, validation.blank_signals(evidence))
     served = SkuScorer(
         TypeAwareScorer(None, evidence.weighted(*chosen)), vectors, categories, row_of
     )

@@ -253,6 +253,33 @@ def evaluate_tasks(
     return results
 
 
+def _asked(
+    outfit: Sequence[str],
+    blank: str,
+    pool: Sequence[str],
+    category: str,
+    rng: np.random.Generator,
+    answer_count: int,
+) -> FitbTask | None:
+    """`outfit` with `blank` to fill among wrong answers drawn from `pool` (its category's
+    items) outside the outfit, the blank at a random place; None if the pool is too small."""
+    candidates = [sku for sku in pool if sku not in outfit]
+    if len(candidates) < answer_count - 1:
+        return None
+    picks = rng.choice(len(candidates), size=answer_count - 1, replace=False)
+    wrong = [candidates[i] for i in picks]
+    correct = int(rng.integers(answer_count))
+    answers = (*wrong[:correct], blank, *wrong[correct:])
+    return FitbTask(tuple(sku for sku in outfit if sku != blank), answers, correct, category)
+
+
+def _by_category(skus: Sequence[str], category_of: dict[str, str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for sku in skus:
+        found.setdefault(category_of[sku], []).append(sku)
+    return found
+
+
 def every_blank(
     outfits: Sequence[Sequence[str]],
     category_of: dict[str, str],
@@ -261,23 +288,16 @@ def every_blank(
 ) -> list[FitbTask]:
     """FITB with each item of each outfit as the blank once, wrong answers of its category
     drawn from every item outside the outfit (make_tasks asks one blank per outfit)."""
-    by_category: dict[str, list[str]] = {}
-    for sku, category in category_of.items():
-        by_category.setdefault(category, []).append(sku)
-    tasks = []
-    for outfit in outfits:
-        if len(outfit) < 2:
-            continue
-        for blank in outfit:
-            pool = [sku for sku in by_category[category_of[blank]] if sku not in outfit]
-            if len(pool) < answer_count - 1:
-                continue
-            wrong = [pool[i] for i in rng.choice(len(pool), answer_count - 1, replace=False)]
-            correct = int(rng.integers(answer_count))
-            answers = (*wrong[:correct], blank, *wrong[correct:])
-            question = tuple(sku for sku in outfit if sku != blank)
-            tasks.append(FitbTask(question, answers, correct, category_of[blank]))
-    return tasks
+    by_category = _by_category(list(category_of), category_of)
+    asked = (
+        _asked(
+            outfit, blank, by_category[category_of[blank]], category_of[blank], rng, answer_count
+        )
+        for outfit in outfits
+        if len(outfit) >= 2
+        for blank in outfit
+    )
+    return [task for task in asked if task is not None]
 
 
 def make_tasks(
@@ -292,12 +312,8 @@ def make_tasks(
     (default: every item), outside the outfit. Compatibility: each outfit (label 1) and a copy
     with every item swapped for a random item of its category (label 0)."""
     pool = list(answer_pool) if answer_pool is not None else list(category_of)
-    pool_by_category: dict[str, list[str]] = {}
-    for sku in pool:
-        pool_by_category.setdefault(category_of[sku], []).append(sku)
-    everything_by_category: dict[str, list[str]] = {}
-    for sku, category in category_of.items():
-        everything_by_category.setdefault(category, []).append(sku)
+    pool_by_category = _by_category(pool, category_of)
+    everything_by_category = _by_category(list(category_of), category_of)
     in_pool = set(pool)
     fitb, compatibility = [], []
     for outfit in outfits:
@@ -307,14 +323,9 @@ def make_tasks(
         if blanks:
             blank = blanks[int(rng.integers(len(blanks)))]
             category = category_of[blank]
-            candidates = [s for s in pool_by_category[category] if s not in outfit]
-            if len(candidates) >= answer_count - 1:
-                picks = rng.choice(len(candidates), size=answer_count - 1, replace=False)
-                wrong = [candidates[i] for i in picks]
-                correct = int(rng.integers(answer_count))
-                answers = (*wrong[:correct], blank, *wrong[correct:])
-                question = tuple(sku for sku in outfit if sku != blank)
-                fitb.append(FitbTask(question, answers, correct, category))
+            task = _asked(outfit, blank, pool_by_category[category], category, rng, answer_count)
+            if task is not None:
+                fitb.append(task)
         swapped = []
         for sku in outfit:
             others = [s for s in everything_by_category[category_of[sku]] if s != sku]

@@ -22,6 +22,8 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 
@@ -37,7 +39,7 @@ from embeddings.engine.evaluate import (  # noqa: E402
     make_tasks,
     split_outfits,
 )
-from embeddings.engine.fit import TrainingOptions  # noqa: E402
+from embeddings.engine.fit import TrainingCatalog, TrainingOptions, Validation  # noqa: E402
 from embeddings.engine.index import CompatibilityIndex  # noqa: E402
 from embeddings.engine.scorers import (  # noqa: E402
     OutfitScorer,
@@ -101,6 +103,24 @@ def training_content(
     pairs = TypeAwareScorer(base.pair_weights, None, centres)
     scorer = OutfitScorer(pairs, served.model) if isinstance(served, OutfitScorer) else pairs
     return SkuScorer(scorer, vectors, index.categories, index.row_of_sku)
+
+
+def training_validation(
+    index: CompatibilityIndex, outfits: list[list[str]], seed: int
+) -> tuple[list[list[int]], Validation]:
+    """The rows of the training outfits a version of `seed` trained on, and its own held-out
+    questions, drawn as it drew them (Validation.of reads the catalog's SKUs and categories
+    alone): its one blank per outfit and its blend's blanks."""
+    row_of = index.row_of_sku
+    train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
+    train_rows = [[row_of[s] for s in outfits[i]] for i in train_at]
+    validation = Validation.of(
+        cast(TrainingCatalog, SimpleNamespace(skus=index.skus, categories=index.categories)),
+        train_rows,
+        [[row_of[s] for s in outfits[i]] for i in held_at],
+        np.random.default_rng(seed),
+    )
+    return train_rows, validation
 
 
 def main() -> None:

@@ -23,8 +23,6 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import cast
 
 import numpy as np
 
@@ -36,7 +34,8 @@ from benchmarks.blend_choice import (  # noqa: E402
     BLEND_GRID,
     best_blend,
     blend_grid_right,
-    training_content,  # noqa: E402
+    training_content,
+    training_validation,
 )
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.score_signals import halving_estimate  # noqa: E402
@@ -47,8 +46,8 @@ from embeddings.engine.blend import (  # noqa: E402
     fitted_blend,
 )
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
-from embeddings.engine.evaluate import FitbTask, split_outfits  # noqa: E402
-from embeddings.engine.fit import TrainingCatalog, TrainingOptions, Validation  # noqa: E402
+from embeddings.engine.evaluate import FitbTask  # noqa: E402
+from embeddings.engine.fit import TrainingOptions  # noqa: E402
 from embeddings.engine.scorers import OutfitScorer, SkuScorer  # noqa: E402
 
 FEATURES = (
@@ -80,12 +79,14 @@ def accuracy(x: np.ndarray, right: np.ndarray, w: np.ndarray) -> float:
     return float((np.argmax(x @ w, axis=1) == right).mean())
 
 
-def halving(x: np.ndarray, right: np.ndarray, columns: Sequence[int]) -> float:
-    """Fitted on one half, scored on the other, both ways, CV_REPEATS times."""
+def halving(
+    x: np.ndarray, right: np.ndarray, columns: Sequence[int], repeats: int = CV_REPEATS
+) -> float:
+    """Fitted on one half, scored on the other, both ways, `repeats` times."""
     rng = np.random.default_rng(0)
     found = []
     sub = x[:, :, list(columns)]
-    for _ in range(CV_REPEATS):
+    for _ in range(repeats):
         order = rng.permutation(len(sub))
         halves = (order[: len(order) // 2], order[len(order) // 2 :])
         for fit_on, score_on in (halves, halves[::-1]):
@@ -112,16 +113,7 @@ def main() -> None:
     version, index = active_version()
     row_of = dict(index.row_of_sku)
     outfits = read_training_outfits(arguments.split)
-    train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
-    train_rows = [[row_of[s] for s in outfits[i]] for i in train_at]
-    # The training's own held-out questions, drawn as it drew them (Validation.of reads the
-    # catalog's SKUs and categories alone): its one blank per outfit and its blend's blanks.
-    validation = Validation.of(
-        cast(TrainingCatalog, SimpleNamespace(skus=index.skus, categories=index.categories)),
-        train_rows,
-        [[row_of[s] for s in outfits[i]] for i in held_at],
-        np.random.default_rng(arguments.seed),
-    )
+    train_rows, validation = training_validation(index, outfits, arguments.seed)
 
     warm_tasks = [
         FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])

@@ -42,7 +42,7 @@ from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.warm_ranker import accuracy, halving  # noqa: E402
 from embeddings.engine.blend import blank_signals, conditional_logit  # noqa: E402
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
-from embeddings.engine.evaluate import FitbTask  # noqa: E402
+from embeddings.engine.evaluate import FitbTask, read_fitb_tasks  # noqa: E402
 from embeddings.engine.fit import TrainingOptions  # noqa: E402
 from embeddings.engine.scorers import OutfitScorer, SkuScorer  # noqa: E402
 
@@ -60,17 +60,15 @@ CF_DIMENSIONS = 64
 HALVINGS = 5
 
 
-def item_vectors(rows: list[list[int]], items: int) -> np.ndarray:
-    """Unit vectors of the outfits alone: PPMI of the items' co-occurrence, randomized SVD
-    (dense over the worn items; items in no outfit get 0)."""
-    worn = sorted({row for outfit in rows for row in outfit})
+def item_vectors(evidence: CoOccurrence, items: int) -> np.ndarray:
+    """Unit vectors of the outfits alone: PPMI of the items' co-occurrence (`evidence`'s
+    partner counts), randomized SVD (dense over the worn items; items in no outfit get 0)."""
+    worn = sorted(evidence.partners)
     at = {row: i for i, row in enumerate(worn)}
     counts = np.zeros((len(worn), len(worn)))
-    for outfit in rows:
-        for a in outfit:
-            for b in outfit:
-                if a != b:
-                    counts[at[a], at[b]] += 1
+    for row, seen in evidence.partners.items():
+        for other, together in seen.items():
+            counts[at[row], at[other]] = together
     sums = counts.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         pmi = np.log(counts * counts.sum() / np.outer(sums, sums))
@@ -157,23 +155,21 @@ def main() -> None:
     outfits = read_training_outfits(arguments.split)
     train_rows, validation = training_validation(index, outfits, arguments.seed)
     every_row = [[row_of[s] for s in outfit] for outfit in outfits]
+    train_evidence = CoOccurrence.from_outfits(train_rows, 0.0)
     held_x, held_right = table(
         training_content(index, train_rows, arguments.hub_penalty),
-        CoOccurrence.from_outfits(train_rows, 0.0),
+        train_evidence,
         row_of,
         validation.blanks,
-        item_vectors(train_rows, len(index.skus)),
+        item_vectors(train_evidence, len(index.skus)),
         families,
     )
     served_content = index.sku_scorer(index.scorer.content_only())
     every_outfit = CoOccurrence.from_outfits(every_row, 0.0)
-    every_vectors = item_vectors(every_row, len(index.skus))
+    every_vectors = item_vectors(every_outfit, len(index.skus))
     split: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in ("warm", "cold"):
-        tasks = [
-            FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
-            for t in json.loads((arguments.split / f"{name}_fitb.json").read_text())
-        ]
+        tasks = read_fitb_tasks(arguments.split / f"{name}_fitb.json")
         split[name] = table(served_content, every_outfit, row_of, tasks, every_vectors, families)
     shared = list(range(len(SHARED)))
     first_family = len(SHARED) + len(EXTRA)

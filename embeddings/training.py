@@ -56,6 +56,7 @@ def training_options(
         learning_rate=settings.OUTFITS_TRAINING_LEARNING_RATE,
         cooccurrence_weight=settings.OUTFITS_COOCCURRENCE_WEIGHT,
         hub_penalty=settings.OUTFITS_HUB_PENALTY,
+        validation_fraction=settings.OUTFITS_VALIDATION_FRACTION,
         seed=settings.OUTFITS_TRAINING_SEED,
         neighbour_depth=settings.OUTFITS_COMPUTED_NEIGHBOURS,
         # With workers to fan out to, the lists are computed there once the files are written.

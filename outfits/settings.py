@@ -358,6 +358,14 @@ OUTFITS_COOCCURRENCE_WEIGHT = (
 # outfits holding it), so items that score high for any outfit stop crowding new arrivals
 # out of a family's best (docs/model.md: Recall@10 of new arrivals; 0 turns it off).
 OUTFITS_HUB_PENALTY = float(os.environ.get("OUTFITS_HUB_PENALTY", "0.5"))
+# The share of the outfits a training holds out (picked by a hash of their items) to learn the
+# blend's weights, choose the scorer and report its figures; the rest train the models.
+OUTFITS_VALIDATION_FRACTION = float(os.environ.get("OUTFITS_VALIDATION_FRACTION", "0.15"))
+if not 0 < OUTFITS_VALIDATION_FRACTION < 1:
+    raise ImproperlyConfigured(
+        f"OUTFITS_VALIDATION_FRACTION is the share of outfits a training holds out, between 0 "
+        f"and 1 (e.g. 0.15), not {OUTFITS_VALIDATION_FRACTION}."
+    )
 OUTFITS_MATCHES_PER_CATEGORY = int(os.environ.get("OUTFITS_MATCHES_PER_CATEGORY", "4"))
 # Diversity of a row of matches (maximal marginal relevance): 0 ranks by score alone; higher
 # values push near-duplicates (the same shirt in three colours) down the row, and show one

@@ -188,6 +188,11 @@ def fit_version(
             f"fit_version trains the scorers {', '.join(map(repr, SCORER_CHOICES))}, "
             f"not {options.scorer!r}."
         )
+    if not 0 < options.validation_fraction < 1:
+        raise ValueError(
+            "validation_fraction is the share of outfits held out, between 0 and 1, "
+            f"not {options.validation_fraction}."
+        )
     stopwatch = Stopwatch()
     rng = np.random.default_rng(options.seed)
     train_rows, validation_rows = split_outfits(

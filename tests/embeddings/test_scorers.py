@@ -350,6 +350,16 @@ def test_auto_serves_pairs_where_no_outfit_has_three_items_and_asking_for_the_mo
         fit_version(catalog, TrainingOptions(epochs=2, scorer="outfit_transformer"))
 
 
+@pytest.mark.parametrize("share", [0.0, 1.0, 1.5])
+def test_a_held_out_share_outside_zero_to_one_is_refused_before_any_training(share):
+    from embeddings.engine.train import ItemEncoder
+
+    vectors = np.asarray(VECTORS, dtype=np.float32)
+    catalog = TrainingCatalog(SKUS, CATEGORIES, ItemEncoder(vectors), [list(o) for o in OUTFITS])
+    with pytest.raises(ValueError, match=f"between 0 and 1, not {share}"):
+        fit_version(catalog, TrainingOptions(epochs=2, validation_fraction=share))
+
+
 def test_fit_version_reports_the_verdicts_it_used_and_the_figures_without_them():
     from embeddings.engine.train import ItemEncoder
     from embeddings.engine.triplets import Verdicts

@@ -1,6 +1,9 @@
 """Training runs as jobs, in one process: the lock, cancel, stale runs, the activation
 decision, rollback and garbage collection of old versions; the admin pages of all of it."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -266,3 +269,25 @@ def test_the_training_seed_is_a_setting_and_goes_into_the_options(settings):
     assert training_options().seed == 0
     settings.OUTFITS_TRAINING_SEED = 7
     assert training_options(epochs=3).seed == 7
+
+
+def test_the_held_out_share_is_a_setting_and_goes_into_the_options(settings):
+    from embeddings.training import training_options
+
+    assert training_options().validation_fraction == 0.15
+    settings.OUTFITS_VALIDATION_FRACTION = 0.05
+    assert training_options().validation_fraction == 0.05
+
+
+def test_a_held_out_share_outside_zero_to_one_stops_the_site_saying_what_it_is():
+    result = subprocess.run(
+        [sys.executable, "-c", "import outfits.settings"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "OUTFITS_VALIDATION_FRACTION": "1"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "OUTFITS_VALIDATION_FRACTION is the share of outfits a training holds out" in (
+        result.stderr
+    )

@@ -21,9 +21,10 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,45 +106,63 @@ def training_content(
     return SkuScorer(scorer, vectors, index.categories, index.row_of_sku)
 
 
+def probe_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments of a probe of the active version on the Mango split."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
+    parser.add_argument("--seed", type=int, help="the version's training seed (its manifest's)")
+    parser.add_argument("--hub-penalty", type=float, help="the version's (its manifest's)")
+    parser.add_argument("--results", type=Path, required=True)
+    return parser
+
+
+def trained_options(version: Any, arguments: argparse.Namespace) -> TrainingOptions:
+    """The seed, hub penalty and held-out share the version was trained with (its manifest;
+    the defaults for a manifest without them), --seed and --hub-penalty overriding."""
+    stored = version.manifest.get("options", {})
+    kept = ("seed", "hub_penalty", "validation_fraction")
+    options = TrainingOptions(**{name: stored[name] for name in kept if name in stored})
+    if arguments.seed is not None:
+        options = replace(options, seed=arguments.seed)
+    if arguments.hub_penalty is not None:
+        options = replace(options, hub_penalty=arguments.hub_penalty)
+    return options
+
+
 def training_validation(
-    index: CompatibilityIndex, outfits: list[list[str]], seed: int
+    index: CompatibilityIndex, outfits: list[list[str]], options: TrainingOptions
 ) -> tuple[list[list[int]], Validation]:
-    """The rows of the training outfits a version of `seed` trained on, and its own held-out
-    questions, drawn as it drew them (Validation.of reads the catalog's SKUs and categories
-    alone): its one blank per outfit and its blend's blanks."""
+    """The rows of the training outfits a version of these options trained on, and its own
+    held-out questions, drawn as it drew them (Validation.of reads the catalog's SKUs and
+    categories alone): its one blank per outfit and its blend's blanks."""
     row_of = index.row_of_sku
-    train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
+    train_at, held_at = split_outfits(outfits, options.validation_fraction)
     train_rows = [[row_of[s] for s in outfits[i]] for i in train_at]
     validation = Validation.of(
         cast(TrainingCatalog, SimpleNamespace(skus=index.skus, categories=index.categories)),
         train_rows,
         [[row_of[s] for s in outfits[i]] for i in held_at],
-        np.random.default_rng(seed),
+        np.random.default_rng(options.seed),
     )
     return train_rows, validation
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
-    parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
+    parser = probe_parser(__doc__)
     parser.add_argument("--draws", type=int, default=3, help="draws of every blank")
-    parser.add_argument(
-        "--hub-penalty", type=float, default=TrainingOptions().hub_penalty, help="the version's"
-    )
-    parser.add_argument("--results", type=Path, required=True)
     arguments = parser.parse_args()
     version, index = active_version()
+    options = trained_options(version, arguments)
     skus, row_of = list(index.skus), index.row_of_sku
     category_of = dict(zip(skus, index.categories, strict=True))
     outfits = read_training_outfits(arguments.split)
-    train_at, held_at = split_outfits(outfits, TrainingOptions().validation_fraction)
+    train_at, held_at = split_outfits(outfits, options.validation_fraction)
     train = [outfits[i] for i in train_at]
     held_out = [outfits[i] for i in held_at]
     train_rows = [[row_of[s] for s in o] for o in train]
     evidence = CoOccurrence.from_outfits(train_rows, 0.0)
-    content = training_content(index, train_rows, arguments.hub_penalty)
-    rng = np.random.default_rng(arguments.seed)
+    content = training_content(index, train_rows, options.hub_penalty)
+    rng = np.random.default_rng(options.seed)
     as_trained, _ = make_tasks(held_out, category_of, rng)
     more = [t for _ in range(arguments.draws) for t in every_blank(held_out, category_of, rng)]
     choices = {

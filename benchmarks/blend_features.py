@@ -25,7 +25,6 @@ blanks, every split training outfit for the split's questions):
         --split /tmp/mango-split --seed 0 --results /tmp/blend_features.json
 """
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -37,13 +36,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
-from benchmarks.blend_choice import training_content, training_validation  # noqa: E402
+from benchmarks.blend_choice import (  # noqa: E402
+    probe_parser,
+    trained_options,
+    training_content,
+    training_validation,
+)
 from benchmarks.mango_split import read_training_outfits  # noqa: E402
 from benchmarks.warm_ranker import accuracy, halving  # noqa: E402
 from embeddings.engine.blend import blank_signals, conditional_logit  # noqa: E402
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import FitbTask, read_fitb_tasks  # noqa: E402
-from embeddings.engine.fit import TrainingOptions  # noqa: E402
 from embeddings.engine.scorers import OutfitScorer, SkuScorer  # noqa: E402
 
 SHARED = ("content", *SIGNALS)  # the learned blend's features
@@ -141,23 +144,17 @@ def table(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
-    parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
-    parser.add_argument(
-        "--hub-penalty", type=float, default=TrainingOptions().hub_penalty, help="the version's"
-    )
-    parser.add_argument("--results", type=Path, required=True)
-    arguments = parser.parse_args()
+    arguments = probe_parser(__doc__).parse_args()
     version, index = active_version()
+    options = trained_options(version, arguments)
     row_of = dict(index.row_of_sku)
     families = sorted(set(index.categories))
     outfits = read_training_outfits(arguments.split)
-    train_rows, validation = training_validation(index, outfits, arguments.seed)
+    train_rows, validation = training_validation(index, outfits, options)
     every_row = [[row_of[s] for s in outfit] for outfit in outfits]
     train_evidence = CoOccurrence.from_outfits(train_rows, 0.0)
     held_x, held_right = table(
-        training_content(index, train_rows, arguments.hub_penalty),
+        training_content(index, train_rows, options.hub_penalty),
         train_evidence,
         row_of,
         validation.blanks,

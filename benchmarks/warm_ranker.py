@@ -18,7 +18,6 @@ Three estimates on the active version and the Mango split:
         --split /tmp/mango-split --seed 0 --results /tmp/warm_ranker.json
 """
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -34,6 +33,8 @@ from benchmarks.blend_choice import (  # noqa: E402
     BLEND_GRID,
     best_blend,
     blend_grid_right,
+    probe_parser,
+    trained_options,
     training_content,
     training_validation,
 )
@@ -47,7 +48,6 @@ from embeddings.engine.blend import (  # noqa: E402
 )
 from embeddings.engine.cooccurrence import SIGNALS, CoOccurrence  # noqa: E402
 from embeddings.engine.evaluate import FitbTask  # noqa: E402
-from embeddings.engine.fit import TrainingOptions  # noqa: E402
 from embeddings.engine.scorers import OutfitScorer, SkuScorer  # noqa: E402
 
 FEATURES = (
@@ -102,18 +102,12 @@ def grid_right(x: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", type=Path, default=ROOT / "var" / "mango-split")
-    parser.add_argument("--seed", type=int, default=0, help="the version's training seed")
-    parser.add_argument(
-        "--hub-penalty", type=float, default=TrainingOptions().hub_penalty, help="the version's"
-    )
-    parser.add_argument("--results", type=Path, required=True)
-    arguments = parser.parse_args()
+    arguments = probe_parser(__doc__).parse_args()
     version, index = active_version()
+    options = trained_options(version, arguments)
     row_of = dict(index.row_of_sku)
     outfits = read_training_outfits(arguments.split)
-    train_rows, validation = training_validation(index, outfits, arguments.seed)
+    train_rows, validation = training_validation(index, outfits, options)
 
     warm_tasks = [
         FitbTask(tuple(t["question"]), tuple(t["answers"]), t["correct"], t["category"])
@@ -123,7 +117,7 @@ def main() -> None:
     warm_x, warm_right = table(
         index.sku_scorer(index.scorer.content_only()), every, row_of, warm_tasks
     )
-    training = training_content(index, train_rows, arguments.hub_penalty)
+    training = training_content(index, train_rows, options.hub_penalty)
     train_evidence = CoOccurrence.from_outfits(train_rows, 0.0)
     held_x, held_right = table(training, train_evidence, row_of, validation.blanks)
     served = index.sku_scorer(index.scorer)

@@ -5,7 +5,7 @@ version it returns. Also the offline backbone's pretraining and `manage.py evalu
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,17 +292,15 @@ def pretrain_backbone(
     output: Path,
     epochs: int,
     progress: Progress = no_progress,
-    extra_domains: Sequence[Sequence[tuple[Path, str]]] = (),
+    extra_pairs: list[tuple[Path, str]] | None = None,
     with_catalog: bool = True,
     phone_photos: float = PRETRAINING_PHONE_PHOTOS,
-    batches_by_source: bool = False,
 ) -> list[float]:
     """Build the offline backbone: train the project's small open_clip model contrastively on
-    catalog images and their captions (plus `extra_domains`, each a related domain's pairs of
-    image and caption; or on those alone, without the catalog), a `phone_photos` share of the
-    images shown as phone photos of themselves, every batch from one domain if
-    `batches_by_source`, and save it where OUTFITS_PRETRAINED can point. The architecture is
-    OUTFITS_BACKBONE's, one of the project's own."""
+    catalog images and their captions (plus `extra_pairs` of image and caption from related
+    domains; or on those alone, without the catalog), a `phone_photos` share of the images
+    shown as phone photos of themselves, and save it where OUTFITS_PRETRAINED can point. The
+    architecture is OUTFITS_BACKBONE's, one of the project's own."""
     from .engine.backbone import OWN_BACKBONES, create_untrained_backbone, save_backbone_checkpoint
     from .engine.pretrain import PretrainingConfig, pretrain_contrastive
 
@@ -316,9 +314,7 @@ def pretrain_backbone(
     products = list(embeddable_products()) if with_catalog else []
     if with_catalog and len(products) < 2:
         raise ValueError("Pretraining needs a catalog: import products first (import_catalog).")
-    domains = [[(Path(p.image.path), item_text(p)) for p in products], *extra_domains]
-    pairs = [pair for domain in domains for pair in domain]
-    sources = [source for source, domain in enumerate(domains) for _ in domain]
+    pairs = [(Path(p.image.path), item_text(p)) for p in products] + list(extra_pairs or [])
     if len(pairs) < 2:
         raise ValueError("Pretraining needs at least two image-caption pairs.")
     backbone = create_untrained_backbone(name, seed=SEED)
@@ -326,14 +322,8 @@ def pretrain_backbone(
         backbone,
         [image for image, _ in pairs],
         [caption for _, caption in pairs],
-        PretrainingConfig(
-            epochs=epochs,
-            seed=SEED,
-            phone_photos=phone_photos,
-            batches_by_source=batches_by_source,
-        ),
+        PretrainingConfig(epochs=epochs, seed=SEED, phone_photos=phone_photos),
         progress,
-        sources=sources,
     )
     save_backbone_checkpoint(backbone, output)
     return losses

@@ -210,18 +210,6 @@ def test_pretrain_backbone_command_writes_a_loadable_checkpoint(
     assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
 
 
-def test_pretrain_backbone_batches_by_source_domain_when_asked(db, settings, small_catalog, caplog):
-    call_command("import_catalog", str(small_catalog.products_csv))
-    pairs = small_catalog.products_csv.parent / "styles.csv"
-    pairs.write_text("id,image,productDisplayName\n1,images/TOP-0001.jpg,Navy Shirt\n")
-    call_command("pretrain_backbone", "--epochs=1", "--batches-by-source", f"--pairs={pairs}")
-    from embeddings.engine.backbone import load_backbone
-
-    assert load_backbone("outfits-tiny", settings.OUTFITS_PRETRAINED).pretrained
-    # The catalog's batches are its own; the one-pair domain cannot fill one and is named.
-    assert "Source domain 2 has 1 pairs, fewer than a batch of" in caplog.text
-
-
 def test_pretrain_backbone_builds_the_configured_architecture(db, settings, small_catalog):
     from embeddings.engine.backbone import BackboneUnavailable, load_backbone
 

@@ -4,7 +4,6 @@ pairs from a related domain, when no pretrained CLIP weights can be downloaded."
 
 import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from open_clip.loss import ClipLoss
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from .backbone import Backbone
 from .degrade import PRETRAINING_PHONE_PHOTOS, phone_photo
@@ -37,9 +36,6 @@ class PretrainingConfig:
     # The share of images shown as a shopper's phone photo of themselves (degrade.phone_photo,
     # drawn anew each time), so such a photo lands near its packshot and its caption.
     phone_photos: float = PRETRAINING_PHONE_PHOTOS
-    # Every batch from one source domain, so an image's in-batch negatives are other items of
-    # its own catalog (a harder, finer contrast) rather than mostly another domain's.
-    batches_by_source: bool = False
 
 
 class ImageCaptionPairs(Dataset):
@@ -79,71 +75,27 @@ class ImageCaptionPairs(Dataset):
         return self.preprocess(rgb), self.tokens[index]
 
 
-class SourceBatches(Sampler[list[int]]):
-    """Batches of one source domain each: every epoch each source's pairs are shuffled and cut
-    into full batches (its remainder is left out, as drop_last does), and the batches of all
-    sources are shuffled together."""
-
-    def __init__(self, sources: Sequence[int], batch_size: int, generator: torch.Generator):
-        self.by_source = [
-            torch.tensor([i for i, s in enumerate(sources) if s == source])
-            for source in sorted(set(sources))
-        ]
-        self.batch_size = batch_size
-        self.generator = generator
-        for source, indices in enumerate(self.by_source):
-            if len(indices) < batch_size:
-                logger.warning(
-                    "Source domain %d has %d pairs, fewer than a batch of %d: it is left out.",
-                    source + 1,
-                    len(indices),
-                    batch_size,
-                )
-
-    def __len__(self) -> int:
-        return sum(len(indices) // self.batch_size for indices in self.by_source)
-
-    def __iter__(self):
-        batches = []
-        for indices in self.by_source:
-            shuffled = indices[torch.randperm(len(indices), generator=self.generator)]
-            full = len(shuffled) // self.batch_size * self.batch_size
-            batches += list(shuffled[:full].view(-1, self.batch_size))
-        for batch in torch.randperm(len(batches), generator=self.generator).tolist():
-            yield batches[batch].tolist()
-
-
 def pretrain_contrastive(
     backbone: Backbone,
     image_paths: Sequence[Path],
     captions: Sequence[str],
     config: PretrainingConfig = PretrainingConfig(),
     progress: Progress = no_progress,
-    sources: Sequence[int] | None = None,
 ) -> list[float]:
     """Train the whole backbone so each image is closest to its own caption; returns the mean
-    loss of every epoch. The model is left in eval mode. `sources` names each pair's source
-    domain (catalog, each related domain), which `config.batches_by_source` batches apart."""
+    loss of every epoch. The model is left in eval mode."""
     pairs = ImageCaptionPairs(
         image_paths, captions, backbone, phone_photos=config.phone_photos, seed=config.seed
     )
     generator = torch.Generator().manual_seed(config.seed)
-    if config.batches_by_source and sources is not None:
-        if len(sources) != len(pairs):
-            raise ValueError(f"{len(pairs)} pairs but {len(sources)} sources")
-        largest = max(Counter(sources).values())
-        sampler = SourceBatches(sources, min(config.batch_size, largest), generator)
-        loader = DataLoader(pairs, batch_sampler=sampler)
-    else:
-        # drop_last keeps every batch a real contrastive problem (a batch of one has no
-        # negatives).
-        loader = DataLoader(
-            pairs,
-            batch_size=min(config.batch_size, len(pairs)),
-            shuffle=True,
-            drop_last=True,
-            generator=generator,
-        )
+    # drop_last keeps every batch a real contrastive problem (a batch of one has no negatives).
+    loader = DataLoader(
+        pairs,
+        batch_size=min(config.batch_size, len(pairs)),
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+    )
     model = backbone.model
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay

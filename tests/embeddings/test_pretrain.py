@@ -10,7 +10,6 @@ from embeddings.engine.backbone import create_untrained_backbone
 from embeddings.engine.pretrain import (
     ImageCaptionPairs,
     PretrainingConfig,
-    SourceBatches,
     TrainingDiverged,
     pretrain_contrastive,
 )
@@ -115,39 +114,3 @@ def test_pretraining_with_phone_photos_lowers_the_loss(small_catalog):
         PretrainingConfig(epochs=4, batch_size=16, phone_photos=0.5),
     )
     assert all(math.isfinite(loss) for loss in losses) and losses[-1] < losses[0]
-
-
-def test_source_batches_draw_every_batch_from_one_source_domain(caplog):
-    sources = [0] * 40 + [1] * 24 + [2] * 3
-    sampler = SourceBatches(sources, batch_size=8, generator=torch.Generator().manual_seed(0))
-    first, second = list(sampler), list(sampler)
-    assert len(sampler) == len(first) == 8  # 5 batches of the first domain, 3 of the second
-    for epoch in (first, second):
-        assert all(len(batch) == 8 and len({sources[i] for i in batch}) == 1 for batch in epoch)
-        # Every pair of the two domains with full batches, once an epoch.
-        assert sorted(i for batch in epoch for i in batch) == list(range(64))
-    assert first != second  # drawn anew every epoch
-    # A domain smaller than a batch cannot make one: it is named, not dropped silently.
-    assert "Source domain 3 has 3 pairs, fewer than a batch of 8" in caplog.text
-
-
-def test_pretraining_by_source_lowers_the_loss(small_catalog):
-    images, captions = catalog_pairs(small_catalog)
-    sources = [i % 2 for i in range(len(images))]
-    losses = pretrain_contrastive(
-        create_untrained_backbone(),
-        images,
-        captions,
-        PretrainingConfig(epochs=4, batch_size=8, batches_by_source=True),
-        sources=sources,
-    )
-    assert len(losses) == 4 and all(math.isfinite(loss) for loss in losses)
-    assert losses[-1] < losses[0]
-    with pytest.raises(ValueError, match="pairs but 1 sources"):
-        pretrain_contrastive(
-            create_untrained_backbone(),
-            images,
-            captions,
-            PretrainingConfig(epochs=1, batches_by_source=True),
-            sources=[0],
-        )

@@ -52,12 +52,6 @@ class Command(BaseCommand):
             "packshots (default %(default)s; 0: catalog images as they are).",
         )
         parser.add_argument(
-            "--batches-by-source",
-            action="store_true",
-            help="Draw every batch from one source domain (the catalog, each --pairs CSV), so "
-            "an image's in-batch negatives are items of its own catalog.",
-        )
-        parser.add_argument(
             "--no-catalog",
             action="store_true",
             help="Pretrain on the --pairs alone, without the catalog's own images and captions.",
@@ -72,20 +66,19 @@ class Command(BaseCommand):
             raise CommandError("--no-catalog needs at least one --pairs CSV to train on")
         bar = TerminalProgress()
         try:
-            extra_domains = []
+            extra = []
             for source in pairs:
                 csv_path, columns = split_pairs_source(source, options["pairs_caption_columns"])
                 found = read_caption_pairs(csv_path, options["pairs_image_column"], columns)
                 self.stdout.write(f"{len(found)} extra image-caption pairs from {csv_path}")
-                extra_domains.append(found)
+                extra += found
             losses = pretrain_backbone(
                 output,
                 epochs,
                 progress=bar,
-                extra_domains=extra_domains,
+                extra_pairs=extra,
                 with_catalog=not options["no_catalog"],
                 phone_photos=options["phone_photos"],
-                batches_by_source=options["batches_by_source"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from error

@@ -275,39 +275,62 @@ def test_fit_version_stores_its_options_whole_and_gives_the_same_figures_twice()
 
 
 def served_by_the_rule(metrics: dict) -> str:
-    """`auto`'s rule, written out again: the better on new arrivals (the pairs on a tie), unless
-    the other is better on known items by more than two standard errors."""
+    """`auto`'s rule, written out again: the outfit model, unless the pairs are better on new
+    arrivals (three questions an outfit) or on known items by more than two standard errors."""
     pairs, model = "type_aware", "outfit_transformer"
     if metrics[f"fitb_cold_{pairs}"] is None or metrics[f"fitb_cold_{model}"] is None:
         return model if metrics[f"fitb_{model}"] > metrics[f"fitb_{pairs}"] else pairs
-    first = model if metrics[f"fitb_cold_{model}"] > metrics[f"fitb_cold_{pairs}"] else pairs
-    other = pairs if first == model else model
-    p, n = metrics[f"fitb_warm_{first}"], metrics[f"fitb_warm_questions_{first}"]
-    if p is not None and n and metrics[f"fitb_warm_{other}"] > p + 2 * (p * (1 - p) / n) ** 0.5:
-        return other
-    return first
+    for figure, questions in (
+        ("fitb_cold", metrics[f"fitb_cold_questions_{model}"] / 3),
+        ("fitb_warm", metrics[f"fitb_warm_questions_{model}"]),
+    ):
+        p, q = metrics[f"{figure}_{model}"], metrics[f"{figure}_{pairs}"]
+        known = p is not None and q is not None and int(questions) >= 1
+        if known and q > p + 2 * (p * (1 - p) / int(questions)) ** 0.5:
+            return pairs
+    return model
 
 
-def test_auto_serves_the_better_on_new_arrivals_unless_known_items_say_otherwise_beyond_noise():
-    """New arrivals decide; known items overrule only by more than two standard errors."""
+def test_auto_serves_the_outfit_model_unless_the_pairs_lead_beyond_noise():
+    """The outfit model serves on a tie or a lead inside the noise; the pairs only by more than
+    two standard errors, on new arrivals (each outfit asked thrice) or on known items."""
     from embeddings.engine.fit import serving_choice
 
     def figures(cold: float | None, warm: float, fitb: float = 0.8) -> dict:
-        return {"fitb": fitb, "fitb_cold": cold, "fitb_warm": warm, "fitb_warm_questions": 400}
+        return {
+            "fitb": fitb,
+            "fitb_cold": cold,
+            "fitb_cold_questions": 300,
+            "fitb_warm": warm,
+            "fitb_warm_questions": 400,
+        }
 
-    # 2 standard errors of 0.86 on 400 questions: 3.5 points
+    # 2 standard errors: of 0.86 on 400 questions 3.5 points, of 0.57 on 100 outfits 9.9
     outfit_model, pairs = "outfit_transformer", "type_aware"
-    assert serving_choice({pairs: figures(0.55, 0.88), outfit_model: figures(0.57, 0.86)}) == (
-        outfit_model
-    )
-    assert serving_choice({pairs: figures(0.55, 0.90), outfit_model: figures(0.57, 0.86)}) == pairs
-    assert serving_choice({pairs: figures(0.57, 0.80), outfit_model: figures(0.57, 0.86)}) == (
-        outfit_model
-    )
-    assert serving_choice({pairs: figures(0.57, 0.86), outfit_model: figures(0.57, 0.86)}) == pairs
-    assert serving_choice({pairs: figures(0.60, 0.86), outfit_model: figures(0.57, 0.86)}) == pairs
+    for pairs_figures, served in [
+        (figures(0.57, 0.86), outfit_model),  # a tie
+        (figures(0.60, 0.88), outfit_model),  # leads inside the noise on both
+        (figures(0.57, 0.90), pairs),  # beyond it on known items
+        (figures(0.68, 0.86), pairs),  # beyond it on new arrivals
+        (figures(0.66, 0.86), outfit_model),  # 9 points on 100 outfits: inside
+    ]:
+        by_kind = {pairs: pairs_figures, outfit_model: figures(0.57, 0.86)}
+        assert serving_choice(by_kind) == served, pairs_figures
+        assert (
+            served_by_the_rule(
+                {
+                    f"{name}_{kind}": value
+                    for kind, f in by_kind.items()
+                    for name, value in f.items()
+                }
+            )
+            == served
+        )
+    assert serving_choice({pairs: figures(0.9, 0.9)}) == pairs  # the only one trained
     no_new_arrivals = {pairs: figures(None, 0.9, 0.7), outfit_model: figures(None, 0.8, 0.75)}
     assert serving_choice(no_new_arrivals) == outfit_model
+    no_new_arrivals[pairs]["fitb"] = 0.8
+    assert serving_choice(no_new_arrivals) == pairs
 
 
 @pytest.mark.parametrize("asked", ["outfit_transformer", "auto"])

@@ -109,8 +109,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Serves the {run.metrics['scorer']} scorer"
                 + (
-                    f" (held-out FITB, new arrivals / known items: {compared}; the better on new"
-                    " arrivals serves, unless the other leads on known items beyond noise)."
+                    f" (held-out FITB, new arrivals / known items: {compared}; the outfit model"
+                    " serves unless the pairs lead on either beyond noise)."
                     if len(kinds) > 1
                     else "."
                 )

@@ -346,10 +346,11 @@ def serving_choice(by_kind: dict[str, dict[str, float | None]]) -> str:
     """The scorer `auto` serves: the outfit-level model where one was trained, unless the pairs
     are better on the held-out new arrivals or on known items by more than two standard errors
     of that figure. On the training's own held-out questions the two are level within their
-    noise (on Mango ±2.3 points on new arrivals, 1,318 questions from 439 outfits, and ±1.5
-    on 488 known items), so until 2026-12-08 a lead there, the pairs' on a tie, chose by
-    chance; with the same trained head the outfit model fills more of the Mango split's
-    blanks (docs/model.md, "Now"). Without new-arrival questions: the better overall."""
+    noise (on Mango: ±2.3 points on new arrivals, about 440 outfits each asked thrice; ±1.5 on
+    488 known items), so until 2026-12-08 a lead there, and the pairs on a tie, chose by
+    chance; where one training served either, the outfit model answered more of the Mango
+    split's warm questions (docs/model.md, "Now"). Without new-arrival questions: the better
+    overall."""
     kinds = sorted(by_kind, key=lambda k: k == TypeAwareScorer.kind)  # the pairs come last
     if any(by_kind[k].get("fitb_cold") is None for k in kinds):
         return max(kinds, key=lambda k: by_kind[k].get("fitb") or 0.0)

@@ -341,8 +341,8 @@ OUTFITS_UNFROZEN_BLOCKS = int(os.environ.get("OUTFITS_UNFROZEN_BLOCKS", "1"))
 # alone, on the precomputed image vectors). 16 of 30: docs/model.md measures 8, 16 and 30.
 OUTFITS_TUNED_EPOCHS = int(os.environ.get("OUTFITS_TUNED_EPOCHS", "16"))
 # The score a training serves: type_aware (pairs), outfit_transformer (an outfit-level model
-# reads outfits of two or more items whole) or auto (trains both, serves the better on the
-# held-out new arrivals, unless the other is better on known items beyond noise).
+# reads outfits of two or more items whole) or auto (trains both, serves the outfit-level
+# model unless the pairs are better on held-out new arrivals or known items beyond noise).
 OUTFITS_SCORER = os.environ.get("OUTFITS_SCORER", "auto")
 # The outfit-level model's epochs: 10, where new arrivals do best (docs/model.md measures 5, 10,
 # 20 and 40: beyond 10 it fits the training outfits and loses new arrivals).

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.api import active_version, code_version, machine  # noqa: E402
-from benchmarks.mango_split import MANGO  # noqa: E402
+from benchmarks.mango_split import MANGO, read_mango  # noqa: E402
+from embeddings.engine.evaluate import FitbTask, Scorer, read_fitb_tasks  # noqa: E402
 
 BONUSES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 5.0)
 
@@ -38,22 +40,18 @@ def catalog_years(data: Path) -> dict[str, str]:
 
 def one_catalog_share(data: Path, year_of: dict[str, str]) -> tuple[int, int]:
     """Outfits whose products all come from one catalog year, and outfits."""
-    outfits: dict[str, set[str]] = {}
-    with (data / "outfits.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["sku"] in year_of:
-                outfits.setdefault(row["outfit_id"], set()).add(year_of[row["sku"]])
-    return sum(len(years) == 1 for years in outfits.values()), len(outfits)
+    outfits = read_mango(data)[1].values()
+    return sum(len({year_of[sku] for sku in items}) == 1 for items in outfits), len(outfits)
 
 
-def probe(score, tasks: list[dict], year_of: dict[str, str]) -> dict:
+def probe(score: Scorer, tasks: Sequence[FitbTask], year_of: dict[str, str]) -> dict:
     """The questions' year shares, the losses to another year and FITB at each bonus."""
     scores, same, right = [], [], []
     for task in tasks:
-        years = [year_of[item] for item in task["question"]]
-        scores.append(np.asarray(score(task["question"], task["answers"]), dtype=np.float64))
-        same.append([sum(y == year_of[a] for y in years) / len(years) for a in task["answers"]])
-        right.append(task["correct"])
+        years = [year_of[item] for item in task.question]
+        scores.append(np.asarray(score(task.question, task.answers), dtype=np.float64))
+        same.append([sum(y == year_of[a] for y in years) / len(years) for a in task.answers])
+        right.append(task.correct)
     s, share, correct = np.array(scores), np.array(same), np.array(right)
     chosen = s.argmax(axis=1)
     lost = np.flatnonzero(chosen != correct)
@@ -95,7 +93,7 @@ def main() -> None:
         ("content", index.scorer.with_cooccurrence_weight(0)),
     ):
         for name in ("warm", "cold"):
-            tasks = json.loads((arguments.split / f"{name}_fitb.json").read_text())
+            tasks = read_fitb_tasks(arguments.split / f"{name}_fitb.json")
             found[f"{label}_{name}"] = result = probe(index.sku_scorer(scorer), tasks, year_of)
             print(
                 f"{label} {name}: lost {result['lost']} of {result['questions']}, "
